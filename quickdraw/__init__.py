@@ -1,0 +1,18 @@
+"""quickdraw: recognise Quick, Draw! doodles, from the compressed CSVs to a live sketchpad."""
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+__version__ = "0.1.0"
+
+
+def project_root() -> str:
+    """The checkout holding pyproject.toml (editable installs), else the current directory."""
+    here = Path(__file__).resolve().parent.parent
+    return str(here if (here / "pyproject.toml").is_file() else Path.cwd())
+
+
+# Configs say ${project_root:} so that no path depends on where a command is started.
+if not OmegaConf.has_resolver("project_root"):
+    OmegaConf.register_new_resolver("project_root", project_root)

@@ -1,0 +1,467 @@
+"""Conversion of Quick, Draw! inputs into a Parquet store: streaming, parallel per file, resumable.
+
+Each input file is one unit of work. Its rows are validated, split by hashing key_id and buffered
+per (split, class); full buffers become class-pure row groups. A file's shards are written under
+temporary names and renamed when complete, and a receipt in ``_sources/`` marks the file done;
+an interrupted run therefore redoes only unfinished files (after deleting their stray shards),
+and a finished store is left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import os
+import shutil
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from quickdraw.data.readers import (
+    BadRow,
+    QuickDrawFormatError,
+    Source,
+    discover_sources,
+    iter_records,
+    parse_drawing,
+    parse_key_id,
+    parse_recognized,
+)
+from quickdraw.data.schema import SCHEMA, SPLITS, Manifest, assign_split, write_json_atomic
+from quickdraw.data.strokes import StrokeBatch
+
+log = logging.getLogger(__name__)
+SOURCES_DIR = "_sources"
+SETTINGS_FILE = "_settings.json"
+EXAMPLES_PER_REASON = 3
+CHUNK_ROWS = 4096
+
+
+@dataclass
+class ConvertSettings:
+    """Everything that decides which rows land where; a store remembers the settings it was built with."""
+
+    val_fraction: float = 0.05
+    test_fraction: float = 0.05
+    split_seed: int = 0
+    recognized_only: bool = False
+    max_per_class: int | None = None  # per class and input file (Kaggle/Google have one file per class)
+    drawing_format: str = "auto"  # auto | simplified | raw
+    max_points: int = 65_535
+    row_group_size: int = 1024
+    shard_rows: int = 1_000_000
+    max_bytes: int = 16 << 30  # decompressed bytes per input file; stops zip/gzip bombs
+    classes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.val_fraction and 0 <= self.test_fraction and self.val_fraction + self.test_fraction < 1):
+            raise ValueError(f"need 0 <= val_fraction, test_fraction and their sum < 1, got {self.val_fraction}, {self.test_fraction}")
+        if self.drawing_format not in ("auto", "simplified", "raw"):
+            raise ValueError(f"drawing_format must be auto, simplified or raw, not {self.drawing_format!r}")
+        if self.row_group_size < 1 or self.shard_rows < self.row_group_size:
+            raise ValueError("need 1 <= row_group_size <= shard_rows")
+
+
+class _ShardWriter:
+    """Writes one source's rows of one split into parts; each part appears under its final name only when closed."""
+
+    def __init__(self, store: Path, split: str, source_id: str, shard_rows: int):
+        self.dir = store / split
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.split, self.source_id, self.shard_rows = split, source_id, shard_rows
+        self.part, self.rows, self.writer, self.tmp = 0, 0, None, None
+        self.done: list[str] = []
+
+    def write(self, table: pa.Table) -> None:
+        if self.writer is None:
+            self.tmp = self.dir / f".{self.source_id}-{self.part:04d}.parquet.tmp"
+            self.writer = pq.ParquetWriter(self.tmp, SCHEMA, compression="zstd", compression_level=6)
+        self.writer.write_table(table, row_group_size=len(table))
+        self.rows += len(table)
+        if self.rows >= self.shard_rows:
+            self.close()
+
+    def close(self) -> None:
+        if self.writer is None:
+            return
+        self.writer.close()
+        final = self.dir / f"{self.source_id}-{self.part:04d}.parquet"
+        os.replace(self.tmp, final)
+        self.done.append(f"{self.split}/{final.name}")
+        self.writer, self.part, self.rows = None, self.part + 1, 0
+
+
+@dataclass
+class _Buffer:
+    key_id: list = field(default_factory=list)
+    points: list = field(default_factory=list)
+    lens: list = field(default_factory=list)
+    countrycode: list = field(default_factory=list)
+    recognized: list = field(default_factory=list)
+    timestamp: list = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.key_id)
+
+    def table(self, label: int) -> pa.Table:
+        n_strokes = np.fromiter((len(x) for x in self.lens), np.int64, len(self.lens))
+        lens = np.concatenate([np.asarray(x, np.int64) for x in self.lens])
+        batch = StrokeBatch(
+            np.concatenate(self.points),
+            np.concatenate([[0], np.cumsum(lens)]),
+            np.concatenate([[0], np.cumsum(n_strokes)]),
+        )
+        x, y = batch.to_arrow()
+        return pa.Table.from_arrays(
+            [
+                pa.array(self.key_id, pa.int64()),
+                pa.array(np.full(len(self), label, np.int16)),
+                x,
+                y,
+                pa.array(self.countrycode, pa.string()),
+                pa.array(self.recognized, pa.bool_()),
+                _parse_timestamps(self.timestamp),
+            ],
+            schema=SCHEMA,
+        )
+
+
+def _parse_timestamps(values: list) -> pa.Array:
+    """Quick, Draw! timestamps ('2017-03-11 14:47:44.05242', ndjson adds ' UTC'); unparsable ones become null."""
+    strings = pa.array([v if isinstance(v, str) else None for v in values], pa.string())
+    strings = pc.replace_substring_regex(strings, r"\s*UTC$", "")
+    try:
+        return pc.cast(strings, pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))
+    except pa.ArrowInvalid:
+        out = []
+        for s in strings:
+            try:
+                out.append(pc.cast(pa.array([s.as_py()]), pa.timestamp("us"))[0].as_py())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                out.append(None)
+        return pa.array(out, pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))
+
+
+def convert_source(
+    source: Source, store: Path, class_index: dict[str, int], settings: ConvertSettings, progress=None
+) -> dict:
+    """Convert one input file; returns its receipt (counts, bad rows, shards)."""
+    writers = {s: _ShardWriter(store, s, source.id, settings.shard_rows) for s in SPLITS}
+    buffers: dict[tuple[int, int], _Buffer] = defaultdict(_Buffer)
+    counts = {s: [0] * len(class_index) for s in SPLITS}
+    bad: Counter = Counter()
+    filtered: Counter = Counter()
+    examples: list[dict] = []
+    kept_per_class: Counter = Counter()
+    rows_read = 0
+    pending: list = []  # validated rows waiting for their split
+
+    def reject(reason: str, line: int | None, detail: str) -> None:
+        bad[reason] += 1
+        if bad[reason] <= EXAMPLES_PER_REASON:
+            examples.append({"file": source.name, "line": line, "reason": reason, "detail": detail[:200]})
+
+    def flush(key: tuple[int, int]) -> None:
+        buf = buffers.pop(key)
+        writers[SPLITS[key[0]]].write(buf.table(key[1]))
+
+    def route() -> None:
+        splits = assign_split(
+            np.fromiter((r[0] for r in pending), np.int64, len(pending)),
+            settings.val_fraction, settings.test_fraction, settings.split_seed,
+        )
+        for split, (key_id, label, pts, lens, cc, rec, ts) in zip(splits.tolist(), pending):
+            buf = buffers[(split, label)]
+            buf.key_id.append(key_id)
+            buf.points.append(pts)
+            buf.lens.append(lens)
+            buf.countrycode.append(cc)
+            buf.recognized.append(rec)
+            buf.timestamp.append(ts)
+            counts[SPLITS[split]][label] += 1
+            if len(buf) >= settings.row_group_size:
+                flush((split, label))
+        pending.clear()
+
+    for record in iter_records(source, settings.max_bytes):
+        rows_read += 1
+        if isinstance(record, BadRow):
+            reject(record.reason, record.line, record.detail)
+            continue
+        line, key_id, word, cc, rec, ts, drawing = record
+        try:
+            if not word:
+                raise BadRow("missing_word", "word is empty")
+            label = class_index.get(word)
+            if label is None:
+                raise BadRow("unknown_word", f"{word[:60]!r} is not one of the {len(class_index)} classes")
+            key_id = parse_key_id(key_id)
+            recognized = parse_recognized(rec)
+            if settings.recognized_only and recognized is not True:
+                filtered["not_recognized"] += 1
+                continue
+            if settings.max_per_class is not None and kept_per_class[label] >= settings.max_per_class:
+                filtered["over_max_per_class"] += 1
+                continue
+            pts, lens = parse_drawing(drawing, settings.drawing_format, settings.max_points)
+        except BadRow as e:
+            reject(e.reason, line, e.detail)
+            continue
+        kept_per_class[label] += 1
+        pending.append((key_id, label, pts, lens, cc if isinstance(cc, str) and cc else None, recognized, ts))
+        if len(pending) >= CHUNK_ROWS:
+            route()
+        if progress is not None and rows_read % CHUNK_ROWS == 0:
+            progress.put(CHUNK_ROWS)
+    if pending:
+        route()
+    if progress is not None:
+        progress.put(rows_read % CHUNK_ROWS)
+    for key in sorted(buffers):
+        flush(key)
+    for w in writers.values():
+        w.close()
+    return {
+        "id": source.id,
+        "name": source.name,
+        "bytes": source.size,
+        "rows_read": rows_read,
+        "rows_kept": sum(sum(c) for c in counts.values()),
+        "counts": counts,
+        "bad_rows": dict(bad),
+        "filtered": dict(filtered),
+        "bad_examples": examples,
+        "shards": {s: w.done for s, w in writers.items()},
+    }
+
+
+_progress_queue = None
+
+
+class _BarQueue:
+    """The progress queue's interface over a tqdm bar, for in-process conversion."""
+
+    def __init__(self, bar):
+        self.bar = bar
+
+    def put(self, n: int) -> None:
+        self.bar.update(n)
+
+
+def _init_worker(queue) -> None:
+    global _progress_queue
+    _progress_queue = queue
+
+
+def _work(args) -> dict:
+    source, store, class_index, settings = args
+    receipt = convert_source(source, store, class_index, settings, _progress_queue)
+    write_json_atomic(store / SOURCES_DIR / f"{source.id}.json", receipt)
+    return receipt
+
+
+def infer_classes(sources: Sequence[Source], max_bytes: int) -> list[str]:
+    """Class names from file names (Kaggle's and Google's one-file-per-class layouts), checked against
+    each file's first row; files that hold other words are scanned for every word they contain."""
+    words: set[str] = set()
+    for source in sources:
+        records = (r for r in iter_records(source, max_bytes) if not isinstance(r, BadRow))
+        first = next(records, None)
+        if first is None:
+            continue
+        if first[2] == source.stem:
+            words.add(source.stem)
+            continue
+        log.info("%s: first word %r differs from the file name; scanning all its words", source.name, first[2])
+        words.update(r[2] for r in [first, *records] if isinstance(r[2], str) and r[2])
+    if not words:
+        raise QuickDrawFormatError("no class names found in the inputs (no file has a readable row with a word)")
+    return sorted(words)
+
+
+def convert(
+    source: str | Path,
+    store: str | Path,
+    settings: ConvertSettings | None = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+    verify: bool = False,
+    progress: bool = True,
+) -> Manifest:
+    """Convert ``source`` (zip, file or folder) into the Parquet store ``store``; returns its manifest."""
+    settings = settings or ConvertSettings()
+    store = Path(store)
+    if overwrite and store.exists():
+        shutil.rmtree(store)
+    sources = discover_sources(source)
+    if not settings.classes:
+        settings.classes = infer_classes(sources, settings.max_bytes)
+    settings.classes = sorted(set(settings.classes))
+    _check_settings(store, settings)
+    if verify:
+        _verify(store, sources)
+    receipts = _load_receipts(store, sources)
+    todo = [s for s in sources if s.id not in receipts]
+    manifest_path = store / "manifest.json"
+    if not todo and manifest_path.exists():
+        log.info("%s is up to date (%d input files already converted)", store, len(sources))
+        return Manifest.load(store)
+    for s in todo:
+        _remove_stray_shards(store, s.id)
+    class_index = {c: i for i, c in enumerate(settings.classes)}
+    t0 = time.perf_counter()
+    jobs = [(s, store, class_index, settings) for s in todo]
+    n_workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
+    bar = tqdm(
+        total=None, unit=" rows", unit_scale=True, desc=f"convert {len(todo)} files", disable=not progress, mininterval=1.0
+    )
+    try:
+        if n_workers == 1:
+            _init_worker(_BarQueue(bar))
+            for job in jobs:
+                receipts[job[0].id] = _work(job)
+                bar.set_postfix(files=f"{len(receipts)}/{len(sources)}", refresh=False)
+        else:
+            _run_parallel(jobs, n_workers, receipts, bar, len(sources))
+    finally:
+        bar.close()
+    manifest = _build_manifest(sources, receipts, settings)
+    manifest.save(store)
+    _report(manifest, receipts, time.perf_counter() - t0)
+    return manifest
+
+
+def _run_parallel(jobs, n_workers: int, receipts: dict, bar, n_sources: int) -> None:
+    ctx = mp.get_context("spawn")  # no inherited threads/locks; safe next to torch and tqdm
+    queue = ctx.Queue()
+    stop = threading.Event()
+
+    def pump() -> None:
+        while not stop.is_set() or not queue.empty():
+            try:
+                bar.update(queue.get(timeout=0.2))
+            except Exception:  # queue.Empty; the pool may also have gone away
+                continue
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    try:
+        with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker, initargs=(queue,)) as pool:
+            for receipt in pool.map(_work, jobs):
+                receipts[receipt["id"]] = receipt
+                bar.set_postfix(files=f"{len(receipts)}/{n_sources}", refresh=False)
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _check_settings(store: Path, settings: ConvertSettings) -> None:
+    path = store / SOURCES_DIR / SETTINGS_FILE
+    wanted = asdict(settings)
+    if path.exists():
+        have = json.loads(path.read_text())
+        diff = {k: (have.get(k), v) for k, v in wanted.items() if have.get(k) != v}
+        if diff:
+            shown = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(diff.items())[:5])
+            raise ValueError(
+                f"{store} was built with other settings ({shown}); use a new store folder or overwrite=true"
+            )
+    else:
+        write_json_atomic(path, wanted)
+
+
+def _load_receipts(store: Path, sources: Sequence[Source]) -> dict[str, dict]:
+    out = {}
+    for s in sources:
+        path = store / SOURCES_DIR / f"{s.id}.json"
+        if path.exists():
+            receipt = json.loads(path.read_text())
+            if all((store / p).exists() for shards in receipt["shards"].values() for p in shards):
+                out[s.id] = receipt
+    return out
+
+
+def _verify(store: Path, sources: Sequence[Source]) -> None:
+    """Re-read every finished file's shards; drop the receipt of any file whose shards are damaged."""
+    damaged = 0
+    for s in sources:
+        path = store / SOURCES_DIR / f"{s.id}.json"
+        if not path.exists():
+            continue
+        receipt = json.loads(path.read_text())
+        try:
+            rows = 0
+            for shards in receipt["shards"].values():
+                for rel in shards:
+                    rows += pq.read_table(store / rel, columns=["key_id", "label", "x", "y"]).num_rows
+            if rows != receipt["rows_kept"]:
+                raise ValueError(f"{rows} rows in shards, {receipt['rows_kept']} in the receipt")
+        except (OSError, ValueError, pa.ArrowException) as e:
+            log.warning("%s: damaged shards (%s); converting it again", s.name, e)
+            path.unlink()
+            damaged += 1
+    if damaged:
+        (store / "manifest.json").unlink(missing_ok=True)
+    log.info("verify: %d of %d input files need converting again", damaged, len(sources))
+
+
+def _remove_stray_shards(store: Path, source_id: str) -> None:
+    for split in SPLITS:
+        d = store / split
+        if d.is_dir():
+            for p in list(d.glob(f"{source_id}-*.parquet")) + list(d.glob(f".{source_id}-*.tmp")):
+                p.unlink()
+
+
+def _build_manifest(sources: Sequence[Source], receipts: dict, settings: ConvertSettings) -> Manifest:
+    n = len(settings.classes)
+    counts = {s: [0] * n for s in SPLITS}
+    bad: Counter = Counter()
+    filtered: Counter = Counter()
+    shards: dict[str, list[str]] = {s: [] for s in SPLITS}
+    for src in sources:
+        r = receipts[src.id]
+        for s in SPLITS:
+            counts[s] = [a + b for a, b in zip(counts[s], r["counts"][s])]
+            shards[s] += r["shards"][s]
+        bad.update(r["bad_rows"])
+        filtered.update(r["filtered"])
+    return Manifest(
+        classes=list(settings.classes),
+        counts=counts,
+        bad_rows=dict(sorted(bad.items())),
+        filtered=dict(sorted(filtered.items())),
+        sources=[
+            {k: receipts[s.id][k] for k in ("name", "bytes", "rows_read", "rows_kept")} for s in sources
+        ],
+        shards=shards,
+        settings=asdict(settings) | {"classes": len(settings.classes)},
+        bad_examples=[e for s in sources for e in receipts[s.id]["bad_examples"]][:20],
+    )
+
+
+def _report(manifest: Manifest, receipts: dict, seconds: float) -> None:
+    kept = sum(manifest.rows.values())
+    read = sum(s["rows_read"] for s in manifest.sources)
+    log.info(
+        "%d rows read, %d kept in %d classes (%s) in %.1f s (%.0f rows/s)",
+        read, kept, len(manifest.classes),
+        ", ".join(f"{k} {v}" for k, v in manifest.rows.items()), seconds, read / max(seconds, 1e-9),
+    )
+    if manifest.bad_rows:
+        log.warning("bad rows skipped: %s", ", ".join(f"{k} {v}" for k, v in manifest.bad_rows.items()))
+        for e in manifest.bad_examples[:10]:
+            log.warning("  %s line %s: %s %s", e["file"], e["line"], e["reason"], e["detail"])
+    if manifest.filtered:
+        log.info("rows filtered out on purpose: %s", manifest.filtered)

@@ -1,0 +1,204 @@
+"""QuickDrawDataModule: a Parquet store served as fixed-size per-class samples, one fresh sample per epoch.
+
+With no store and no source it generates the synthetic doodle set and converts it, so a fresh
+clone trains with no download; ``source=`` converts real data into a cache once and reuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+from torch.utils.data import DataLoader
+
+from quickdraw.data import synthetic
+from quickdraw.data.augment import StrokeAugment
+from quickdraw.data.convert import ConvertSettings, convert
+from quickdraw.data.dataset import StrokeDataset
+from quickdraw.data.raster import RasterSpec
+from quickdraw.data.sampling import epoch_rows, fixed_rows
+from quickdraw.data.schema import MANIFEST
+from quickdraw.data.store import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+
+class QuickDrawDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        store: str | None = None,
+        source: str | None = None,
+        cache_dir: str = "data",
+        synthetic_per_class: int = 3000,
+        synthetic_seed: int = 0,
+        convert_settings: dict | None = None,
+        per_class: int = 500,
+        val_per_class: int | None = 100,
+        test_per_class: int | None = 200,
+        batch_size: int = 256,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        raster: RasterSpec | None = None,
+        augment: StrokeAugment | None = None,
+        shuffle_window: int = 16384,
+        drop_last: bool = True,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.store_path = Path(store).expanduser() if store else None
+        self.source = Path(source).expanduser() if source else None
+        self.cache_dir = Path(cache_dir).expanduser()
+        self.synthetic_per_class, self.synthetic_seed = synthetic_per_class, synthetic_seed
+        self.convert_settings = dict(convert_settings or {})
+        self.per_class, self.val_per_class, self.test_per_class = per_class, val_per_class, test_per_class
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.raster = raster or RasterSpec()
+        self.augment = augment
+        self.shuffle_window, self.drop_last, self.seed = shuffle_window, drop_last, seed
+        self.store: Store | None = None
+        self.quotas: np.ndarray | None = None
+        self._epochs_served = 0
+
+    # -- where the store comes from -------------------------------------------------------------
+    def resolved_store(self) -> Path:
+        """The store folder this module reads (computed, not built)."""
+        if self.store_path is not None:
+            return self.store_path
+        if self.source is not None:
+            tag = hashlib.sha1(f"{self.source.resolve()}|{sorted(self.convert_settings.items())}".encode()).hexdigest()[:10]
+            return self.cache_dir / "stores" / f"{self.source.stem}-{tag}"
+        return self.cache_dir / "synthetic" / f"store-n{self.synthetic_per_class}-s{self.synthetic_seed}"
+
+    def prepare_data(self) -> None:
+        """Build the store if it does not exist yet (runs once per node)."""
+        store = self.resolved_store()
+        if (store / MANIFEST).exists():
+            return
+        source = self.source
+        if source is None and self.store_path is not None:
+            raise StoreError(
+                f"data.store={store} has no {MANIFEST}. Build it with "
+                f"`python -m quickdraw.convert source=PATH store={store}` or set data.source=PATH"
+            )
+        if source is None:
+            source = self.cache_dir / "synthetic" / f"csv-n{self.synthetic_per_class}-s{self.synthetic_seed}"
+            if not any(source.glob("*.csv.gz")):
+                log.info("generating the synthetic doodle set in %s", source)
+                synthetic.generate(source, per_class=self.synthetic_per_class, seed=self.synthetic_seed)
+        log.info("converting %s into %s", source, store)
+        convert(source, store, ConvertSettings(**self.convert_settings))
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.store is None:
+            self.store = Store(self.resolved_store())
+            if self.quotas is None:
+                self.quotas = np.full(self.num_classes, self.per_class, np.int64)
+
+    @property
+    def classes(self) -> list[str]:
+        self._require_setup()
+        return self.store.classes
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    # -- the per-class quotas ---------------------------------------------------------------------
+    def set_quotas(self, quotas) -> None:
+        """Drawings per class for the next training epoch (the adaptive sampler calls this)."""
+        self._require_setup()
+        q = np.asarray(quotas)
+        if q.shape != (self.num_classes,):
+            raise ValueError(f"quotas must have one entry per class ({self.num_classes}), got shape {q.shape}")
+        if not np.all(np.isfinite(q)) or (q < 0).any():
+            raise ValueError("quotas must be finite and non-negative")
+        self.quotas = np.rint(q).astype(np.int64)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"quotas": None if self.quotas is None else self.quotas.tolist()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("quotas") is not None:
+            self.quotas = np.asarray(state["quotas"], np.int64)
+
+    # -- loaders ----------------------------------------------------------------------------------
+    def train_dataloader(self, epoch: int | None = None) -> DataLoader:
+        self._require_setup()
+        trainer = self._trainer
+        if epoch is None:
+            epoch = trainer.current_epoch if trainer is not None else self._epochs_served
+        self._epochs_served = epoch + 1
+        if trainer is not None and trainer.reload_dataloaders_every_n_epochs != 1:
+            # Each epoch is a new sample with possibly new quotas: the loader must be rebuilt every epoch.
+            trainer.reload_dataloaders_every_n_epochs = 1
+        index = self.store["train"]
+        if (self.quotas > index.class_rows).any():
+            short = int(np.argmax(self.quotas - index.class_rows))
+            log.warning(
+                "class %r has %d training drawings but a quota of %d: it is used whole each epoch",
+                self.classes[short], index.class_rows[short], self.quotas[short],
+            )
+        rows = epoch_rows(index, self.quotas, self.seed, epoch, self.shuffle_window)
+        dataset = StrokeDataset(
+            index, rows, self.raster, self.batch_size, self.augment, self.seed, epoch,
+            *self._rank(), drop_last=self.drop_last,
+        )
+        return self._loader(dataset)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val", self.val_per_class)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test", self.test_per_class)
+
+    def _eval_loader(self, split: str, per_class: int | None) -> DataLoader:
+        self._require_setup()
+        index = self.store[split]
+        rows = fixed_rows(index, per_class, self.seed)
+        dataset = StrokeDataset(index, rows, self.raster, self.eval_batch_size, None, self.seed, 0, *self._rank())
+        return self._loader(dataset)
+
+    def _loader(self, dataset: StrokeDataset) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=None,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+        )
+
+    def _rank(self) -> tuple[int, int]:
+        trainer = self._trainer
+        if trainer is not None:
+            return trainer.global_rank, trainer.world_size
+        return 0, 1
+
+    @property
+    def _trainer(self):
+        return getattr(self, "trainer", None)
+
+    def _require_setup(self) -> None:
+        if self.store is None:
+            raise RuntimeError("call prepare_data() and setup() first (the Trainer does this for you)")
+
+    def describe(self) -> dict[str, Any]:
+        """A summary worth logging: where the data is, how big, what an epoch holds."""
+        self._require_setup()
+        m = self.store.manifest
+        return {
+            "store": str(self.store.path),
+            "classes": self.num_classes,
+            "rows": m.rows,
+            "epoch_drawings": int(self.quotas.sum()),
+            "raster": asdict(self.raster),
+        }

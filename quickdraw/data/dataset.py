@@ -1,0 +1,77 @@
+"""The iterable dataset: reads a plan's rows block by block, augments strokes and rasterises whole batches.
+
+It yields ready batches (``batch_size=None`` in the DataLoader) because per-sample ``__getitem__``
+plus collation would cost more than drawing the image itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from quickdraw.data.augment import StrokeAugment
+from quickdraw.data.raster import RasterSpec, to_tensor
+from quickdraw.data.sampling import batch_bounds, shard, worker_batches
+from quickdraw.data.store import SplitIndex
+
+Batch = dict[str, torch.Tensor]
+
+
+class StrokeDataset(IterableDataset):
+    """Serves ``rows`` (global ids, in order) of one split as batches of model inputs.
+
+    Each rank takes an equal contiguous share, each DataLoader worker a contiguous run of its batches.
+    Rows are read in blocks of ``read_block`` rows so every row group in a block is decoded once.
+    """
+
+    def __init__(
+        self,
+        index: SplitIndex,
+        rows: np.ndarray,
+        raster: RasterSpec,
+        batch_size: int,
+        augment: StrokeAugment | None = None,
+        seed: int = 0,
+        epoch: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool = False,
+        read_block: int = 8192,
+    ):
+        self.index = index
+        self.rows = shard(np.asarray(rows, np.int64), rank, world_size)
+        self.raster, self.augment = raster, augment
+        self.batch_size, self.drop_last = batch_size, drop_last
+        self.seed, self.epoch, self.rank = seed, epoch, rank
+        self.read_block = max(batch_size, read_block - read_block % batch_size)
+        self.bounds = batch_bounds(len(self.rows), batch_size, drop_last)
+
+    def __len__(self) -> int:
+        return len(self.bounds) - 1
+
+    def __iter__(self) -> Iterator[Batch]:
+        info = get_worker_info()
+        worker, num_workers = (info.id, info.num_workers) if info else (0, 1)
+        mine = worker_batches(len(self), worker, num_workers)
+        if not len(mine):
+            return
+        rng = np.random.default_rng([self.seed, self.epoch, self.rank, worker, 1])
+        per_block = self.read_block // self.batch_size
+        for b0 in range(mine.start, mine.stop, per_block):
+            b1 = min(b0 + per_block, mine.stop)
+            first, last = self.bounds[b0], self.bounds[b1]
+            block = self.index.gather(self.rows[first:last])
+            for b in range(b0, b1):
+                lo, hi = self.bounds[b] - first, self.bounds[b + 1] - first
+                yield self.make_batch(block.select(np.arange(lo, hi)), rng)
+
+    def make_batch(self, rows, rng: np.random.Generator) -> Batch:
+        strokes = self.augment(rows.strokes, rng) if self.augment is not None else rows.strokes
+        return {
+            "image": to_tensor(self.raster(strokes)),
+            "label": torch.from_numpy(rows.labels),
+            "key_id": torch.from_numpy(rows.key_ids),
+        }

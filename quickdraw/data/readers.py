@@ -1,0 +1,337 @@
+"""Readers for every Quick, Draw! layout: Kaggle CSV (plain, gzip, inside the zip) and Google ndjson.
+
+They stream rows with their line numbers and validate drawings, so one bad row is counted
+and skipped while a file that is not Quick, Draw! data at all stops with an error naming it.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import re
+import sys
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from quickdraw.data.simplify import simplify_drawing
+
+csv.field_size_limit(sys.maxsize)  # a drawing is one (long) CSV field
+
+SUFFIXES = (".csv", ".csv.gz", ".ndjson", ".ndjson.gz")
+REQUIRED_CSV = ("drawing", "key_id")
+INT64_MAX = 2**63 - 1
+
+
+class QuickDrawFormatError(ValueError):
+    """The file as a whole is not Quick, Draw! data (or is too large to be): conversion stops."""
+
+
+class BadRow(Exception):
+    """One row is unusable; it is counted under ``reason`` and skipped."""
+
+    def __init__(self, reason: str, detail: str = "", line: int | None = None):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+        self.line = line
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input file: a path on disk, or a member of a zip archive."""
+
+    path: Path
+    member: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.path}!{self.member}" if self.member else str(self.path)
+
+    @property
+    def filename(self) -> str:
+        return self.member.rsplit("/", 1)[-1] if self.member else self.path.name
+
+    @property
+    def kind(self) -> str:
+        return "ndjson" if ".ndjson" in self.filename.lower() else "csv"
+
+    @property
+    def gzipped(self) -> bool:
+        return self.filename.lower().endswith(".gz")
+
+    @property
+    def stem(self) -> str:
+        """The file name without its extensions: the class name in Kaggle's and Google's layouts."""
+        name = self.filename
+        for suffix in SUFFIXES:
+            if name.lower().endswith(suffix):
+                return name[: -len(suffix)]
+        return name
+
+    @property
+    def size(self) -> int:
+        """Bytes on disk (compressed size for zip members)."""
+        if self.member is None:
+            return self.path.stat().st_size
+        with zipfile.ZipFile(self.path) as zf:
+            return zf.getinfo(self.member).compress_size
+
+    @property
+    def id(self) -> str:
+        """A file-name-safe, collision-free id (member names may hold '../' or unicode)."""
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", self.stem).strip("._")[:48] or "source"
+        digest = hashlib.sha1(f"{self.path.name}!{self.member}".encode()).hexdigest()[:10]
+        return f"{safe}-{digest}"
+
+
+def discover_sources(path: str | Path) -> list[Source]:
+    """All inputs under ``path``: a zip, a CSV/ndjson file (gzip or not), or a folder of them."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"source {path} does not exist")
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and _is_input(p.name, allow_zip=True))
+        sources = [s for p in files for s in discover_sources(p)]
+        if not sources:
+            raise QuickDrawFormatError(f"{path} holds no {', '.join(SUFFIXES)} or .zip files")
+        return sources
+    if path.suffix.lower() == ".zip":
+        try:
+            with zipfile.ZipFile(path) as zf:
+                members = sorted(
+                    i.filename for i in zf.infolist() if not i.is_dir() and _is_input(i.filename)
+                )
+        except zipfile.BadZipFile as e:
+            raise QuickDrawFormatError(f"{path} is not a valid zip archive ({e})") from e
+        if not members:
+            raise QuickDrawFormatError(f"{path} contains no {', '.join(SUFFIXES)} members")
+        return [Source(path, m) for m in members]
+    if not _is_input(path.name):
+        raise QuickDrawFormatError(f"{path}: unsupported file type (expected {', '.join(SUFFIXES)} or .zip)")
+    return [Source(path)]
+
+
+def _is_input(name: str, allow_zip: bool = False) -> bool:
+    low = name.lower()
+    return low.endswith(SUFFIXES) or (allow_zip and low.endswith(".zip"))
+
+
+class _LimitedReader(io.RawIOBase):
+    """Counts decompressed bytes and stops a zip/gzip bomb at ``limit``."""
+
+    def __init__(self, raw, limit: int, name: str):
+        self.raw, self.limit, self.name, self.count = raw, limit, name, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        try:
+            data = self.raw.read(len(buffer))
+        except (OSError, EOFError, zipfile.BadZipFile) as e:
+            raise QuickDrawFormatError(f"{self.name}: cannot decompress ({e})") from e
+        self.count += len(data)
+        if self.count > self.limit:
+            raise QuickDrawFormatError(
+                f"{self.name}: more than {self.limit:,} bytes once decompressed (max_bytes); "
+                "a damaged file or a decompression bomb. Raise max_bytes if the file is genuine."
+            )
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+def open_text(source: Source, max_bytes: int) -> io.TextIOWrapper:
+    """The decompressed text of a source; BOMs are dropped, undecodable bytes become U+FFFD."""
+    try:
+        if source.member is not None:
+            zf = zipfile.ZipFile(source.path)
+            raw = zf.open(source.member)
+        else:
+            raw = open(source.path, "rb")
+        if source.gzipped:
+            magic = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
+            if magic and magic != b"\x1f\x8b":
+                raise QuickDrawFormatError(f"{source.name}: named .gz but is not gzip data")
+            raw = gzip.GzipFile(fileobj=raw, mode="rb")
+    except (zipfile.BadZipFile, KeyError) as e:
+        raise QuickDrawFormatError(f"{source.name}: cannot open ({e})") from e
+    limited = io.BufferedReader(_LimitedReader(raw, max_bytes, source.name), buffer_size=1 << 20)
+    return io.TextIOWrapper(limited, encoding="utf-8-sig", errors="replace", newline="")
+
+
+# A record before validation: (line, key_id, word, countrycode, recognized, timestamp, drawing).
+Record = tuple
+
+
+def iter_records(source: Source, max_bytes: int, require_word: bool = True) -> Iterator[Record | BadRow]:
+    """Yield raw records (or a ``BadRow`` with its line) from a CSV or ndjson source."""
+    with open_text(source, max_bytes) as text:
+        if source.kind == "csv":
+            yield from _iter_csv(source, text, require_word)
+        else:
+            yield from _iter_ndjson(source, text)
+
+
+def _iter_csv(source: Source, text, require_word: bool) -> Iterator[Record | BadRow]:
+    reader = csv.reader(text)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except csv.Error as e:
+        raise QuickDrawFormatError(f"{source.name}: not a CSV file ({e})") from e
+    header = [h.strip() for h in header]
+    required = REQUIRED_CSV + (("word",) if require_word else ())
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise QuickDrawFormatError(
+            f"{source.name}: not a Quick, Draw! CSV: header {header[:8]} lacks {missing} "
+            "(expected countrycode,drawing,key_id,recognized,timestamp,word)"
+        )
+    col = {name: header.index(name) for name in header}
+    n = len(header)
+    get = [col.get(k) for k in ("key_id", "word", "countrycode", "recognized", "timestamp", "drawing")]
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            yield BadRow("bad_csv", str(e), reader.line_num)
+            continue
+        line = reader.line_num
+        if len(row) != n:
+            if not row:
+                continue  # blank line
+            yield BadRow("wrong_column_count", f"{len(row)} fields, expected {n}", line)
+            continue
+        k, w, cc, rec, ts, dr = (row[i] if i is not None else None for i in get)
+        yield (line, k, w, cc, rec, ts, dr)
+
+
+def _iter_ndjson(source: Source, text) -> Iterator[Record | BadRow]:
+    first = True
+    for line_no, line in enumerate(text, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as e:
+            if first:
+                raise QuickDrawFormatError(f"{source.name}: line {line_no} is not JSON; not an ndjson file") from e
+            yield BadRow("bad_json", str(e)[:80], line_no)
+            continue
+        if not isinstance(obj, dict) or "drawing" not in obj:
+            if first:
+                raise QuickDrawFormatError(
+                    f"{source.name}: line {line_no} is not a Quick, Draw! ndjson object (no 'drawing')"
+                )
+            yield BadRow("bad_structure", "not a JSON object with a 'drawing'", line_no)
+            continue
+        first = False
+        yield (
+            line_no,
+            obj.get("key_id"),
+            obj.get("word"),
+            obj.get("countrycode"),
+            obj.get("recognized"),
+            obj.get("timestamp"),
+            obj["drawing"],
+        )
+
+
+def parse_key_id(value) -> int:
+    if isinstance(value, bool):
+        raise BadRow("bad_key_id", repr(value))
+    try:
+        k = int(value.strip()) if isinstance(value, str) else int(value)
+    except (TypeError, ValueError, OverflowError, AttributeError):
+        raise BadRow("bad_key_id", f"{str(value)[:40]!r} is not an integer") from None
+    if not 0 <= k <= INT64_MAX:
+        raise BadRow("bad_key_id", f"{k} outside 0..2^63-1")
+    return k
+
+
+def parse_recognized(value) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in ("true", "1"):
+            return True
+        if low in ("false", "0"):
+            return False
+    return None
+
+
+def parse_drawing(value, drawing_format: str = "auto", max_points: int = 65_535) -> tuple[np.ndarray, list[int]]:
+    """Validate one drawing (JSON text or parsed lists) into uint8 (P, 2) points and stroke lengths.
+
+    ``drawing_format``: ``simplified`` wants integer 0-255 ``[xs, ys]`` strokes; ``raw`` simplifies any
+    coordinates with Google's procedure; ``auto`` treats ``[xs, ys, ts]`` strokes as raw.
+    Empty strokes are dropped; a drawing left with none is bad.
+    """
+    if isinstance(value, (str, bytes)):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError as e:
+            raise BadRow("bad_json", str(e)[:80]) from None
+    if not isinstance(value, list):
+        raise BadRow("bad_structure", "drawing is not a list of strokes")
+    raw = drawing_format == "raw"
+    xs: list = []
+    ys: list = []
+    lens: list[int] = []
+    for i, stroke in enumerate(value):
+        if (
+            not isinstance(stroke, list)
+            or len(stroke) not in (2, 3)
+            or not isinstance(stroke[0], list)
+            or not isinstance(stroke[1], list)
+        ):
+            raise BadRow("bad_structure", f"stroke {i} is not [xs, ys] or [xs, ys, ts]")
+        if len(stroke) == 3:
+            if drawing_format == "simplified":
+                raise BadRow("bad_structure", f"stroke {i} has timestamps but drawing_format=simplified")
+            raw = True
+        sx, sy = stroke[0], stroke[1]
+        if len(sx) != len(sy):
+            raise BadRow("length_mismatch", f"stroke {i} has {len(sx)} x and {len(sy)} y values")
+        if sx:
+            xs += sx
+            ys += sy
+            lens.append(len(sx))
+            if len(xs) > max_points:
+                raise BadRow("too_many_points", f"more than {max_points} points")
+    if not lens:
+        raise BadRow("empty_drawing")
+    try:
+        arr = np.array((xs, ys), dtype=np.float64).T
+    except (ValueError, TypeError, OverflowError):
+        raise BadRow("bad_structure", "a coordinate is not a number") from None
+    if not np.isfinite(arr).all():
+        raise BadRow("bad_coordinates", "NaN or infinite coordinate")
+    if raw:
+        strokes = simplify_drawing(np.split(arr, np.cumsum(lens)[:-1]))
+        strokes = [s for s in strokes if len(s)]
+        if not strokes:
+            raise BadRow("empty_drawing", "nothing left after simplification")
+        return np.concatenate(strokes), [len(s) for s in strokes]
+    if arr.min() < 0 or arr.max() > 255:
+        raise BadRow("out_of_range", f"coordinates span {arr.min():g}..{arr.max():g}, expected 0..255")
+    ints = arr.astype(np.uint8)
+    if (ints != arr).any():
+        raise BadRow("not_integer", "simplified coordinates must be integers (use drawing_format=raw)")
+    return ints, lens

@@ -1,0 +1,70 @@
+"""Which rows an epoch uses, and which rank, worker and batch serves each of them.
+
+An epoch is ``quota[c]`` drawings of each class c, drawn without replacement and afresh every
+epoch. The plan is a pure function of (seed, epoch, quotas), so every rank and worker computes
+the same plan and takes a disjoint slice of it: nothing is served twice or skipped.
+
+Order matters for I/O: rows are grouped by row group in a random order of row groups and then
+shuffled within windows of ``shuffle_window`` rows, so a loader decodes each row group about once
+while batches still mix classes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from quickdraw.data.store import SplitIndex
+
+
+def epoch_rows(index: SplitIndex, quotas: np.ndarray, seed: int, epoch: int, shuffle_window: int) -> np.ndarray:
+    """Global row ids of one training epoch, in serving order."""
+    rng = np.random.default_rng([seed, epoch])
+    quotas = np.minimum(np.asarray(quotas, np.int64), index.class_rows)
+    picked = [
+        index.class_to_global(c, rng.choice(int(index.class_rows[c]), int(q), replace=False))
+        for c, q in enumerate(quotas)
+        if q > 0
+    ]
+    rows = np.concatenate(picked) if picked else np.zeros(0, np.int64)
+    return locality_shuffle(index, rows, rng, shuffle_window)
+
+
+def fixed_rows(index: SplitIndex, per_class: int | None, seed: int) -> np.ndarray:
+    """A fixed evaluation set: up to ``per_class`` rows of each class (all when None), in row-group order."""
+    rng = np.random.default_rng([seed, 2**31 - 1])
+    picked = []
+    for c, n in enumerate(index.class_rows):
+        k = int(n) if per_class is None else min(int(per_class), int(n))
+        if k:
+            picked.append(index.class_to_global(c, np.sort(rng.choice(int(n), k, replace=False))))
+    return np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
+
+
+def locality_shuffle(index: SplitIndex, rows: np.ndarray, rng: np.random.Generator, window: int) -> np.ndarray:
+    """Random row-group order, rows of a group together, then a full shuffle inside each window."""
+    group = np.searchsorted(index.rg_start, rows, side="right") - 1
+    group_rank = rng.permutation(len(index.rg_rows))[group]
+    rows = rows[np.lexsort((rng.random(len(rows)), group_rank))]
+    for start in range(0, len(rows), max(1, window)):
+        view = rows[start : start + window]
+        view[:] = view[rng.permutation(len(view))]
+    return rows
+
+
+def shard(rows: np.ndarray, rank: int, world_size: int) -> np.ndarray:
+    """This rank's contiguous, equal-sized share (the last ``len % world_size`` rows are left out)."""
+    per_rank = len(rows) // world_size
+    return rows[rank * per_rank : (rank + 1) * per_rank]
+
+
+def batch_bounds(n: int, batch_size: int, drop_last: bool) -> np.ndarray:
+    """Start offsets of the batches over n rows, plus n at the end."""
+    stop = n - n % batch_size if drop_last else n
+    return np.append(np.arange(0, stop, batch_size), stop) if stop else np.zeros(1, np.int64)
+
+
+def worker_batches(num_batches: int, worker: int, num_workers: int) -> range:
+    """A contiguous run of batches per worker, so each worker reads its own row groups."""
+    per, extra = divmod(num_batches, num_workers)
+    start = worker * per + min(worker, extra)
+    return range(start, start + per + (worker < extra))

@@ -1,0 +1,109 @@
+"""The store's contract: Parquet schema, deterministic split assignment and the manifest.
+
+A store is a folder::
+
+    manifest.json                  classes, per-split per-class counts, bad rows, sources, shards
+    train/<source-id>-<part>.parquet
+    val/...   test/...
+    _sources/<source-id>.json      one receipt per finished input (what makes conversion resumable)
+
+Row groups never mix classes, so the DataModule can index a store from Parquet footers alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+SPLITS = ("train", "val", "test")
+MANIFEST = "manifest.json"
+
+SCHEMA = pa.schema(
+    [
+        pa.field("key_id", pa.int64(), nullable=False),
+        pa.field("label", pa.int16(), nullable=False),
+        # Strokes as nested lists; simplified coordinates fit a byte.
+        pa.field("x", pa.list_(pa.list_(pa.uint8())), nullable=False),
+        pa.field("y", pa.list_(pa.list_(pa.uint8())), nullable=False),
+        pa.field("countrycode", pa.string()),
+        pa.field("recognized", pa.bool_()),
+        pa.field("timestamp", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+def split_hash(key_ids: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Uniform floats in [0, 1) from key_ids (splitmix64): same answer on every machine and input order."""
+    with np.errstate(over="ignore"):
+        z = np.asarray(key_ids).astype(np.uint64) + np.uint64((0x9E3779B97F4A7C15 * (seed + 1)) % 2**64)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / float(2**53)
+
+
+def assign_split(key_ids: np.ndarray, val: float, test: float, seed: int = 0) -> np.ndarray:
+    """Split index per row: 0 train, 1 val, 2 test (``val``/``test`` are fractions)."""
+    u = split_hash(key_ids, seed)
+    return np.where(u < val, 1, np.where(u < val + test, 2, 0)).astype(np.int8)
+
+
+@dataclass
+class Manifest:
+    """What a store holds; written last, so a store with a manifest is complete."""
+
+    classes: list[str]
+    counts: dict[str, list[int]]  # split -> rows per class (index = label)
+    bad_rows: dict[str, int] = field(default_factory=dict)  # reason -> count
+    filtered: dict[str, int] = field(default_factory=dict)  # reason -> count (kept out on purpose)
+    sources: list[dict] = field(default_factory=list)  # {name, bytes, rows_read, rows_kept}
+    shards: dict[str, list[str]] = field(default_factory=dict)  # split -> paths relative to the store
+    settings: dict = field(default_factory=dict)  # conversion settings that shaped the store
+    bad_examples: list[dict] = field(default_factory=list)  # first bad rows: file, line, reason, detail
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def rows(self) -> dict[str, int]:
+        return {split: int(sum(c)) for split, c in self.counts.items()}
+
+    def save(self, store: str | os.PathLike) -> None:
+        write_json_atomic(Path(store) / MANIFEST, asdict(self))
+
+    @classmethod
+    def load(cls, store: str | os.PathLike) -> Manifest:
+        path = Path(store) / MANIFEST
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} does not exist: {store} is not a converted store (or its conversion did not finish). "
+                f"Build it with: python -m quickdraw.convert source=PATH store={store}"
+            )
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path} is not valid JSON ({e}); re-run python -m quickdraw.convert store={store}") from e
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(
+                f"{path} has schema_version {version}, this quickdraw reads {SCHEMA_VERSION}; "
+                f"rebuild it: python -m quickdraw.convert source=PATH store=NEW_DIR"
+            )
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    """Write JSON to a temporary file and rename it, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
