@@ -37,6 +37,7 @@ class QuickDrawDataModule(L.LightningDataModule):
         synthetic_per_class: int = 3000,
         synthetic_seed: int = 0,
         convert_settings: dict | None = None,
+        sampling: str = "adaptive",
         per_class: int = 500,
         val_per_class: int | None = 100,
         test_per_class: int | None = 200,
@@ -57,6 +58,8 @@ class QuickDrawDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir).expanduser()
         self.synthetic_per_class, self.synthetic_seed = synthetic_per_class, synthetic_seed
         self.convert_settings = dict(convert_settings or {})
+        # Read by the AdaptiveSampler callback (callbacks.adaptive_sampler.mode follows data.sampling).
+        self.sampling = sampling
         self.per_class, self.val_per_class, self.test_per_class = per_class, val_per_class, test_per_class
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -200,5 +203,6 @@ class QuickDrawDataModule(L.LightningDataModule):
             "classes": self.num_classes,
             "rows": m.rows,
             "epoch_drawings": int(self.quotas.sum()),
+            "sampling": self.sampling,
             "raster": asdict(self.raster),
         }
