@@ -1,0 +1,594 @@
+"""Procedural Quick, Draw!-style doodles, so a fresh clone trains end to end without a download.
+
+Each drawing is built like a person draws it: a class template picks the parts, how many strokes
+they take and in which order and direction; the whole drawing is then rotated, stretched and
+warped, every stroke gets smooth hand wobble, and a pen model turns it into raw ``x, y, t`` points
+(slow at corners, pauses between strokes). The simplified form comes from Google's own procedure
+(:func:`quickdraw.data.simplify.simplify_drawing`), so synthetic and real data share one path.
+
+``python -m quickdraw.data.synthetic --out data/synthetic`` writes Kaggle-layout CSVs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import io
+import json
+import os
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import nullcontext
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from quickdraw.data.simplify import simplify_drawing
+
+Stroke = list[np.ndarray]  # pieces (k, 2) joined end to start; a join is a corner the pen slows at
+Shape = Callable[[np.random.Generator], list[Stroke]]
+
+CSV_HEADER = ("countrycode", "drawing", "key_id", "recognized", "timestamp", "word")
+CHUNK = 500  # rows per random stream: sets determinism granularity, not just parallelism
+CANVAS = 600.0
+# Share of players per country, roughly as in the real data; "NA" is Namibia, not missing.
+COUNTRIES = dict(US=45, GB=7, CA=4, DE=3.2, AU=2.4, RU=2.3, BR=1.9, FI=1.8, SE=1.7, CZ=1.5, PL=1.4,
+                 FR=1.4, TH=1.3, KR=1.2, IT=1.2, PH=1.2, HU=1.1, SA=1, NL=1, RO=.8, ID=.8, SK=.8,
+                 VN=.7, JP=.7, IN=.7, AE=.6, UA=.6, NO=.6, TW=.5, MY=.5, NZ=.4, NA=.3, ZA=.3)  # fmt: skip
+_CODES = np.array(list(COUNTRIES))
+_CODE_P = np.array(list(COUNTRIES.values())) / sum(COUNTRIES.values())
+_EPOCH = datetime(2017, 1, 5)
+
+
+def _pts(*xy: float) -> np.ndarray:
+    return np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+
+
+def _path(v: np.ndarray) -> Stroke:
+    """A polyline whose every vertex is a corner."""
+    return [v[i : i + 2] for i in range(len(v) - 1)]
+
+
+def _arc(cx: float, cy: float, rx: float, ry: float, a0: float, a1: float) -> np.ndarray:
+    a = np.linspace(a0, a1, max(6, int(abs(a1 - a0) * 7)))
+    return np.stack([cx + rx * np.cos(a), cy + ry * np.sin(a)], axis=1)
+
+
+def _split(p: np.ndarray, at: Iterable[int]) -> Stroke:
+    """Cut a smooth curve into pieces at ``at``, where the pen slows (crests, tight bends)."""
+    cuts = [0, *at, len(p) - 1]
+    return [p[a : b + 1] for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b > a]
+
+
+def _reverse(stroke: Stroke) -> Stroke:
+    return [p[::-1] for p in stroke[::-1]]
+
+
+def _ends(stroke: Stroke, rng: np.random.Generator, sd: float = 0.05) -> Stroke:
+    """Overshoot or stop short at both ends, as a hand does at corners and closures."""
+    stroke = [p.copy() for p in stroke]
+    for p, a, b in ((stroke[0], 0, 1), (stroke[-1], -1, -2)):
+        d = p[a] - p[b]
+        n = float(np.hypot(*d))
+        if n > 1e-9:
+            p[a] += d / n * max(rng.normal(0.01, sd), -0.4 * n)
+    return stroke
+
+
+def _rot(v: np.ndarray, angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return v @ np.array([[c, s], [-s, c]])
+
+
+def _polygon(v: np.ndarray, rng: np.random.Generator, max_strokes: int = 4) -> list[Stroke]:
+    """A closed outline: one stroke from a random corner, or a few strokes in a random order."""
+    n = len(v)
+    order = np.roll(np.arange(n), -rng.integers(n))[:: _sign(rng)]
+    loop = np.append(order, order[0])
+    k = 1
+    if max_strokes > 1 and rng.random() > 0.55:
+        k = int(rng.integers(2, min(n, max_strokes) + 1))
+    cuts = [0, *sorted(rng.permutation(np.arange(1, n))[: k - 1]), n]
+    strokes = [_path(v[loop[a : b + 1]]) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    strokes = [_reverse(s) if rng.random() < 0.25 else s for s in strokes]
+    if rng.random() < 0.3:
+        rng.shuffle(strokes)
+    return [_ends(s, rng) for s in strokes]
+
+
+def _sign(rng: np.random.Generator, p: float = 0.5) -> int:
+    """+1 with probability ``p``, else -1 (``rng.choice`` costs ten times more per call)."""
+    return 1 if rng.random() < p else -1
+
+
+def _jit(rng: np.random.Generator, v: np.ndarray, sd: float = 0.05) -> np.ndarray:
+    return v + rng.normal(0.0, sd, v.shape)
+
+
+def circle(rng: np.random.Generator) -> list[Stroke]:
+    a0, turn = rng.uniform(0, 2 * np.pi), _sign(rng, 0.65)
+    a = a0 + turn * np.linspace(0, 2 * np.pi + rng.normal(0.2, 0.15), 48)
+    r = 1 + rng.normal(0, 0.06) * (a - a0) / (2 * np.pi)  # radius drifts, so ends rarely meet
+    p = np.stack([r * np.cos(a), rng.uniform(0.8, 1.2) * r * np.sin(a)], axis=1)
+    if rng.random() < 0.12:  # in two arcs
+        return [_ends([p[:25]], rng), _ends([p[24:]], rng)]
+    return [_split(p, (12, 24, 36))]
+
+
+def square(rng: np.random.Generator) -> list[Stroke]:
+    h = rng.uniform(0.8, 1.2)
+    return _polygon(_jit(rng, _pts(-1, -h, 1, -h, 1, h, -1, h), 0.04), rng)
+
+
+def triangle(rng: np.random.Generator) -> list[Stroke]:
+    h, apex = rng.uniform(0.75, 1.1), rng.normal(0, 0.2)
+    return _polygon(_jit(rng, _pts(apex, -h, 1, h, -1, h), 0.04), rng, 3)
+
+
+def star(rng: np.random.Generator) -> list[Stroke]:
+    if rng.random() < 0.55:  # pentagram in one go
+        a = -np.pi / 2 + np.arange(5) * 4 * np.pi / 5
+        return _polygon(_jit(rng, np.stack([np.cos(a), np.sin(a)], 1), 0.05), rng, 2)
+    a = -np.pi / 2 + np.arange(10) * np.pi / 5
+    r = np.where(np.arange(10) % 2, rng.uniform(0.35, 0.55), 1.0)
+    return _polygon(_jit(rng, np.stack([r * np.cos(a), r * np.sin(a)], 1), 0.04), rng, 2)
+
+
+def zigzag(rng: np.random.Generator) -> list[Stroke]:
+    n = int(rng.integers(5, 12))
+    x = np.linspace(-1, 1, n) + rng.normal(0, 0.2 / n, n)
+    y = rng.uniform(0.15, 0.45) * np.where(np.arange(n) % 2, 1, -1) * _sign(rng)
+    return [_ends(_path(_jit(rng, np.stack([x, y], 1), 0.03)), rng)]
+
+
+def spiral(rng: np.random.Generator) -> list[Stroke]:
+    turns = rng.uniform(2, 4.5)
+    a = np.linspace(0, 2 * np.pi * turns, int(24 * turns))
+    r = (a / a[-1]) ** rng.uniform(0.8, 1.2) * (1 + rng.normal(0, 0.04, len(a)).cumsum() / 8)
+    p = np.stack([r * np.cos(a), r * np.sin(a) * _sign(rng)], 1)
+    p = p if rng.random() < 0.75 else p[::-1]  # most start in the middle
+    return [_ends(_split(p, range(12, len(p) - 1, 12)), rng)]
+
+
+def house(rng: np.random.Generator) -> list[Stroke]:
+    w, top, apex = rng.uniform(0.6, 1.0), rng.uniform(-0.3, 0.1), rng.normal(0, 0.08)
+    body = _jit(rng, _pts(-w, top, -w, 1, w, 1, w, top), 0.03)
+    roof = _jit(rng, _pts(-w - 0.05, top, apex, -1, w + 0.05, top), 0.03)
+    if rng.random() < 0.4:  # the whole outline in one stroke, then maybe the ceiling
+        strokes = [_ends(_path(np.concatenate([body, roof[1:2], body[:1]])), rng)]
+        strokes += [_ends([body[[0, 3]]], rng)] if rng.random() < 0.6 else []
+    else:
+        strokes = _polygon(body, rng, 4) + [_ends(_path(roof), rng)]
+    side = _sign(rng)  # door and window on opposite halves
+    if rng.random() < 0.7:  # door: three sides, the floor is the wall
+        dw = rng.uniform(0.2, 0.35)
+        x0 = side * rng.uniform(0.05, w - dw - 0.05) - (side < 0) * dw
+        strokes.append(_ends(_path(_pts(x0, 1, x0, 0.45, x0 + dw, 0.45, x0 + dw, 1)), rng, 0.02))
+    if rng.random() < 0.5:
+        s = rng.uniform(0.2, 0.3)
+        x0 = -side * rng.uniform(0.05, w - s - 0.05) - (side > 0) * s
+        y0 = rng.uniform(top + 0.1, 0.4)
+        strokes += _polygon(_pts(x0, y0, x0 + s, y0, x0 + s, y0 + s, x0, y0 + s), rng, 2)
+    if rng.random() < 0.3:
+        x0 = apex + rng.uniform(0.25, 0.5) * (w - apex)
+        y0 = -1 + (x0 - apex) / (w - apex) * (top + 1)
+        y1 = y0 - rng.uniform(0.2, 0.35)
+        strokes.append(
+            _ends(_path(_pts(x0, y0, x0, y1, x0 + 0.2, y1, x0 + 0.2, y0 + 0.2)), rng, 0.02)
+        )
+    return strokes
+
+
+def arrow(rng: np.random.Generator) -> list[Stroke]:
+    h, spread = rng.uniform(0.3, 0.55), rng.uniform(0.5, 0.9)
+    tip, tail = _pts(1, 0), _pts(-1, rng.normal(0, 0.05))
+    if rng.random() < 0.15:  # block arrow outline
+        t, hw = rng.uniform(0.12, 0.25), h * spread
+        v = _pts(-1, -t, 1 - h, -t, 1 - h, -hw, 1, 0, 1 - h, hw, 1 - h, t, -1, t)
+        return _polygon(_jit(rng, v, 0.03), rng, 2)
+    arms = _jit(rng, _pts(1 - h, -h * spread, 1 - h, h * spread), 0.04)
+    shaft = _ends([np.concatenate([tail, tip])], rng, 0.03)
+    if rng.random() < 0.3:
+        head = [_ends([np.concatenate([a[None], tip])], rng, 0.03) for a in arms]
+    else:
+        head = [_ends(_path(np.concatenate([arms[:1], tip, arms[1:]])), rng, 0.03)]
+    return [shaft, *head] if rng.random() < 0.8 else [*head, shaft]
+
+
+def plus(rng: np.random.Generator) -> list[Stroke]:
+    if rng.random() < 0.15:  # outlined cross
+        t = rng.uniform(0.2, 0.35)
+        v = _pts(-t, -1, t, -1, t, -t, 1, -t, 1, t, t, t, t, 1, -t, 1, -t, t, -1, t, -1, -t, -t, -t)
+        return _polygon(_jit(rng, v, 0.03), rng, 1)
+    cx, cy = rng.normal(0, 0.12, 2)
+    lines = [_pts(-1, cy, 1, cy), _pts(cx, -1, cx, 1)]
+    lines = [_jit(rng, ln, 0.05)[:: _sign(rng, 0.8)] for ln in lines]
+    return [_ends([ln], rng, 0.03) for ln in lines[:: _sign(rng)]]
+
+
+def heart(rng: np.random.Generator) -> list[Stroke]:
+    t = np.linspace(0, 2 * np.pi, 49)
+    lobes = np.where(t < np.pi, rng.uniform(0.85, 1.15), rng.uniform(0.85, 1.15))
+    x = np.sin(t) ** 3 * lobes
+    dip = rng.uniform(3, 7)  # how deep the notch between the lobes is
+    y = (np.cos(4 * t) + 2 * np.cos(3 * t) + dip * np.cos(2 * t) - 13 * np.cos(t)) / 16
+    p = np.stack([x, y], 1)
+    if rng.random() < 0.45:  # two halves, each from the dip down to the point
+        return [_ends([p[:25]], rng, 0.03), _ends([p[24:][::-1]], rng, 0.03)]
+    p = p if rng.random() < 0.5 else p[::-1]
+    return [_ends([p[:25], p[24:]], rng, 0.04)]
+
+
+def wave(rng: np.random.Generator) -> list[Stroke]:
+    periods, amp, phase = rng.uniform(1.5, 3.5), rng.uniform(0.15, 0.35), rng.uniform(0, 2 * np.pi)
+    x = np.linspace(-1, 1, int(periods * 20))
+    rows = 1 if rng.random() < 0.7 else int(rng.integers(2, 4))
+    strokes = []
+    for dy in np.arange(rows) * rng.uniform(0.5, 0.7):
+        y = dy + amp * np.sin(np.pi * periods * (x + 1) + phase) * rng.uniform(0.9, 1.1)
+        crests = np.flatnonzero(np.diff(np.sign(np.diff(y)))) + 1
+        strokes.append(_ends(_split(np.stack([x, y], 1), crests), rng, 0.03))
+    return strokes
+
+
+def lightning(rng: np.random.Generator) -> list[Stroke]:
+    if rng.random() < 0.55:  # the bolt's outline
+        v = _pts(0.1, -1, 0.6, -1, 0.15, -0.15, 0.5, -0.15, -0.45, 1, -0.05, 0.15, -0.45, 0.15)
+        return _polygon(_jit(rng, v, 0.05), rng, 2)
+    v = _jit(rng, _pts(0.3, -1, -0.25, 0.0, 0.25, 0.0, -0.3, 1), 0.06)
+    strokes = [_ends(_path(v), rng, 0.03)]
+    if rng.random() < 0.4:  # arrowhead at the strike point
+        back = (v[-2] - v[-1]) / np.hypot(*(v[-2] - v[-1])) * 0.3
+        head = np.stack([v[-1] + _rot(back, 0.6), v[-1], v[-1] + _rot(back, -0.6)])
+        strokes.append(_ends(_path(head), rng, 0.02))
+    return strokes
+
+
+def sun(rng: np.random.Generator) -> list[Stroke]:
+    rc = rng.uniform(0.35, 0.55)
+    disc = [[p * rc for p in piece] for piece in circle(rng)]
+    n, turn = int(rng.integers(6, 13)), _sign(rng)
+    a = rng.uniform(0, 2 * np.pi) + turn * np.arange(n) * 2 * np.pi / n + rng.normal(0, 0.08, n)
+    r0, r1 = rc * rng.uniform(1.15, 1.4), rng.uniform(0.3, 0.5)
+    rays = []
+    for ai in a:
+        u = np.array([np.cos(ai), np.sin(ai)])
+        ray = np.stack([r0 * u, (r0 + r1 * rng.uniform(0.8, 1.2)) * u])
+        rays.append(_ends([ray if rng.random() < 0.8 else ray[::-1]], rng, 0.02))
+    return disc + rays
+
+
+def cloud(rng: np.random.Generator) -> list[Stroke]:
+    n, ry = int(rng.integers(4, 9)), rng.uniform(0.5, 0.7)
+    a = np.linspace(0, 2 * np.pi, n + 1) + rng.uniform(0, 2 * np.pi) + rng.normal(0, 0.1, n + 1)
+    a[-1] = a[0] + 2 * np.pi
+    base = np.stack([np.cos(a), ry * np.sin(a)], 1)
+    bumps, u = [], np.linspace(0, np.pi, 10)[:, None]
+    for p, q in zip(base[:-1], base[1:], strict=True):
+        m, d = (p + q) / 2, (q - p) / 2
+        normal = np.array([d[1], -d[0]]) * rng.uniform(0.7, 1.2)  # points away from the centre
+        bumps.append(m - d * np.cos(u) + normal * np.sin(u))
+    return [_ends(bumps if rng.random() < 0.6 else _reverse(bumps), rng, 0.03)]
+
+
+def moon(rng: np.random.Generator) -> list[Stroke]:
+    a, inner = rng.uniform(0.6, 1.2), rng.uniform(-0.7, -0.2)
+    outer = _arc(0, 0, 1, 1, a, 2 * np.pi - a)
+    u = np.linspace(0, np.pi, 16)
+    cusp = np.stack([np.cos(a) + (inner - np.cos(a)) * np.sin(u), -np.sin(a) * np.cos(u)], 1)
+    if rng.random() < 0.75:
+        return [_ends([outer, cusp], rng, 0.03)]
+    return [_ends([outer], rng, 0.03), _ends([cusp[:: _sign(rng)]], rng, 0.03)]
+
+
+def _doodle(rng: np.random.Generator) -> Stroke:
+    """A stray mark: a dot, a dash or a small scribble somewhere near the drawing."""
+    c, s = rng.uniform(-1.2, 1.2, 2), rng.uniform(0.05, 0.3)
+    n = (1, 2, 6)[rng.integers(3)]
+    return [c + s * rng.normal(0, 1, (max(n, 2), 2)).cumsum(0) * (n > 1)]
+
+
+# word -> (template, largest rotation in radians); orientation is part of e.g. a house
+SHAPES: dict[str, tuple[Shape, float]] = {
+    "arrow": (arrow, np.pi), "circle": (circle, np.pi), "cloud": (cloud, 0.15),
+    "heart": (heart, 0.3), "house": (house, 0.12), "lightning": (lightning, 0.35),
+    "moon": (moon, 0.8), "plus": (plus, 0.2), "spiral": (spiral, np.pi),
+    "square": (square, 0.25), "star": (star, 0.3), "sun": (sun, np.pi),
+    "triangle": (triangle, 0.3), "wave": (wave, 0.35), "zigzag": (zigzag, 0.35),
+}  # fmt: skip
+CLASSES: tuple[str, ...] = tuple(sorted(SHAPES))
+
+
+def _arclength(p: np.ndarray) -> np.ndarray:
+    seg = np.diff(p, axis=0)
+    return np.concatenate([[0.0], np.cumsum(np.hypot(seg[:, 0], seg[:, 1]))])
+
+
+def _wobble(arc: np.ndarray, rng: np.random.Generator, amp: float, wavelength: float) -> np.ndarray:
+    """Smooth 2-D offsets along the pen path: random knots joined by smoothstep (C1, not white noise)."""
+    u = arc / wavelength
+    knots = rng.normal(0.0, amp, (int(u.max()) + 2, 2))
+    i = u.astype(np.int64)
+    f = (u - i)[:, None]
+    return knots[i] + (knots[i + 1] - knots[i]) * f * f * (3 - 2 * f)
+
+
+def _pen(path: np.ndarray, sid: np.ndarray, corners: np.ndarray, rng: np.random.Generator,
+         speed: float, dt: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Sample strokes as a touch screen does: a jittery clock, the pen slowing into every corner.
+
+    Each piece between corners is one hand movement; all strokes are done at once (no Python
+    loop per stroke), which is most of the generator's speed. Returns x y, arc position,
+    time and stroke id per sample.
+    """
+    arc = _arclength(path)
+    seg = np.diff(path, axis=0)
+    bend = np.abs((np.diff(np.arctan2(seg[:, 1], seg[:, 0])) + np.pi) % (2 * np.pi) - np.pi)
+    bend = np.concatenate([[0.0], np.cumsum(bend), [0.0]])
+    bend[-1] = bend[-2]
+    a, b = corners[:-1], corners[1:]
+    same = sid[a] == sid[b]  # the hop between two strokes is a pen lift, not a movement
+    a, b = a[same], b[same]
+    owner, length = sid[a], arc[b] - arc[a]
+    # Hands slow down in bends (the 2/3 power law), so curves get denser samples than lines.
+    turning = bend[np.maximum(b - 1, 0)] - bend[a]
+    dur = 25.0 + length / speed * rng.uniform(0.8, 1.25, len(a)) + turning * rng.uniform(40, 90)
+    dur = np.ceil(dur)  # whole milliseconds keep the sums below exact, so no tick slips a stroke
+    k = owner[-1] + 1
+    total = np.bincount(owner, dur, k)
+    lifts = np.append(0, rng.integers(120, 700, k - 1))  # lift, look, put the pen down again
+    begin = np.cumsum(lifts + np.append(0, total[:-1]))
+    piece_t = begin[owner] + np.cumsum(dur) - dur - (np.cumsum(total) - total)[owner]
+    t_owner, t_local = _clock(total, dt, rng)
+    t = begin[t_owner] + t_local
+    j = np.searchsorted(piece_t, t, side="right") - 1
+    tau = np.clip((t - piece_t[j]) / dur[j], 0.0, 1.0)
+    # Blend of constant speed and the minimum-jerk profile of a point-to-point hand movement.
+    s = arc[a[j]] + length[j] * (0.3 * tau + 0.7 * tau**3 * (10 - 15 * tau + 6 * tau**2))
+    xy = np.stack([np.interp(s, arc, path[:, 0]), np.interp(s, arc, path[:, 1])], 1)
+    return xy, s, t, t_owner
+
+
+def _clock(total: np.ndarray, dt: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Sample times of strokes lasting ``total`` ms: 0, ticks every ``dt``-``2dt`` ms, the lift.
+
+    Returns stroke id and ms since the stroke began, ordered by stroke then time.
+    """
+    k = len(total)
+    m = (total / dt).astype(np.int64) + 2
+    steps = rng.integers(dt, 2 * dt, m.sum())
+    owner = np.repeat(np.arange(k), m)
+    ticks = np.cumsum(steps)
+    ticks -= (ticks - steps)[np.cumsum(m) - m][owner]  # restart the count at every stroke
+    moving = ticks < total[owner]
+    owner = np.concatenate([np.arange(k), owner[moving], np.arange(k)])
+    local = np.concatenate([np.zeros(k), ticks[moving], total])
+    order = np.lexsort((local, owner))
+    return owner[order], local[order]
+
+
+def _place(points: np.ndarray, rng: np.random.Generator, max_rot: float) -> np.ndarray:
+    """Rotate, stretch, shear, mirror and warp the unit-frame drawing, then size and place it."""
+    stretch = np.exp(rng.normal(0.0, 0.12))
+    m = np.array([[stretch, rng.normal(0.0, 0.08)], [0.0, 1.0 / stretch]])
+    m = _rot(m, rng.uniform(-max_rot, max_rot)) * (_sign(rng), 1)
+    p = points @ m.T
+    # A gentle sine warp bends straight lines the way a sweeping wrist does.
+    freq, phase = rng.uniform(1, 2.5, 2), rng.uniform(0, 2 * np.pi, 2)
+    p = p + rng.normal(0.0, 0.035, 2) * np.sin(freq * p[:, ::-1] + phase)
+    lo, hi = p.min(0), p.max(0)
+    scale = rng.uniform(120, 480) / max(float((hi - lo).max()), 1e-6)
+    offset = rng.uniform(20, np.maximum(CANVAS - 20 - (hi - lo) * scale, 21))
+    return (p - lo) * scale + offset
+
+
+def raw_drawing(word: str, rng: np.random.Generator) -> list[np.ndarray]:
+    """One drawing of ``word`` as raw strokes: (N, 3) float64 x, y (0-600 canvas) and t (ms)."""
+    if word not in SHAPES:
+        raise KeyError(f"no synthetic class {word!r}; choose from {', '.join(CLASSES)}")
+    template, max_rot = SHAPES[word]
+    strokes = template(rng)
+    if rng.random() < 0.07:
+        strokes.insert(int(rng.integers(len(strokes) + 1)), _doodle(rng))
+    flat, sid, joints = [], [], []
+    for i, stroke in enumerate(strokes):  # one point array for all strokes, corners marked
+        joints.append(sum(map(len, flat)) + np.cumsum([0, *(len(q) - 1 for q in stroke)]))
+        flat.append(np.concatenate([stroke[0], *(q[1:] for q in stroke[1:])]))
+        sid.append(np.full(len(flat[-1]), i))
+    points = _place(np.concatenate(flat), rng, max_rot)
+    size = float(np.ptp(points, axis=0).max())
+    speed, dt = rng.lognormal(0.0, 0.35), int(rng.integers(8, 16))  # px/ms, ms between samples
+    xy, arc, t, owner = _pen(points, np.concatenate(sid), np.concatenate(joints), rng, speed, dt)
+    xy += _wobble(arc, rng, size * rng.uniform(0.005, 0.02), size * rng.uniform(0.2, 0.5))
+    xyt = np.column_stack([np.round(xy, 1), t])
+    return np.split(xyt, np.cumsum(np.bincount(owner))[:-1])
+
+
+def simplified_drawing(word: str, rng: np.random.Generator) -> list[np.ndarray]:
+    """One drawing of ``word`` in the simplified form: (M, 2) uint8 strokes in the 0-255 frame."""
+    return simplify_drawing([s[:, :2] for s in raw_drawing(word, rng)])
+
+
+def _key_ids(seed: int, word: str, rows: np.ndarray) -> np.ndarray:
+    """16-digit key_ids, unique by construction: a seeded bijection of (class, row).
+
+    (class code, row) fills 52 bits; an invertible mix on 53 bits, walked until it lands below
+    9e15, maps distinct inputs to distinct outputs, so no class needs to see another's ids.
+    """
+    mask, span = np.uint64(2**53 - 1), np.uint64(9 * 10**15)
+    key = np.random.default_rng([seed, 0x6B6579]).integers(0, 2**53, 3, dtype=np.uint64)
+    x = (np.uint64(_class_code(word)) << np.uint64(21)) | rows.astype(np.uint64)
+
+    def mix(x: np.ndarray) -> np.ndarray:
+        for k, mult in zip(key, (0x5DEECE66D, 0x9E3779B97F4B, 0x2545F4914F6D), strict=True):
+            x = ((x + k) & mask) * np.uint64(mult) & mask  # odd multiplier: invertible mod 2^53
+            x ^= x >> np.uint64(26)
+        return x
+
+    x = mix(x)
+    while (out := x >= span).any():
+        x[out] = mix(x[out])
+    return (x + np.uint64(10**15)).astype(np.int64)
+
+
+def _class_code(word: str) -> int:
+    return zlib.crc32(word.encode()) & 0x7FFFFFFF
+
+
+def _chunk(word: str, seed: int, chunk: int, n: int, raw: bool) -> bytes:
+    """Rows ``chunk * CHUNK ...`` of one class as CSV or raw-ndjson text; the unit of parallel work."""
+    if n > 2**21 - chunk * CHUNK:
+        raise ValueError("at most 2,097,152 drawings per class (the key_id layout)")
+    crc = zlib.crc32(word.encode())
+    rng = np.random.default_rng([seed, crc, chunk])
+    meta = np.random.default_rng([seed, crc, chunk, 1])  # metadata apart: drawings stay the same
+    keys = _key_ids(seed, word, np.arange(chunk * CHUNK, chunk * CHUNK + n))
+    countries = meta.choice(_CODES, n, p=_CODE_P)
+    recognized = meta.random(n) < 0.93
+    stamps = meta.integers(0, 86 * 86400 * 10**5, n)  # 10-microsecond ticks over ~3 months
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    for i in range(n):
+        when = _EPOCH + timedelta(microseconds=10 * int(stamps[i]))
+        frac = f"{when.microsecond // 10:05d}".rstrip("0") or "0"
+        timestamp = f"{when:%Y-%m-%d %H:%M:%S}.{frac}"
+        strokes = raw_drawing(word, rng)
+        if raw:
+            row = {"word": word, "countrycode": str(countries[i]), "timestamp": f"{timestamp} UTC",
+                   "recognized": bool(recognized[i]), "key_id": str(keys[i]),
+                   "drawing": [[s[:, 0].tolist(), s[:, 1].tolist(), s[:, 2].astype(int).tolist()]
+                               for s in strokes]}  # fmt: skip
+            buf.write(json.dumps(row, separators=(",", ":")) + "\n")
+        else:
+            simple = simplify_drawing([s[:, :2] for s in strokes])
+            drawing = json.dumps([[s[:, 0].tolist(), s[:, 1].tolist()] for s in simple])
+            writer.writerow((countries[i], drawing, keys[i], bool(recognized[i]), timestamp, word))
+    return buf.getvalue().encode()
+
+
+def _write_gzip_atomic(path: Path, parts: Iterable[bytes], compress: bool = True) -> Path:
+    """Write to a temporary name, then rename: an interrupted run never leaves a half file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as raw:
+            # No file name and mtime 0 in the gzip header, so equal content gives equal bytes.
+            gz = partial(
+                gzip.GzipFile, filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6
+            )
+            with gz() if compress else nullcontext(raw) as out:
+                for part in parts:
+                    out.write(part)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _chunks(n: int) -> list[tuple[int, int]]:
+    return [(c, min(CHUNK, n - c * CHUNK)) for c in range(-(-n // CHUNK))]
+
+
+def write_raw_ndjson(path: str | Path, word: str, n: int, seed: int = 0) -> Path:
+    """Google's raw ndjson layout (``[[x...], [y...], [t...]]`` strokes); gzip if ``path`` ends in .gz.
+
+    Rows match :func:`generate` with the same seed: same key_ids, and the simplified drawings are
+    these strokes after :func:`~quickdraw.data.simplify.simplify_drawing`.
+    """
+    path = Path(path)
+    parts = (_chunk(word, seed, c, k, raw=True) for c, k in _chunks(n))
+    return _write_gzip_atomic(path, parts, compress=path.suffix == ".gz")
+
+
+def generate(out_dir: str | Path, per_class: int = 5000, classes: Sequence[str] = CLASSES,
+             seed: int = 0, progress: bool = True, *, raw_ndjson: bool = False,
+             workers: int | None = None) -> list[Path]:  # fmt: skip
+    """Write ``<word>.csv.gz`` per class in Kaggle's train_simplified layout; returns the paths.
+
+    ``raw_ndjson`` writes Google's raw ``<word>.ndjson.gz`` instead. Output depends only on
+    ``seed`` and each class's own name, never on ``workers`` or on the other classes.
+    """
+    unknown = set(classes) - set(SHAPES)
+    if unknown:
+        raise KeyError(f"no synthetic class {sorted(unknown)}; choose from {', '.join(CLASSES)}")
+    if len({_class_code(w) for w in classes}) < len(set(classes)):
+        raise ValueError("two class names share a key_id code; rename one")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    workers = min(workers or os.cpu_count() or 1, len(classes) * len(_chunks(per_class)) or 1)
+    pool: Executor | None = ProcessPoolExecutor(workers) if workers > 1 else None
+    header = b"" if raw_ndjson else (",".join(CSV_HEADER) + "\n").encode()
+    paths = []
+    with tqdm(total=per_class * len(classes), unit="drawing", disable=not progress) as bar:
+        try:
+            # Submit everything up front; files are then written in order as their chunks finish.
+            jobs = {
+                w: [(k, _submit(pool, w, seed, c, k, raw_ndjson)) for c, k in _chunks(per_class)]
+                for w in classes
+            }
+            for word, parts in jobs.items():
+                name = f"{word}.ndjson.gz" if raw_ndjson else f"{word}.csv.gz"
+                paths.append(_write_gzip_atomic(out_dir / name, _collect(header, parts, bar)))
+        finally:
+            if pool:
+                pool.shutdown(cancel_futures=True)
+    return paths
+
+
+def _submit(pool: Executor | None, *args: object) -> Callable[[], bytes]:
+    """Start a chunk in the pool now, or (no pool) run it here once its bytes are asked for."""
+    return pool.submit(_chunk, *args).result if pool else partial(_chunk, *args)
+
+
+def _collect(
+    header: bytes, parts: list[tuple[int, Callable[[], bytes]]], bar: tqdm
+) -> Iterator[bytes]:
+    yield header
+    for rows, part in parts:
+        yield part()
+        bar.update(rows)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m quickdraw.data.synthetic",
+        description="Generate procedural Quick, Draw!-style doodles: one gzip CSV per class in "
+        "Kaggle's train_simplified layout (or Google's raw ndjson), reproducible from --seed.",
+    )
+    parser.add_argument("--out", required=True, help="output folder (created if missing)")
+    parser.add_argument(
+        "--per-class", type=int, default=5000, help="drawings per class (default 5000)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="same seed, byte-identical files (default 0)"
+    )
+    parser.add_argument(
+        "--classes",
+        default=",".join(CLASSES),
+        help=f"comma-separated subset (default all: {','.join(CLASSES)})",
+    )
+    parser.add_argument(
+        "--raw-ndjson",
+        action="store_true",
+        help="write Google's raw <word>.ndjson.gz (x, y, t strokes) instead of CSVs",
+    )
+    parser.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
+    args = parser.parse_args(argv)
+    classes = [c.strip() for c in args.classes.split(",") if c.strip()]
+    paths = generate(
+        args.out,
+        args.per_class,
+        classes,
+        args.seed,
+        raw_ndjson=args.raw_ndjson,
+        workers=args.workers,
+    )
+    print(f"wrote {len(paths)} files to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

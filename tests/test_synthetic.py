@@ -1,0 +1,181 @@
+"""The synthetic doodles are the default data: their files must match Kaggle's and Google's layouts."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from quickdraw.data import synthetic
+from quickdraw.data.simplify import resample, simplify_drawing
+from quickdraw.data.synthetic import (
+    CLASSES,
+    generate,
+    main,
+    raw_drawing,
+    simplified_drawing,
+    write_raw_ndjson,
+)
+
+SOME = ("circle", "house", "sun")
+PER_CLASS = 40
+
+
+def read_csv(path: Path) -> tuple[str, list[dict[str, str]]]:
+    text = gzip.decompress(path.read_bytes()).decode()
+    assert "\r" not in text  # Kaggle's files end lines with \n only
+    return text.split("\n", 1)[0], list(csv.DictReader(io.StringIO(text)))
+
+
+@pytest.fixture(scope="module")
+def csv_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("synthetic")
+    generate(out, per_class=PER_CLASS, classes=SOME, seed=0, progress=False, workers=1)
+    return out
+
+
+def test_default_classes() -> None:
+    assert len(CLASSES) >= 10
+    assert list(CLASSES) == sorted(set(CLASSES))
+    assert all(c == c.lower() for c in CLASSES)
+
+
+def test_same_seed_same_bytes_whatever_the_worker_count(csv_dir: Path, tmp_path: Path) -> None:
+    again = generate(tmp_path / "again", PER_CLASS, SOME, seed=0, progress=False, workers=2)
+    other = generate(tmp_path / "other", PER_CLASS, SOME, seed=1, progress=False, workers=1)
+    for path, path_other in zip(again, other, strict=True):
+        assert path.read_bytes() == (csv_dir / path.name).read_bytes()
+        assert path.read_bytes() != path_other.read_bytes()
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_a_class_does_not_depend_on_the_others(csv_dir: Path, tmp_path: Path) -> None:
+    (alone,) = generate(tmp_path, PER_CLASS, ["house"], seed=0, progress=False, workers=1)
+    assert alone.read_bytes() == (csv_dir / "house.csv.gz").read_bytes()
+
+
+def test_kaggle_csv_layout(csv_dir: Path) -> None:
+    assert sorted(p.name for p in csv_dir.iterdir()) == [f"{w}.csv.gz" for w in SOME]
+    keys, flags = [], []
+    for word in SOME:
+        header, rows = read_csv(csv_dir / f"{word}.csv.gz")
+        assert header == "countrycode,drawing,key_id,recognized,timestamp,word"
+        assert len(rows) == PER_CLASS
+        for row in rows:
+            assert row["word"] == word
+            assert re.fullmatch(r"[A-Z]{2}", row["countrycode"])
+            assert re.fullmatch(r"[1-9]\d{15}", row["key_id"])
+            assert row["recognized"] in ("True", "False")
+            assert re.fullmatch(r"2017-\d\d-\d\d \d\d:\d\d:\d\d\.\d{1,5}", row["timestamp"])
+            assert row["drawing"].startswith("[[[") and ", " in row["drawing"]
+            keys.append(int(row["key_id"]))
+            flags.append(row["recognized"])
+    assert len(set(keys)) == len(keys), "key_id must be unique across classes"
+    assert 0.5 < flags.count("True") / len(flags) < 1.0  # mostly, not always, recognised
+
+
+def test_drawings_are_in_the_simplified_frame(csv_dir: Path) -> None:
+    for word in SOME:
+        for row in read_csv(csv_dir / f"{word}.csv.gz")[1]:
+            drawing = json.loads(row["drawing"])
+            assert drawing
+            for xs, ys in drawing:
+                assert len(xs) == len(ys) >= 1
+                assert all(isinstance(v, int) and 0 <= v <= 255 for v in xs + ys)
+            pts = np.array([p for xs, ys in drawing for p in zip(xs, ys, strict=True)])
+            # Aligned to the top-left and the longer side scaled to 255; Ramer-Douglas-Peucker
+            # (epsilon 2) may drop an extreme point, as in Google's files.
+            assert pts.min(axis=0).max() <= 2
+            assert pts.max() >= 253
+
+
+def test_raw_ndjson_layout_and_agreement_with_csv(csv_dir: Path, tmp_path: Path) -> None:
+    path = write_raw_ndjson(tmp_path / "house.ndjson.gz", "house", PER_CLASS, seed=0)
+    plain = write_raw_ndjson(tmp_path / "house.ndjson", "house", PER_CLASS, seed=0)
+    lines = gzip.decompress(path.read_bytes()).decode().splitlines()
+    assert lines == plain.read_text().splitlines()
+    rows = read_csv(csv_dir / "house.csv.gz")[1]
+    assert len(lines) == len(rows) == PER_CLASS
+    for line, row in zip(lines, rows, strict=True):
+        obj = json.loads(line)
+        assert list(obj) == ["word", "countrycode", "timestamp", "recognized", "key_id", "drawing"]
+        assert obj["timestamp"].endswith(" UTC") and isinstance(obj["recognized"], bool)
+        assert obj["key_id"] == row["key_id"] and obj["word"] == "house"
+        starts = []
+        for stroke in obj["drawing"]:
+            xs, ys, ts = stroke
+            assert len(xs) == len(ys) == len(ts)
+            assert all(isinstance(v, float) for v in xs + ys)
+            assert all(isinstance(t, int) for t in ts) and np.all(np.diff(ts) > 0)
+            starts.append(ts[0])
+        assert starts[0] == 0 and np.all(np.diff(starts) > 0)
+        # The CSV holds exactly these strokes after Google's simplification.
+        simple = simplify_drawing([np.array(s[:2]).T for s in obj["drawing"]])
+        assert [[s[:, 0].tolist(), s[:, 1].tolist()] for s in simple] == json.loads(row["drawing"])
+
+
+def test_raw_and_simplified_drawing_api() -> None:
+    rng = np.random.default_rng(0)
+    raw = raw_drawing("star", rng)
+    assert all(s.dtype == np.float64 and s.ndim == 2 and s.shape[1] == 3 for s in raw)
+    assert all(np.all(np.diff(s[:, 2]) > 0) for s in raw)
+    simple = simplified_drawing("star", rng)
+    assert all(s.dtype == np.uint8 and s.shape[1] == 2 for s in simple)
+    with pytest.raises(KeyError, match="choose from"):
+        raw_drawing("unicorn", rng)
+
+
+def features(drawing: list[np.ndarray]) -> np.ndarray:
+    """Where the ink is (4x4), which way it runs (4 bins), how many strokes and points."""
+    pts = np.concatenate([resample(s.astype(float), 4.0) for s in drawing])
+    ink = np.histogram2d(pts[:, 0], pts[:, 1], bins=4, range=[[0, 256], [0, 256]])[0].ravel()
+    seg = np.concatenate([np.diff(s.astype(float), axis=0) for s in drawing])
+    angle = np.arctan2(seg[:, 1], seg[:, 0]) % np.pi
+    runs = np.histogram(angle, bins=4, range=(0, np.pi), weights=np.hypot(*seg.T))[0]
+    counts = [np.log1p(len(drawing)), np.log1p(sum(map(len, drawing)))]
+    return np.r_[ink / ink.sum(), runs / max(runs.sum(), 1e-9), counts]
+
+
+def test_classes_are_told_apart_by_a_nearest_centroid() -> None:
+    """Classes that drifted into each other would leave a model nothing to learn."""
+    rng = np.random.default_rng(0)
+    x = np.array([[features(simplified_drawing(w, rng)) for _ in range(40)] for w in CLASSES])
+    train, test = x[:, :20], x[:, 20:]
+    mu, sd = train.reshape(-1, x.shape[-1]).mean(0), train.reshape(-1, x.shape[-1]).std(0) + 1e-9
+    centroids = ((train - mu) / sd).mean(1)
+    dist = ((((test - mu) / sd)[:, :, None] - centroids[None, None]) ** 2).sum(-1)
+    accuracy = (dist.argmin(-1) == np.arange(len(CLASSES))[:, None]).mean()
+    assert accuracy > max(0.35, 4 / len(CLASSES))  # chance is 1 / len(CLASSES)
+
+
+def test_interrupted_generate_leaves_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = synthetic._chunk
+
+    def failing(word: str, *args: object) -> bytes:
+        if word == "sun":
+            raise RuntimeError("interrupted")
+        return real(word, *args)
+
+    monkeypatch.setattr(synthetic, "_chunk", failing)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        generate(tmp_path, 5, ["circle", "sun"], progress=False, workers=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["circle.csv.gz"]
+
+
+def test_cli_matches_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["--out", str(tmp_path / "cli"), "--per-class", "7", "--seed", "3",
+          "--classes", "moon,plus", "--workers", "1"])  # fmt: skip
+    assert "wrote 2 files" in capsys.readouterr().out
+    expected = generate(tmp_path / "api", 7, ["moon", "plus"], seed=3, progress=False, workers=1)
+    for path in expected:
+        assert path.read_bytes() == (tmp_path / "cli" / path.name).read_bytes()
+    main(["--out", str(tmp_path / "raw"), "--per-class", "2", "--classes", "moon", "--raw-ndjson"])
+    assert (tmp_path / "raw" / "moon.ndjson.gz").is_file()
