@@ -1,0 +1,78 @@
+"""Training losses with one interface, so the LightningModule treats plain and penalised training alike.
+
+Every loss is ``loss(logits, target, sample_weight=None)`` plus ``update(class_accuracy)``, which
+the module calls after each validation. ``sample_weight`` carries bootstrap multiplicities for
+ensemble members: weighting sample i by how often it was drawn gives the loss of the resampled
+batch without building it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class CrossEntropy(nn.Module):
+    """Plain cross-entropy; the class weights stay uniform and ``update`` does nothing.
+
+    The (uniform) weight buffer exists so every loss has the same checkpoint layout and forward.
+    """
+
+    def __init__(self, num_classes: int, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        self.label_smoothing = label_smoothing
+        # A buffer, not an attribute: saved in checkpoints, restored on resume, moved with .to().
+        self.register_buffer("weight", torch.ones(num_classes))
+
+    def forward(
+        self, logits: Tensor, target: Tensor, sample_weight: Tensor | None = None
+    ) -> Tensor:
+        per_sample = F.cross_entropy(
+            logits,
+            target,
+            weight=self.weight,
+            reduction="none",
+            label_smoothing=self.label_smoothing,
+        )
+        # Same normaliser as F.cross_entropy(weight=..., reduction="mean"): the sum of the targets' weights.
+        norm = self.weight[target]
+        if sample_weight is not None:
+            per_sample, norm = per_sample * sample_weight, norm * sample_weight
+        return per_sample.sum() / norm.sum().clamp(min=torch.finfo(norm.dtype).tiny)
+
+    def update(self, class_accuracy: Tensor) -> None:
+        """Plain cross-entropy does not adapt."""
+
+
+class ClassWeightedCrossEntropy(CrossEntropy):
+    """Cross-entropy that up-weights the classes the model currently gets wrong.
+
+    After each validation: w_c = (1 - acc_c) + floor, then scaled to mean 1 so the loss keeps
+    the scale of plain cross-entropy and the learning rate means the same thing. ``floor`` keeps
+    classes that are already solved from dropping out of the loss (w = 0 would let them be
+    forgotten); 0.25 caps the hardest-to-easiest ratio at 5:1. Weights are uniform until the
+    first update, so the first epoch is plain cross-entropy.
+    """
+
+    def __init__(self, num_classes: int, floor: float = 0.25, label_smoothing: float = 0.0) -> None:
+        super().__init__(num_classes, label_smoothing)
+        if floor <= 0:
+            raise ValueError(
+                f"floor must be > 0 (a zero weight would drop solved classes), got {floor}"
+            )
+        self.floor = floor
+
+    @torch.no_grad()
+    def update(self, class_accuracy: Tensor) -> None:
+        acc = class_accuracy.detach().to(self.weight.device, torch.float32)
+        if acc.shape != self.weight.shape:
+            raise ValueError(
+                f"class_accuracy must have shape {tuple(self.weight.shape)}, got {tuple(acc.shape)}"
+            )
+        # A class with no validation samples is neither easy nor hard: give it the mean accuracy.
+        acc = torch.nan_to_num(acc, nan=float(acc.nanmean())).clamp(0.0, 1.0)
+        raw = (1.0 - acc) + self.floor
+        self.weight.copy_(raw / raw.mean())
