@@ -22,8 +22,13 @@ def main(cfg: DictConfig) -> None:
     store = hydra.utils.to_absolute_path(cfg.store)
     try:
         manifest = convert(
-            source, store, settings, workers=cfg.workers, overwrite=cfg.overwrite,
-            verify=cfg.verify, progress=cfg.progress,
+            source,
+            store,
+            settings,
+            workers=cfg.workers,
+            overwrite=cfg.overwrite,
+            verify=cfg.verify,
+            progress=cfg.progress,
         )
     except (QuickDrawFormatError, FileNotFoundError, ValueError) as e:
         log.error("%s", e)

@@ -20,7 +20,15 @@ from tqdm.auto import tqdm
 import quickdraw  # noqa: F401
 from quickdraw.data.sampling import fixed_rows
 from quickdraw.data.store import Store, StoreError
-from quickdraw.inference import CheckpointError, InputStats, iter_input, load_labels, load_model, predict_proba, raster_spec
+from quickdraw.inference import (
+    CheckpointError,
+    InputStats,
+    iter_input,
+    load_labels,
+    load_model,
+    predict_proba,
+    raster_spec,
+)
 from quickdraw.models.metrics import MeanAveragePrecisionAtK
 from quickdraw.utils import output_dir
 
@@ -32,7 +40,9 @@ def score(model, batches: Iterable[tuple], num_classes: int) -> tuple[dict[str, 
     metrics = MetricCollection(
         {
             "test/acc": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
-            "test/acc3": MulticlassAccuracy(num_classes, top_k=min(3, num_classes), average="micro"),
+            "test/acc3": MulticlassAccuracy(
+                num_classes, top_k=min(3, num_classes), average="micro"
+            ),
             "test/map3": MeanAveragePrecisionAtK(k=3),
         }
     )
@@ -54,7 +64,9 @@ def store_batches(store: Store, split: str, batch_size: int) -> Iterator[tuple]:
         yield got.strokes, got.labels
 
 
-def file_batches(path: str, labels_path: str | None, classes: list[str], batch_size: int, stats: InputStats) -> Iterator[tuple]:
+def file_batches(
+    path: str, labels_path: str | None, classes: list[str], batch_size: int, stats: InputStats
+) -> Iterator[tuple]:
     labels = load_labels(labels_path) if labels_path else None
     index = {c: i for i, c in enumerate(classes)}
     for batch in tqdm(iter_input(path, batch_size, stats), desc="evaluate", unit="batch"):
@@ -76,7 +88,15 @@ def write_per_class(path: Path, classes: list[str], confusion: np.ndarray) -> No
             acc = row[c] / n if n else float("nan")
             row[c] = -1
             other = int(row.argmax())
-            w.writerow([name, n, f"{acc:.4f}", classes[other] if row[other] > 0 else "", max(int(row[other]), 0)])
+            w.writerow(
+                [
+                    name,
+                    n,
+                    f"{acc:.4f}",
+                    classes[other] if row[other] > 0 else "",
+                    max(int(row[other]), 0),
+                ]
+            )
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
@@ -86,14 +106,24 @@ def main(cfg: DictConfig) -> dict[str, float]:
         classes = list(model.hparams.classes)
         stats = InputStats()
         if cfg.input:
-            batches = file_batches(hydra.utils.to_absolute_path(cfg.input), cfg.labels and hydra.utils.to_absolute_path(cfg.labels), classes, cfg.batch_size, stats)
+            batches = file_batches(
+                hydra.utils.to_absolute_path(cfg.input),
+                cfg.labels and hydra.utils.to_absolute_path(cfg.labels),
+                classes,
+                cfg.batch_size,
+                stats,
+            )
         elif cfg.store:
             store = Store(hydra.utils.to_absolute_path(cfg.store))
             if store.classes != classes:
-                raise StoreError(f"{cfg.store} has other classes than the checkpoint ({len(store.classes)} vs {len(classes)})")
+                raise StoreError(
+                    f"{cfg.store} has other classes than the checkpoint ({len(store.classes)} vs {len(classes)})"
+                )
             batches = store_batches(store, cfg.split, cfg.batch_size)
         else:
-            raise ValueError("give input=FILE (with labels=CSV if it has no word column) or store=DIR")
+            raise ValueError(
+                "give input=FILE (with labels=CSV if it has no word column) or store=DIR"
+            )
         metrics, confusion = score(model, batches, len(classes))
     except (CheckpointError, StoreError, ValueError, FileNotFoundError) as e:
         log.error("%s", e)
@@ -106,7 +136,9 @@ def main(cfg: DictConfig) -> dict[str, float]:
     result = {**metrics, "drawings": n, "skipped": dict(stats.bad), "ckpt_path": str(cfg.ckpt_path)}
     (out / "metrics.json").write_text(json.dumps(result, indent=1))
     write_per_class(out / "per_class.csv", classes, confusion)
-    print(f"{n} drawings: top-1 {metrics['test/acc']:.4f}  top-3 {metrics['test/acc3']:.4f}  MAP@3 {metrics['test/map3']:.4f}")
+    print(
+        f"{n} drawings: top-1 {metrics['test/acc']:.4f}  top-3 {metrics['test/acc3']:.4f}  MAP@3 {metrics['test/map3']:.4f}"
+    )
     print(f"per-class results: {out / 'per_class.csv'}")
     return metrics
 

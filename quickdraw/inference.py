@@ -14,7 +14,13 @@ import numpy as np
 import torch
 
 from quickdraw.data.raster import RasterSpec, to_tensor
-from quickdraw.data.readers import BadRow, discover_sources, iter_records, parse_drawing, parse_key_id
+from quickdraw.data.readers import (
+    BadRow,
+    discover_sources,
+    iter_records,
+    parse_drawing,
+    parse_key_id,
+)
 from quickdraw.data.strokes import StrokeBatch
 
 log = logging.getLogger(__name__)
@@ -32,15 +38,27 @@ def load_model(ckpt_path: str | Path, map_location: str = "cpu"):
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        model = QuickDrawModule.load_from_checkpoint(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, KeyError, TypeError, AttributeError) as e:
+        model = QuickDrawModule.load_from_checkpoint(
+            path, map_location=map_location, weights_only=True
+        )
+    except (
+        pickle.UnpicklingError,
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        KeyError,
+        TypeError,
+        AttributeError,
+    ) as e:
         raise CheckpointError(
             f"{path} is not a checkpoint of this project, or it holds objects that are not plain data; "
             f"refusing to load it (loading with weights_only=True). Details: {str(e).splitlines()[0][:300]}"
         ) from e
     for key in ("classes", "raster"):
         if not model.hparams.get(key):
-            raise CheckpointError(f"{path}: checkpoint lacks '{key}' in its hyperparameters; not a quickdraw model")
+            raise CheckpointError(
+                f"{path}: checkpoint lacks '{key}' in its hyperparameters; not a quickdraw model"
+            )
     return model.eval()
 
 
@@ -69,7 +87,9 @@ class InputStats:
     bad: Counter = field(default_factory=Counter)
 
 
-def iter_input(path: str | Path, batch_size: int, stats: InputStats, max_bytes: int = 16 << 30) -> Iterator[InputBatch]:
+def iter_input(
+    path: str | Path, batch_size: int, stats: InputStats, max_bytes: int = 16 << 30
+) -> Iterator[InputBatch]:
     """Stream drawings (any format the converter reads, raw ndjson included) in batches; bad rows are counted."""
     keys: list[int] = []
     words: list[str | None] = []

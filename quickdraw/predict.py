@@ -14,7 +14,14 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 import quickdraw  # noqa: F401
-from quickdraw.inference import CheckpointError, InputStats, iter_input, load_model, predict_proba, raster_spec
+from quickdraw.inference import (
+    CheckpointError,
+    InputStats,
+    iter_input,
+    load_model,
+    predict_proba,
+    raster_spec,
+)
 
 log = logging.getLogger("quickdraw.predict")
 
@@ -24,7 +31,9 @@ def submission_word(name: str) -> str:
     return name.replace(" ", "_")
 
 
-def write_submission(model, input_path: str, output: Path, batch_size: int) -> tuple[int, InputStats]:
+def write_submission(
+    model, input_path: str, output: Path, batch_size: int
+) -> tuple[int, InputStats]:
     """Stream ``input_path`` through the model and write ``key_id,word`` rows with the top-3 guesses."""
     words = np.array([submission_word(c) for c in model.hparams.classes])
     spec = raster_spec(model)
@@ -37,7 +46,9 @@ def write_submission(model, input_path: str, output: Path, batch_size: int) -> t
         for batch in tqdm(iter_input(input_path, batch_size, stats), desc="predict", unit="batch"):
             probs = predict_proba(model, batch.strokes, spec)
             top3 = np.argsort(-probs, axis=1)[:, :3]
-            w.writerows(zip(batch.key_ids.tolist(), (" ".join(r) for r in words[top3])))
+            w.writerows(
+                zip(batch.key_ids.tolist(), (" ".join(r) for r in words[top3]), strict=True)
+            )
             n += len(top3)
     os.replace(tmp, output)
     return n, stats
@@ -48,12 +59,17 @@ def main(cfg: DictConfig) -> None:
     output = Path(hydra.utils.to_absolute_path(cfg.output))
     try:
         model = load_model(hydra.utils.to_absolute_path(cfg.ckpt_path), cfg.device)
-        n, stats = write_submission(model, hydra.utils.to_absolute_path(cfg.input), output, cfg.batch_size)
+        n, stats = write_submission(
+            model, hydra.utils.to_absolute_path(cfg.input), output, cfg.batch_size
+        )
     except (CheckpointError, ValueError, FileNotFoundError) as e:
         log.error("%s", e)
         sys.exit(2)
     skipped = sum(stats.bad.values())
-    print(f"{output}: {n} predictions" + (f"; {skipped} unreadable rows skipped: {dict(stats.bad)}" if skipped else ""))
+    print(
+        f"{output}: {n} predictions"
+        + (f"; {skipped} unreadable rows skipped: {dict(stats.bad)}" if skipped else "")
+    )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,13 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 import quickdraw  # noqa: F401  (registers the ${project_root:} resolver)
-from quickdraw.utils import instantiate_all, output_dir, resolve_ckpt_path, summarise_sweep, wait_for_store
+from quickdraw.utils import (
+    instantiate_all,
+    output_dir,
+    resolve_ckpt_path,
+    summarise_sweep,
+    wait_for_store,
+)
 
 log = logging.getLogger("quickdraw.train")
 
@@ -46,17 +52,23 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
     callbacks = instantiate_all(cfg.get("callbacks"))
     loggers = instantiate_all(cfg.get("logger"))
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False
+    )
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), out)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
-    metrics: dict[str, Any] = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    metrics: dict[str, Any] = {
+        k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1
+    }
 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if cfg.get("test") and not trainer.interrupted:
-        tested = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        tested = trainer.test(
+            model, datamodule=datamodule, ckpt_path=best or None, weights_only=True
+        )
         metrics.update({k: float(v) for k, v in tested[0].items()})
     if best and trainer.is_global_zero:
         link = Path(best).parent / "best.ckpt"

@@ -19,7 +19,11 @@ def instantiate_all(group: DictConfig | None) -> list[Any]:
     """Instantiate every entry of a config group that has a ``_target_`` (callbacks, loggers)."""
     if not group:
         return []
-    return [hydra.utils.instantiate(c) for c in group.values() if isinstance(c, DictConfig) and "_target_" in c]
+    return [
+        hydra.utils.instantiate(c)
+        for c in group.values()
+        if isinstance(c, DictConfig) and "_target_" in c
+    ]
 
 
 def output_dir(cfg: DictConfig) -> Path:
@@ -57,12 +61,21 @@ def wait_for_store(store: Path, timeout: float = 24 * 3600) -> None:
 def summarise_sweep(sweep_dir: Path) -> Path | None:
     """Write summary.csv and summary.md at the sweep's root: each job's overrides and final metrics."""
     rows = []
-    for metrics_file in sorted(sweep_dir.glob("*/metrics.json"), key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0):
+    for metrics_file in sorted(
+        sweep_dir.glob("*/metrics.json"),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+    ):
         job = metrics_file.parent
         overrides_file = job / ".hydra" / "overrides.yaml"
         overrides = OmegaConf.load(overrides_file) if overrides_file.exists() else []
         metrics = json.loads(metrics_file.read_text())
-        rows.append({"job": job.name, "overrides": " ".join(overrides), **{k: v for k, v in metrics.items() if "/" in k}})
+        rows.append(
+            {
+                "job": job.name,
+                "overrides": " ".join(overrides),
+                **{k: v for k, v in metrics.items() if "/" in k},
+            }
+        )
     if not rows:
         return None
     keys = ["job", "overrides"] + sorted({k for r in rows for k in r} - {"job", "overrides"})
@@ -70,7 +83,11 @@ def summarise_sweep(sweep_dir: Path) -> Path | None:
         w = csv.DictWriter(f, keys)
         w.writeheader()
         w.writerows(rows)
-    shown = [k for k in keys if k in ("job", "overrides") or k.startswith("test/") or k == "val/map3_best"]
+    shown = [
+        k
+        for k in keys
+        if k in ("job", "overrides") or k.startswith("test/") or k == "val/map3_best"
+    ]
     fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
     lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
     lines += ["| " + " | ".join(fmt(r.get(k, "")) for k in shown) + " |" for r in rows]

@@ -18,7 +18,14 @@ SQUARE = [[[10, 200, 200, 10, 10], [10, 10, 200, 200, 10]]]
 LINE = [[[0, 255], [128, 128]]]
 
 
-def kaggle_row(key_id, word, drawing=SQUARE, countrycode="US", recognized="True", timestamp="2017-03-11 14:47:44.05242"):
+def kaggle_row(
+    key_id,
+    word,
+    drawing=SQUARE,
+    countrycode="US",
+    recognized="True",
+    timestamp="2017-03-11 14:47:44.05242",
+):
     """One row of Kaggle's train_simplified layout (drawing given as lists, or as raw text)."""
     text = drawing if isinstance(drawing, str) else json.dumps(drawing)
     return [countrycode, text, str(key_id), recognized, timestamp, word]

@@ -23,13 +23,22 @@ from quickdraw.data.simplify import simplify_drawing
 
 def store_keys(store: Path) -> dict[str, set[int]]:
     m = Manifest.load(store)
-    return {s: {k for p in m.shards[s] for k in pq.read_table(store / p, columns=["key_id"])["key_id"].to_pylist()} for s in SPLITS}
+    return {
+        s: {
+            k
+            for p in m.shards[s]
+            for k in pq.read_table(store / p, columns=["key_id"])["key_id"].to_pylist()
+        }
+        for s in SPLITS
+    }
 
 
 def simple_source(tmp_path: Path, words=("cat", "dog"), n=60, start=1000) -> Path:
     src = tmp_path / "src"
     for w_i, word in enumerate(words):
-        rows = [kaggle_row(start + 1000 * w_i + i, word, SQUARE if i % 2 else LINE) for i in range(n)]
+        rows = [
+            kaggle_row(start + 1000 * w_i + i, word, SQUARE if i % 2 else LINE) for i in range(n)
+        ]
         write_csv(src / f"{word}.csv.gz", rows)
     return src
 
@@ -66,8 +75,16 @@ def test_bad_rows_counted_by_reason_and_good_rows_kept(tmp_path):
     write_csv(tmp_path / "src" / "cat.csv", rows)
     m = convert(tmp_path / "src", tmp_path / "qd", progress=False)
     assert m.bad_rows == {
-        "bad_json": 1, "bad_key_id": 1, "bad_structure": 1, "empty_drawing": 1, "length_mismatch": 1,
-        "missing_word": 1, "not_integer": 1, "out_of_range": 1, "unknown_word": 1, "wrong_column_count": 1,
+        "bad_json": 1,
+        "bad_key_id": 1,
+        "bad_structure": 1,
+        "empty_drawing": 1,
+        "length_mismatch": 1,
+        "missing_word": 1,
+        "not_integer": 1,
+        "out_of_range": 1,
+        "unknown_word": 1,
+        "wrong_column_count": 1,
     }
     kept = set().union(*store_keys(tmp_path / "qd").values())
     assert kept == set(range(1, 21))
@@ -109,7 +126,12 @@ def test_row_groups_are_class_pure_and_bounded(tmp_path):
     src = tmp_path / "mixed.csv"
     rows = [kaggle_row(k, ["cat", "dog", "eel"][k % 3]) for k in range(1, 3001)]
     write_csv(src, rows)
-    m = convert(src, tmp_path / "qd", ConvertSettings(row_group_size=100, classes=["cat", "dog", "eel"]), progress=False)
+    m = convert(
+        src,
+        tmp_path / "qd",
+        ConvertSettings(row_group_size=100, classes=["cat", "dog", "eel"]),
+        progress=False,
+    )
     for path in m.shards["train"]:
         f = pq.ParquetFile(tmp_path / "qd" / path)
         for g in range(f.num_row_groups):
@@ -118,7 +140,9 @@ def test_row_groups_are_class_pure_and_bounded(tmp_path):
 
 
 def test_classes_inferred_by_scanning_when_file_name_is_not_a_word(tmp_path):
-    write_csv(tmp_path / "all.csv", [kaggle_row(k, w) for k, w in enumerate(["b", "a", "c", "a"], 1)])
+    write_csv(
+        tmp_path / "all.csv", [kaggle_row(k, w) for k, w in enumerate(["b", "a", "c", "a"], 1)]
+    )
     m = convert(tmp_path / "all.csv", tmp_path / "qd", progress=False)
     assert m.classes == ["a", "b", "c"] and sum(m.rows.values()) == 4
 
@@ -131,10 +155,26 @@ def test_raw_ndjson_is_simplified_like_google(tmp_path):
             strokes = [np.cumsum(rng.normal(0, 5, (30, 2)), axis=0) + 300 for _ in range(3)]
             raw = [[s[:, 0].tolist(), s[:, 1].tolist(), list(range(0, 300, 10))] for s in strokes]
             drawings.append(strokes)
-            f.write(json.dumps({"word": "cat", "key_id": str(k + 1), "countrycode": "NA", "recognized": True,
-                                "timestamp": "2017-03-16 22:31:06.84049 UTC", "drawing": raw}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "word": "cat",
+                        "key_id": str(k + 1),
+                        "countrycode": "NA",
+                        "recognized": True,
+                        "timestamp": "2017-03-16 22:31:06.84049 UTC",
+                        "drawing": raw,
+                    }
+                )
+                + "\n"
+            )
     store = tmp_path / "qd"
-    m = convert(tmp_path / "cat.ndjson", store, ConvertSettings(val_fraction=0, test_fraction=0), progress=False)
+    m = convert(
+        tmp_path / "cat.ndjson",
+        store,
+        ConvertSettings(val_fraction=0, test_fraction=0),
+        progress=False,
+    )
     table = pq.read_table(store / m.shards["train"][0]).sort_by("key_id")
     for k, row in enumerate(table.to_pylist()):
         expected = simplify_drawing(drawings[k])
@@ -146,9 +186,13 @@ def test_raw_ndjson_is_simplified_like_google(tmp_path):
 def test_recognized_only_and_max_per_class(tmp_path):
     rows = [kaggle_row(k, "cat", recognized="True" if k % 2 else "False") for k in range(1, 101)]
     write_csv(tmp_path / "cat.csv", rows)
-    m = convert(tmp_path / "cat.csv", tmp_path / "q1", ConvertSettings(recognized_only=True), progress=False)
+    m = convert(
+        tmp_path / "cat.csv", tmp_path / "q1", ConvertSettings(recognized_only=True), progress=False
+    )
     assert sum(m.rows.values()) == 50 and m.filtered == {"not_recognized": 50}
-    m = convert(tmp_path / "cat.csv", tmp_path / "q2", ConvertSettings(max_per_class=30), progress=False)
+    m = convert(
+        tmp_path / "cat.csv", tmp_path / "q2", ConvertSettings(max_per_class=30), progress=False
+    )
     assert sum(m.rows.values()) == 30 and m.filtered == {"over_max_per_class": 70}
 
 
@@ -162,7 +206,9 @@ def test_parallel_equals_serial(tmp_path):
 
 def test_interrupted_run_resumes_without_loss_or_duplicates(tmp_path, monkeypatch):
     src = simple_source(tmp_path, words=("a", "b", "c", "d"), n=300)
-    reference = store_keys(tmp_path / "ref") if convert(src, tmp_path / "ref", progress=False) else None
+    reference = (
+        store_keys(tmp_path / "ref") if convert(src, tmp_path / "ref", progress=False) else None
+    )
     real = convert_mod.convert_source
     calls = []
 
@@ -188,7 +234,9 @@ def test_interrupted_run_resumes_without_loss_or_duplicates(tmp_path, monkeypatc
     assert not list((tmp_path / "qd").rglob("*.tmp"))
     # A finished store is left alone.
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "qd").rglob("*") if p.is_file()}
-    monkeypatch.setattr(convert_mod, "convert_source", lambda *a, **k: pytest.fail("reconverted a finished store"))
+    monkeypatch.setattr(
+        convert_mod, "convert_source", lambda *a, **k: pytest.fail("reconverted a finished store")
+    )
     convert(src, tmp_path / "qd", workers=1, progress=False)
     assert before == {p: p.stat().st_mtime_ns for p in (tmp_path / "qd").rglob("*") if p.is_file()}
 
@@ -198,7 +246,9 @@ def test_other_settings_on_an_existing_store_are_refused(tmp_path):
     convert(src, tmp_path / "qd", progress=False)
     with pytest.raises(ValueError, match="other settings.*val_fraction"):
         convert(src, tmp_path / "qd", ConvertSettings(val_fraction=0.2), progress=False)
-    m = convert(src, tmp_path / "qd", ConvertSettings(val_fraction=0.2), overwrite=True, progress=False)
+    m = convert(
+        src, tmp_path / "qd", ConvertSettings(val_fraction=0.2), overwrite=True, progress=False
+    )
     assert m.settings["val_fraction"] == 0.2
 
 
@@ -221,7 +271,8 @@ def test_zip_members_read_in_place_and_path_names_cannot_escape(tmp_path):
     with zipfile.ZipFile(archive, "w") as zf:
         for word in ("../../etc", "cat"):
             body = "countrycode,drawing,key_id,recognized,timestamp,word\n" + "".join(
-                f'US,"{json.dumps(SQUARE)}",{k},True,2017-01-01 00:00:00,{word}\n' for k in range(1, 11)
+                f'US,"{json.dumps(SQUARE)}",{k},True,2017-01-01 00:00:00,{word}\n'
+                for k in range(1, 11)
             )
             zf.writestr(f"{word}.csv", body)
     store = tmp_path / "out" / "qd"
@@ -238,4 +289,9 @@ def test_decompression_bomb_is_stopped(tmp_path):
         f.write(f'US,"{json.dumps(SQUARE)}",1,True,2017-01-01 00:00:00,cat\n' * 20000)
     assert os.path.getsize(path) < 100_000
     with pytest.raises(QuickDrawFormatError, match="max_bytes"):
-        convert(path, tmp_path / "qd", ConvertSettings(max_bytes=200_000, classes=["cat"]), progress=False)
+        convert(
+            path,
+            tmp_path / "qd",
+            ConvertSettings(max_bytes=200_000, classes=["cat"]),
+            progress=False,
+        )

@@ -25,9 +25,17 @@ WORDS = ("ant", "bee", "cat", "dog")
 def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     for w_i, word in enumerate(WORDS):
-        rows = [kaggle_row(10_000 * (w_i + 1) + i, word, SQUARE if i % 2 else LINE) for i in range(400 + 100 * w_i)]
+        rows = [
+            kaggle_row(10_000 * (w_i + 1) + i, word, SQUARE if i % 2 else LINE)
+            for i in range(400 + 100 * w_i)
+        ]
         write_csv(root / "src" / f"{word}.csv.gz", rows)
-    convert(root / "src", root / "store", ConvertSettings(val_fraction=0.1, test_fraction=0.1, row_group_size=64), progress=False)
+    convert(
+        root / "src",
+        root / "store",
+        ConvertSettings(val_fraction=0.1, test_fraction=0.1, row_group_size=64),
+        progress=False,
+    )
     return root / "store"
 
 
@@ -67,7 +75,9 @@ def test_epochs_are_fresh_and_reproducible(store):
 @pytest.mark.parametrize("num_workers", [2, 3])
 def test_workers_serve_every_drawing_once(store, num_workers):
     reference, _ = served(make_dm(store, drop_last=False).train_dataloader(epoch=3))
-    keys, _ = served(make_dm(store, drop_last=False, num_workers=num_workers).train_dataloader(epoch=3))
+    keys, _ = served(
+        make_dm(store, drop_last=False, num_workers=num_workers).train_dataloader(epoch=3)
+    )
     assert sorted(keys) == sorted(reference) and len(set(keys)) == len(keys)
 
 
@@ -106,7 +116,9 @@ def test_augmentation_changes_images_but_not_labels(store):
 
     plain = next(iter(make_dm(store).train_dataloader(epoch=0)))
     aug = next(iter(make_dm(store, augment=StrokeAugment()).train_dataloader(epoch=0)))
-    assert torch.equal(plain["label"], aug["label"]) and not torch.equal(plain["image"], aug["image"])
+    assert torch.equal(plain["label"], aug["label"]) and not torch.equal(
+        plain["image"], aug["image"]
+    )
 
 
 class _Recorder(L.LightningModule):
@@ -134,11 +146,25 @@ class _Recorder(L.LightningModule):
 
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_trainer_sees_new_quotas_each_epoch(store, tmp_path, num_workers):
-    dm = QuickDrawDataModule(store=str(store), per_class=8, batch_size=4, raster=RasterSpec(size=16),
-                             num_workers=num_workers, persistent_workers=True, val_per_class=4)
+    dm = QuickDrawDataModule(
+        store=str(store),
+        per_class=8,
+        batch_size=4,
+        raster=RasterSpec(size=16),
+        num_workers=num_workers,
+        persistent_workers=True,
+        val_per_class=4,
+    )
     model = _Recorder()
-    trainer = L.Trainer(max_epochs=3, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, default_root_dir=tmp_path, num_sanity_val_steps=0)
+    trainer = L.Trainer(
+        max_epochs=3,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        default_root_dir=tmp_path,
+        num_sanity_val_steps=0,
+    )
     trainer.fit(model, datamodule=dm)
     assert [len(model.seen[e]) for e in range(3)] == [32, 20, 40]
 
@@ -150,7 +176,9 @@ def test_source_is_converted_once_into_the_cache(tmp_path, monkeypatch):
     dm.setup()
     assert dm.classes == ["cat"] and dm.store.path.parent == tmp_path / "cache" / "stores"
     monkeypatch.setattr(dm_mod, "convert", lambda *a, **k: pytest.fail("converted twice"))
-    QuickDrawDataModule(source=str(tmp_path / "src"), cache_dir=str(tmp_path / "cache")).prepare_data()
+    QuickDrawDataModule(
+        source=str(tmp_path / "src"), cache_dir=str(tmp_path / "cache")
+    ).prepare_data()
 
 
 def test_store_without_manifest_names_the_fix(tmp_path):
@@ -192,11 +220,16 @@ def test_damaged_store_fails_at_setup_naming_file_and_fix(store, tmp_path, damag
 
 
 def test_real_sample_through_the_datamodule(sample_dir, tmp_path):
-    dm = QuickDrawDataModule(source=str(sample_dir / "train_simplified.zip"), cache_dir=str(tmp_path), per_class=3, batch_size=64)
+    dm = QuickDrawDataModule(
+        source=str(sample_dir / "train_simplified.zip"),
+        cache_dir=str(tmp_path),
+        per_class=3,
+        batch_size=64,
+    )
     dm.prepare_data()
     dm.setup()
     assert dm.num_classes == 344
-    keys, labels = [], []
+    keys = []
     for batch in dm.train_dataloader(epoch=0):
         assert batch["image"].shape[1:] == (1, 64, 64) and batch["image"].float().mean() > 0
         keys += batch["key_id"].tolist()

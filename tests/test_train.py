@@ -24,7 +24,12 @@ CLASSES = sorted(synthetic.CLASSES)[:4]
 def tiny_store(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synthetic")
     synthetic.generate(root / "csv", per_class=80, classes=CLASSES, seed=0, progress=False)
-    convert(root / "csv", root / "store", ConvertSettings(val_fraction=0.2, test_fraction=0.2), progress=False)
+    convert(
+        root / "csv",
+        root / "store",
+        ConvertSettings(val_fraction=0.2, test_fraction=0.2),
+        progress=False,
+    )
     return root / "store"
 
 
@@ -33,9 +38,17 @@ def compose_train(overrides: list[str], out: Path, store: Path) -> DictConfig:
         cfg = compose(
             "train",
             overrides=[
-                f"data.store={store}", "data.per_class=16", "data.val_per_class=8", "data.test_per_class=8",
-                "data.batch_size=16", "data.eval_batch_size=32", "data.raster.size=32", "data.num_workers=0",
-                "trainer.accelerator=cpu", "callbacks.progress_bar.refresh_rate=0", *overrides,
+                f"data.store={store}",
+                "data.per_class=16",
+                "data.val_per_class=8",
+                "data.test_per_class=8",
+                "data.batch_size=16",
+                "data.eval_batch_size=32",
+                "data.raster.size=32",
+                "data.num_workers=0",
+                "trainer.accelerator=cpu",
+                "callbacks.progress_bar.refresh_rate=0",
+                *overrides,
             ],
         )
     with open_dict(cfg):
@@ -68,14 +81,18 @@ def test_run_folder_holds_checkpoints_logs_and_metrics(smoke_run):
     assert {"test/acc", "test/acc3", "test/map3", "val/map3_best", "best_ckpt"} <= set(metrics)
     assert 0.0 <= metrics["test/map3"] <= 1.0
     assert Path(metrics["best_ckpt"]).is_file()
-    assert (smoke_run / "checkpoints" / "best.ckpt").resolve() == Path(metrics["best_ckpt"]).resolve()
+    assert (smoke_run / "checkpoints" / "best.ckpt").resolve() == Path(
+        metrics["best_ckpt"]
+    ).resolve()
     assert (smoke_run / "checkpoints" / "last.ckpt").is_file()
     events = list((smoke_run / "tensorboard").rglob("events.out.tfevents.*"))
     assert len(events) == 1, "one run folder, one TensorBoard run"
 
 
 def test_resume_from_last_continues_in_the_same_folder(smoke_run, tiny_store):
-    cfg = compose_train(["experiment=smoke", "trainer.max_epochs=3", "ckpt_path=last"], smoke_run, tiny_store)
+    cfg = compose_train(
+        ["experiment=smoke", "trainer.max_epochs=3", "ckpt_path=last"], smoke_run, tiny_store
+    )
     metrics = train(cfg)
     assert metrics["epochs"] == 3
     assert len(list((smoke_run / "tensorboard").rglob("events.out.tfevents.*"))) >= 1
@@ -85,7 +102,10 @@ def test_resume_from_last_continues_in_the_same_folder(smoke_run, tiny_store):
 def _cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", module, *args, f"hydra.run.dir={cwd}/hydra-{module}"],
-        capture_output=True, text=True, cwd=cwd, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
     )
 
 
@@ -97,11 +117,15 @@ def test_evaluate_and_predict_on_the_checkpoint(smoke_run, tiny_store, tmp_path)
     assert r.returncode == 0, r.stderr
     assert "MAP@3" in r.stdout
     out = tmp_path / "sub.csv"
-    r = _cli("quickdraw.predict", f"ckpt_path={ckpt}", f"input={source}", f"output={out}", cwd=tmp_path)
+    r = _cli(
+        "quickdraw.predict", f"ckpt_path={ckpt}", f"input={source}", f"output={out}", cwd=tmp_path
+    )
     assert r.returncode == 0, r.stderr
     lines = out.read_text().splitlines()
     assert lines[0] == "key_id,word" and len(lines) == 81
     key, words = lines[1].split(",")
-    assert key.isdigit() and len(words.split(" ")) == 3 and all(" " not in w for w in words.split(" "))
+    assert (
+        key.isdigit() and len(words.split(" ")) == 3 and all(" " not in w for w in words.split(" "))
+    )
     r = _cli("quickdraw.evaluate", f"ckpt_path={csv_dir}", f"input={source}", cwd=tmp_path)
     assert r.returncode == 2 and "checkpoint" in r.stderr.lower()

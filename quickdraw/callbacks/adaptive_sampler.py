@@ -50,9 +50,13 @@ class AdaptiveSampler(L.Callback):
         self._correct = torch.zeros(c, dtype=torch.float64, device=pl_module.device)
         self._total = torch.zeros(c, dtype=torch.float64, device=pl_module.device)
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs: Any, batch, batch_idx, dataloader_idx=0) -> None:
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs: Any, batch, batch_idx, dataloader_idx=0
+    ) -> None:
         if not isinstance(outputs, dict) or "preds" not in outputs:
-            raise RuntimeError("AdaptiveSampler needs validation_step to return {'preds': ..., 'target': ...}")
+            raise RuntimeError(
+                "AdaptiveSampler needs validation_step to return {'preds': ..., 'target': ...}"
+            )
         target = outputs["target"].to(self._total.device)
         hit = (outputs["preds"].to(target.device) == target).double()
         self._total += torch.bincount(target, minlength=len(self._total)).double()
@@ -66,7 +70,9 @@ class AdaptiveSampler(L.Callback):
         with np.errstate(invalid="ignore", divide="ignore"):
             acc = np.where(total > 0, correct / np.maximum(total, 1), np.nan)
         n = self._n(trainer)
-        quotas = adaptive_quotas(acc, n, self.floor) if self.mode == "adaptive" else np.full(len(acc), n)
+        quotas = (
+            adaptive_quotas(acc, n, self.floor) if self.mode == "adaptive" else np.full(len(acc), n)
+        )
         self.class_acc, self.quotas = acc.tolist(), quotas.tolist()
         trainer.datamodule.set_quotas(quotas)
         self._log(trainer, pl_module, quotas)
@@ -74,8 +80,13 @@ class AdaptiveSampler(L.Callback):
     def _log(self, trainer: L.Trainer, pl_module: L.LightningModule, quotas: np.ndarray) -> None:
         q = torch.as_tensor(quotas, dtype=torch.float32)
         pl_module.log_dict(
-            {"sampler/quota_min": q.min(), "sampler/quota_max": q.max(), "sampler/quota_mean": q.mean()},
-            on_epoch=True, sync_dist=False,
+            {
+                "sampler/quota_min": q.min(),
+                "sampler/quota_max": q.max(),
+                "sampler/quota_mean": q.mean(),
+            },
+            on_epoch=True,
+            sync_dist=False,
         )
         if trainer.is_global_zero:
             for logger in trainer.loggers:

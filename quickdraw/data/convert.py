@@ -56,7 +56,9 @@ class ConvertSettings:
     test_fraction: float = 0.05
     split_seed: int = 0
     recognized_only: bool = False
-    max_per_class: int | None = None  # per class and input file (Kaggle/Google have one file per class)
+    max_per_class: int | None = (
+        None  # per class and input file (Kaggle/Google have one file per class)
+    )
     drawing_format: str = "auto"  # auto | simplified | raw
     max_points: int = 65_535
     row_group_size: int = 1024
@@ -65,10 +67,18 @@ class ConvertSettings:
     classes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if not (0 <= self.val_fraction and 0 <= self.test_fraction and self.val_fraction + self.test_fraction < 1):
-            raise ValueError(f"need 0 <= val_fraction, test_fraction and their sum < 1, got {self.val_fraction}, {self.test_fraction}")
+        if not (
+            self.val_fraction >= 0
+            and self.test_fraction >= 0
+            and self.val_fraction + self.test_fraction < 1
+        ):
+            raise ValueError(
+                f"need 0 <= val_fraction, test_fraction and their sum < 1, got {self.val_fraction}, {self.test_fraction}"
+            )
         if self.drawing_format not in ("auto", "simplified", "raw"):
-            raise ValueError(f"drawing_format must be auto, simplified or raw, not {self.drawing_format!r}")
+            raise ValueError(
+                f"drawing_format must be auto, simplified or raw, not {self.drawing_format!r}"
+            )
         if self.row_group_size < 1 or self.shard_rows < self.row_group_size:
             raise ValueError("need 1 <= row_group_size <= shard_rows")
 
@@ -86,7 +96,9 @@ class _ShardWriter:
     def write(self, table: pa.Table) -> None:
         if self.writer is None:
             self.tmp = self.dir / f".{self.source_id}-{self.part:04d}.parquet.tmp"
-            self.writer = pq.ParquetWriter(self.tmp, SCHEMA, compression="zstd", compression_level=6)
+            self.writer = pq.ParquetWriter(
+                self.tmp, SCHEMA, compression="zstd", compression_level=6
+            )
         self.writer.write_table(table, row_group_size=len(table))
         self.rows += len(table)
         if self.rows >= self.shard_rows:
@@ -154,7 +166,11 @@ def _parse_timestamps(values: list) -> pa.Array:
 
 
 def convert_source(
-    source: Source, store: Path, class_index: dict[str, int], settings: ConvertSettings, progress=None
+    source: Source,
+    store: Path,
+    class_index: dict[str, int],
+    settings: ConvertSettings,
+    progress=None,
 ) -> dict:
     """Convert one input file; returns its receipt (counts, bad rows, shards)."""
     writers = {s: _ShardWriter(store, s, source.id, settings.shard_rows) for s in SPLITS}
@@ -170,7 +186,9 @@ def convert_source(
     def reject(reason: str, line: int | None, detail: str) -> None:
         bad[reason] += 1
         if bad[reason] <= EXAMPLES_PER_REASON:
-            examples.append({"file": source.name, "line": line, "reason": reason, "detail": detail[:200]})
+            examples.append(
+                {"file": source.name, "line": line, "reason": reason, "detail": detail[:200]}
+            )
 
     def flush(key: tuple[int, int]) -> None:
         buf = buffers.pop(key)
@@ -179,9 +197,13 @@ def convert_source(
     def route() -> None:
         splits = assign_split(
             np.fromiter((r[0] for r in pending), np.int64, len(pending)),
-            settings.val_fraction, settings.test_fraction, settings.split_seed,
+            settings.val_fraction,
+            settings.test_fraction,
+            settings.split_seed,
         )
-        for split, (key_id, label, pts, lens, cc, rec, ts) in zip(splits.tolist(), pending):
+        for split, (key_id, label, pts, lens, cc, rec, ts) in zip(
+            splits.tolist(), pending, strict=True
+        ):
             buf = buffers[(split, label)]
             buf.key_id.append(key_id)
             buf.points.append(pts)
@@ -205,13 +227,18 @@ def convert_source(
                 raise BadRow("missing_word", "word is empty")
             label = class_index.get(word)
             if label is None:
-                raise BadRow("unknown_word", f"{word[:60]!r} is not one of the {len(class_index)} classes")
+                raise BadRow(
+                    "unknown_word", f"{word[:60]!r} is not one of the {len(class_index)} classes"
+                )
             key_id = parse_key_id(key_id)
             recognized = parse_recognized(rec)
             if settings.recognized_only and recognized is not True:
                 filtered["not_recognized"] += 1
                 continue
-            if settings.max_per_class is not None and kept_per_class[label] >= settings.max_per_class:
+            if (
+                settings.max_per_class is not None
+                and kept_per_class[label] >= settings.max_per_class
+            ):
                 filtered["over_max_per_class"] += 1
                 continue
             pts, lens = parse_drawing(drawing, settings.drawing_format, settings.max_points)
@@ -219,7 +246,9 @@ def convert_source(
             reject(e.reason, line, e.detail)
             continue
         kept_per_class[label] += 1
-        pending.append((key_id, label, pts, lens, cc if isinstance(cc, str) and cc else None, recognized, ts))
+        pending.append(
+            (key_id, label, pts, lens, cc if isinstance(cc, str) and cc else None, recognized, ts)
+        )
         if len(pending) >= CHUNK_ROWS:
             route()
         if progress is not None and rows_read % CHUNK_ROWS == 0:
@@ -283,10 +312,16 @@ def infer_classes(sources: Sequence[Source], max_bytes: int) -> list[str]:
         if first[2] == source.stem:
             words.add(source.stem)
             continue
-        log.info("%s: first word %r differs from the file name; scanning all its words", source.name, first[2])
+        log.info(
+            "%s: first word %r differs from the file name; scanning all its words",
+            source.name,
+            first[2],
+        )
         words.update(r[2] for r in [first, *records] if isinstance(r[2], str) and r[2])
     if not words:
-        raise QuickDrawFormatError("no class names found in the inputs (no file has a readable row with a word)")
+        raise QuickDrawFormatError(
+            "no class names found in the inputs (no file has a readable row with a word)"
+        )
     return sorted(words)
 
 
@@ -324,7 +359,12 @@ def convert(
     jobs = [(s, store, class_index, settings) for s in todo]
     n_workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     bar = tqdm(
-        total=None, unit=" rows", unit_scale=True, desc=f"convert {len(todo)} files", disable=not progress, mininterval=1.0
+        total=None,
+        unit=" rows",
+        unit_scale=True,
+        desc=f"convert {len(todo)} files",
+        disable=not progress,
+        mininterval=1.0,
     )
     try:
         if n_workers == 1:
@@ -363,7 +403,9 @@ def _run_parallel(jobs, n_workers: int, receipts: dict, bar, n_sources: int) -> 
     thread = threading.Thread(target=pump, daemon=True)
     thread.start()
     try:
-        with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker, initargs=(queue,)) as pool:
+        with ProcessPoolExecutor(
+            n_workers, mp_context=ctx, initializer=_init_worker, initargs=(queue,)
+        ) as pool:
             for receipt in pool.map(_work, jobs):
                 receipts[receipt["id"]] = receipt
                 bar.set_postfix(files=f"{len(receipts)}/{n_sources}", refresh=False)
@@ -410,7 +452,9 @@ def _verify(store: Path, sources: Sequence[Source]) -> None:
             rows = 0
             for shards in receipt["shards"].values():
                 for rel in shards:
-                    rows += pq.read_table(store / rel, columns=["key_id", "label", "x", "y"]).num_rows
+                    rows += pq.read_table(
+                        store / rel, columns=["key_id", "label", "x", "y"]
+                    ).num_rows
             if rows != receipt["rows_kept"]:
                 raise ValueError(f"{rows} rows in shards, {receipt['rows_kept']} in the receipt")
         except (OSError, ValueError, pa.ArrowException) as e:
@@ -430,7 +474,9 @@ def _remove_stray_shards(store: Path, source_id: str) -> None:
                 p.unlink()
 
 
-def _build_manifest(sources: Sequence[Source], receipts: dict, settings: ConvertSettings) -> Manifest:
+def _build_manifest(
+    sources: Sequence[Source], receipts: dict, settings: ConvertSettings
+) -> Manifest:
     n = len(settings.classes)
     counts = {s: [0] * n for s in SPLITS}
     bad: Counter = Counter()
@@ -439,7 +485,7 @@ def _build_manifest(sources: Sequence[Source], receipts: dict, settings: Convert
     for src in sources:
         r = receipts[src.id]
         for s in SPLITS:
-            counts[s] = [a + b for a, b in zip(counts[s], r["counts"][s])]
+            counts[s] = [a + b for a, b in zip(counts[s], r["counts"][s], strict=True)]
             shards[s] += r["shards"][s]
         bad.update(r["bad_rows"])
         filtered.update(r["filtered"])
@@ -449,7 +495,8 @@ def _build_manifest(sources: Sequence[Source], receipts: dict, settings: Convert
         bad_rows=dict(sorted(bad.items())),
         filtered=dict(sorted(filtered.items())),
         sources=[
-            {k: receipts[s.id][k] for k in ("name", "bytes", "rows_read", "rows_kept")} for s in sources
+            {k: receipts[s.id][k] for k in ("name", "bytes", "rows_read", "rows_kept")}
+            for s in sources
         ],
         shards=shards,
         settings=asdict(settings) | {"classes": len(settings.classes)},
@@ -462,11 +509,17 @@ def _report(manifest: Manifest, receipts: dict, seconds: float) -> None:
     read = sum(s["rows_read"] for s in manifest.sources)
     log.info(
         "%d rows read, %d kept in %d classes (%s) in %.1f s (%.0f rows/s)",
-        read, kept, len(manifest.classes),
-        ", ".join(f"{k} {v}" for k, v in manifest.rows.items()), seconds, read / max(seconds, 1e-9),
+        read,
+        kept,
+        len(manifest.classes),
+        ", ".join(f"{k} {v}" for k, v in manifest.rows.items()),
+        seconds,
+        read / max(seconds, 1e-9),
     )
     if manifest.bad_rows:
-        log.warning("bad rows skipped: %s", ", ".join(f"{k} {v}" for k, v in manifest.bad_rows.items()))
+        log.warning(
+            "bad rows skipped: %s", ", ".join(f"{k} {v}" for k, v in manifest.bad_rows.items())
+        )
         for e in manifest.bad_examples[:10]:
             log.warning("  %s line %s: %s %s", e["file"], e["line"], e["reason"], e["detail"])
     if manifest.filtered:

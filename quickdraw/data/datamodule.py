@@ -60,7 +60,11 @@ class QuickDrawDataModule(L.LightningDataModule):
         self.convert_settings = dict(convert_settings or {})
         # Read by the AdaptiveSampler callback (callbacks.adaptive_sampler.mode follows data.sampling).
         self.sampling = sampling
-        self.per_class, self.val_per_class, self.test_per_class = per_class, val_per_class, test_per_class
+        self.per_class, self.val_per_class, self.test_per_class = (
+            per_class,
+            val_per_class,
+            test_per_class,
+        )
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers, self.pin_memory = num_workers, pin_memory
@@ -78,9 +82,15 @@ class QuickDrawDataModule(L.LightningDataModule):
         if self.store_path is not None:
             return self.store_path
         if self.source is not None:
-            tag = hashlib.sha1(f"{self.source.resolve()}|{sorted(self.convert_settings.items())}".encode()).hexdigest()[:10]
+            tag = hashlib.sha1(
+                f"{self.source.resolve()}|{sorted(self.convert_settings.items())}".encode()
+            ).hexdigest()[:10]
             return self.cache_dir / "stores" / f"{self.source.stem}-{tag}"
-        return self.cache_dir / "synthetic" / f"store-n{self.synthetic_per_class}-s{self.synthetic_seed}"
+        return (
+            self.cache_dir
+            / "synthetic"
+            / f"store-n{self.synthetic_per_class}-s{self.synthetic_seed}"
+        )
 
     def prepare_data(self) -> None:
         """Build the store if it does not exist yet (runs once per node)."""
@@ -94,10 +104,16 @@ class QuickDrawDataModule(L.LightningDataModule):
                 f"`python -m quickdraw.convert source=PATH store={store}` or set data.source=PATH"
             )
         if source is None:
-            source = self.cache_dir / "synthetic" / f"csv-n{self.synthetic_per_class}-s{self.synthetic_seed}"
+            source = (
+                self.cache_dir
+                / "synthetic"
+                / f"csv-n{self.synthetic_per_class}-s{self.synthetic_seed}"
+            )
             if not any(source.glob("*.csv.gz")):
                 log.info("generating the synthetic doodle set in %s", source)
-                synthetic.generate(source, per_class=self.synthetic_per_class, seed=self.synthetic_seed)
+                synthetic.generate(
+                    source, per_class=self.synthetic_per_class, seed=self.synthetic_seed
+                )
         log.info("converting %s into %s", source, store)
         convert(source, store, ConvertSettings(**self.convert_settings))
 
@@ -122,7 +138,9 @@ class QuickDrawDataModule(L.LightningDataModule):
         self._require_setup()
         q = np.asarray(quotas)
         if q.shape != (self.num_classes,):
-            raise ValueError(f"quotas must have one entry per class ({self.num_classes}), got shape {q.shape}")
+            raise ValueError(
+                f"quotas must have one entry per class ({self.num_classes}), got shape {q.shape}"
+            )
         if not np.all(np.isfinite(q)) or (q < 0).any():
             raise ValueError("quotas must be finite and non-negative")
         self.quotas = np.rint(q).astype(np.int64)
@@ -149,12 +167,21 @@ class QuickDrawDataModule(L.LightningDataModule):
             short = int(np.argmax(self.quotas - index.class_rows))
             log.warning(
                 "class %r has %d training drawings but a quota of %d: it is used whole each epoch",
-                self.classes[short], index.class_rows[short], self.quotas[short],
+                self.classes[short],
+                index.class_rows[short],
+                self.quotas[short],
             )
         rows = epoch_rows(index, self.quotas, self.seed, epoch, self.shuffle_window)
         dataset = StrokeDataset(
-            index, rows, self.raster, self.batch_size, self.augment, self.seed, epoch,
-            *self._rank(), drop_last=self.drop_last,
+            index,
+            rows,
+            self.raster,
+            self.batch_size,
+            self.augment,
+            self.seed,
+            epoch,
+            *self._rank(),
+            drop_last=self.drop_last,
         )
         return self._loader(dataset)
 
@@ -168,7 +195,9 @@ class QuickDrawDataModule(L.LightningDataModule):
         self._require_setup()
         index = self.store[split]
         rows = fixed_rows(index, per_class, self.seed)
-        dataset = StrokeDataset(index, rows, self.raster, self.eval_batch_size, None, self.seed, 0, *self._rank())
+        dataset = StrokeDataset(
+            index, rows, self.raster, self.eval_batch_size, None, self.seed, 0, *self._rank()
+        )
         return self._loader(dataset)
 
     def _loader(self, dataset: StrokeDataset) -> DataLoader:
@@ -192,7 +221,9 @@ class QuickDrawDataModule(L.LightningDataModule):
 
     def _require_setup(self) -> None:
         if self.store is None:
-            raise RuntimeError("call prepare_data() and setup() first (the Trainer does this for you)")
+            raise RuntimeError(
+                "call prepare_data() and setup() first (the Trainer does this for you)"
+            )
 
     def describe(self) -> dict[str, Any]:
         """A summary worth logging: where the data is, how big, what an epoch holds."""

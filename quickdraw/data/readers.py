@@ -97,7 +97,9 @@ def discover_sources(path: str | Path) -> list[Source]:
     if not path.exists():
         raise FileNotFoundError(f"source {path} does not exist")
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and _is_input(p.name, allow_zip=True))
+        files = sorted(
+            p for p in path.rglob("*") if p.is_file() and _is_input(p.name, allow_zip=True)
+        )
         sources = [s for p in files for s in discover_sources(p)]
         if not sources:
             raise QuickDrawFormatError(f"{path} holds no {', '.join(SUFFIXES)} or .zip files")
@@ -114,7 +116,9 @@ def discover_sources(path: str | Path) -> list[Source]:
             raise QuickDrawFormatError(f"{path} contains no {', '.join(SUFFIXES)} members")
         return [Source(path, m) for m in members]
     if not _is_input(path.name):
-        raise QuickDrawFormatError(f"{path}: unsupported file type (expected {', '.join(SUFFIXES)} or .zip)")
+        raise QuickDrawFormatError(
+            f"{path}: unsupported file type (expected {', '.join(SUFFIXES)} or .zip)"
+        )
     return [Source(path)]
 
 
@@ -153,19 +157,19 @@ class _LimitedReader(io.RawIOBase):
 
 def open_text(source: Source, max_bytes: int) -> io.TextIOWrapper:
     """The decompressed text of a source; BOMs are dropped, undecodable bytes become U+FFFD."""
+    # The returned wrapper owns these handles and closes them with itself.
     try:
         if source.member is not None:
-            zf = zipfile.ZipFile(source.path)
-            raw = zf.open(source.member)
+            raw = zipfile.ZipFile(source.path).open(source.member)  # noqa: SIM115
         else:
-            raw = open(source.path, "rb")
-        if source.gzipped:
-            magic = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
-            if magic and magic != b"\x1f\x8b":
-                raise QuickDrawFormatError(f"{source.name}: named .gz but is not gzip data")
-            raw = gzip.GzipFile(fileobj=raw, mode="rb")
+            raw = open(source.path, "rb")  # noqa: SIM115
     except (zipfile.BadZipFile, KeyError) as e:
         raise QuickDrawFormatError(f"{source.name}: cannot open ({e})") from e
+    if source.gzipped:
+        if raw.peek(2)[:2] not in (b"", b"\x1f\x8b"):
+            raw.close()
+            raise QuickDrawFormatError(f"{source.name}: named .gz but is not gzip data")
+        raw = gzip.GzipFile(fileobj=raw, mode="rb")
     limited = io.BufferedReader(_LimitedReader(raw, max_bytes, source.name), buffer_size=1 << 20)
     return io.TextIOWrapper(limited, encoding="utf-8-sig", errors="replace", newline="")
 
@@ -174,7 +178,9 @@ def open_text(source: Source, max_bytes: int) -> io.TextIOWrapper:
 Record = tuple
 
 
-def iter_records(source: Source, max_bytes: int, require_word: bool = True) -> Iterator[Record | BadRow]:
+def iter_records(
+    source: Source, max_bytes: int, require_word: bool = True
+) -> Iterator[Record | BadRow]:
     """Yield raw records (or a ``BadRow`` with its line) from a CSV or ndjson source."""
     with open_text(source, max_bytes) as text:
         if source.kind == "csv":
@@ -201,7 +207,9 @@ def _iter_csv(source: Source, text, require_word: bool) -> Iterator[Record | Bad
         )
     col = {name: header.index(name) for name in header}
     n = len(header)
-    get = [col.get(k) for k in ("key_id", "word", "countrycode", "recognized", "timestamp", "drawing")]
+    get = [
+        col.get(k) for k in ("key_id", "word", "countrycode", "recognized", "timestamp", "drawing")
+    ]
     rows = iter(reader)
     while True:
         try:
@@ -230,7 +238,9 @@ def _iter_ndjson(source: Source, text) -> Iterator[Record | BadRow]:
             obj = orjson.loads(line)
         except orjson.JSONDecodeError as e:
             if first:
-                raise QuickDrawFormatError(f"{source.name}: line {line_no} is not JSON; not an ndjson file") from e
+                raise QuickDrawFormatError(
+                    f"{source.name}: line {line_no} is not JSON; not an ndjson file"
+                ) from e
             yield BadRow("bad_json", str(e)[:80], line_no)
             continue
         if not isinstance(obj, dict) or "drawing" not in obj:
@@ -276,7 +286,9 @@ def parse_recognized(value) -> bool | None:
     return None
 
 
-def parse_drawing(value, drawing_format: str = "auto", max_points: int = 65_535) -> tuple[np.ndarray, list[int]]:
+def parse_drawing(
+    value, drawing_format: str = "auto", max_points: int = 65_535
+) -> tuple[np.ndarray, list[int]]:
     """Validate one drawing (JSON text or parsed lists) into uint8 (P, 2) points and stroke lengths.
 
     ``drawing_format``: ``simplified`` wants integer 0-255 ``[xs, ys]`` strokes; ``raw`` simplifies any
@@ -304,7 +316,9 @@ def parse_drawing(value, drawing_format: str = "auto", max_points: int = 65_535)
             raise BadRow("bad_structure", f"stroke {i} is not [xs, ys] or [xs, ys, ts]")
         if len(stroke) == 3:
             if drawing_format == "simplified":
-                raise BadRow("bad_structure", f"stroke {i} has timestamps but drawing_format=simplified")
+                raise BadRow(
+                    "bad_structure", f"stroke {i} has timestamps but drawing_format=simplified"
+                )
             raw = True
         sx, sy = stroke[0], stroke[1]
         if len(sx) != len(sy):
@@ -330,8 +344,12 @@ def parse_drawing(value, drawing_format: str = "auto", max_points: int = 65_535)
             raise BadRow("empty_drawing", "nothing left after simplification")
         return np.concatenate(strokes), [len(s) for s in strokes]
     if arr.min() < 0 or arr.max() > 255:
-        raise BadRow("out_of_range", f"coordinates span {arr.min():g}..{arr.max():g}, expected 0..255")
+        raise BadRow(
+            "out_of_range", f"coordinates span {arr.min():g}..{arr.max():g}, expected 0..255"
+        )
     ints = arr.astype(np.uint8)
     if (ints != arr).any():
-        raise BadRow("not_integer", "simplified coordinates must be integers (use drawing_format=raw)")
+        raise BadRow(
+            "not_integer", "simplified coordinates must be integers (use drawing_format=raw)"
+        )
     return ints, lens

@@ -16,7 +16,9 @@ import numpy as np
 from quickdraw.data.store import SplitIndex
 
 
-def epoch_rows(index: SplitIndex, quotas: np.ndarray, seed: int, epoch: int, shuffle_window: int) -> np.ndarray:
+def epoch_rows(
+    index: SplitIndex, quotas: np.ndarray, seed: int, epoch: int, shuffle_window: int
+) -> np.ndarray:
     """Global row ids of one training epoch, in serving order."""
     rng = np.random.default_rng([seed, epoch])
     quotas = np.minimum(np.asarray(quotas, np.int64), index.class_rows)
@@ -40,7 +42,9 @@ def fixed_rows(index: SplitIndex, per_class: int | None, seed: int) -> np.ndarra
     return np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
 
 
-def locality_shuffle(index: SplitIndex, rows: np.ndarray, rng: np.random.Generator, window: int) -> np.ndarray:
+def locality_shuffle(
+    index: SplitIndex, rows: np.ndarray, rng: np.random.Generator, window: int
+) -> np.ndarray:
     """Random row-group order, rows of a group together, then a full shuffle inside each window."""
     group = np.searchsorted(index.rg_start, rows, side="right") - 1
     group_rank = rng.permutation(len(index.rg_rows))[group]

@@ -41,7 +41,9 @@ SCHEMA = pa.schema(
 def split_hash(key_ids: np.ndarray, seed: int = 0) -> np.ndarray:
     """Uniform floats in [0, 1) from key_ids (splitmix64): same answer on every machine and input order."""
     with np.errstate(over="ignore"):
-        z = np.asarray(key_ids).astype(np.uint64) + np.uint64((0x9E3779B97F4A7C15 * (seed + 1)) % 2**64)
+        z = np.asarray(key_ids).astype(np.uint64) + np.uint64(
+            (0x9E3779B97F4A7C15 * (seed + 1)) % 2**64
+        )
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         z = z ^ (z >> np.uint64(31))
@@ -63,9 +65,13 @@ class Manifest:
     bad_rows: dict[str, int] = field(default_factory=dict)  # reason -> count
     filtered: dict[str, int] = field(default_factory=dict)  # reason -> count (kept out on purpose)
     sources: list[dict] = field(default_factory=list)  # {name, bytes, rows_read, rows_kept}
-    shards: dict[str, list[str]] = field(default_factory=dict)  # split -> paths relative to the store
+    shards: dict[str, list[str]] = field(
+        default_factory=dict
+    )  # split -> paths relative to the store
     settings: dict = field(default_factory=dict)  # conversion settings that shaped the store
-    bad_examples: list[dict] = field(default_factory=list)  # first bad rows: file, line, reason, detail
+    bad_examples: list[dict] = field(
+        default_factory=list
+    )  # first bad rows: file, line, reason, detail
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -86,7 +92,9 @@ class Manifest:
         try:
             data = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"{path} is not valid JSON ({e}); re-run python -m quickdraw.convert store={store}") from e
+            raise ValueError(
+                f"{path} is not valid JSON ({e}); re-run python -m quickdraw.convert store={store}"
+            ) from e
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
             raise ValueError(

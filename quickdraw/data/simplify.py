@@ -15,7 +15,9 @@ import numpy as np
 RDP_EPSILON = 2.0
 
 
-def simplify_drawing(strokes: Sequence[np.ndarray], epsilon: float = RDP_EPSILON) -> list[np.ndarray]:
+def simplify_drawing(
+    strokes: Sequence[np.ndarray], epsilon: float = RDP_EPSILON
+) -> list[np.ndarray]:
     """Simplify one raw drawing given as (N, 2) float arrays; returns (M, 2) uint8 arrays.
 
     Strokes that shrink to nothing are dropped; a drawing with no extent (a single dot) keeps its points.

@@ -58,7 +58,9 @@ class SplitIndex:
                 rg = meta.row_group(g)
                 stats = rg.column(label_col).statistics
                 if stats is None or not stats.has_min_max or stats.min != stats.max:
-                    raise StoreError(f"{path}: row group {g} mixes classes, not written by quickdraw.convert; {_fix(store)}")
+                    raise StoreError(
+                        f"{path}: row group {g} mixes classes, not written by quickdraw.convert; {_fix(store)}"
+                    )
                 file_ids.append(i)
                 groups.append(g)
                 labels.append(stats.min)
@@ -69,11 +71,17 @@ class SplitIndex:
         self.rg_rows = np.asarray(rows, np.int64)
         self.rg_start = np.concatenate([[0], np.cumsum(self.rg_rows)])[:-1]
         if len(self.rg_label) and (self.rg_label.min() < 0 or self.rg_label.max() >= num_classes):
-            raise StoreError(f"{store}: a label is outside the manifest's {num_classes} classes; {_fix(store)}")
+            raise StoreError(
+                f"{store}: a label is outside the manifest's {num_classes} classes; {_fix(store)}"
+            )
         # Row groups of class c are class_groups[class_ptr[c]:class_ptr[c + 1]].
         self.class_groups = np.argsort(self.rg_label, kind="stable")
-        self.class_ptr = np.searchsorted(self.rg_label[self.class_groups], np.arange(num_classes + 1))
-        self.class_rows = np.bincount(self.rg_label, weights=self.rg_rows, minlength=num_classes).astype(np.int64)
+        self.class_ptr = np.searchsorted(
+            self.rg_label[self.class_groups], np.arange(num_classes + 1)
+        )
+        self.class_rows = np.bincount(
+            self.rg_label, weights=self.rg_rows, minlength=num_classes
+        ).astype(np.int64)
         self._open: OrderedDict[int, pq.ParquetFile] = OrderedDict()
 
     def __len__(self) -> int:
@@ -115,9 +123,13 @@ class SplitIndex:
                 self._open.popitem(last=False)[1].close()
         self._open[file_id] = pf
         try:
-            return pf.read_row_group(int(self.rg_group[group]), columns=READ_COLUMNS, use_threads=False)
+            return pf.read_row_group(
+                int(self.rg_group[group]), columns=READ_COLUMNS, use_threads=False
+            )
         except (OSError, pa.ArrowException) as e:
-            raise StoreError(f"{self.files[file_id]}: cannot read row group ({e}); {_fix(self.store)}") from e
+            raise StoreError(
+                f"{self.files[file_id]}: cannot read row group ({e}); {_fix(self.store)}"
+            ) from e
 
     def __getstate__(self) -> dict:
         # Open file handles stay in the process that opened them (DataLoader workers reopen their own).
@@ -126,7 +138,9 @@ class SplitIndex:
 
 def _read_footer(path: Path, store: Path):
     if not path.is_file():
-        raise StoreError(f"{path} is listed in {store / 'manifest.json'} but missing; {_fix(store)}")
+        raise StoreError(
+            f"{path} is listed in {store / 'manifest.json'} but missing; {_fix(store)}"
+        )
     try:
         return pq.read_metadata(path)
     except (OSError, pa.ArrowException) as e:

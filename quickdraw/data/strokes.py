@@ -66,10 +66,16 @@ class StrokeBatch:
                 stroke_offsets.append(len(xs))
             drawing_offsets.append(len(stroke_offsets) - 1)
         points = np.stack([np.asarray(xs, np.float32), np.asarray(ys, np.float32)], axis=1)
-        return cls(points.reshape(-1, 2), np.asarray(stroke_offsets, np.int64), np.asarray(drawing_offsets, np.int64))
+        return cls(
+            points.reshape(-1, 2),
+            np.asarray(stroke_offsets, np.int64),
+            np.asarray(drawing_offsets, np.int64),
+        )
 
     @classmethod
-    def from_arrow(cls, x: pa.Array | pa.ChunkedArray, y: pa.Array | pa.ChunkedArray) -> StrokeBatch:
+    def from_arrow(
+        cls, x: pa.Array | pa.ChunkedArray, y: pa.Array | pa.ChunkedArray
+    ) -> StrokeBatch:
         """Zero-copy-ish view of the ``x``/``y`` ``list<list<uint8>>`` columns of a store table."""
         x = _combine(x)
         y = _combine(y)
@@ -99,7 +105,9 @@ class StrokeBatch:
     def drawing(self, i: int) -> list[np.ndarray]:
         """The strokes of drawing ``i`` as a list of (N, 2) arrays."""
         s0, s1 = self.drawing_offsets[i], self.drawing_offsets[i + 1]
-        return [self.points[self.stroke_offsets[s] : self.stroke_offsets[s + 1]] for s in range(s0, s1)]
+        return [
+            self.points[self.stroke_offsets[s] : self.stroke_offsets[s + 1]] for s in range(s0, s1)
+        ]
 
     def to_drawings(self) -> list[list[list[list[int]]]]:
         """Back to Quick, Draw!'s JSON-like ``[[xs, ys], ...]`` lists (for writing CSV/ndjson)."""
@@ -132,7 +140,9 @@ class StrokeBatch:
             n_strokes += len(b.stroke_offsets) - 1
         if not points:
             return StrokeBatch(np.zeros((0, 2), np.float32), strokes[0], drawings[0])
-        return StrokeBatch(np.concatenate(points), np.concatenate(strokes), np.concatenate(drawings))
+        return StrokeBatch(
+            np.concatenate(points), np.concatenate(strokes), np.concatenate(drawings)
+        )
 
 
 def _combine(a: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -150,5 +160,5 @@ def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
     nonempty = lengths > 0
     first = np.concatenate([[0], ends[:-1]])[nonempty]
     out[first] = starts[nonempty]
-    out[first[1:]] -= (stops[nonempty][:-1] - 1)
+    out[first[1:]] -= stops[nonempty][:-1] - 1
     return np.cumsum(out)
