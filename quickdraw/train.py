@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,9 @@ from quickdraw.utils import (
 )
 
 log = logging.getLogger("quickdraw.train")
+# Our IterableDataset splits work per worker itself, so its __len__ is exact; the pytree notice is Lightning's own.
+warnings.filterwarnings("ignore", message=".*`IterableDataset` has `__len__` defined.*")
+warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:

@@ -1,0 +1,120 @@
+"""Train the four models (and ResNet18 with fixed sampling) on one data set at an equal compute budget,
+score each on a held-out labelled file, and write a Markdown results table.
+
+    python scripts/compare_models.py                        # the real sample in ../shared, if present
+    python scripts/compare_models.py --source DATA --test-input TEST.csv --test-labels LABELS.csv
+
+Equal budget: every run gets the same number of member-epochs (``--budget``): a single ResNet18 trains
+``budget`` epochs, a K-member ensemble ``budget / K`` epochs, so each run does about the same number of
+ResNet18 forward/backward passes. Each run is an ordinary ``python -m quickdraw.train`` run folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT.parent / "shared" / "data" / "quickdraw-sample"
+RUNS = [  # (label, experiment, extra overrides)
+    ("ResNet18, fixed sampling", "resnet18", ["data.sampling=fixed"]),
+    ("ResNet18, adaptive sampling", "resnet18", ["data.sampling=adaptive"]),
+    ("ResNet18 penalised", "resnet18_penalized", ["data.sampling=adaptive"]),
+    ("Ensemble, classification layer", "ensemble_head", ["data.sampling=adaptive"]),
+    ("Ensemble, averaging", "ensemble_mean", ["data.sampling=adaptive"]),
+]
+
+
+def run(cmd: list[str], log: Path) -> None:
+    print("$", " ".join(cmd), flush=True)
+    with open(log, "w") as f:
+        code = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT).returncode
+    if code:
+        sys.exit(f"command failed ({code}); see {log}")
+
+
+def worst_decile(per_class_csv: Path) -> float:
+    with open(per_class_csv) as f:
+        acc = np.array([float(r["accuracy"]) for r in csv.DictReader(f) if int(r["count"]) > 0])
+    k = max(1, len(acc) // 10)
+    return float(np.sort(acc)[:k].mean())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--source", default=str(SAMPLE / "train_simplified.zip"))
+    p.add_argument("--test-input", default=str(SAMPLE / "test_simplified.csv"))
+    p.add_argument("--test-labels", default=str(SAMPLE / "test_labels.csv"))
+    p.add_argument("--budget", type=int, default=8, help="member-epochs per run")
+    p.add_argument("--per-class", type=int, default=12, help="N: drawings per class per epoch")
+    p.add_argument("--out", default=str(ROOT / "outputs" / "compare"))
+    p.add_argument("--only", default=None, help="comma-separated run numbers (0-based) to run")
+    args = p.parse_args()
+    if not Path(args.source).exists():
+        sys.exit(f"{args.source} not found: pass --source, --test-input and --test-labels")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    common = [
+        f"data.source={args.source}", f"data.per_class={args.per_class}", "data.val_per_class=null",
+        "data.test_per_class=null", "+data.convert_settings.val_fraction=0.15", "+data.convert_settings.test_fraction=0.05",
+        "callbacks.progress_bar.refresh_rate=0",
+    ]  # fmt: skip
+    chosen = [int(i) for i in args.only.split(",")] if args.only else range(len(RUNS))
+    rows = []
+    for i in chosen:
+        label, experiment, extra = RUNS[i]
+        members = 3 if experiment.startswith("ensemble") else 1
+        epochs = max(1, round(args.budget / members))
+        run_dir = out / f"{i}-{experiment}-{extra[0].split('=')[1]}"
+        t0 = time.perf_counter()
+        if not (run_dir / "metrics.json").exists():
+            run(
+                [sys.executable, "-m", "quickdraw.train", f"experiment={experiment}", *extra, *common,
+                 f"trainer.max_epochs={epochs}", f"hydra.run.dir={run_dir}"],
+                run_dir.with_suffix(".log"),
+            )  # fmt: skip
+        minutes = (time.perf_counter() - t0) / 60
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        eval_dir = run_dir / "eval"
+        if not (eval_dir / "metrics.json").exists():
+            run(
+                [sys.executable, "-m", "quickdraw.evaluate", f"ckpt_path={run_dir}/checkpoints/best.ckpt",
+                 f"input={args.test_input}", f"labels={args.test_labels}", f"hydra.run.dir={eval_dir}"],
+                run_dir.with_suffix(".eval.log"),
+            )  # fmt: skip
+        scores = json.loads((eval_dir / "metrics.json").read_text())
+        rows.append(
+            {
+                "model": label, "experiment": experiment, "epochs": epochs,
+                "train_minutes": round(metrics.get("seconds", minutes * 60) / 60, 1),
+                "top1": scores["test/acc"], "top3": scores["test/acc3"], "map3": scores["test/map3"],
+                "worst_decile_acc": worst_decile(eval_dir / "per_class.csv"), "drawings": scores["drawings"],
+            }
+        )  # fmt: skip
+    lines = [
+        "| model | epochs | train min | top-1 | top-3 | MAP@3 | worst-decile class acc |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['epochs']} | {r['train_minutes']} | {r['top1']:.3f} | {r['top3']:.3f} "
+            f"| {r['map3']:.3f} | {r['worst_decile_acc']:.3f} |"
+        )
+    table = "\n".join(lines) + "\n"
+    (out / "results.md").write_text(table)
+    (out / "results.json").write_text(json.dumps(rows, indent=1))
+    print(table)
+    print(f"written: {out / 'results.md'}")
+
+
+if __name__ == "__main__":
+    main()
