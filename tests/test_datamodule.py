@@ -235,3 +235,21 @@ def test_real_sample_through_the_datamodule(sample_dir, tmp_path):
         keys += batch["key_id"].tolist()
     assert len(set(keys)) == len(keys) == 344 * 3 - (344 * 3) % 64
     assert np.array_equal(dm.quotas, np.full(344, 3))
+
+
+def test_group_use_reads_few_row_groups_yet_keeps_every_drawing_equally_likely(store):
+    from quickdraw.data.sampling import epoch_rows
+
+    index = make_dm(store).store["train"]
+    quotas = np.array([64, 0, 0, 0])
+    group_of = lambda rows: set(np.searchsorted(index.rg_start, rows, side="right") - 1)  # noqa: E731
+    few = epoch_rows(index, quotas, seed=0, epoch=0, shuffle_window=512, group_use=1.0)
+    spread = epoch_rows(index, quotas, seed=0, epoch=0, shuffle_window=512, group_use=0.01)
+    n_groups = index.class_ptr[1] - index.class_ptr[0]
+    assert len(few) == len(spread) == 64 and len(group_of(few)) <= 2 < n_groups - 1 <= len(group_of(spread))
+    hits = Counter()
+    for epoch in range(300):
+        hits.update(epoch_rows(index, quotas, seed=0, epoch=epoch, shuffle_window=512, group_use=0.5).tolist())
+    counts = np.array([hits[r] for r in index.class_to_global(0, np.arange(index.class_rows[0]))])
+    expected = 300 * 64 / index.class_rows[0]
+    assert abs(counts.mean() - expected) < 1e-9 and counts.std() < 0.35 * expected

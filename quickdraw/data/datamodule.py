@@ -49,6 +49,7 @@ class QuickDrawDataModule(L.LightningDataModule):
         raster: RasterSpec | None = None,
         augment: StrokeAugment | None = None,
         shuffle_window: int = 16384,
+        group_use: float = 0.25,
         drop_last: bool = True,
         seed: int = 0,
     ):
@@ -71,7 +72,8 @@ class QuickDrawDataModule(L.LightningDataModule):
         self.persistent_workers = persistent_workers and num_workers > 0
         self.raster = raster or RasterSpec()
         self.augment = augment
-        self.shuffle_window, self.drop_last, self.seed = shuffle_window, drop_last, seed
+        self.shuffle_window, self.group_use = shuffle_window, group_use
+        self.drop_last, self.seed = drop_last, seed
         self.store: Store | None = None
         self.quotas: np.ndarray | None = None
         self._epochs_served = 0
@@ -171,7 +173,7 @@ class QuickDrawDataModule(L.LightningDataModule):
                 index.class_rows[short],
                 self.quotas[short],
             )
-        rows = epoch_rows(index, self.quotas, self.seed, epoch, self.shuffle_window)
+        rows = epoch_rows(index, self.quotas, self.seed, epoch, self.shuffle_window, self.group_use)
         dataset = StrokeDataset(
             index,
             rows,

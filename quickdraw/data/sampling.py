@@ -17,18 +17,42 @@ from quickdraw.data.store import SplitIndex
 
 
 def epoch_rows(
-    index: SplitIndex, quotas: np.ndarray, seed: int, epoch: int, shuffle_window: int
+    index: SplitIndex,
+    quotas: np.ndarray,
+    seed: int,
+    epoch: int,
+    shuffle_window: int,
+    group_use: float = 0.25,
 ) -> np.ndarray:
-    """Global row ids of one training epoch, in serving order."""
+    """Global row ids of one training epoch, in serving order.
+
+    ``group_use`` trades randomness for I/O on large stores: class c's ``q`` drawings are drawn
+    uniformly from just enough randomly chosen row groups to hold ``q / group_use`` rows, so each
+    row group decoded serves at least that fraction of its rows. Every drawing keeps the same
+    chance ``q / n_c`` of being picked; 1.0 reads whole row groups, small values approach plain
+    uniform sampling (which a class smaller than ``q / group_use`` rows gets anyway).
+    """
+    if not 0 < group_use <= 1:
+        raise ValueError(f"group_use must be in (0, 1], got {group_use}")
     rng = np.random.default_rng([seed, epoch])
     quotas = np.minimum(np.asarray(quotas, np.int64), index.class_rows)
-    picked = [
-        index.class_to_global(c, rng.choice(int(index.class_rows[c]), int(q), replace=False))
-        for c, q in enumerate(quotas)
-        if q > 0
-    ]
+    picked = [_class_sample(index, c, int(q), group_use, rng) for c, q in enumerate(quotas) if q > 0]
     rows = np.concatenate(picked) if picked else np.zeros(0, np.int64)
     return locality_shuffle(index, rows, rng, shuffle_window)
+
+
+def _class_sample(
+    index: SplitIndex, c: int, q: int, group_use: float, rng: np.random.Generator
+) -> np.ndarray:
+    """``q`` distinct rows of class c from enough randomly ordered row groups to hold q / group_use."""
+    groups = index.class_groups[index.class_ptr[c] : index.class_ptr[c + 1]]
+    groups = groups[rng.permutation(len(groups))]
+    cum = np.concatenate([[0], np.cumsum(index.rg_rows[groups])])
+    enough = min(len(groups), int(np.searchsorted(cum, q / group_use)))
+    groups, cum = groups[:enough], cum[: enough + 1]
+    positions = rng.choice(int(cum[-1]), q, replace=False)
+    k = np.searchsorted(cum, positions, side="right") - 1
+    return index.rg_start[groups[k]] + (positions - cum[k])
 
 
 def fixed_rows(index: SplitIndex, per_class: int | None, seed: int) -> np.ndarray:
