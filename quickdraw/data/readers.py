@@ -7,6 +7,7 @@ and skipped while a file that is not Quick, Draw! data at all stops with an erro
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import hashlib
 import io
@@ -80,8 +81,7 @@ class Source:
         """Bytes on disk (compressed size for zip members)."""
         if self.member is None:
             return self.path.stat().st_size
-        with zipfile.ZipFile(self.path) as zf:
-            return zf.getinfo(self.member).compress_size
+        return _zipfile(self.path).getinfo(self.member).compress_size
 
     @property
     def id(self) -> str:
@@ -89,6 +89,12 @@ class Source:
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", self.stem).strip("._")[:48] or "source"
         digest = hashlib.sha1(f"{self.path.name}!{self.member}".encode()).hexdigest()[:10]
         return f"{safe}-{digest}"
+
+
+@functools.lru_cache(maxsize=8)
+def _zipfile(path: Path) -> zipfile.ZipFile:
+    """One open archive per process: Kaggle's zip has 340 members, and each open re-reads its directory."""
+    return zipfile.ZipFile(path)
 
 
 def discover_sources(path: str | Path) -> list[Source]:
@@ -160,7 +166,7 @@ def open_text(source: Source, max_bytes: int) -> io.TextIOWrapper:
     # The returned wrapper owns these handles and closes them with itself.
     try:
         if source.member is not None:
-            raw = zipfile.ZipFile(source.path).open(source.member)  # noqa: SIM115
+            raw = _zipfile(source.path).open(source.member)
         else:
             raw = open(source.path, "rb")  # noqa: SIM115
     except (zipfile.BadZipFile, KeyError) as e:
