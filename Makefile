@@ -1,11 +1,11 @@
-# make install | train | test | demo | bench | format      (ARGS="..." passes Hydra overrides)
+# make install | train | test | demo | bench | bench-all | report | format | lint      (ARGS="..." passes Hydra overrides)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # The torch build is the one thing pinned: these releases are in this machine's local wheel cache.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 ARGS ?=
 
-.PHONY: install train test demo bench format lint
+.PHONY: install browser train test demo bench bench-all report format lint
 
 install: $(VENV)/.installed
 
@@ -19,7 +19,18 @@ $(VENV)/.installed: pyproject.toml
 train: install
 	$(PY) -m quickdraw.train $(ARGS)
 
-test: install
+# The demo's browser test drives Debian's Chromium through Playwright (`playwright install`
+# downloads are not needed). Installed with apt when missing; the test skips, saying why,
+# where it cannot be installed.
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+browser:
+	@[ -x $(CHROMIUM) ] || { DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "warning: could not install chromium; the browser test will be skipped"
+
+test: install browser
 	$(PY) -m pytest $(ARGS)
 
 demo: install
@@ -27,6 +38,14 @@ demo: install
 
 bench: install
 	$(PY) scripts/bench_data.py $(ARGS)
+
+bench-all: install
+	$(PY) scripts/bench_data.py
+	$(PY) scripts/bench_train.py
+	$(PY) scripts/bench_demo.py
+
+report: install
+	$(PY) -m quickdraw.report $(ARGS)
 
 format: install
 	$(VENV)/bin/ruff format quickdraw scripts tests

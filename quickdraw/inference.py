@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import pickle
 import zipfile
@@ -26,18 +27,68 @@ from quickdraw.data.strokes import StrokeBatch
 log = logging.getLogger(__name__)
 
 
+# Packages whose classes and functions a checkpoint may name as Hydra ``_target_``s: rebuilding the
+# model instantiates them, so a crafted file naming anything else (``builtins.open``) would run it.
+TRUSTED_TARGETS = ("quickdraw.models.", "torch.optim.")
+
+
 class CheckpointError(ValueError):
     """A file that is not a loadable checkpoint of this project."""
 
 
+def untrusted_targets(value, where: str = "hyper_parameters") -> list[str]:
+    """Every ``_target_`` in ``value`` that is not a module-level class or function of TRUSTED_TARGETS.
+
+    The module part must import as a module and the object must be defined under a trusted package,
+    so ``quickdraw.models.x.Path.touch`` (an attribute walk to another module) is refused too.
+    Lightning's ``_instantiator`` hook is never used by this project and always refused.
+    """
+    found = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{where}.{key}"
+            if key == "_instantiator" or (key == "_target_" and not _trusted(item)):
+                found.append(f"{here}={str(item)[:100]!r}")
+            elif key != "_target_":
+                found += untrusted_targets(item, here)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found += untrusted_targets(item, f"{where}[{i}]")
+    return found
+
+
+def _trusted(target) -> bool:
+    if not isinstance(target, str) or not target.startswith(TRUSTED_TARGETS) or "." not in target:
+        return False
+    module_name, name = target.rsplit(".", 1)
+    try:
+        obj = getattr(importlib.import_module(module_name), name, None)
+    except ImportError:
+        return False
+    return callable(obj) and str(getattr(obj, "__module__", "")).startswith(TRUSTED_TARGETS)
+
+
 def load_model(ckpt_path: str | Path, map_location: str = "cpu"):
-    """A trained QuickDrawModule in eval mode, loaded with ``weights_only=True`` (no code runs from the file)."""
+    """A trained QuickDrawModule in eval mode, loaded with ``weights_only=True`` (no code runs from the file).
+
+    ``weights_only`` stops pickled code; the hyperparameters' ``_target_`` names are checked
+    before anything is built from them.
+    """
     from quickdraw.models.module import QuickDrawModule
 
     path = Path(ckpt_path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
+        del ckpt
+        refused = untrusted_targets(hparams)
+        if refused:
+            raise CheckpointError(
+                f"{path} names code outside this project to build its model ({'; '.join(refused[:3])}); "
+                f"refusing to load it (allowed: {', '.join(p + '*' for p in TRUSTED_TARGETS)})"
+            )
         model = QuickDrawModule.load_from_checkpoint(
             path, map_location=map_location, weights_only=True
         )
@@ -123,7 +174,7 @@ def iter_input(
                     log.warning("%s line %s: %s %s", source.name, e.line, e.reason, e.detail)
                 continue
             keys.append(k)
-            words.append(word or None)
+            words.append(word if isinstance(word, str) and word else None)  # ndjson: any JSON value
             drawings.append(pts)
             lens.append(stroke_lens)
             if len(keys) >= batch_size:

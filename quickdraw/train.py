@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import time
 import warnings
 from dataclasses import asdict
@@ -14,14 +15,19 @@ from typing import Any
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 import quickdraw  # noqa: F401  (registers the ${project_root:} resolver)
+from quickdraw.checkpoint_io import AtomicCheckpointIO
 from quickdraw.utils import (
+    adopt_submitit_ranks,
+    continue_loggers,
     instantiate_all,
     output_dir,
     resolve_ckpt_path,
-    summarise_sweep,
     wait_for_store,
 )
 
@@ -34,12 +40,14 @@ warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)`
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit and test one configuration; returns the final metrics (also written to metrics.json)."""
     t0 = time.perf_counter()
+    adopt_submitit_ranks()
     out = output_dir(cfg)
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = hydra.utils.instantiate(cfg.data)
-    # Only the first process of a node converts; DDP children re-run this script and find the store ready.
-    if int(os.environ.get("LOCAL_RANK", 0)) == 0:
+    # Only the first process of a node converts; the other ranks (Lightning's re-run children,
+    # torchrun's or SLURM's tasks, which set SLURM_LOCALID rather than LOCAL_RANK) wait for it.
+    if int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", 0))) == 0:
         datamodule.prepare_data()
     else:
         wait_for_store(datamodule.resolved_store())
@@ -57,13 +65,29 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     callbacks = instantiate_all(cfg.get("callbacks"))
     loggers = instantiate_all(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=[AtomicCheckpointIO()],  # a full disk or a kill never leaves half a checkpoint
     )
+    _refuse_relaunch_in_multirun(trainer)
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), out)
+    if ckpt_path:
+        log.info("resuming from %s", ckpt_path)
+        continue_loggers(loggers, ckpt_path)
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), out)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+    try:
+        # Every state in our checkpoints is plain data: resuming unpickles nothing else.
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except SIGTERMException as stop:
+        # Lightning stops at the end of a batch; last.ckpt still holds the last complete epoch.
+        log.warning("SIGTERM: stopped. %s", _resume_hint(out))
+        raise SystemExit(128 + signal.SIGTERM) from stop
+    except Exception:
+        log.error("training failed. %s", _resume_hint(out))
+        raise
     metrics: dict[str, Any] = {
         k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1
     }
@@ -92,11 +116,36 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
+def _refuse_relaunch_in_multirun(trainer: L.Trainer) -> None:
+    """DDP that starts its ranks by re-running the command line cannot run inside a multirun.
+
+    The command line is the whole sweep's (``-m`` and every value), and the launching process
+    outlives the job; jobs must get fresh processes from a launcher (submitit) instead.
+    """
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return
+    strategy = trainer.strategy
+    if isinstance(strategy.launcher, _SubprocessScriptLauncher) and not (
+        strategy.cluster_environment.creates_processes_externally
+    ):
+        raise RuntimeError(
+            "multi-process DDP in a multirun needs a launcher that starts each job's processes: "
+            "hydra/launcher=local_ddp (this machine) or hydra/launcher=slurm (a cluster); "
+            "see docs/scaling.md"
+        )
+
+
+def _resume_hint(out: Path) -> str:
+    overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    kept = [o for o in overrides if not o.startswith("ckpt_path=")]
+    return "Resume from the last complete epoch: python -m quickdraw.train " + " ".join(
+        [*kept, f"hydra.run.dir={out}", "ckpt_path=last"]
+    )
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     metrics = train(cfg)
-    if HydraConfig.get().mode.name == "MULTIRUN":
-        summarise_sweep(Path(HydraConfig.get().sweep.dir))
     value = metrics.get(cfg.get("optimized_metric"))
     return None if value is None else float(value)
 

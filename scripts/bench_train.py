@@ -1,9 +1,13 @@
-"""Training throughput per model (images/s) and whether the loader keeps up, at 64 px.
+"""Training throughput per model (images/s) with each GPU setting, and whether the loader keeps up, at 64 px.
 
-    python scripts/bench_train.py [--steps 20] [--batch-size 128] [--models resnet18,ensemble_mean] [--threads N]
+    python scripts/bench_train.py [--steps 20] [--batch-size 512] [--models resnet18,ensemble_mean]
+                                  [--workers 8] [--compile] [--threads N]
 
-On a GPU it also times bf16 autocast + channels_last (and torch.compile with --compile).
-The loader figure is the DataModule's train loader on the synthetic store (generated on first use).
+Models are timed through QuickDrawModule itself (its training_step, configure_model), one
+setting at a time: fp32, channels_last, bf16 autocast (fp16 where the GPU lacks bf16), both,
+and with --compile torch.compile on top; trainer=gpu uses bf16 + channels_last. On a CPU only
+fp32 is timed. The loader figures are the DataModule's train loader on the synthetic store
+(generated on first use), copied to the GPU from pageable and from pinned memory.
 """
 
 from __future__ import annotations
@@ -15,62 +19,65 @@ from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
-import quickdraw  # noqa: F401
+import quickdraw  # noqa: F401  (registers the ${project_root:} resolver)
 from quickdraw.data.augment import StrokeAugment
 from quickdraw.data.datamodule import QuickDrawDataModule
 from quickdraw.models.module import QuickDrawModule
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["resnet18", "resnet18_penalized", "ensemble_head", "ensemble_mean"]
+NUM_CLASSES, SIZE = 340, 64
 
 
 def model_config(name: str) -> dict:
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"model={name}"], return_hydra_config=False)
-    from omegaconf import OmegaConf
-
+        cfg = compose("train", overrides=[f"model={name}"])
     model = OmegaConf.to_container(cfg.model, resolve=False)
     model.pop("_target_")
     model["scheduler"] = None  # needs a trainer; irrelevant to throughput
     return model
 
 
-def loader_rate(batch_size: int, seconds: float = 10.0) -> float:
+def loader_rate(batch_size: int, workers: int, device: str, pin: bool, seconds: float) -> float:
+    """Images/s out of the train loader (and onto the GPU, when there is one)."""
     dm = QuickDrawDataModule(
-        cache_dir=str(ROOT / "data"), per_class=2000, batch_size=batch_size, augment=StrokeAugment()
-    )
+        cache_dir=str(ROOT / "data"), per_class=2000, batch_size=batch_size, num_workers=workers,
+        pin_memory=pin, augment=StrokeAugment(),
+    )  # fmt: skip
     dm.prepare_data()
     dm.setup()
-    n, t0 = 0, time.perf_counter()
+    n, t0 = 0, None
     for batch in dm.train_dataloader(epoch=0):
-        n += len(batch["label"])
+        if t0 is None:  # worker start-up is not throughput
+            t0 = time.perf_counter()
+            continue
+        image = batch["image"].to(device, non_blocking=pin)
+        n += len(image)
         if time.perf_counter() - t0 > seconds:
             break
+    if device == "cuda":
+        torch.cuda.synchronize()
     return n / (time.perf_counter() - t0)
 
 
 def model_rate(
-    name: str, batch_size: int, steps: int, device: str, fast: bool, compile_: bool
-) -> float:
-    cfg = model_config(name)
+    name: str, batch_size: int, steps: int, device: str, half: torch.dtype | None, nhwc: bool,
+    compile_: bool,
+) -> float:  # fmt: skip
+    config = {**model_config(name), "channels_last": nhwc, "compile": compile_}
     model = QuickDrawModule(
-        **cfg,
-        num_classes=340,
-        in_channels=1,
-        classes=[str(i) for i in range(340)],
-        raster={"size": 64},
-    )
+        **config, num_classes=NUM_CLASSES, in_channels=1,
+        classes=[str(i) for i in range(NUM_CLASSES)], raster={"size": SIZE},
+    )  # fmt: skip
+    model.configure_model()  # what the Trainer calls: channels_last weights, compilation
     model.to(device).train()
-    if fast:
-        model.net.to(memory_format=torch.channels_last)
-    if compile_:
-        model.net.compile()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    images = torch.randint(0, 256, (batch_size, 1, 64, 64), dtype=torch.uint8, device=device)
-    labels = torch.randint(0, 340, (batch_size,), device=device)
-    autocast = torch.autocast(device, dtype=torch.bfloat16) if fast else nullcontext()
     model.log = model.log_dict = lambda *a, **k: None  # no trainer attached
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    images = torch.randint(0, 256, (batch_size, 1, SIZE, SIZE), dtype=torch.uint8, device=device)
+    labels = torch.randint(0, NUM_CLASSES, (batch_size,), device=device)
+    autocast = torch.autocast(device, dtype=half) if half else nullcontext()
 
     def step() -> None:
         with autocast:
@@ -79,7 +86,7 @@ def model_rate(
         loss.backward()
         opt.step()
 
-    for _ in range(3):  # warm-up (and compilation)
+    for _ in range(3):  # warm-up (cuDNN autotuning, compilation)
         step()
     if device == "cuda":
         torch.cuda.synchronize()
@@ -91,40 +98,53 @@ def model_rate(
     return steps * batch_size / (time.perf_counter() - t0)
 
 
+def variants(device: str, compile_: bool) -> list[tuple[str, torch.dtype | None, bool, bool]]:
+    """(label, autocast dtype, channels_last, compile) for each setting worth timing here."""
+    if device != "cuda":
+        return [("fp32", None, False, False)]
+    half, tag = (
+        (torch.bfloat16, "bf16") if torch.cuda.is_bf16_supported() else (torch.float16, "fp16")
+    )
+    out = [
+        ("fp32", None, False, False),
+        ("fp32+channels_last", None, True, False),
+        (tag, half, False, False),
+        (f"{tag}+channels_last", half, True, False),
+    ]
+    return out + ([(f"{tag}+channels_last+compile", half, True, True)] if compile_ else [])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=None, help="default: 512 on GPU, 128 on CPU")
     p.add_argument("--models", default=",".join(MODELS))
-    p.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
-    )
+    p.add_argument("--workers", type=int, default=None, help="loader workers (default: 8 on GPU)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--compile", action="store_true", help="also time torch.compile (GPU)")
+    p.add_argument("--loader-seconds", type=float, default=10.0)
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    name = (
-        torch.cuda.get_device_name()
-        if device == "cuda"
-        else f"CPU, {torch.get_num_threads()} threads"
-    )
-    print(f"device: {name}; batch {args.batch_size} at 64 px, 340 classes")
-    loader = loader_rate(args.batch_size)
-    print(f"loader (1 process, augmentation on): {loader:,.0f} images/s")
-    variants = [("fp32", False, False)]
-    if device == "cuda":
-        variants += [("bf16+channels_last", True, False)] + (
-            [("bf16+channels_last+compile", True, True)] if args.compile else []
-        )
-    print(f"{'model':<22}{'variant':<30}{'images/s':>10}  loader keeps up")
+    batch = args.batch_size or (512 if device == "cuda" else 128)
+    workers = args.workers if args.workers is not None else (8 if device == "cuda" else 0)
+    torch.backends.cudnn.benchmark = True  # fixed batch shapes, as trainer=gpu sets
+    name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
+    print(f"device: {name}, {torch.get_num_threads()} threads; batch {batch} at {SIZE} px")
+    pins = [False, True] if device == "cuda" else [False]
+    loader = 0.0
+    for pin in pins:
+        loader = loader_rate(batch, workers, device, pin, args.loader_seconds)
+        where = f" -> GPU from {'pinned' if pin else 'pageable'} memory" if device == "cuda" else ""
+        print(f"loader ({workers} workers, augmentation on){where}: {loader:,.0f} images/s")
+    print(f"{'model':<22}{'setting':<30}{'images/s':>10}  loader keeps up")
     for m in args.models.split(","):
-        for label, fast, comp in variants:
-            rate = model_rate(m, args.batch_size, args.steps, device, fast, comp)
-            workers = max(1, int(-(-rate // loader)))
-            verdict = "yes" if loader >= rate else f"needs {workers} loader workers"
+        for label, half, nhwc, comp in variants(device, args.compile):
+            rate = model_rate(m, batch, args.steps, device, half, nhwc, comp)
+            verdict = "yes" if loader >= rate else f"no: {loader / rate:.0%} of the model's rate"
             print(f"{m:<22}{label:<30}{rate:>10,.0f}  {verdict}")
 
 

@@ -3,6 +3,7 @@ score each on a held-out labelled file, and write a Markdown results table.
 
     python scripts/compare_models.py                        # the real sample in ../shared, if present
     python scripts/compare_models.py --source DATA --test-input TEST.csv --test-labels LABELS.csv
+    python scripts/compare_models.py --budget 30 data.raster.size=32    # extra Hydra overrides for every run
 
 Equal budget: every run gets the same number of member-epochs (``--budget``): a single ResNet18 trains
 ``budget`` epochs, a K-member ensemble ``budget / K`` epochs, so each run does about the same number of
@@ -58,6 +59,7 @@ def main() -> None:
     p.add_argument("--per-class", type=int, default=12, help="N: drawings per class per epoch")
     p.add_argument("--out", default=str(ROOT / "outputs" / "compare"))
     p.add_argument("--only", default=None, help="comma-separated run numbers (0-based) to run")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides added to every training run")
     args = p.parse_args()
     if not Path(args.source).exists():
         sys.exit(f"{args.source} not found: pass --source, --test-input and --test-labels")
@@ -66,7 +68,7 @@ def main() -> None:
     common = [
         f"data.source={args.source}", f"data.per_class={args.per_class}", "data.val_per_class=null",
         "data.test_per_class=null", "+data.convert_settings.val_fraction=0.15", "+data.convert_settings.test_fraction=0.05",
-        "callbacks.progress_bar.refresh_rate=0",
+        "callbacks.progress_bar.refresh_rate=0", *args.overrides,
     ]  # fmt: skip
     chosen = [int(i) for i in args.only.split(",")] if args.only else range(len(RUNS))
     rows = []

@@ -246,10 +246,16 @@ def test_group_use_reads_few_row_groups_yet_keeps_every_drawing_equally_likely(s
     few = epoch_rows(index, quotas, seed=0, epoch=0, shuffle_window=512, group_use=1.0)
     spread = epoch_rows(index, quotas, seed=0, epoch=0, shuffle_window=512, group_use=0.01)
     n_groups = index.class_ptr[1] - index.class_ptr[0]
-    assert len(few) == len(spread) == 64 and len(group_of(few)) <= 2 < n_groups - 1 <= len(group_of(spread))
+    assert len(few) == len(spread) == 64 and len(group_of(few)) <= 2 < n_groups - 1 <= len(
+        group_of(spread)
+    )
     hits = Counter()
     for epoch in range(300):
-        hits.update(epoch_rows(index, quotas, seed=0, epoch=epoch, shuffle_window=512, group_use=0.5).tolist())
+        hits.update(
+            epoch_rows(
+                index, quotas, seed=0, epoch=epoch, shuffle_window=512, group_use=0.5
+            ).tolist()
+        )
     counts = np.array([hits[r] for r in index.class_to_global(0, np.arange(index.class_rows[0]))])
     expected = 300 * 64 / index.class_rows[0]
     assert abs(counts.mean() - expected) < 1e-9 and counts.std() < 0.35 * expected

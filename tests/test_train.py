@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -86,7 +87,14 @@ def test_run_folder_holds_checkpoints_logs_and_metrics(smoke_run):
     ).resolve()
     assert (smoke_run / "checkpoints" / "last.ckpt").is_file()
     events = list((smoke_run / "tensorboard").rglob("events.out.tfevents.*"))
-    assert events and {e.parent for e in events} == {smoke_run / "tensorboard"}, "one TensorBoard run"
+    assert events and {e.parent for e in events} == {smoke_run / "tensorboard"}, (
+        "one TensorBoard run"
+    )
+    with open(smoke_run / "quotas.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {int(r["epoch"]) for r in rows} >= {0, 1}
+    assert sorted({r["class"] for r in rows}) == CLASSES
+    assert all(int(r["quota"]) >= 4 for r in rows), "floor: 0.25 x per_class 16"
 
 
 def test_resume_from_last_continues_in_the_same_folder(smoke_run, tiny_store):
@@ -96,7 +104,9 @@ def test_resume_from_last_continues_in_the_same_folder(smoke_run, tiny_store):
     metrics = train(cfg)
     assert metrics["epochs"] == 3
     events = list((smoke_run / "tensorboard").rglob("events.out.tfevents.*"))
-    assert {e.parent for e in events} == {smoke_run / "tensorboard"}, "resume must not start a new TensorBoard run"
+    assert {e.parent for e in events} == {smoke_run / "tensorboard"}, (
+        "resume must not start a new TensorBoard run"
+    )
 
 
 def _cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:

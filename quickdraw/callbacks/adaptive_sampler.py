@@ -3,12 +3,15 @@
 Hard classes get more drawings in the next epoch and easy ones never fall below ``floor·N``.
 Per-class counts are summed across ranks before the quotas are computed, so every rank sets the
 same quotas; they live in the DataModule's and this callback's checkpoint state, so a resumed run
-continues with the quotas it had.
+continues with the quotas it had. Rank 0 also appends every epoch's quotas to
+``<run>/quotas.csv`` (``epoch,class,val_acc,quota``), the exact history ``quickdraw.report`` plots.
 """
 
 from __future__ import annotations
 
+import csv
 import logging
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -92,6 +95,20 @@ class AdaptiveSampler(L.Callback):
             for logger in trainer.loggers:
                 if isinstance(logger, TensorBoardLogger):
                     logger.experiment.add_histogram("sampler/quotas", q, trainer.current_epoch)
+            self._append_csv(trainer, quotas)
+
+    def _append_csv(self, trainer: L.Trainer, quotas: np.ndarray) -> None:
+        """One row per class for this epoch; a resumed run appends after its last finished epoch."""
+        path = Path(trainer.default_root_dir) / "quotas.csv"
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            w = csv.writer(f)
+            if new:
+                w.writerow(["epoch", "class", "val_acc", "quota"])
+            for name, acc, quota in zip(
+                trainer.datamodule.classes, self.class_acc, quotas.tolist(), strict=True
+            ):
+                w.writerow([trainer.current_epoch, name, f"{acc:.6g}", quota])
 
     def state_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "quotas": self.quotas, "class_acc": self.class_acc}

@@ -38,7 +38,15 @@ from quickdraw.data.readers import (
     parse_key_id,
     parse_recognized,
 )
-from quickdraw.data.schema import SCHEMA, SPLITS, Manifest, assign_split, write_json_atomic
+from quickdraw.data.schema import (
+    MANIFEST,
+    SCHEMA,
+    SCHEMA_VERSION,
+    SPLITS,
+    Manifest,
+    assign_split,
+    write_json_atomic,
+)
 from quickdraw.data.strokes import StrokeBatch
 
 log = logging.getLogger(__name__)
@@ -225,10 +233,12 @@ def convert_source(
         try:
             if not word:
                 raise BadRow("missing_word", "word is empty")
-            label = class_index.get(word)
+            # ndjson may hold any JSON value here: only strings can name a class.
+            label = class_index.get(word) if isinstance(word, str) else None
             if label is None:
                 raise BadRow(
-                    "unknown_word", f"{word[:60]!r} is not one of the {len(class_index)} classes"
+                    "unknown_word",
+                    f"{str(word)[:60]!r} is not one of the {len(class_index)} classes",
                 )
             key_id = parse_key_id(key_id)
             recognized = parse_recognized(rec)
@@ -447,8 +457,8 @@ def _verify(store: Path, sources: Sequence[Source]) -> None:
         path = store / SOURCES_DIR / f"{s.id}.json"
         if not path.exists():
             continue
-        receipt = json.loads(path.read_text())
         try:
+            receipt = json.loads(path.read_text())
             rows = 0
             for shards in receipt["shards"].values():
                 for rel in shards:
@@ -457,12 +467,18 @@ def _verify(store: Path, sources: Sequence[Source]) -> None:
                     ).num_rows
             if rows != receipt["rows_kept"]:
                 raise ValueError(f"{rows} rows in shards, {receipt['rows_kept']} in the receipt")
-        except (OSError, ValueError, pa.ArrowException) as e:
-            log.warning("%s: damaged shards (%s); converting it again", s.name, e)
+        except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as e:
+            log.warning("%s: damaged shards or receipt (%s); converting it again", s.name, e)
             path.unlink()
             damaged += 1
-    if damaged:
-        (store / "manifest.json").unlink(missing_ok=True)
+    # The manifest is derived from the receipts: rebuild it (it may be truncated or another store's),
+    # unless it is another schema version's, whose shards this version cannot vouch for.
+    try:
+        version = json.loads((store / MANIFEST).read_text()).get("schema_version")
+    except (OSError, ValueError, AttributeError):
+        version = SCHEMA_VERSION
+    if version == SCHEMA_VERSION:
+        (store / MANIFEST).unlink(missing_ok=True)
     log.info("verify: %d of %d input files need converting again", damaged, len(sources))
 
 

@@ -28,6 +28,12 @@ from quickdraw.data.store import Store, StoreError
 log = logging.getLogger(__name__)
 
 
+def _stores_under(*folders: Path) -> list[str]:
+    """Converted stores up to two levels below ``folders``: what a mistyped data.store may have meant."""
+    manifests = (m for d in folders if d.is_dir() for pattern in (f"*/{MANIFEST}", f"*/*/{MANIFEST}") for m in d.glob(pattern))  # fmt: skip
+    return sorted({str(m.parent) for m in manifests})
+
+
 class QuickDrawDataModule(L.LightningDataModule):
     def __init__(
         self,
@@ -101,9 +107,12 @@ class QuickDrawDataModule(L.LightningDataModule):
             return
         source = self.source
         if source is None and self.store_path is not None:
+            found = _stores_under(store.parent, self.cache_dir)
             raise StoreError(
-                f"data.store={store} has no {MANIFEST}. Build it with "
-                f"`python -m quickdraw.convert source=PATH store={store}` or set data.source=PATH"
+                f"data.store={store} {f'has no {MANIFEST}' if store.exists() else 'does not exist'}"
+                + (f". Stores found: {', '.join(found[:20])}" if found else "")
+                + f". Build it with `python -m quickdraw.convert source=PATH store={store}` "
+                "or set data.source=PATH"
             )
         if source is None:
             source = (

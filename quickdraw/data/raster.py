@@ -18,7 +18,7 @@ Encodings (``ENCODINGS``: name -> channels):
 
 Speed is the point: ``gray`` issues one ``cv2.polylines`` call per drawing with the list of its
 strokes (~95k images/s on one core at 64 px); ``temporal`` needs one ``cv2.line`` per segment, as
-OpenCV takes one colour per call, and manages ~20k (``scripts/bench_raster.py``).
+OpenCV takes one colour per call, and manages ~20k (``scripts/bench_data.py``).
 """
 
 from __future__ import annotations

@@ -28,6 +28,10 @@ csv.field_size_limit(sys.maxsize)  # a drawing is one (long) CSV field
 SUFFIXES = (".csv", ".csv.gz", ".ndjson", ".ndjson.gz")
 REQUIRED_CSV = ("drawing", "key_id")
 INT64_MAX = 2**63 - 1
+# Raw drawings are resampled every pixel of the 255 px frame before RDP, whose time grows with that
+# count (times the corners kept): a 5000-point zigzag across the frame is 1.3 M points and takes
+# minutes. Real drawings hold a few thousand pixels of ink (the largest in Kaggle's sample ~31 000).
+MAX_INK_PX = 65_536
 
 
 class QuickDrawFormatError(ValueError):
@@ -101,7 +105,11 @@ def discover_sources(path: str | Path) -> list[Source]:
     """All inputs under ``path``: a zip, a CSV/ndjson file (gzip or not), or a folder of them."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"source {path} does not exist")
+        near = sorted(p.name for p in path.parent.iterdir()) if path.parent.is_dir() else []
+        raise FileNotFoundError(
+            f"source {path} does not exist"
+            + (f"; {path.parent} holds: {', '.join(near[:20])}" if near else "")
+        )
     if path.is_dir():
         files = sorted(
             p for p in path.rglob("*") if p.is_file() and _is_input(p.name, allow_zip=True)
@@ -269,7 +277,8 @@ def _iter_ndjson(source: Source, text) -> Iterator[Record | BadRow]:
 
 
 def parse_key_id(value) -> int:
-    if isinstance(value, bool):
+    # int() would accept True and truncate 2.5 to 2 (a duplicate id, perhaps); ndjson may hold either.
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
         raise BadRow("bad_key_id", repr(value))
     try:
         k = int(value.strip()) if isinstance(value, str) else int(value)
@@ -344,6 +353,21 @@ def parse_drawing(
     if not np.isfinite(arr).all():
         raise BadRow("bad_coordinates", "NaN or infinite coordinate")
     if raw:
+        # Simplification scales the extent to 255: it must be a finite float, and 255 / extent too.
+        with np.errstate(over="ignore"):
+            extent = float(np.ptp(arr, axis=0).max())
+            steps = np.hypot(*np.diff(arr, axis=0).T)  # hypot: no overflow on huge coordinates
+        if not np.isfinite(extent) or (extent > 0 and not np.isfinite(255.0 / extent)):
+            raise BadRow(
+                "bad_coordinates", f"coordinates span {extent:g}: cannot be scaled to 0..255"
+            )
+        steps[np.cumsum(lens)[:-1] - 1] = 0  # no ink between strokes
+        ink = float(steps.sum()) * (255.0 / extent if extent > 0 else 1.0)
+        if ink > MAX_INK_PX:
+            raise BadRow(
+                "too_many_points",
+                f"{ink:,.0f} px of ink in the 255 px frame; the limit is {MAX_INK_PX:,}",
+            )
         strokes = simplify_drawing(np.split(arr, np.cumsum(lens)[:-1]))
         strokes = [s for s in strokes if len(s)]
         if not strokes:

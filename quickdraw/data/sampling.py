@@ -36,7 +36,9 @@ def epoch_rows(
         raise ValueError(f"group_use must be in (0, 1], got {group_use}")
     rng = np.random.default_rng([seed, epoch])
     quotas = np.minimum(np.asarray(quotas, np.int64), index.class_rows)
-    picked = [_class_sample(index, c, int(q), group_use, rng) for c, q in enumerate(quotas) if q > 0]
+    picked = [
+        _class_sample(index, c, int(q), group_use, rng) for c, q in enumerate(quotas) if q > 0
+    ]
     rows = np.concatenate(picked) if picked else np.zeros(0, np.int64)
     return locality_shuffle(index, rows, rng, shuffle_window)
 

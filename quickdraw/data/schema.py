@@ -93,7 +93,8 @@ class Manifest:
             data = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ValueError(
-                f"{path} is not valid JSON ({e}); re-run python -m quickdraw.convert store={store}"
+                f"{path} is not valid JSON ({e}); rebuild it from the conversion's receipts: "
+                f"python -m quickdraw.convert source=PATH store={store} verify=true"
             ) from e
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
