@@ -82,6 +82,7 @@ class QuickDrawDataModule(L.LightningDataModule):
         self.drop_last, self.seed = drop_last, seed
         self.store: Store | None = None
         self.quotas: np.ndarray | None = None
+        self._warned_short = False
         self._epochs_served = 0
 
     # -- where the store comes from -------------------------------------------------------------
@@ -174,14 +175,18 @@ class QuickDrawDataModule(L.LightningDataModule):
             # Each epoch is a new sample with possibly new quotas: the loader must be rebuilt every epoch.
             trainer.reload_dataloaders_every_n_epochs = 1
         index = self.store["train"]
-        if (self.quotas > index.class_rows).any():
-            short = int(np.argmax(self.quotas - index.class_rows))
+        short = np.flatnonzero(self.quotas > index.class_rows)
+        if len(short) and not self._warned_short:  # once a run: quotas move, the data does not
+            worst = short[np.argmax((self.quotas - index.class_rows)[short])]
             log.warning(
-                "class %r has %d training drawings but a quota of %d: it is used whole each epoch",
-                self.classes[short],
-                index.class_rows[short],
-                self.quotas[short],
+                "%d classes have fewer training drawings than their quota (e.g. %r: %d for %d); "
+                "they are used whole each epoch",
+                len(short),
+                self.classes[worst],
+                index.class_rows[worst],
+                self.quotas[worst],
             )
+            self._warned_short = True
         rows = epoch_rows(index, self.quotas, self.seed, epoch, self.shuffle_window, self.group_use)
         dataset = StrokeDataset(
             index,
