@@ -18,12 +18,10 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
+from tiny import compose_train, make_store
 
 from quickdraw.callbacks.rng_state import epoch_seed, seed_generators
-from quickdraw.data import synthetic
-from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.train import train
 from quickdraw.utils import resolve_ckpt_path
 
@@ -64,41 +62,22 @@ class Interrupt(L.Callback):
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("synthetic")
-    classes = sorted(synthetic.CLASSES)[:4]
-    synthetic.generate(root / "csv", per_class=80, classes=classes, seed=0, progress=False)
-    settings = ConvertSettings(val_fraction=0.2, test_fraction=0.2)
-    convert(root / "csv", root / "store", settings, progress=False)
-    return root / "store"
+    return make_store(tmp_path_factory.mktemp("synthetic"))
 
 
 def compose_run(out: Path, store: Path, *overrides: str) -> DictConfig:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                *MODEL,
-                f"data.store={store}",
-                "data.per_class=16",
-                "data.val_per_class=8",
-                "data.batch_size=16",
-                "data.eval_batch_size=32",
-                "data.raster.size=32",
-                "data.num_workers=0",
-                "trainer.accelerator=cpu",
-                f"trainer.max_epochs={EPOCHS}",
-                "trainer.log_every_n_steps=1",
-                "++model.log_images_every_n_epochs=0",
-                "callbacks.progress_bar.refresh_rate=0",
-                "test=false",
-                f"+callbacks.quota_log._target_={__name__}.QuotaLog",
-                f"+callbacks.quota_log.path={out / 'quotas.jsonl'}",
-                *overrides,
-            ],
-        )
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(out)
-    return cfg
+    return compose_train(
+        out,
+        *MODEL,
+        f"data.store={store}",
+        f"trainer.max_epochs={EPOCHS}",
+        "trainer.log_every_n_steps=1",
+        "++model.log_images_every_n_epochs=0",
+        "test=false",
+        f"+callbacks.quota_log._target_={__name__}.QuotaLog",
+        f"+callbacks.quota_log.path={out / 'quotas.jsonl'}",
+        *overrides,
+    )
 
 
 def quotas_by_epoch(out: Path) -> dict[int, list[int]]:

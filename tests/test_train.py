@@ -9,53 +9,23 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
+from tiny import CLASSES, make_store
+from tiny import compose_train as compose_tiny
 
-from quickdraw.data import synthetic
-from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
-CLASSES = sorted(synthetic.CLASSES)[:4]
 
 
 @pytest.fixture(scope="session")
 def tiny_store(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("synthetic")
-    synthetic.generate(root / "csv", per_class=80, classes=CLASSES, seed=0, progress=False)
-    convert(
-        root / "csv",
-        root / "store",
-        ConvertSettings(val_fraction=0.2, test_fraction=0.2),
-        progress=False,
-    )
-    return root / "store"
+    return make_store(tmp_path_factory.mktemp("synthetic"))
 
 
 def compose_train(overrides: list[str], out: Path, store: Path) -> DictConfig:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                f"data.store={store}",
-                "data.per_class=16",
-                "data.val_per_class=8",
-                "data.test_per_class=8",
-                "data.batch_size=16",
-                "data.eval_batch_size=32",
-                "data.raster.size=32",
-                "data.num_workers=0",
-                "trainer.accelerator=cpu",
-                "callbacks.progress_bar.refresh_rate=0",
-                *overrides,
-            ],
-        )
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(out)
-        cfg.paths.log_dir = str(out)
-    return cfg
+    return compose_tiny(out, f"data.store={store}", "data.test_per_class=8", *overrides)
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
+from tiny import compose_train
 
 from quickdraw.callbacks.nan_guard import NonFiniteLossError
 from quickdraw.checkpoint_io import AtomicCheckpointIO
@@ -42,29 +42,18 @@ def data_dir(tmp_path_factory) -> Path:
     return root
 
 
-def compose_train(out: Path, data_dir: Path, *overrides: str) -> DictConfig:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                "experiment=smoke",
-                f"paths.data_dir={data_dir}",
-                f"data.store={data_dir / 'stores' / 'doodles'}",
-                "data.sampling=fixed",
-                "data.per_class=16",
-                "data.batch_size=16",
-                "data.val_per_class=8",
-                "data.test_per_class=8",
-                "trainer.max_epochs=2",
-                "trainer.accelerator=cpu",
-                "callbacks.progress_bar.refresh_rate=0",
-                "test=false",
-                *overrides,
-            ],
-        )
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(out)
-    return cfg
+def compose_run(out: Path, data_dir: Path, *overrides: str) -> DictConfig:
+    return compose_train(
+        out,
+        "experiment=smoke",
+        f"paths.data_dir={data_dir}",
+        f"data.store={data_dir / 'stores' / 'doodles'}",
+        "data.sampling=fixed",
+        "data.test_per_class=8",
+        "trainer.max_epochs=2",
+        "test=false",
+        *overrides,
+    )
 
 
 def load(path: Path) -> dict:
@@ -88,7 +77,7 @@ def test_non_finite_loss_stops_with_the_step_and_last_good_checkpoint(
 
     monkeypatch.setattr(QuickDrawModule, "training_step", diverges)
     with pytest.raises(NonFiniteLossError) as err:
-        train(compose_train(tmp_path, data_dir))
+        train(compose_run(tmp_path, data_dir))
     message = str(err.value)
     assert f"global step {STEPS_PER_EPOCH + 1}" in message and "epoch 1" in message
     last = tmp_path / "checkpoints" / "last.ckpt"
@@ -125,7 +114,7 @@ def test_full_disk_fails_clearly_and_keeps_the_last_good_checkpoint(data_dir, tm
         2, monkeypatch
     )  # epoch 0 writes its best and last.ckpt; epoch 1's first save fails
     with pytest.raises(OSError) as err:
-        train(compose_train(tmp_path, data_dir))
+        train(compose_run(tmp_path, data_dir))
     message = str(err.value)
     assert err.value.errno == errno.ENOSPC
     assert "disk is full" in message and "intact" in message and "last.ckpt" in message
@@ -153,7 +142,7 @@ def test_a_failed_write_never_touches_the_previous_file(tmp_path, monkeypatch):
 def test_missing_store_lists_the_stores_that_exist(data_dir, tmp_path):
     missing = data_dir / "stores" / "dooodles"
     with pytest.raises(StoreError) as err:
-        train(compose_train(tmp_path, data_dir, f"data.store={missing}"))
+        train(compose_run(tmp_path, data_dir, f"data.store={missing}"))
     message = str(err.value)
     assert str(missing) in message and "does not exist" in message
     assert str(data_dir / "stores" / "doodles") in message, "the store that does exist is listed"
@@ -163,7 +152,7 @@ def test_missing_store_lists_the_stores_that_exist(data_dir, tmp_path):
 def test_missing_source_lists_what_its_folder_holds(data_dir, tmp_path):
     missing = data_dir / "csv" / "train_simplifed.zip"
     with pytest.raises(FileNotFoundError) as err:
-        train(compose_train(tmp_path, data_dir, "data.store=null", f"data.source={missing}"))
+        train(compose_run(tmp_path, data_dir, "data.store=null", f"data.source={missing}"))
     message = str(err.value)
     assert str(missing) in message
     assert all(p.name in message for p in sorted((data_dir / "csv").iterdir())[:3])
@@ -171,7 +160,7 @@ def test_missing_source_lists_what_its_folder_holds(data_dir, tmp_path):
 
 def test_unknown_experiment_lists_the_experiments(tmp_path, data_dir):
     with pytest.raises(MissingConfigException) as err:
-        compose_train(tmp_path, data_dir, "experiment=resnet81")
+        compose_run(tmp_path, data_dir, "experiment=resnet81")
     assert all(name in str(err.value) for name in EXPERIMENTS)
 
 
