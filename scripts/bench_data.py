@@ -52,7 +52,7 @@ from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.data.datamodule import QuickDrawDataModule
 from quickdraw.data.raster import RasterSpec, rasterize
 from quickdraw.data.sampling import epoch_rows
-from quickdraw.data.schema import MANIFEST, Manifest
+from quickdraw.data.schema import MANIFEST, SCHEMA_VERSION, Manifest
 from quickdraw.data.store import Store
 from quickdraw.data.strokes import StrokeBatch
 
@@ -639,7 +639,7 @@ class Data:
 
 def prepare(plan: Plan, cache: Path) -> Data:
     """Generate and convert what is not cached yet, with every core."""
-    stores = cache / "stores"
+    stores = cache / f"stores-v{SCHEMA_VERSION}"  # a store format change converts afresh
     small_n, large_n = plan.memory_per_class
     memory_large = synthetic_set(cache, large_n)  # first: the smaller sets are its first rows
     memory_small = synthetic_set(cache, small_n)

@@ -19,6 +19,7 @@ from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.data.readers import QuickDrawFormatError
 from quickdraw.data.schema import SPLITS, Manifest
 from quickdraw.data.simplify import simplify_drawing
+from quickdraw.data.strokes import StrokeBatch
 
 
 def store_keys(store: Path) -> dict[str, set[int]]:
@@ -176,10 +177,10 @@ def test_raw_ndjson_is_simplified_like_google(tmp_path):
         progress=False,
     )
     table = pq.read_table(store / m.shards["train"][0]).sort_by("key_id")
+    batch = StrokeBatch.from_arrow(table["points"], table["stroke_lengths"])
     for k, row in enumerate(table.to_pylist()):
         expected = simplify_drawing(drawings[k])
-        assert [list(s) for s in row["x"]] == [s[:, 0].tolist() for s in expected]
-        assert [list(s) for s in row["y"]] == [s[:, 1].tolist() for s in expected]
+        assert [s.tolist() for s in batch.drawing(k)] == [s.tolist() for s in expected]
         assert row["countrycode"] == "NA" and row["timestamp"].year == 2017
 
 

@@ -194,7 +194,9 @@ def _copy_store(store, tmp_path):
     return tmp_path / "copy"
 
 
-@pytest.mark.parametrize("damage", ["missing", "truncated", "overwritten", "schema", "counts"])
+@pytest.mark.parametrize(
+    "damage", ["missing", "truncated", "overwritten", "schema", "schema_v1", "counts"]
+)
 def test_damaged_store_fails_at_setup_naming_file_and_fix(store, tmp_path, damage):
     copy = _copy_store(store, tmp_path)
     manifest = json.loads((copy / "manifest.json").read_text())
@@ -208,6 +210,9 @@ def test_damaged_store_fails_at_setup_naming_file_and_fix(store, tmp_path, damag
     elif damage == "schema":
         manifest["schema_version"] = 99
         (copy / "manifest.json").write_text(json.dumps(manifest))
+    elif damage == "schema_v1":  # x/y list<list<uint8>> columns: must be converted again
+        manifest["schema_version"] = 1
+        (copy / "manifest.json").write_text(json.dumps(manifest))
     else:
         manifest["counts"]["train"][0] += 1
         (copy / "manifest.json").write_text(json.dumps(manifest))
@@ -217,6 +222,8 @@ def test_damaged_store_fails_at_setup_naming_file_and_fix(store, tmp_path, damag
     assert "quickdraw.convert" in message
     if damage in ("missing", "truncated", "overwritten"):
         assert str(shard) in message and "verify=true" in message
+    if damage == "schema_v1":
+        assert "schema_version 1" in message and "reads 2" in message and "store=NEW_DIR" in message
 
 
 def test_real_sample_through_the_datamodule(sample_dir, tmp_path):

@@ -43,6 +43,7 @@ from quickdraw.data.schema import (
     SCHEMA,
     SCHEMA_VERSION,
     SPLITS,
+    WRITE_OPTIONS,
     Manifest,
     assign_split,
     write_json_atomic,
@@ -87,6 +88,10 @@ class ConvertSettings:
             raise ValueError(
                 f"drawing_format must be auto, simplified or raw, not {self.drawing_format!r}"
             )
+        if not 1 <= self.max_points <= 65_535:
+            raise ValueError(
+                f"max_points must be 1-65535 (the store keeps stroke lengths as uint16), got {self.max_points}"
+            )
         if self.row_group_size < 1 or self.shard_rows < self.row_group_size:
             raise ValueError("need 1 <= row_group_size <= shard_rows")
 
@@ -104,9 +109,7 @@ class _ShardWriter:
     def write(self, table: pa.Table) -> None:
         if self.writer is None:
             self.tmp = self.dir / f".{self.source_id}-{self.part:04d}.parquet.tmp"
-            self.writer = pq.ParquetWriter(
-                self.tmp, SCHEMA, compression="zstd", compression_level=6
-            )
+            self.writer = pq.ParquetWriter(self.tmp, SCHEMA, **WRITE_OPTIONS)
         self.writer.write_table(table, row_group_size=len(table))
         self.rows += len(table)
         if self.rows >= self.shard_rows:
@@ -142,13 +145,13 @@ class _Buffer:
             np.concatenate([[0], np.cumsum(lens)]),
             np.concatenate([[0], np.cumsum(n_strokes)]),
         )
-        x, y = batch.to_arrow()
+        points, stroke_lengths = batch.to_arrow()
         return pa.Table.from_arrays(
             [
                 pa.array(self.key_id, pa.int64()),
                 pa.array(np.full(len(self), label, np.int16)),
-                x,
-                y,
+                points,
+                stroke_lengths,
                 pa.array(self.countrycode, pa.string()),
                 pa.array(self.recognized, pa.bool_()),
                 _parse_timestamps(self.timestamp),
@@ -462,9 +465,11 @@ def _verify(store: Path, sources: Sequence[Source]) -> None:
             rows = 0
             for shards in receipt["shards"].values():
                 for rel in shards:
-                    rows += pq.read_table(
-                        store / rel, columns=["key_id", "label", "x", "y"]
-                    ).num_rows
+                    table = pq.read_table(
+                        store / rel, columns=["key_id", "label", "points", "stroke_lengths"]
+                    )
+                    StrokeBatch.from_arrow(table["points"], table["stroke_lengths"])
+                    rows += table.num_rows
             if rows != receipt["rows_kept"]:
                 raise ValueError(f"{rows} rows in shards, {receipt['rows_kept']} in the receipt")
         except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as e:

@@ -20,7 +20,21 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""Version 2 stores strokes as two columns (version 1 had ``x`` and ``y`` as ``list<list<uint8>>``).
+
+* ``points`` (binary, one value per drawing): the drawing's points as interleaved bytes
+  ``x0 y0 x1 y1 ...``, each the difference from the drawing's previous point modulo 256 (the first
+  point's from (0, 0)); a running uint8 sum decodes it exactly (``StrokeBatch.from_arrow``).
+* ``stroke_lengths`` (``list<uint16>``): points per stroke, so strokes hold at most 65,535 points.
+
+Why: Parquet keeps uint8 as 4-byte INT32 values with repetition levels per point, so version 1's
+nested lists cost ~0.74 of the same rows as gzip CSV (0.77 on real drawings). Consecutive points of
+a pen stroke are close, so their deltas are small and repetitive, and one byte string per drawing
+written with DELTA_LENGTH_BYTE_ARRAY (lengths apart from the bytes) lets zstd see just them: ~0.64
+of gzip CSV on generated doodles, ~0.60 on real ones, with a decoder as vectorised as before.
+Dictionaries serve only the low-cardinality columns (random key_ids and timestamps do not repeat).
+"""
 SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
 
@@ -28,14 +42,20 @@ SCHEMA = pa.schema(
     [
         pa.field("key_id", pa.int64(), nullable=False),
         pa.field("label", pa.int16(), nullable=False),
-        # Strokes as nested lists; simplified coordinates fit a byte.
-        pa.field("x", pa.list_(pa.list_(pa.uint8())), nullable=False),
-        pa.field("y", pa.list_(pa.list_(pa.uint8())), nullable=False),
+        pa.field("points", pa.binary(), nullable=False),
+        pa.field("stroke_lengths", pa.list_(pa.uint16()), nullable=False),
         pa.field("countrycode", pa.string()),
         pa.field("recognized", pa.bool_()),
         pa.field("timestamp", pa.timestamp("us", tz="UTC")),
     ]
 )
+# Keyword arguments of ``pyarrow.parquet.ParquetWriter`` for store shards.
+WRITE_OPTIONS = {
+    "compression": "zstd",
+    "compression_level": 6,
+    "use_dictionary": ["label", "countrycode", "recognized"],
+    "column_encoding": {"points": "DELTA_LENGTH_BYTE_ARRAY"},
+}
 
 
 def split_hash(key_ids: np.ndarray, seed: int = 0) -> np.ndarray:

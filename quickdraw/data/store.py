@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from quickdraw.data.schema import SPLITS, Manifest
 from quickdraw.data.strokes import StrokeBatch
 
-READ_COLUMNS = ["key_id", "x", "y"]
+READ_COLUMNS = ["key_id", "points", "stroke_lengths"]
 MAX_OPEN_FILES = 512  # Kaggle's layout gives ~1,000 shard files; reopening costs a footer parse
 
 
@@ -104,7 +104,11 @@ class SplitIndex:
         for chunk in np.split(order, bounds) if len(order) else []:
             group = int(g[chunk[0]])
             table = self._read_group(group).take(pa.array(ids[chunk] - self.rg_start[group]))
-            parts.append(StrokeBatch.from_arrow(table["x"], table["y"]))
+            try:
+                parts.append(StrokeBatch.from_arrow(table["points"], table["stroke_lengths"]))
+            except ValueError as e:
+                path = self.files[int(self.rg_file[group])]
+                raise StoreError(f"{path}: damaged strokes ({e}); {_fix(self.store)}") from e
             keys.append(table["key_id"].to_numpy())
             labels.append(np.full(len(chunk), self.rg_label[group], np.int64))
         if not parts:

@@ -1,11 +1,13 @@
 """Packed stroke batches: the one in-memory form of drawings between Parquet, augmentation and the rasteriser.
 
-A batch of B drawings is three flat arrays (the same layout Arrow uses for
-``list<list<uint8>>``), so a whole batch moves through numpy without a Python object per point:
+A batch of B drawings is three flat arrays (the layout Arrow uses for nested lists), so a whole
+batch moves through numpy without a Python object per point:
 
 * ``points``          (P, 2) float32 or uint8, x and y in the 0-255 Quick, Draw! frame
 * ``stroke_offsets``  (S + 1,) int64, stroke s is ``points[stroke_offsets[s]:stroke_offsets[s + 1]]``
 * ``drawing_offsets`` (B + 1,) int64, drawing b is strokes ``drawing_offsets[b]:drawing_offsets[b + 1]``
+
+``to_arrow`` and ``from_arrow`` are the store's one encoder and one decoder of strokes.
 """
 
 from __future__ import annotations
@@ -74,33 +76,78 @@ class StrokeBatch:
 
     @classmethod
     def from_arrow(
-        cls, x: pa.Array | pa.ChunkedArray, y: pa.Array | pa.ChunkedArray
+        cls, points: pa.Array | pa.ChunkedArray, stroke_lengths: pa.Array | pa.ChunkedArray
     ) -> StrokeBatch:
-        """Zero-copy-ish view of the ``x``/``y`` ``list<list<uint8>>`` columns of a store table."""
-        x = _combine(x)
-        y = _combine(y)
-        outer = np.asarray(x.offsets, dtype=np.int64)
-        inner_arr = x.flatten()
-        inner = np.asarray(inner_arr.offsets, dtype=np.int64)
-        px = inner_arr.flatten().to_numpy(zero_copy_only=False)
-        py = y.flatten().flatten().to_numpy(zero_copy_only=False)
-        if len(px) != len(py):
-            raise ValueError("x and y columns hold different numbers of points")
-        points = np.empty((len(px), 2), dtype=np.uint8)
-        points[:, 0] = px
-        points[:, 1] = py
-        return cls(points, inner - inner[0], outer - outer[0])
+        """Decode the ``points`` and ``stroke_lengths`` columns of a store table (see ``to_arrow``).
 
-    def to_arrow(self) -> tuple[pa.ListArray, pa.ListArray]:
-        """The ``x`` and ``y`` columns of a store table (points must already be integers 0-255)."""
-        inner = pa.array(self.stroke_offsets.astype(np.int32))
-        outer = pa.array(self.drawing_offsets.astype(np.int32))
-        pts = np.asarray(self.points)
-        cols = []
-        for k in range(2):
-            values = pa.array(np.ascontiguousarray(pts[:, k]).astype(np.uint8))
-            cols.append(pa.ListArray.from_arrays(outer, pa.ListArray.from_arrays(inner, values)))
-        return cols[0], cols[1]
+        Vectorised over the whole batch: one uint8 running sum undoes the deltas, and the sum where
+        each drawing starts is subtracted from its points so that every drawing starts afresh.
+        """
+        points = _combine(points)
+        stroke_lengths = _combine(stroke_lengths)
+        n = len(points)
+        if n != len(stroke_lengths):
+            raise ValueError("points and stroke_lengths columns hold different numbers of rows")
+        if points.type != pa.binary():
+            raise ValueError(f"points column is {points.type}, not binary")
+        if n == 0:
+            return cls(np.zeros((0, 2), np.uint8), np.zeros(1, np.int64), np.zeros(1, np.int64))
+        _, offsets, data = points.buffers()
+        byte_offsets = np.frombuffer(offsets, np.int32, n + 1, 4 * points.offset)
+        b0, b1 = int(byte_offsets[0]), int(byte_offsets[-1])
+        deltas = np.frombuffer(data, np.uint8, b1 - b0, b0) if b1 > b0 else np.zeros(0, np.uint8)
+        lengths = stroke_lengths.flatten().to_numpy(zero_copy_only=False)
+        stroke_offsets = np.empty(len(lengths) + 1, np.int64)
+        stroke_offsets[0] = 0
+        np.cumsum(lengths, out=stroke_offsets[1:])
+        outer = np.asarray(stroke_lengths.offsets, dtype=np.int64)
+        drawing_offsets = outer - outer[0]
+        point_offsets = stroke_offsets[drawing_offsets]
+        # Equal byte offsets also mean every drawing has an even number of bytes.
+        if (2 * point_offsets != byte_offsets - b0).any():
+            raise ValueError("stroke_lengths do not add up to the points of each drawing")
+        # running[k] = sum of the first k deltas (mod 256); a drawing's points are its running
+        # sums minus the one where it starts.
+        running = np.empty((len(deltas) // 2 + 1, 2), np.uint8)
+        running[0] = 0
+        np.cumsum(deltas.reshape(-1, 2), axis=0, dtype=np.uint8, out=running[1:])
+        out = running[1:]
+        out -= np.repeat(running[point_offsets[:-1]], np.diff(point_offsets), axis=0)
+        return cls(out, stroke_offsets, drawing_offsets)
+
+    def to_arrow(self) -> tuple[pa.BinaryArray, pa.ListArray]:
+        """The ``points`` and ``stroke_lengths`` columns of a store table (schema version 2).
+
+        ``points`` holds one value per drawing: its points as interleaved bytes ``x0 y0 x1 y1 ...``,
+        each the difference from the drawing's previous point modulo 256 (the first point's from
+        (0, 0)), so that zstd sees small, repetitive values. ``stroke_lengths`` lists the points per
+        stroke. Points must already be integers 0-255, and strokes at most 65,535 points long.
+        """
+        drawing_offsets = np.asarray(self.drawing_offsets, np.int64)
+        stroke_offsets = np.asarray(self.stroke_offsets, np.int64)
+        stroke_offsets = stroke_offsets[drawing_offsets[0] : drawing_offsets[-1] + 1]
+        drawing_offsets = drawing_offsets - drawing_offsets[0]
+        lengths = np.diff(stroke_offsets)
+        if len(lengths) and int(lengths.max()) > np.iinfo(np.uint16).max:
+            raise ValueError(f"a stroke has {int(lengths.max())} points; at most 65,535 fit")
+        pts = np.asarray(self.points)[stroke_offsets[0] : stroke_offsets[-1]]
+        pts = np.ascontiguousarray(pts, dtype=np.uint8)
+        point_offsets = (stroke_offsets - stroke_offsets[0])[drawing_offsets]
+        if 2 * len(pts) > np.iinfo(np.int32).max:
+            raise ValueError("too many points for one Arrow binary column (2 GiB)")
+        deltas = pts.copy()
+        deltas[1:] -= pts[:-1]  # uint8: wraps mod 256
+        starts = point_offsets[:-1][np.diff(point_offsets) > 0]
+        deltas[starts] = pts[starts]
+        points = pa.BinaryArray.from_buffers(
+            pa.binary(),
+            len(self),
+            [None, pa.py_buffer((2 * point_offsets).astype(np.int32)), pa.py_buffer(deltas)],
+        )
+        stroke_lengths = pa.ListArray.from_arrays(
+            pa.array(drawing_offsets.astype(np.int32)), pa.array(lengths.astype(np.uint16))
+        )
+        return points, stroke_lengths
 
     def drawing(self, i: int) -> list[np.ndarray]:
         """The strokes of drawing ``i`` as a list of (N, 2) arrays."""
