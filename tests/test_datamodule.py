@@ -15,7 +15,7 @@ from quickdraw.data import datamodule as dm_mod
 from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.data.datamodule import QuickDrawDataModule
 from quickdraw.data.raster import RasterSpec
-from quickdraw.data.schema import Manifest
+from quickdraw.data.schema import SCHEMA_VERSION, Manifest
 from quickdraw.data.store import StoreError
 
 WORDS = ("ant", "bee", "cat", "dog")
@@ -179,6 +179,27 @@ def test_source_is_converted_once_into_the_cache(tmp_path, monkeypatch):
     QuickDrawDataModule(
         source=str(tmp_path / "src"), cache_dir=str(tmp_path / "cache")
     ).prepare_data()
+
+
+def test_cached_stores_of_another_schema_version_are_rebuilt_beside_not_refused(tmp_path):
+    write_csv(tmp_path / "src" / "cat.csv", [kaggle_row(k, "cat") for k in range(1, 50)])
+    dm = QuickDrawDataModule(source=str(tmp_path / "src"), cache_dir=str(tmp_path / "cache"))
+    dm.prepare_data()
+    old = dm.resolved_store().with_name(
+        dm.resolved_store().name.replace(f"-v{SCHEMA_VERSION}-", f"-v{SCHEMA_VERSION - 1}-")
+    )
+    assert old != dm.resolved_store()
+    dm.resolved_store().rename(old)  # the cache an older release left behind
+    manifest = json.loads((old / "manifest.json").read_text())
+    (old / "manifest.json").write_text(
+        json.dumps({**manifest, "schema_version": SCHEMA_VERSION - 1})
+    )
+    again = QuickDrawDataModule(source=str(tmp_path / "src"), cache_dir=str(tmp_path / "cache"))
+    again.prepare_data()
+    again.setup()
+    assert again.classes == ["cat"] and again.store.path != old and old.exists()
+    synthetic_store = QuickDrawDataModule(cache_dir=str(tmp_path / "cache")).resolved_store()
+    assert f"-v{SCHEMA_VERSION}-" in synthetic_store.name
 
 
 def test_store_without_manifest_names_the_fix(tmp_path):

@@ -22,7 +22,7 @@ from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.data.dataset import StrokeDataset
 from quickdraw.data.raster import RasterSpec
 from quickdraw.data.sampling import epoch_rows, fixed_rows
-from quickdraw.data.schema import MANIFEST
+from quickdraw.data.schema import MANIFEST, SCHEMA_VERSION
 from quickdraw.data.store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -87,18 +87,22 @@ class QuickDrawDataModule(L.LightningDataModule):
 
     # -- where the store comes from -------------------------------------------------------------
     def resolved_store(self) -> Path:
-        """The store folder this module reads (computed, not built)."""
+        """The store folder this module reads (computed, not built).
+
+        Cached stores are named by schema version too: after an upgrade that changes the
+        schema, a cache is rebuilt beside the old one rather than refused.
+        """
         if self.store_path is not None:
             return self.store_path
         if self.source is not None:
             tag = hashlib.sha1(
                 f"{self.source.resolve()}|{sorted(self.convert_settings.items())}".encode()
             ).hexdigest()[:10]
-            return self.cache_dir / "stores" / f"{self.source.stem}-{tag}"
+            return self.cache_dir / "stores" / f"{self.source.stem}-v{SCHEMA_VERSION}-{tag}"
         return (
             self.cache_dir
             / "synthetic"
-            / f"store-n{self.synthetic_per_class}-s{self.synthetic_seed}"
+            / f"store-v{SCHEMA_VERSION}-n{self.synthetic_per_class}-s{self.synthetic_seed}"
         )
 
     def prepare_data(self) -> None:
