@@ -273,9 +273,9 @@ def predict_split(
     data = dict(run.config.get("data") or {})
     if not data:
         raise FileNotFoundError(f"{run.path}: no tensorboard/hparams.yaml, so no data config")
-    store = Store(
-        hydra.utils.instantiate({**data, "raster": None, "augment": None}).resolved_store()
-    )
+    datamodule = hydra.utils.instantiate({**data, "raster": None, "augment": None})
+    datamodule.prepare_data()  # a cached store converted from data.source is rebuilt if gone
+    store = Store(datamodule.resolved_store())
     out = run.path / "report"
     out.mkdir(exist_ok=True)
     cache = out / f"predictions-{split}.npz"
