@@ -78,21 +78,24 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
-    try:
-        # Every state in our checkpoints is plain data: resuming unpickles nothing else.
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    except SIGTERMException as stop:
-        # Lightning stops at the end of a batch; last.ckpt still holds the last complete epoch.
-        log.warning("SIGTERM: stopped. %s", _resume_hint(out))
-        raise SystemExit(128 + signal.SIGTERM) from stop
-    except Exception:
-        log.error("training failed. %s", _resume_hint(out))
-        raise
+    if any(p.requires_grad for p in model.parameters()):
+        try:
+            # Every state in our checkpoints is plain data: resuming unpickles nothing else.
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        except SIGTERMException as stop:
+            # Lightning stops at the end of a batch; last.ckpt still holds the last complete epoch.
+            log.warning("SIGTERM: stopped. %s", _resume_hint(out))
+            raise SystemExit(128 + signal.SIGTERM) from stop
+        except Exception:
+            log.error("training failed. %s", _resume_hint(out))
+            raise
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    else:
+        best = _score_untrainable(trainer, model, datamodule, out)
     metrics: dict[str, Any] = {
         k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1
     }
 
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if cfg.get("test") and not trainer.interrupted:
         tested = trainer.test(
             model, datamodule=datamodule, ckpt_path=best or None, weights_only=True
@@ -114,6 +117,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("metrics: %s", {k: metrics[k] for k in sorted(metrics) if k.startswith("test/")})
         log.info("run folder: %s", out)
     return metrics
+
+
+def _score_untrainable(trainer: L.Trainer, model: L.LightningModule, datamodule, out: Path) -> str:
+    """A model with nothing to train (an averaging ensemble of frozen, loaded members) is
+    validated and saved as is, so it is tested, evaluated, served and compared like any run."""
+    log.info("nothing to train (every parameter is frozen): validating and saving the model as is")
+    trainer.validate(model, datamodule=datamodule)
+    path = out / "checkpoints" / "frozen.ckpt"
+    trainer.save_checkpoint(path)
+    return str(path) if trainer.is_global_zero else ""
 
 
 def _refuse_relaunch_in_multirun(trainer: L.Trainer) -> None:

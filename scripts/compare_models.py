@@ -30,7 +30,14 @@ RUNS = [  # (label, experiment, extra overrides)
     ("ResNet18 penalised", "resnet18_penalized", ["data.sampling=adaptive"]),
     ("Ensemble, classification layer", "ensemble_head", ["data.sampling=adaptive"]),
     ("Ensemble, averaging", "ensemble_mean", ["data.sampling=adaptive"]),
+    # Not at the equal budget: the three trained ResNet18s above, averaged, with no further training.
+    ("Averaging ensemble of runs 0-2 (3x budget)", "ensemble_mean", ["members=0,1,2"]),
 ]
+
+
+def run_dir_of(out: Path, i: int) -> Path:
+    label, experiment, extra = RUNS[i]
+    return out / f"{i}-{experiment}-{extra[0].split('=')[1].replace(',', '')}"
 
 
 def run(cmd: list[str], log: Path) -> None:
@@ -85,7 +92,15 @@ def main() -> None:
         label, experiment, extra = RUNS[i]
         members = 3 if experiment.startswith("ensemble") else 1
         epochs = max(1, round(args.budget / members))
-        run_dir = out / f"{i}-{experiment}-{extra[0].split('=')[1]}"
+        run_dir = run_dir_of(out, i)
+        if extra[0].startswith("members="):  # an ensemble of earlier runs' best checkpoints
+            ckpts = [run_dir_of(out, int(j)) / "checkpoints" / "best.ckpt"
+                     for j in extra[0].split("=")[1].split(",")]  # fmt: skip
+            if missing := [str(c) for c in ckpts if not c.exists()]:
+                sys.exit(f"{label}: run those first ({', '.join(missing)} missing)")
+            members_list = ",".join(str(c.resolve()) for c in ckpts)
+            extra = ["model.net.freeze_members=true", f"model.net.checkpoints=[{members_list}]"]
+            epochs = 0
         t0 = time.perf_counter()
         if not (run_dir / "metrics.json").exists():
             run(

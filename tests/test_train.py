@@ -109,3 +109,31 @@ def test_evaluate_and_predict_on_the_checkpoint(smoke_run, tiny_store, tmp_path)
     )
     r = _cli("quickdraw.evaluate", f"ckpt_path={source}", f"input={source}", cwd=tmp_path)
     assert r.returncode == 2 and "not a checkpoint of this project" in r.stdout + r.stderr
+
+
+def test_averaging_ensemble_of_frozen_runs_is_scored_without_training(
+    smoke_run, tiny_store, tmp_path
+):
+    """members: [run, run] + freeze_members: nothing to train, yet a tested, loadable checkpoint."""
+    import torch
+
+    from quickdraw.inference import load_model
+
+    member = (smoke_run / "checkpoints" / "best.ckpt").resolve()
+    cfg = compose_train(
+        [
+            "experiment=ensemble_mean",
+            f"model.net.checkpoints=[{member},{member}]",
+            "model.net.freeze_members=true",
+        ],
+        tmp_path,
+        tiny_store,
+    )
+    metrics = train(cfg)
+    assert metrics["epochs"] == 0 and Path(metrics["best_ckpt"]).name == "frozen.ckpt"
+    assert {"val/map3", "test/acc", "test/map3"} <= set(metrics)
+    # Two copies of one member average to that member: the saved ensemble predicts like it.
+    ensemble, alone = load_model(metrics["best_ckpt"]), load_model(member)
+    x = torch.rand(4, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(ensemble(x).softmax(-1), alone(x).softmax(-1))

@@ -69,7 +69,7 @@ class Ensemble(nn.Module):
             if combine == "mean":
                 warnings.warn(
                     "Ensemble(combine='mean', freeze_members=True) has no trainable parameters: "
-                    "evaluate it (trainer.validate/test) instead of training it.",
+                    "quickdraw.train validates, saves and tests it without training.",
                     stacklevel=2,
                 )
 
