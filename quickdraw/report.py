@@ -348,7 +348,10 @@ def plot_learning_curves(runs: Sequence[Run]) -> Figure:
     for ax in axes[1]:
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.legend(*axes[0, 1].get_legend_handles_labels(), loc="outside lower center", ncols=4)
+    handles, labels = axes[0, 1].get_legend_handles_labels()
+    # As many columns as fit the figure's width (~120 characters at this size): none cut off.
+    ncols = max(1, min(len(labels), 120 // (max(map(len, labels), default=1) + 8)))
+    fig.legend(handles, labels, loc="outside lower center", ncols=ncols, fontsize=9)
     return fig
 
 
@@ -385,7 +388,8 @@ def plot_scores(runs: Sequence[Run], preds: dict[str, Predictions] | None = None
 
 def plot_quotas(runs: Sequence[Run]) -> Figure | None:
     """Per adaptive run: the spread of per-class quotas over epochs, and which classes got what."""
-    adaptive = [r for r in runs if r.sampling == "adaptive"]
+    # Runs that trained no epoch (an ensemble of frozen, loaded members) never sampled anything.
+    adaptive = [r for r in runs if r.sampling == "adaptive" and r.metrics.get("epochs", 1) > 0]
     if not adaptive:
         return None
     fig = Figure(figsize=(12, 3.8 * len(adaptive)), layout="constrained")

@@ -1,6 +1,6 @@
 """Training throughput per model (images/s) with each GPU setting, and whether the loader keeps up, at 64 px.
 
-    python scripts/bench_train.py [--steps 20] [--batch-size 512] [--models resnet18,ensemble_mean]
+    python scripts/bench_train.py [--steps 20] [--warmup 5] [--batch-size 512] [--models resnet18,ensemble_mean]
                                   [--workers 8] [--compile] [--threads N]
 
 Models are timed through QuickDrawModule itself (its training_step, configure_model), one
@@ -64,7 +64,7 @@ def loader_rate(batch_size: int, workers: int, device: str, pin: bool, seconds: 
 
 def model_rate(
     name: str, batch_size: int, steps: int, device: str, half: torch.dtype | None, nhwc: bool,
-    compile_: bool,
+    compile_: bool, warmup: int,
 ) -> float:  # fmt: skip
     config = {**model_config(name), "channels_last": nhwc, "compile": compile_}
     model = QuickDrawModule(
@@ -86,7 +86,7 @@ def model_rate(
         loss.backward()
         opt.step()
 
-    for _ in range(3):  # warm-up (cuDNN autotuning, compilation)
+    for _ in range(warmup):  # cuDNN autotuning, compilation, the allocator's first growth
         step()
     if device == "cuda":
         torch.cuda.synchronize()
@@ -119,6 +119,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
     p.add_argument("--batch-size", type=int, default=None, help="default: 512 on GPU, 128 on CPU")
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--workers", type=int, default=None, help="loader workers (default: 8 on GPU)")
@@ -143,7 +144,7 @@ def main() -> None:
     print(f"{'model':<22}{'setting':<30}{'images/s':>10}  loader keeps up")
     for m in args.models.split(","):
         for label, half, nhwc, comp in variants(device, args.compile):
-            rate = model_rate(m, batch, args.steps, device, half, nhwc, comp)
+            rate = model_rate(m, batch, args.steps, device, half, nhwc, comp, args.warmup)
             verdict = "yes" if loader >= rate else f"no: {loader / rate:.0%} of the model's rate"
             print(f"{m:<22}{label:<30}{rate:>10,.0f}  {verdict}")
 

@@ -27,7 +27,7 @@ SAMPLE = ROOT.parent / "shared" / "data" / "quickdraw-sample"
 RUNS = [  # (label, experiment, extra overrides)
     ("ResNet18, fixed sampling", "resnet18", ["data.sampling=fixed"]),
     ("ResNet18, adaptive sampling", "resnet18", ["data.sampling=adaptive"]),
-    ("ResNet18 penalised", "resnet18_penalized", ["data.sampling=adaptive"]),
+    ("ResNet18 penalised (fixed sampling)", "resnet18_penalized", ["data.sampling=fixed"]),
     ("Ensemble, classification layer", "ensemble_head", ["data.sampling=adaptive"]),
     ("Ensemble, averaging", "ensemble_mean", ["data.sampling=adaptive"]),
     # Not at the equal budget: the three trained ResNet18s above, averaged, with no further training.

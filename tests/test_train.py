@@ -39,6 +39,17 @@ def test_four_models_and_both_sampling_modes_are_experiments():
     assert {"resnet18", "resnet18_penalized", "ensemble_head", "ensemble_mean"} <= set(EXPERIMENTS)
 
 
+def test_penalised_loss_samples_a_fixed_n_unless_told_otherwise(tiny_store, tmp_path):
+    # The class-weighted loss replaces adaptive sampling; both at once over-correct (README).
+    cfg = compose_train(["experiment=resnet18_penalized"], tmp_path, tiny_store)
+    assert cfg.data.sampling == "fixed" and cfg.callbacks.adaptive_sampler.mode == "fixed"
+    assert cfg.model.loss._target_.endswith("ClassWeightedCrossEntropy")
+    cfg = compose_train(
+        ["experiment=resnet18_penalized", "data.sampling=adaptive"], tmp_path, tiny_store
+    )
+    assert cfg.callbacks.adaptive_sampler.mode == "adaptive"
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tiny_store, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run")
