@@ -125,7 +125,7 @@ def _score_untrainable(trainer: L.Trainer, model: L.LightningModule, datamodule,
     log.info("nothing to train (every parameter is frozen): validating and saving the model as is")
     trainer.validate(model, datamodule=datamodule)
     path = out / "checkpoints" / "frozen.ckpt"
-    trainer.save_checkpoint(path)
+    trainer.save_checkpoint(path, weights_only=False)  # the usual full checkpoint (and no log line)
     return str(path) if trainer.is_global_zero else ""
 
 

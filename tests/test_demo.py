@@ -81,7 +81,7 @@ def demo_checkpoint(tmp_path_factory) -> Path:
         enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(root),
     )  # fmt: skip
     trainer.fit(model, datamodule=dm)
-    trainer.save_checkpoint(ckpt)
+    trainer.save_checkpoint(ckpt, weights_only=False)
     return ckpt
 
 
