@@ -112,8 +112,7 @@ def load_model(ckpt_path: str | Path, map_location: str = "cpu"):
             )
     # NHWC weights and inputs: oneDNN's fastest CPU convolutions (ResNet18 at 64 px on one core:
     # 13.6 -> 7.5 ms a drawing, scripts/bench_demo.py) and cuDNN's on recent GPUs.
-    model.hparams.channels_last = True
-    model.net.to(memory_format=torch.channels_last)
+    model.use_channels_last()
     return model.eval()
 
 

@@ -248,9 +248,14 @@ class QuickDrawModule(L.LightningModule):
             writer.add_figure(tag, fig, global_step=step, close=True)
 
     # -- optimisation -----------------------------------------------------------------------------
+    def use_channels_last(self) -> None:
+        """NHWC weights, and inputs converted to NHWC in ``forward``."""
+        self.hparams.channels_last = True
+        self.net.to(memory_format=torch.channels_last)
+
     def configure_model(self) -> None:
         if self.hparams.channels_last:
-            self.net.to(memory_format=torch.channels_last)
+            self.use_channels_last()
         # Module.compile() compiles in place: state-dict keys stay free of "_orig_mod." prefixes.
         if self.hparams.compile and getattr(self.net, "_compiled_call_impl", None) is None:
             self.net.compile()
