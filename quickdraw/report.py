@@ -10,12 +10,7 @@ pyplot), so they neither need a display nor pile up in a notebook.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import re
-import subprocess
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +21,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from omegaconf import OmegaConf
+
+from quickdraw.files import markdown_table as _markdown
+from quickdraw.files import write_atomic
+from quickdraw.runs import RunDir, find_runs
+from quickdraw.scoring import Scores
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,10 @@ class Run:
     config: dict  # the resolved training config, plus the model's hyperparameters
 
     @property
+    def dir(self) -> RunDir:
+        return RunDir(self.path)
+
+    @property
     def experiment(self) -> str:
         return str(self.metrics.get("experiment") or self.config.get("experiment_name", "?"))
 
@@ -64,33 +68,13 @@ class Run:
         return str(self.metrics.get("sampling") or self.config.get("data", {}).get("sampling", "?"))
 
 
-def _natural(path: Path) -> list:
-    # Job folders 0, 1, ..., 10 in numeric order.
-    return [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", str(path))]
-
-
-def find_runs(paths: Sequence[str | Path]) -> list[Path]:
-    """Training run folders at or under ``paths`` (runs, sweeps, or whole output trees)."""
-    found: list[Path] = []
-    for path in map(Path, paths):
-        if not path.is_dir():
-            raise FileNotFoundError(f"{path}: no such folder")
-        candidates = [m.parent for m in path.rglob("metrics.json")]
-        # evaluate writes metrics.json too; a training run also has checkpoints or TensorBoard logs.
-        found += sorted(
-            (d for d in candidates if (d / "checkpoints").is_dir() or (d / "tensorboard").is_dir()),
-            key=_natural,
-        )
-    return list(dict.fromkeys(found))
-
-
 def load_runs(paths: Sequence[str | Path]) -> list[Run]:
     """Every finished run under ``paths``, named ``experiment · sampling`` (plus the folder when ambiguous)."""
     runs = []
     for d in find_runs(paths):
-        hparams = d / "tensorboard" / "hparams.yaml"
+        hparams = d.hparams_file
         config = OmegaConf.to_container(OmegaConf.load(hparams)) if hparams.is_file() else {}
-        runs.append(Run(d, "", json.loads((d / "metrics.json").read_text()), config))
+        runs.append(Run(d.path, "", d.metrics(), config))
     if not runs:
         raise FileNotFoundError(
             f"no finished training run (a metrics.json beside checkpoints/) under {', '.join(map(str, paths))}"
@@ -105,11 +89,11 @@ def _events(run: Run):
     """The run's TensorBoard events (every file of the folder, resumed runs included), or None."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    if not (run.path / "tensorboard").is_dir():
+    if not run.dir.tensorboard.is_dir():
         return None
     # 0 keeps every event; images (validation figures) are not needed here.
     guidance = {"scalars": 0, "histograms": 0, "images": 1, "tensors": 1}
-    return EventAccumulator(str(run.path / "tensorboard"), size_guidance=guidance).Reload()
+    return EventAccumulator(str(run.dir.tensorboard), size_guidance=guidance).Reload()
 
 
 def read_scalars(run: Run) -> pd.DataFrame:
@@ -174,7 +158,7 @@ def class_quotas(run: Run) -> pd.DataFrame | None:
     ``quotas.csv`` holds ``epoch,class,val_acc,quota``: one row per class after each validation,
     ``epoch`` being the 0-based epoch that was just validated (the histogram's step).
     """
-    path = run.path / "quotas.csv"
+    path = run.dir.quotas_file
     if not path.is_file():
         return None
     # A resumed run appends the epochs it repeats: the last entry wins.
@@ -184,16 +168,15 @@ def class_quotas(run: Run) -> pd.DataFrame | None:
 
 def final_quotas(run: Run) -> pd.DataFrame | None:
     """The adaptive sampler's last per-class quotas and validation accuracies, from last.ckpt."""
-    import torch
+    from quickdraw.checkpoints import callback_state, read_checkpoint
 
-    path = run.path / "checkpoints" / "last.ckpt"
+    path = run.dir.last_checkpoint
     if not path.is_file():
         return None
-    ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    state = ckpt.get("callbacks", {}).get("AdaptiveSampler") or {}
+    state = callback_state(path, "AdaptiveSampler") or {}
     if not state.get("quotas"):
         return None
-    classes = ckpt["hyper_parameters"]["classes"]
+    classes = read_checkpoint(path)["hyper_parameters"]["classes"]
     return pd.DataFrame(
         {"quota": state["quotas"], "val_acc": state["class_acc"]},
         index=pd.Index(classes, name="class"),
@@ -202,46 +185,13 @@ def final_quotas(run: Run) -> pd.DataFrame | None:
 
 # -- per-class results of a checkpoint -----------------------------------------------------
 @dataclass
-class Predictions:
-    """Top-k predictions of a run's best checkpoint on one split of its store."""
+class Predictions(Scores):
+    """A run's best checkpoint scored on one split of its store (:class:`~quickdraw.scoring.Scores`),
+    with where each drawing came from, so example drawings can be shown."""
 
-    classes: list[str]
-    labels: np.ndarray  # (N,) true class ids
-    topk: np.ndarray  # (N, k) predicted class ids, best first
-    rows: np.ndarray  # (N,) row ids in the split: where example drawings come from
-    store: Path
-    split: str
-
-    @property
-    def confusion(self) -> np.ndarray:
-        """(C, C) counts, rows true class, columns top-1 prediction."""
-        c = np.zeros((len(self.classes), len(self.classes)), np.int64)
-        np.add.at(c, (self.labels, self.topk[:, 0]), 1)
-        return c
-
-    def class_accuracy(self) -> pd.Series:
-        c = self.confusion
-        n = c.sum(1)
-        acc = np.where(n > 0, np.diag(c) / np.maximum(n, 1), np.nan)
-        return pd.Series(acc, index=pd.Index(self.classes, name="class"), name="accuracy")
-
-    def confused_pairs(self, n: int = 10) -> pd.DataFrame:
-        """The n (true, predicted) pairs with most errors; ``share`` is of the true class's drawings."""
-        c = self.confusion
-        errors = c.copy()
-        np.fill_diagonal(errors, 0)
-        order = np.argsort(errors, axis=None, kind="stable")[::-1][:n]
-        true, pred = np.unravel_index(order, c.shape)
-        keep = errors[true, pred] > 0
-        true, pred = true[keep], pred[keep]
-        return pd.DataFrame(
-            {
-                "true": [self.classes[i] for i in true],
-                "predicted": [self.classes[j] for j in pred],
-                "count": errors[true, pred],
-                "share": errors[true, pred] / c.sum(1)[true],
-            }
-        )
+    rows: np.ndarray | None = None  # (N,) row ids in the split
+    store: Path | None = None
+    split: str = "test"
 
     def drawings(self, true: str, predicted: str | None = None, k: int = 4):
         """Up to k drawings of class ``true`` (predicted as ``predicted`` when given), as ``Rows``."""
@@ -262,44 +212,56 @@ def predict_split(
     Cached in ``<run>/report/predictions-<split>.npz`` until the checkpoint changes; also writes
     ``per_class-<split>.csv`` there, in ``quickdraw.evaluate``'s layout.
     """
-    import hydra
+    import json
 
+    from quickdraw.checkpoints import load_model
     from quickdraw.data.sampling import fixed_rows
+    from quickdraw.data.sources import ensure_store_of
     from quickdraw.data.store import Store, StoreError
-    from quickdraw.evaluate import write_per_class
-    from quickdraw.inference import load_model, predict_proba
+    from quickdraw.inference import predict_proba
+    from quickdraw.scoring import score
 
-    ckpt = (run.path / "checkpoints" / "best.ckpt").resolve()
+    ckpt = run.dir.best_checkpoint()
+    if ckpt is None:
+        raise FileNotFoundError(f"{run.path}: no best checkpoint")
     data = dict(run.config.get("data") or {})
     if not data:
         raise FileNotFoundError(f"{run.path}: no tensorboard/hparams.yaml, so no data config")
-    datamodule = hydra.utils.instantiate({**data, "raster": None, "augment": None})
-    datamodule.prepare_data()  # a cached store converted from data.source is rebuilt if gone
-    store = Store(datamodule.resolved_store())
-    out = run.path / "report"
+    store = Store(
+        ensure_store_of(data)
+    )  # a cached store converted from data.source is rebuilt if gone
+    out = run.dir.report_dir
     out.mkdir(exist_ok=True)
     cache = out / f"predictions-{split}.npz"
     stamp = f"{ckpt}|{ckpt.stat().st_mtime_ns}|{store.path}"
-    if cache.is_file() and str(np.load(cache)["stamp"]) == stamp:
-        z = np.load(cache)
-        return Predictions(store.classes, z["labels"], z["topk"], z["rows"], store.path, split)
+    if cache.is_file() and str((z := np.load(cache))["stamp"]) == stamp:
+        metrics = json.loads(str(z["metrics"]))
+        return Predictions(
+            store.classes, z["labels"], z["topk"], metrics, z["rows"], store.path, split
+        )
     model = load_model(ckpt, device)
     if list(model.hparams.classes) != store.classes:
         raise StoreError(f"{store.path} has other classes than {ckpt}")
     index = store[split]
     rows = fixed_rows(index, data.get(f"{split}_per_class"), data.get("seed", 0))
-    labels, topk = [], []
-    k = min(3, len(store.classes))
-    for start in range(0, len(rows), batch_size):
-        got = index.gather(rows[start : start + batch_size])
-        probs = predict_proba(model, got.strokes)
-        labels.append(got.labels)
-        topk.append(np.argsort(-probs, axis=1, kind="stable")[:, :k])
-    pred = Predictions(
-        store.classes, np.concatenate(labels), np.concatenate(topk), rows, store.path, split
+    batches = (
+        (got.strokes, got.labels)
+        for start in range(0, len(rows), batch_size)
+        for got in [index.gather(rows[start : start + batch_size])]
     )
-    np.savez(cache, labels=pred.labels, topk=pred.topk, rows=rows, stamp=stamp)
-    write_per_class(out / f"per_class-{split}.csv", store.classes, pred.confusion)
+    scored = score(lambda strokes: predict_proba(model, strokes), batches, store.classes, split)
+    pred = Predictions(
+        scored.classes, scored.labels, scored.topk, scored.metrics, rows, store.path, split
+    )
+    np.savez(
+        cache,
+        labels=pred.labels,
+        topk=pred.topk,
+        rows=rows,
+        stamp=stamp,
+        metrics=json.dumps(pred.metrics),
+    )
+    pred.per_class_table().to_csv(out / f"per_class-{split}.csv", index=False)
     return pred
 
 
@@ -321,13 +283,12 @@ def comparison_table(
 
 
 def markdown_table(df: pd.DataFrame, digits: int = 4) -> str:
-    """A DataFrame (index included) as a GitHub Markdown table."""
-    fmt = lambda v: f"{v:.{digits}f}" if isinstance(v, float) else str(v)  # noqa: E731
-    cols = [df.index.name or "", *map(str, df.columns)]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for idx, values in zip(df.index, df.itertuples(index=False), strict=True):
-        lines.append("| " + " | ".join(map(fmt, [idx, *values])) + " |")
-    return "\n".join(lines) + "\n"
+    """A DataFrame (index included) as a GitHub Markdown table (:func:`quickdraw.files.markdown_table`)."""
+    header = [df.index.name or "", *map(str, df.columns)]
+    rows = [
+        [idx, *values] for idx, values in zip(df.index, df.itertuples(index=False), strict=True)
+    ]
+    return _markdown(header, rows, digits)
 
 
 # -- figures --------------------------------------------------------------------------------
@@ -343,8 +304,15 @@ def plot_learning_curves(runs: Sequence[Run]) -> Figure:
                 label = run.name if tag == tags[-1] else None
                 ax.plot(s.epoch, s.value, style, color=f"C{i}", marker=".", label=label)
             ax.set_title(title)
-    axes[0, 0].text(0.98, 0.95, "dashed: train, solid: val", transform=axes[0, 0].transAxes,
-                    ha="right", va="top", fontsize=8)  # fmt: skip
+    axes[0, 0].text(
+        0.98,
+        0.95,
+        "dashed: train, solid: val",
+        transform=axes[0, 0].transAxes,
+        ha="right",
+        va="top",
+        fontsize=8,
+    )
     for ax in axes[1]:
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -400,8 +368,11 @@ def plot_quotas(runs: Sequence[Run]) -> Figure | None:
         ax.plot(h.epoch, h["mean"], "k.-", label="mean")
         if n := run.config.get("data", {}).get("per_class"):
             ax.axhline(n, color="gray", ls=":", label="N (fixed sampling)")
-        ax.set(title=f"{run.name}: quotas per class", ylabel="drawings per class",
-               xlabel="epoch whose validation set them")  # fmt: skip
+        ax.set(
+            title=f"{run.name}: quotas per class",
+            ylabel="drawings per class",
+            xlabel="epoch whose validation set them",
+        )
         ax.legend(fontsize=7)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         per_class = class_quotas(run)
@@ -518,52 +489,12 @@ def write_report(
             fig.savefig(out / f"{name}.png", dpi=110)
             md.append(f"![{name.replace('_', ' ')}]({name}.png)\n")
     md.append(confused)
-    (out / "report.md").write_text("\n".join(md))
+    write_atomic(out / "report.md", "\n".join(md))
     log.info("report: %s", out / "report.md")
     return out / "report.md"
 
 
-def demo_runs(sweep_dir: str | Path, overrides: Sequence[str] = ()) -> Path:
-    """Two smoke runs, fixed and adaptive sampling, as one sweep folder; trained only when missing."""
-    sweep_dir = Path(sweep_dir)
-    if sweep_dir.is_dir() and len(find_runs([sweep_dir])) >= 2:
-        return sweep_dir
-    cmd = [sys.executable, "-m", "quickdraw.train", "--multirun", "experiment=smoke",
-           "data.sampling=fixed,adaptive", f"hydra.sweep.dir={sweep_dir}",
-           "callbacks.progress_bar.refresh_rate=0", *overrides]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-4000:]}")
-    return sweep_dir
+if __name__ == "__main__":  # python -m quickdraw.report: the command lives in quickdraw.cli
+    from quickdraw.cli import report
 
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m quickdraw.report",
-        description="Compare training runs: learning curves, test scores, per-class accuracy, "
-        "adaptive quotas and the most-confused pairs, as PNGs, CSVs and report.md.",
-        epilog="example: python -m quickdraw.report outputs/train/multiruns/2026-01-01_12-00-00",
-    )
-    parser.add_argument("folders", nargs="+", type=Path,
-                        help="run folders, sweep folders or any folder holding them")  # fmt: skip
-    parser.add_argument("--out", type=Path, help="where to write (default: FOLDER/report)")
-    parser.add_argument("--split", default="test", choices=["val", "test"],
-                        help="split scored for per-class accuracy and confusions")  # fmt: skip
-    parser.add_argument("--pairs", type=int, default=6, help="confused pairs drawn")
-    parser.add_argument("--device", default="cpu", help="where checkpoints run (cpu, cuda)")
-    parser.add_argument("--no-eval", dest="evaluate", action="store_false",
-                        help="skip re-scoring checkpoints: no per-class results or confusions")  # fmt: skip
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("tensorboard").setLevel(logging.WARNING)  # one line per event file otherwise
-    try:
-        path = write_report(
-            args.folders, args.out, args.split, args.device, args.pairs, args.evaluate
-        )
-    except (FileNotFoundError, ValueError) as e:
-        parser.exit(2, f"error: {e}\n")
-    print(path)
-
-
-if __name__ == "__main__":
-    main()
+    report()

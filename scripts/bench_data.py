@@ -400,9 +400,13 @@ class LoaderRun:
 def make_module(store: Path, per_class: int) -> QuickDrawDataModule:
     """The training loader under test: augmented, gray 64 px, batch 512, in this process."""
     dm = QuickDrawDataModule(
-        store=str(store), per_class=per_class, batch_size=BATCH, augment=StrokeAugment(),
-        raster=RasterSpec(), num_workers=0,
-    )  # fmt: skip
+        store=str(store),
+        per_class=per_class,
+        batch_size=BATCH,
+        augment=StrokeAugment(),
+        raster=RasterSpec(),
+        num_workers=0,
+    )
     dm.prepare_data()
     dm.setup()
     return dm
@@ -676,11 +680,35 @@ def loader_plan(plan: Plan, data: Data) -> tuple[list[LoaderRun], dict[str, list
     table = [
         (f"{sample.label}, class files, all", data.sample_store, whole, plan.small_epochs, real),
         (f"{sample.label}, one CSV, all", data.concat_store, whole, plan.small_epochs, real),
-        (f"real resampled {big}, all", data.resampled_store, plan.big_per_class, plan.full_pass_epochs, real),
-        (f"real resampled {big}, per_class={DEFAULT_QUOTA}", data.resampled_store, DEFAULT_QUOTA, plan.small_epochs, real),
-        (f"generated {big}, all", data.generated_store, plan.big_per_class, plan.full_pass_epochs, gen),
-        (f"generated {large_name}, per_class={DEFAULT_QUOTA}", large_store, DEFAULT_QUOTA, plan.small_epochs, gen),
-    ]  # fmt: skip
+        (
+            f"real resampled {big}, all",
+            data.resampled_store,
+            plan.big_per_class,
+            plan.full_pass_epochs,
+            real,
+        ),
+        (
+            f"real resampled {big}, per_class={DEFAULT_QUOTA}",
+            data.resampled_store,
+            DEFAULT_QUOTA,
+            plan.small_epochs,
+            real,
+        ),
+        (
+            f"generated {big}, all",
+            data.generated_store,
+            plan.big_per_class,
+            plan.full_pass_epochs,
+            gen,
+        ),
+        (
+            f"generated {large_name}, per_class={DEFAULT_QUOTA}",
+            large_store,
+            DEFAULT_QUOTA,
+            plan.small_epochs,
+            gen,
+        ),
+    ]
     runs = [LoaderRun(*row) for row in table if row[1] is not None]
     generated_head = [
         csv_head(f, plan.kaggle_per_class) for f in sorted(data.generated.glob("*.csv.gz"))
@@ -745,9 +773,11 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, help="also write every figure to this JSON file")
     parser.add_argument(
-        "--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "quickdraw-bench",
+        "--cache-dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "quickdraw-bench",
         help="generated CSVs and converted stores, kept for re-runs (default: %(default)s)",
-    )  # fmt: skip
+    )
     parser.add_argument("--memory-probe", type=Path, help=argparse.SUPPRESS)  # internal: one child
     args = parser.parse_args()
     if args.memory_probe:
@@ -762,11 +792,17 @@ def main() -> None:
 
     cpu = pin_one_core()
     meta = {
-        "mode": "quick" if args.quick else "full", "cpu": cpu, "cpu_model": _cpu_model(),
-        "python": platform.python_version(), "torch": torch.__version__, "opencv": cv2.__version__,
-        "pyarrow": pa.__version__, "pandas": pd.__version__ if pd is not None else None,
-        "sample": str(data.sample.source), "plan": asdict(plan),
-    }  # fmt: skip
+        "mode": "quick" if args.quick else "full",
+        "cpu": cpu,
+        "cpu_model": _cpu_model(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "opencv": cv2.__version__,
+        "pyarrow": pa.__version__,
+        "pandas": pd.__version__ if pd is not None else None,
+        "sample": str(data.sample.source),
+        "plan": asdict(plan),
+    }
     print(
         f"\nquickdraw data benchmark ({meta['mode']}): CPU {cpu} only ({meta['cpu_model']}), 1 thread"
     )
@@ -795,8 +831,10 @@ def warn_if_busy(when: str) -> float | None:
         return None
     load, cpus = os.getloadavg()[0], os.cpu_count() or 1
     if load > cpus - 0.5:
-        print(f"NOTE: load average {load:.1f} on {cpus} CPUs {when} the run: other processes compete, "
-              "so these figures understate an idle machine")  # fmt: skip
+        print(
+            f"NOTE: load average {load:.1f} on {cpus} CPUs {when} the run: other processes compete, "
+            "so these figures understate an idle machine"
+        )
     return load
 
 

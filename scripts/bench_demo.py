@@ -52,8 +52,11 @@ def save_checkpoint(name: str, size: int, path: Path) -> Path:
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     model_cfg.pop("_target_")
     model = QuickDrawModule(**model_cfg, classes=CLASSES, in_channels=1, raster={"size": size})
-    state = {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
-             "pytorch-lightning_version": L.__version__}  # fmt: skip
+    state = {
+        "state_dict": model.state_dict(),
+        "hyper_parameters": dict(model.hparams),
+        "pytorch-lightning_version": L.__version__,
+    }
     torch.save(state, path)
     return path
 
@@ -148,21 +151,37 @@ def time_load(url: str, drawings: list[str], clients: int, per_client: int) -> d
     watcher.join()
     ms = [m for r, _ in results for m in r]
     p50, p95 = np.percentile(ms, [50, 95])
-    return {"per_s": len(ms) / wall, "p50": float(p50), "p95": float(p95),
-            "failed": sum(f for _, f in results), "deepest_queue": deepest[0]}  # fmt: skip
+    return {
+        "per_s": len(ms) / wall,
+        "p50": float(p50),
+        "p95": float(p95),
+        "failed": sum(f for _, f in results),
+        "deepest_queue": deepest[0],
+    }
 
 
 def time_http(
-    ckpt: Path, drawings: list[str], runs: int, cpu: int | None, workdir: Path,
+    ckpt: Path,
+    drawings: list[str],
+    runs: int,
+    cpu: int | None,
+    workdir: Path,
     load: tuple[int, int] = (0, 0),
-) -> tuple[dict[str, list[float]], dict[str, float] | None]:  # fmt: skip
+) -> tuple[dict[str, list[float]], dict[str, float] | None]:
     """Start the real demo on core ``cpu``; time /predict_strokes through gradio_client and plain REST."""
     import httpx
     from gradio_client import Client
 
     port = free_port()
-    cmd = [sys.executable, "-m", "quickdraw.demo", f"ckpt_path={ckpt}", f"server_port={port}",
-           "threads=1", f"hydra.run.dir={workdir / 'demo'}"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "quickdraw.demo",
+        f"ckpt_path={ckpt}",
+        f"server_port={port}",
+        "threads=1",
+        f"hydra.run.dir={workdir / 'demo'}",
+    ]
     pin = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
     log = open(workdir / "server.log", "w")  # noqa: SIM115  (closed after the server stops)
     server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=pin)
@@ -228,14 +247,18 @@ def main() -> None:
         work = Path(tmp)
         drawings = browser_drawings(200, work)
         n_points = [sum(len(s[0]) for s in json.loads(d)) for d in drawings]
-        print(f"server side, strokes -> probabilities: {len(CLASSES)} classes, {args.size} px, 1 thread "
-              f"on 1 core, {args.runs} runs over {len(drawings)} drawings "
-              f"({int(np.median(n_points))} raw points median)")  # fmt: skip
+        print(
+            f"server side, strokes -> probabilities: {len(CLASSES)} classes, {args.size} px, 1 thread "
+            f"on 1 core, {args.runs} runs over {len(drawings)} drawings "
+            f"({int(np.median(n_points))} raw points median)"
+        )
         print(
             "wall: elapsed time; cpu: CPU time of the serving thread (= wall on a core of its own)"
         )
-        print(f"{'model':<30}{'wall p50':>9}{'p95':>7}{'cpu p50':>9}{'p95':>7}{'target p95':>12}"
-              "   wall p50 of the parts, ms")  # fmt: skip
+        print(
+            f"{'model':<30}{'wall p50':>9}{'p95':>7}{'cpu p50':>9}{'p95':>7}{'target p95':>12}"
+            "   wall p50 of the parts, ms"
+        )
         ckpts = {}
         for name in args.models.split(","):
             ckpts[name] = save_checkpoint(name, args.size, work / f"{name}.ckpt")
@@ -252,10 +275,13 @@ def main() -> None:
         if cpus:
             os.sched_setaffinity(0, set(cpus))  # the client runs beside the server, not on its core
         server_cpu = cpus[-1] if cpus else None
-        times, load = time_http(ckpts[name], drawings, args.http_runs, server_cpu, work,
-                                (args.clients, args.per_client))  # fmt: skip
-        print(f"end to end, one request through the running server ({name}, server on 1 core; "
-              "target: a new guess < 100 ms after pen-up)")  # fmt: skip
+        times, load = time_http(
+            ckpts[name], drawings, args.http_runs, server_cpu, work, (args.clients, args.per_client)
+        )
+        print(
+            f"end to end, one request through the running server ({name}, server on 1 core; "
+            "target: a new guess < 100 ms after pen-up)"
+        )
         for how, ms in times.items():
             p50, p95 = percentiles(ms)
             print(f"  {how:<26}p50 {p50:6.1f} ms   p95 {p95:6.1f} ms")
@@ -264,10 +290,12 @@ def main() -> None:
             "results pushed over server-sent events)"
         )
         if load:
-            print(f"under load: {args.clients} concurrent REST clients x {args.per_client} guesses, "
-                  f"server on 1 core: {load['per_s']:.0f} guesses/s, p50 {load['p50']:.0f} ms, "
-                  f"p95 {load['p95']:.0f} ms, {load['failed']} failed, deepest queue "
-                  f"{load['deepest_queue']}")  # fmt: skip
+            print(
+                f"under load: {args.clients} concurrent REST clients x {args.per_client} guesses, "
+                f"server on 1 core: {load['per_s']:.0f} guesses/s, p50 {load['p50']:.0f} ms, "
+                f"p95 {load['p95']:.0f} ms, {load['failed']} failed, deepest queue "
+                f"{load['deepest_queue']}"
+            )
 
 
 if __name__ == "__main__":

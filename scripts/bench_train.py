@@ -5,7 +5,7 @@
 
 Models are timed through QuickDrawModule itself (its training_step, configure_model), one
 setting at a time: fp32, channels_last, bf16 autocast (fp16 where the GPU lacks bf16), both,
-and with --compile torch.compile on top; trainer=gpu uses bf16 + channels_last. On a CPU only
+and with --compile torch.compile on top; hardware=gpu uses bf16 + channels_last. On a CPU only
 fp32 is timed. The loader figures are the DataModule's train loader on the synthetic store
 (generated on first use), copied to the GPU from pageable and from pinned memory.
 """
@@ -43,9 +43,13 @@ def model_config(name: str) -> dict:
 def loader_rate(batch_size: int, workers: int, device: str, pin: bool, seconds: float) -> float:
     """Images/s out of the train loader (and onto the GPU, when there is one)."""
     dm = QuickDrawDataModule(
-        cache_dir=str(ROOT / "data"), per_class=2000, batch_size=batch_size, num_workers=workers,
-        pin_memory=pin, augment=StrokeAugment(),
-    )  # fmt: skip
+        cache_dir=str(ROOT / "data"),
+        per_class=2000,
+        batch_size=batch_size,
+        num_workers=workers,
+        pin_memory=pin,
+        augment=StrokeAugment(),
+    )
     dm.prepare_data()
     dm.setup()
     n, t0 = 0, None
@@ -63,14 +67,23 @@ def loader_rate(batch_size: int, workers: int, device: str, pin: bool, seconds: 
 
 
 def model_rate(
-    name: str, batch_size: int, steps: int, device: str, half: torch.dtype | None, nhwc: bool,
-    compile_: bool, warmup: int,
-) -> float:  # fmt: skip
+    name: str,
+    batch_size: int,
+    steps: int,
+    device: str,
+    half: torch.dtype | None,
+    nhwc: bool,
+    compile_: bool,
+    warmup: int,
+) -> float:
     config = {**model_config(name), "channels_last": nhwc, "compile": compile_}
     model = QuickDrawModule(
-        **config, num_classes=NUM_CLASSES, in_channels=1,
-        classes=[str(i) for i in range(NUM_CLASSES)], raster={"size": SIZE},
-    )  # fmt: skip
+        **config,
+        num_classes=NUM_CLASSES,
+        in_channels=1,
+        classes=[str(i) for i in range(NUM_CLASSES)],
+        raster={"size": SIZE},
+    )
     model.configure_model()  # what the Trainer calls: channels_last weights, compilation
     model.to(device).train()
     model.log = model.log_dict = lambda *a, **k: None  # no trainer attached
@@ -132,7 +145,7 @@ def main() -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     batch = args.batch_size or (512 if device == "cuda" else 128)
     workers = args.workers if args.workers is not None else (8 if device == "cuda" else 0)
-    torch.backends.cudnn.benchmark = True  # fixed batch shapes, as trainer=gpu sets
+    torch.backends.cudnn.benchmark = True  # fixed batch shapes, as hardware=gpu sets
     name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
     print(f"device: {name}, {torch.get_num_threads()} threads; batch {batch} at {SIZE} px")
     pins = [False, True] if device == "cuda" else [False]

@@ -13,14 +13,17 @@ ResNet18 forward/backward passes. Each run is an ordinary ``python -m quickdraw.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+import pandas as pd
+
+from quickdraw import scoring
+from quickdraw.files import markdown_table
+from quickdraw.runs import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT.parent / "shared" / "data" / "quickdraw-sample"
@@ -49,19 +52,9 @@ def run(cmd: list[str], log: Path) -> None:
 
 
 def class_tail(per_class_csv: Path) -> dict[str, float]:
-    """How the hardest classes fare: worst-decile and worst-half mean accuracy, classes never right.
-
-    With a handful of test drawings per class, class accuracies are coarse (0, 0.2, ...), so the
-    worst decile is often all zeros; the worst half and the count of zeros still separate runs.
-    """
-    with open(per_class_csv) as f:
-        acc = np.sort([float(r["accuracy"]) for r in csv.DictReader(f) if int(r["count"]) > 0])
-    return {
-        "worst_decile_acc": float(acc[: max(1, len(acc) // 10)].mean()),
-        "worst_half_acc": float(acc[: max(1, len(acc) // 2)].mean()),
-        "classes_at_zero": int((acc == 0).sum()),
-        "classes": len(acc),
-    }
+    """The class tail (:func:`quickdraw.scoring.class_tail`) of an evaluation's per_class.csv."""
+    acc = pd.read_csv(per_class_csv).query("count > 0")["accuracy"].to_numpy(float)
+    return scoring.class_tail(acc)
 
 
 def main() -> None:
@@ -82,10 +75,15 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     common = [
-        f"data.source={args.source}", f"data.per_class={args.per_class}", "data.val_per_class=null",
-        "data.test_per_class=null", "+data.convert_settings.val_fraction=0.15", "+data.convert_settings.test_fraction=0.05",
-        "callbacks.progress_bar.refresh_rate=0", *args.overrides,
-    ]  # fmt: skip
+        f"data.source={args.source}",
+        f"data.per_class={args.per_class}",
+        "data.val_per_class=null",
+        "data.test_per_class=null",
+        "+data.convert_settings.val_fraction=0.15",
+        "+data.convert_settings.test_fraction=0.05",
+        "callbacks.progress_bar.refresh_rate=0",
+        *args.overrides,
+    ]
     chosen = [int(i) for i in args.only.split(",")] if args.only else range(len(RUNS))
     rows = []
     for i in chosen:
@@ -94,50 +92,88 @@ def main() -> None:
         epochs = max(1, round(args.budget / members))
         run_dir = run_dir_of(out, i)
         if extra[0].startswith("members="):  # an ensemble of earlier runs' best checkpoints
-            ckpts = [run_dir_of(out, int(j)) / "checkpoints" / "best.ckpt"
-                     for j in extra[0].split("=")[1].split(",")]  # fmt: skip
+            members = [RunDir(run_dir_of(out, int(j))) for j in extra[0].split("=")[1].split(",")]
+            ckpts = [m.best_link for m in members]
             if missing := [str(c) for c in ckpts if not c.exists()]:
                 sys.exit(f"{label}: run those first ({', '.join(missing)} missing)")
             members_list = ",".join(str(c.resolve()) for c in ckpts)
             extra = ["model.net.freeze_members=true", f"model.net.checkpoints=[{members_list}]"]
             epochs = 0
         t0 = time.perf_counter()
-        if not (run_dir / "metrics.json").exists():
+        if not RunDir(run_dir).metrics_file.exists():
             run(
-                [sys.executable, "-m", "quickdraw.train", f"experiment={experiment}", *extra, *common,
-                 f"trainer.max_epochs={epochs}", f"hydra.run.dir={run_dir}"],
+                [
+                    sys.executable,
+                    "-m",
+                    "quickdraw.train",
+                    f"experiment={experiment}",
+                    *extra,
+                    *common,
+                    f"trainer.max_epochs={epochs}",
+                    f"hydra.run.dir={run_dir}",
+                ],
                 run_dir.with_suffix(".log"),
-            )  # fmt: skip
+            )
         minutes = (time.perf_counter() - t0) / 60
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        eval_dir = run_dir / "eval"
-        if not (eval_dir / "metrics.json").exists():
+        metrics = RunDir(run_dir).metrics()
+        evaluation = RunDir(run_dir / "eval")
+        eval_dir = evaluation.path
+        if not evaluation.metrics_file.exists():
             run(
-                [sys.executable, "-m", "quickdraw.evaluate", f"ckpt_path={run_dir}/checkpoints/best.ckpt",
-                 f"input={args.test_input}", f"labels={args.test_labels}", f"hydra.run.dir={eval_dir}"],
+                [
+                    sys.executable,
+                    "-m",
+                    "quickdraw.evaluate",
+                    f"ckpt_path={RunDir(run_dir).best_link}",
+                    f"input={args.test_input}",
+                    f"labels={args.test_labels}",
+                    f"hydra.run.dir={eval_dir}",
+                ],
                 run_dir.with_suffix(".eval.log"),
-            )  # fmt: skip
-        scores = json.loads((eval_dir / "metrics.json").read_text())
+            )
+        scores = evaluation.metrics()
         rows.append(
             {
-                "model": label, "experiment": experiment, "epochs": epochs,
+                "model": label,
+                "experiment": experiment,
+                "epochs": epochs,
                 "train_minutes": round(metrics.get("seconds", minutes * 60) / 60, 1),
-                "top1": scores["test/acc"], "top3": scores["test/acc3"], "map3": scores["test/map3"],
-                **class_tail(eval_dir / "per_class.csv"), "drawings": scores["drawings"],
+                "top1": scores["test/acc"],
+                "top3": scores["test/acc3"],
+                "map3": scores["test/map3"],
+                **class_tail(evaluation.per_class_file),
+                "drawings": scores["drawings"],
             }
-        )  # fmt: skip
-    lines = [
-        "| model | epochs | train min | top-1 | top-3 | MAP@3 | worst-decile class acc "
-        "| worst-half class acc | classes never right |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['model']} | {r['epochs']} | {r['train_minutes']} | {r['top1']:.3f} | {r['top3']:.3f} "
-            f"| {r['map3']:.3f} | {r['worst_decile_acc']:.3f} | {r['worst_half_acc']:.3f} "
-            f"| {r['classes_at_zero']} / {r['classes']} |"
         )
-    table = "\n".join(lines) + "\n"
+    header = [
+        "model",
+        "epochs",
+        "train min",
+        "top-1",
+        "top-3",
+        "MAP@3",
+        "worst-decile class acc",
+        "worst-half class acc",
+        "classes never right",
+    ]
+    table = markdown_table(
+        header,
+        [
+            [
+                r["model"],
+                r["epochs"],
+                r["train_minutes"],
+                r["top1"],
+                r["top3"],
+                r["map3"],
+                r["worst_decile_acc"],
+                r["worst_half_acc"],
+                f"{r['classes_at_zero']} / {r['classes']}",
+            ]
+            for r in rows
+        ],
+        digits=3,
+    )
     (out / "results.md").write_text(table)
     (out / "results.json").write_text(json.dumps(rows, indent=1))
     print(table)

@@ -30,8 +30,12 @@ def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--compare", type=Path, default=ROOT / "outputs" / "compare",
-                   help="folder of scripts/compare_models.py's runs (default: %(default)s)")  # fmt: skip
+    p.add_argument(
+        "--compare",
+        type=Path,
+        default=ROOT / "outputs" / "compare",
+        help="folder of scripts/compare_models.py's runs (default: %(default)s)",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "figures")
     p.add_argument(
         "--grid-classes", type=int, default=12, help="classes (rows) in the drawings grid"
@@ -51,10 +55,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         nb = execute(
             ROOT / "notebooks" / "01_data_exploration.ipynb",
-            {"DATA": "sample", "STATS_PER_CLASS": 20, "GRID_CLASSES": args.grid_classes,
-             "GRID_PER_CLASS": args.grid_per_class, "SEED": 1},
+            {
+                "DATA": "sample",
+                "STATS_PER_CLASS": 20,
+                "GRID_CLASSES": args.grid_classes,
+                "GRID_PER_CLASS": args.grid_per_class,
+                "SEED": 1,
+            },
             Path(tmp),
-        )  # fmt: skip
+        )
     grid = Image.open(io.BytesIO(section_images(nb, "What the drawings look like")[0]))
     grid.convert("L").save(args.out / "drawings.png", optimize=True)  # ink on white: gray is enough
     print(args.out / "drawings.png")

@@ -10,10 +10,11 @@ import pytest
 import torch
 from conftest import LINE, SQUARE, kaggle_row, write_csv
 
-from quickdraw.callbacks.adaptive_sampler import AdaptiveSampler, adaptive_quotas
+from quickdraw.callbacks.adaptive_sampler import AdaptiveSampler
 from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.data.datamodule import QuickDrawDataModule
 from quickdraw.data.raster import RasterSpec
+from quickdraw.hardness import adaptive_quotas
 
 
 def test_formula_matches_the_study():
@@ -24,9 +25,11 @@ def test_formula_matches_the_study():
     assert adaptive_quotas(acc, n, floor=0.5).tolist() == [150, 100, 50, 60, 100]
 
 
-def test_mode_is_checked():
+def test_mode_and_floor_are_checked():
     with pytest.raises(ValueError, match="adaptive.*fixed"):
-        AdaptiveSampler(mode="sometimes")
+        QuickDrawDataModule(sampling="sometimes")
+    with pytest.raises(ValueError, match="floor"):
+        AdaptiveSampler(floor=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +63,15 @@ class _AlwaysClassZero(L.LightningModule):
         )
         return (self.w * batch["image"].float().mean()).sum()
 
+    def on_validation_epoch_start(self):
+        self.seen = torch.zeros(3)
+
     def validation_step(self, batch, _):
-        return {"preds": torch.zeros_like(batch["label"]), "target": batch["label"]}
+        self.seen += torch.bincount(batch["label"], minlength=3)
+
+    def val_class_accuracy(self):
+        """Always class 0: class 0 all right, the others never."""
+        return np.where(self.seen > 0, np.array([1.0, 0.0, 0.0]), np.nan)
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.0)
@@ -70,9 +80,17 @@ class _AlwaysClassZero(L.LightningModule):
 @pytest.mark.parametrize("mode, num_workers", [("adaptive", 0), ("adaptive", 2), ("fixed", 0)])
 def test_next_epoch_follows_the_quotas(store, tmp_path, mode, num_workers):
     n = 40
-    dm = QuickDrawDataModule(store=str(store), per_class=n, batch_size=10, drop_last=False, raster=RasterSpec(size=16),
-                             num_workers=num_workers, val_per_class=20)  # fmt: skip
-    sampler = AdaptiveSampler(mode=mode)
+    dm = QuickDrawDataModule(
+        store=str(store),
+        sampling=mode,
+        per_class=n,
+        batch_size=10,
+        drop_last=False,
+        raster=RasterSpec(size=16),
+        num_workers=num_workers,
+        val_per_class=20,
+    )
+    sampler = AdaptiveSampler()
     model = _AlwaysClassZero()
     trainer = L.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, callbacks=[sampler], default_root_dir=tmp_path)  # fmt: skip

@@ -20,11 +20,12 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from quickdraw.callbacks.adaptive_sampler import AdaptiveSampler, adaptive_quotas
+from quickdraw.callbacks.adaptive_sampler import AdaptiveSampler
 from quickdraw.data import synthetic
 from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.data.sampling import epoch_rows
 from quickdraw.data.store import Store
+from quickdraw.hardness import adaptive_quotas
 
 TESTS = Path(__file__).resolve().parent
 NUM_CLASSES, VAL_PER_CLASS, BATCH = 4, 8, 16

@@ -21,24 +21,24 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
+from quickdraw.app import build_app, find_checkpoint, input_view, launch, respond
+from quickdraw.checkpoints import CheckpointError
 from quickdraw.data import synthetic
 from quickdraw.data.augment import StrokeAugment
 from quickdraw.data.datamodule import QuickDrawDataModule
+from quickdraw.data.raster import UNTIMED as UNKNOWN_TIME
 from quickdraw.data.raster import RasterSpec
 from quickdraw.data.readers import parse_drawing
 from quickdraw.data.strokes import StrokeBatch
-from quickdraw.demo import build_app, find_checkpoint, input_view, launch, respond
-from quickdraw.inference import CheckpointError
 from quickdraw.models.module import QuickDrawModule
+from quickdraw.runs import latest_best_checkpoint
 from quickdraw.serving import (
     HINT,
     NO_INK,
-    UNKNOWN_TIME,
     EmptyDrawing,
     InputRejected,
     Limits,
     Predictor,
-    latest_best_checkpoint,
 )
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from test_demo import RESNET, demo_config, free_port, save_untrained
 
+from quickdraw.app import build_app, launch, load_predictor
 from quickdraw.data import synthetic
-from quickdraw.demo import build_app, launch, load_predictor
 
 pytestmark = pytest.mark.slow
 CLIENTS, PER_CLIENT = 20, 25

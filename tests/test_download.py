@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from quickdraw.download import category_url, download_all, fetch, load_categories, main
+from quickdraw.data.download import category_url, download_all, fetch, load_categories, main
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_ZIP = ROOT.parent / "shared" / "data" / "quickdraw-sample" / "train_simplified.zip"

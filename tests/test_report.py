@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quickdraw import report
-from quickdraw.callbacks.adaptive_sampler import adaptive_quotas
+from quickdraw import cli, report
+from quickdraw.hardness import adaptive_quotas
 from quickdraw.report import Predictions, Run
 
 FIGURES = ("learning_curves", "scores", "quotas", "confused_pairs")
@@ -40,7 +40,7 @@ def predictions() -> Predictions:
     labels = np.array([0, 0, 0, 1, 1, 2])
     top1 = np.array([0, 1, 1, 1, 0, 2])
     topk = np.stack([top1, (top1 + 1) % 3], axis=1)
-    return Predictions(["cat", "dog", "owl"], labels, topk, np.arange(6), Path("."), "test")
+    return Predictions(["cat", "dog", "owl"], labels, topk, {}, np.arange(6), Path("."), "test")
 
 
 def test_class_accuracy_and_confused_pairs():
@@ -83,10 +83,10 @@ def test_markdown_table():
 
 def test_cli_help_and_missing_runs(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
-        report.main(["--help"])
+        cli.report(["--help"])
     assert e.value.code == 0 and "sweep folders" in capsys.readouterr().out
     with pytest.raises(SystemExit) as e:
-        report.main([str(tmp_path)])
+        cli.report([str(tmp_path)])
     assert e.value.code == 2 and "no finished training run" in capsys.readouterr().err
 
 

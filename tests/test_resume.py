@@ -22,8 +22,8 @@ from omegaconf import DictConfig
 from tiny import compose_train, make_store
 
 from quickdraw.callbacks.rng_state import epoch_seed, seed_generators
-from quickdraw.train import train
-from quickdraw.utils import resolve_ckpt_path
+from quickdraw.runs import RunDir
+from quickdraw.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 2
@@ -147,12 +147,12 @@ def test_interrupted_run_resumes_exactly(how, uninterrupted, store, tmp_path):
 
 
 def test_ckpt_path_auto_starts_fresh_without_a_checkpoint(tmp_path):
-    assert resolve_ckpt_path("auto", tmp_path) is None
+    assert RunDir(tmp_path).resume_checkpoint("auto") is None
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
-    assert resolve_ckpt_path("auto", tmp_path) == str(tmp_path / "checkpoints" / "last.ckpt")
+    assert RunDir(tmp_path).resume_checkpoint("auto") == str(tmp_path / "checkpoints" / "last.ckpt")
     with pytest.raises(FileNotFoundError, match="hydra.run.dir"):
-        resolve_ckpt_path("last", tmp_path / "elsewhere")
+        RunDir(tmp_path / "elsewhere").resume_checkpoint("last")
 
 
 def test_epoch_seed_depends_on_seed_epoch_and_rank_only():

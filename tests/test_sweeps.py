@@ -146,7 +146,7 @@ def test_slurm_launcher_submits_one_task_per_gpu_on_every_node(tmp_path, monkeyp
         raise RuntimeError("submitted")
 
     monkeypatch.setattr(submitit.AutoExecutor, "map_array", capture)
-    overrides = ["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "trainer=ddp"]
+    overrides = ["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hardware=ddp"]
     overrides += ["trainer.devices=4", "trainer.num_nodes=2", f"hydra.sweep.dir={tmp_path}"]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)

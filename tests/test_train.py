@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from tiny import CLASSES, make_store
 from tiny import compose_train as compose_tiny
 
-from quickdraw.train import train
+from quickdraw.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
@@ -128,7 +128,7 @@ def test_averaging_ensemble_of_frozen_runs_is_scored_without_training(
     """members: [run, run] + freeze_members: nothing to train, yet a tested, loadable checkpoint."""
     import torch
 
-    from quickdraw.inference import load_model
+    from quickdraw.checkpoints import load_model
 
     member = (smoke_run / "checkpoints" / "best.ckpt").resolve()
     cfg = compose_train(

@@ -20,12 +20,12 @@ from omegaconf import DictConfig
 from tiny import compose_train
 
 from quickdraw.callbacks.nan_guard import NonFiniteLossError
-from quickdraw.checkpoint_io import AtomicCheckpointIO
+from quickdraw.checkpoints import AtomicCheckpointIO
 from quickdraw.data import synthetic
 from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.data.store import StoreError
 from quickdraw.models.module import QuickDrawModule
-from quickdraw.train import train
+from quickdraw.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))

@@ -20,8 +20,8 @@ from conftest import SQUARE, kaggle_row, write_csv
 from hydra import compose, initialize_config_dir
 from torch.utils.data import DataLoader
 
-from quickdraw import demo, evaluate, predict
-from quickdraw.inference import CheckpointError, load_model
+from quickdraw import cli
+from quickdraw.checkpoints import CheckpointError, load_model
 from quickdraw.models.module import QuickDrawModule
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,7 +142,7 @@ def test_evaluate_refuses(hostile, drawings, caplog):
     path, marker = hostile
     cfg = entry_config("evaluate", ckpt_path=path, input=drawings)
     with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as exit_info:
-        evaluate.main.__wrapped__(cfg)
+        cli.evaluate.__wrapped__(cfg)
     assert_refused(caplog, marker, exit_info)
 
 
@@ -150,7 +150,7 @@ def test_predict_refuses(hostile, drawings, tmp_path, caplog):
     path, marker = hostile
     cfg = entry_config("predict", ckpt_path=path, input=drawings, output=tmp_path / "sub.csv")
     with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as exit_info:
-        predict.main.__wrapped__(cfg)
+        cli.predict.__wrapped__(cfg)
     assert_refused(caplog, marker, exit_info)
     assert not (tmp_path / "sub.csv").exists()
 
@@ -160,7 +160,7 @@ def test_demo_refuses(hostile, caplog):
     threads = torch.get_num_threads()  # the demo's main sets its own thread count
     try:
         with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as exit_info:
-            demo.main.__wrapped__(entry_config("demo", ckpt_path=path))
+            cli.demo.__wrapped__(entry_config("demo", ckpt_path=path))
     finally:
         torch.set_num_threads(threads)
     assert_refused(caplog, marker, exit_info)
@@ -168,7 +168,7 @@ def test_demo_refuses(hostile, caplog):
 
 def test_predict_still_works_with_a_real_checkpoint(real_ckpt, drawings, tmp_path):
     out = tmp_path / "sub.csv"
-    predict.main.__wrapped__(
+    cli.predict.__wrapped__(
         entry_config("predict", ckpt_path=real_ckpt, input=drawings, output=out)
     )
     assert (

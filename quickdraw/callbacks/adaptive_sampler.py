@@ -1,17 +1,17 @@
 """Adaptive per-class resampling: after each validation, class c gets N·(1 − acc_c) + floor·N drawings.
 
-Hard classes get more drawings in the next epoch and easy ones never fall below ``floor·N``.
-Per-class counts are summed across ranks before the quotas are computed, so every rank sets the
-same quotas; they live in the DataModule's and this callback's checkpoint state, so a resumed run
+Hard classes get more drawings in the next epoch and easy ones never fall below ``floor·N``
+(the rule and its policy for classes without validation data: :mod:`quickdraw.hardness`).
+Per-class counts are summed across ranks before the quotas are computed (by the module's
+confusion-count metric), so every rank sets the same quotas; they live in the DataModule's and this callback's checkpoint state, so a resumed run
 continues with the quotas it had. Rank 0 also appends every epoch's quotas to
-``<run>/quotas.csv`` (``epoch,class,val_acc,quota``), the exact history ``quickdraw.report`` plots.
+the run folder's ``quotas.csv`` (``epoch,class,val_acc,quota``), the exact history ``quickdraw.report`` plots.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -19,60 +19,43 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from quickdraw.hardness import adaptive_quotas, class_hardness
+from quickdraw.runs import RunDir
+
 log = logging.getLogger(__name__)
 
 
-def adaptive_quotas(class_acc: np.ndarray, n: int, floor: float = 0.25) -> np.ndarray:
-    """N·(1 − acc_c) + floor·N, rounded; classes without validation data (NaN) keep N."""
-    acc = np.asarray(class_acc, np.float64)
-    quotas = n * (1.0 - np.nan_to_num(acc, nan=0.0)) + floor * n
-    quotas[np.isnan(acc)] = n
-    return np.rint(quotas).astype(np.int64)
-
-
 class AdaptiveSampler(L.Callback):
-    """Sets the DataModule's per-class quotas from validation accuracy (``mode=adaptive``) or keeps N (``fixed``).
+    """Sets the DataModule's per-class quotas from validation accuracy, or keeps N.
 
-    Needs ``validation_step`` to return ``{"preds": (B,), "target": (B,)}``.
+    The mode is the DataModule's ``sampling`` (``data.sampling``, its one home): ``adaptive`` or
+    ``fixed``. ``per_class`` overrides the DataModule's N.
+
+    Reads the LightningModule's per-class validation accuracy (``val_class_accuracy()``, already
+    reduced across ranks), so both follow one definition: :mod:`quickdraw.hardness`.
     """
 
-    def __init__(self, mode: str = "adaptive", per_class: int | None = None, floor: float = 0.25):
-        if mode not in ("adaptive", "fixed"):
-            raise ValueError(f"mode must be 'adaptive' or 'fixed', not {mode!r}")
-        self.mode, self.per_class, self.floor = mode, per_class, floor
+    def __init__(self, per_class: int | None = None, floor: float = 0.25):
+        class_hardness(np.zeros(1), floor)  # a bad floor fails now, not after the first epoch
+        self.per_class, self.floor = per_class, floor
+        self.mode: str | None = None
         self.quotas: list[int] | None = None
         self.class_acc: list[float] | None = None
-        self._correct: torch.Tensor | None = None
-        self._total: torch.Tensor | None = None
 
     def _n(self, trainer: L.Trainer) -> int:
         return int(self.per_class or trainer.datamodule.per_class)
 
-    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        c = trainer.datamodule.num_classes
-        self._correct = torch.zeros(c, dtype=torch.float64, device=pl_module.device)
-        self._total = torch.zeros(c, dtype=torch.float64, device=pl_module.device)
-
-    def on_validation_batch_end(
-        self, trainer, pl_module, outputs: Any, batch, batch_idx, dataloader_idx=0
-    ) -> None:
-        if not isinstance(outputs, dict) or "preds" not in outputs:
-            raise RuntimeError(
-                "AdaptiveSampler needs validation_step to return {'preds': ..., 'target': ...}"
-            )
-        target = outputs["target"].to(self._total.device)
-        hit = (outputs["preds"].to(target.device) == target).double()
-        self._total += torch.bincount(target, minlength=len(self._total)).double()
-        self._correct += torch.bincount(target, weights=hit, minlength=len(self._total))
-
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        correct = trainer.strategy.reduce(self._correct, reduce_op="sum").cpu().numpy()
-        total = trainer.strategy.reduce(self._total, reduce_op="sum").cpu().numpy()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            acc = np.where(total > 0, correct / np.maximum(total, 1), np.nan)
+        if not hasattr(pl_module, "val_class_accuracy"):
+            raise TypeError(
+                f"AdaptiveSampler needs a LightningModule with val_class_accuracy() "
+                f"(QuickDrawModule); {type(pl_module).__name__} has none"
+            )
+        acc = np.asarray(pl_module.val_class_accuracy(), np.float64)
         n = self._n(trainer)
+        self.mode = trainer.datamodule.sampling
         quotas = (
             adaptive_quotas(acc, n, self.floor) if self.mode == "adaptive" else np.full(len(acc), n)
         )
@@ -99,7 +82,7 @@ class AdaptiveSampler(L.Callback):
 
     def _append_csv(self, trainer: L.Trainer, quotas: np.ndarray) -> None:
         """One row per class for this epoch; a resumed run appends after its last finished epoch."""
-        path = Path(trainer.default_root_dir) / "quotas.csv"
+        path = RunDir(trainer.default_root_dir).quotas_file
         new = not path.exists()
         with open(path, "a", newline="") as f:
             w = csv.writer(f)

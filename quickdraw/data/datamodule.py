@@ -1,12 +1,12 @@
 """QuickDrawDataModule: a Parquet store served as fixed-size per-class samples, one fresh sample per epoch.
 
-With no store and no source it generates the synthetic doodle set and converts it, so a fresh
-clone trains with no download; ``source=`` converts real data into a cache once and reuses it.
+Where the store comes from (an existing folder, a source converted once into a cache, or the
+generated doodle set when neither is given) is :mod:`quickdraw.data.sources`'s job;
+``prepare_data`` asks it for the store, and the rest of this module serves epochs from it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import asdict
 from pathlib import Path
@@ -16,25 +16,34 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader
 
-from quickdraw.data import synthetic
 from quickdraw.data.augment import StrokeAugment
-from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.data.dataset import StrokeDataset
 from quickdraw.data.raster import RasterSpec
 from quickdraw.data.sampling import epoch_rows, fixed_rows
-from quickdraw.data.schema import MANIFEST, SCHEMA_VERSION
-from quickdraw.data.store import Store, StoreError
+from quickdraw.data.sources import StoreSource
+from quickdraw.data.store import Store
 
 log = logging.getLogger(__name__)
 
-
-def _stores_under(*folders: Path) -> list[str]:
-    """Converted stores up to two levels below ``folders``: what a mistyped data.store may have meant."""
-    manifests = (m for d in folders if d.is_dir() for pattern in (f"*/{MANIFEST}", f"*/*/{MANIFEST}") for m in d.glob(pattern))  # fmt: skip
-    return sorted({str(m.parent) for m in manifests})
+SAMPLING_MODES = ("adaptive", "fixed")
 
 
 class QuickDrawDataModule(L.LightningDataModule):
+    """Epochs of ``quota[c]`` drawings per class, rasterised on the fly; fixed val/test sets.
+
+    The defaults below are the project's defaults (``conf/data/quickdraw.yaml`` sets only paths,
+    the raster and the augmentation; :mod:`quickdraw.configs`).
+
+    store / source / cache_dir / synthetic_per_class / synthetic_seed / convert_settings: where the
+      store comes from (:func:`quickdraw.data.sources.ensure_store`).
+    sampling: ``adaptive`` (quotas N(1 - acc_c) + 0.25 N, set by the AdaptiveSampler callback after
+      each validation) or ``fixed`` (N always). The one home of the sampling mode.
+    per_class: N, drawings per class in an epoch. val_per_class / test_per_class: fixed
+      evaluation sets per class (None: the whole split).
+    shuffle_window: rows shuffled together. group_use: each row group read serves at least this
+      share of its rows (I/O on big stores; 1.0 reads whole groups).
+    """
+
     def __init__(
         self,
         store: str | None = None,
@@ -44,11 +53,11 @@ class QuickDrawDataModule(L.LightningDataModule):
         synthetic_seed: int = 0,
         convert_settings: dict | None = None,
         sampling: str = "adaptive",
-        per_class: int = 500,
+        per_class: int = 300,
         val_per_class: int | None = 100,
         test_per_class: int | None = 200,
-        batch_size: int = 256,
-        eval_batch_size: int | None = None,
+        batch_size: int = 128,
+        eval_batch_size: int | None = 256,
         num_workers: int = 0,
         pin_memory: bool = False,
         persistent_workers: bool = False,
@@ -60,12 +69,11 @@ class QuickDrawDataModule(L.LightningDataModule):
         seed: int = 0,
     ):
         super().__init__()
-        self.store_path = Path(store).expanduser() if store else None
-        self.source = Path(source).expanduser() if source else None
-        self.cache_dir = Path(cache_dir).expanduser()
-        self.synthetic_per_class, self.synthetic_seed = synthetic_per_class, synthetic_seed
-        self.convert_settings = dict(convert_settings or {})
-        # Read by the AdaptiveSampler callback (callbacks.adaptive_sampler.mode follows data.sampling).
+        if sampling not in SAMPLING_MODES:
+            raise ValueError(f"data.sampling must be one of {SAMPLING_MODES}, got {sampling!r}")
+        self.source = StoreSource(
+            store, source, cache_dir, synthetic_per_class, synthetic_seed, convert_settings
+        )
         self.sampling = sampling
         self.per_class, self.val_per_class, self.test_per_class = (
             per_class,
@@ -85,62 +93,24 @@ class QuickDrawDataModule(L.LightningDataModule):
         self._warned_short = False
         self._epochs_served = 0
 
-    # -- where the store comes from -------------------------------------------------------------
+    # -- the store --------------------------------------------------------------------------------
     def resolved_store(self) -> Path:
-        """The store folder this module reads (computed, not built).
-
-        Cached stores are named by schema version too: after an upgrade that changes the
-        schema, a cache is rebuilt beside the old one rather than refused.
-        """
-        if self.store_path is not None:
-            return self.store_path
-        if self.source is not None:
-            tag = hashlib.sha1(
-                f"{self.source.resolve()}|{sorted(self.convert_settings.items())}".encode()
-            ).hexdigest()[:10]
-            return self.cache_dir / "stores" / f"{self.source.stem}-v{SCHEMA_VERSION}-{tag}"
-        return (
-            self.cache_dir
-            / "synthetic"
-            / f"store-v{SCHEMA_VERSION}-n{self.synthetic_per_class}-s{self.synthetic_seed}"
-        )
+        """The store folder this module reads (computed, not built)."""
+        return self.source.path
 
     def prepare_data(self) -> None:
-        """Build the store if it does not exist yet (runs once per node)."""
-        store = self.resolved_store()
-        if (store / MANIFEST).exists():
-            return
-        source = self.source
-        if source is None and self.store_path is not None:
-            found = _stores_under(store.parent, self.cache_dir)
-            raise StoreError(
-                f"data.store={store} {f'has no {MANIFEST}' if store.exists() else 'does not exist'}"
-                + (f". Stores found: {', '.join(found[:20])}" if found else "")
-                + f". Build it with `python -m quickdraw.convert source=PATH store={store}` "
-                "or set data.source=PATH"
-            )
-        if source is None:
-            source = (
-                self.cache_dir
-                / "synthetic"
-                / f"csv-n{self.synthetic_per_class}-s{self.synthetic_seed}"
-            )
-            if not any(source.glob("*.csv.gz")):
-                log.info("generating the synthetic doodle set in %s", source)
-                synthetic.generate(
-                    source, per_class=self.synthetic_per_class, seed=self.synthetic_seed
-                )
-        log.info("converting %s into %s", source, store)
-        convert(source, store, ConvertSettings(**self.convert_settings))
+        """Build the store if it does not exist yet (the first process of each node builds it)."""
+        self.source.ensure()
 
     def setup(self, stage: str | None = None) -> None:
         if self.store is None:
-            self.store = Store(self.resolved_store())
+            self.store = Store(self.source.ensure())
             if self.quotas is None:
                 self.quotas = np.full(self.num_classes, self.per_class, np.int64)
 
     @property
     def classes(self) -> list[str]:
+        """Class names, from the store's manifest (sorted)."""
         self._require_setup()
         return self.store.classes
 

@@ -264,10 +264,20 @@ def stray_mark(rng: np.random.Generator) -> Stroke:
 
 # word -> (template, largest rotation in radians); orientation is part of e.g. a house
 SHAPES: dict[str, tuple[Shape, float]] = {
-    "arrow": (arrow, np.pi), "circle": (circle, np.pi), "cloud": (cloud, 0.15),
-    "heart": (heart, 0.3), "house": (house, 0.12), "lightning": (lightning, 0.35),
-    "moon": (moon, 0.8), "plus": (plus, 0.2), "spiral": (spiral, np.pi),
-    "square": (square, 0.25), "star": (star, 0.3), "sun": (sun, np.pi),
-    "triangle": (triangle, 0.3), "wave": (wave, 0.35), "zigzag": (zigzag, 0.35),
-}  # fmt: skip
+    "arrow": (arrow, np.pi),
+    "circle": (circle, np.pi),
+    "cloud": (cloud, 0.15),
+    "heart": (heart, 0.3),
+    "house": (house, 0.12),
+    "lightning": (lightning, 0.35),
+    "moon": (moon, 0.8),
+    "plus": (plus, 0.2),
+    "spiral": (spiral, np.pi),
+    "square": (square, 0.25),
+    "star": (star, 0.3),
+    "sun": (sun, np.pi),
+    "triangle": (triangle, 0.3),
+    "wave": (wave, 0.35),
+    "zigzag": (zigzag, 0.35),
+}
 CLASSES: tuple[str, ...] = tuple(sorted(SHAPES))

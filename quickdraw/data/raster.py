@@ -17,13 +17,13 @@ Encodings (``ENCODINGS``: name -> channels):
   Later segments paint over earlier ones where they cross, as ink on paper would.
 
 Speed is the point: ``gray`` issues one ``cv2.polylines`` call per drawing with the list of its
-strokes (~95k images/s on one core at 64 px); ``temporal`` needs one ``cv2.line`` per segment, as
-OpenCV takes one colour per call, and manages ~20k (``scripts/bench_data.py``).
+strokes; ``temporal`` needs one ``cv2.line`` per segment, as OpenCV takes one colour per call,
+so it is several times slower (figures: ``scripts/bench_data.py``, README's benchmarks).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -36,6 +36,8 @@ ENCODINGS: dict[str, int] = {"gray": 1, "temporal": 3}
 SHIFT = 4  # fixed-point fraction bits handed to OpenCV: 1/16 px endpoint precision
 _ONE = 1 << SHIFT
 _FIRST, _LAST = 255, 80  # temporal colour ramp, early -> late
+# Order/time value of ink drawn at no known moment (traced images): the middle of the ramp.
+UNTIMED = (_FIRST + _LAST) // 2
 # Far-off points (wild augmentation, bad input) are clamped here so fixed point cannot overflow int32.
 _LIMIT = float(1 << (30 - SHIFT))
 
@@ -105,6 +107,20 @@ def rasterize(batch: StrokeBatch, spec: RasterSpec, out: np.ndarray | None = Non
         _draw_temporal(hwc, fixed, batch, spec.thickness, line_type)
         np.copyto(out, hwc.transpose(0, 3, 1, 2))
     return out
+
+
+def rasterize_untimed(batch: StrokeBatch, spec: RasterSpec) -> np.ndarray:
+    """(B, C, H, W) uint8 for drawings whose stroke order and timing are unknown (traced images).
+
+    The ink channel is drawn as usual; channels that encode order or time get the middle of the
+    early-to-late ramp wherever there is ink ("drawn at no particular moment") rather than an
+    invented order. For ``gray`` this is just ``spec(batch)``.
+    """
+    ink = rasterize(batch, replace(spec, encoding="gray"))
+    if spec.channels == 1:
+        return ink
+    time_planes = (ink * np.float32(UNTIMED / 255)).astype(np.uint8)
+    return np.concatenate([ink] + [time_planes] * (spec.channels - 1), axis=1)
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:

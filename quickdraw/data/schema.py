@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from quickdraw.files import write_atomic
+
 SCHEMA_VERSION = 2
 """Version 2 stores strokes as two columns (version 1 had ``x`` and ``y`` as ``list<list<uint8>>``).
 
@@ -29,10 +31,10 @@ SCHEMA_VERSION = 2
 * ``stroke_lengths`` (``list<uint16>``): points per stroke, so strokes hold at most 65,535 points.
 
 Why: Parquet keeps uint8 as 4-byte INT32 values with repetition levels per point, so version 1's
-nested lists cost ~0.74 of the same rows as gzip CSV (0.77 on real drawings). Consecutive points of
-a pen stroke are close, so their deltas are small and repetitive, and one byte string per drawing
-written with DELTA_LENGTH_BYTE_ARRAY (lengths apart from the bytes) lets zstd see just them: ~0.64
-of gzip CSV on generated doodles, ~0.60 on real ones, with a decoder as vectorised as before.
+nested lists were large. Consecutive points of a pen stroke are close, so their deltas are small
+and repetitive, and one byte string per drawing written with DELTA_LENGTH_BYTE_ARRAY (lengths apart
+from the bytes) lets zstd see just them, with a decoder as vectorised as before (sizes against
+gzip CSV: README, Data; ``scripts/bench_data.py``).
 Dictionaries serve only the low-cardinality columns (random key_ids and timestamps do not repeat).
 """
 SPLITS = ("train", "val", "test")
@@ -127,12 +129,5 @@ class Manifest:
 
 
 def write_json_atomic(path: Path, obj) -> None:
-    """Write JSON to a temporary file and rename it, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """``obj`` as indented JSON, written atomically (readers never see half a file)."""
+    write_atomic(path, json.dumps(obj, indent=1))

@@ -75,6 +75,20 @@ class StrokeBatch:
         )
 
     @classmethod
+    def from_parsed(cls, drawings: Sequence[tuple[np.ndarray, Sequence[int]]]) -> StrokeBatch:
+        """Pack drawings parsed by :func:`quickdraw.data.readers.parse_drawing`: each a
+        ``(points (P, 2), stroke_lengths (S,))`` pair, points in the 0-255 frame."""
+        if not drawings:
+            return cls(np.zeros((0, 2), np.float32), np.zeros(1, np.int64), np.zeros(1, np.int64))
+        lengths = [np.asarray(n, np.int64) for _, n in drawings]
+        stroke_offsets = np.zeros(sum(len(n) for n in lengths) + 1, np.int64)
+        np.cumsum(np.concatenate(lengths), out=stroke_offsets[1:])
+        drawing_offsets = np.zeros(len(drawings) + 1, np.int64)
+        np.cumsum([len(n) for n in lengths], out=drawing_offsets[1:])
+        points = np.concatenate([np.asarray(p, np.float32).reshape(-1, 2) for p, _ in drawings])
+        return cls(points, stroke_offsets, drawing_offsets)
+
+    @classmethod
     def from_arrow(
         cls, points: pa.Array | pa.ChunkedArray, stroke_lengths: pa.Array | pa.ChunkedArray
     ) -> StrokeBatch:

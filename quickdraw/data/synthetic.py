@@ -30,14 +30,47 @@ from tqdm.auto import tqdm
 
 from quickdraw.data.doodles import CLASSES, SHAPES, random_sign, rotate, stray_mark
 from quickdraw.data.simplify import simplify_drawing
+from quickdraw.files import atomic_open
 
 CSV_HEADER = ("countrycode", "drawing", "key_id", "recognized", "timestamp", "word")
 CHUNK = 500  # rows per random stream: sets determinism granularity, not just parallelism
 CANVAS = 600.0
 # Share of players per country, roughly as in the real data; "NA" is Namibia, not missing.
-COUNTRIES = dict(US=45, GB=7, CA=4, DE=3.2, AU=2.4, RU=2.3, BR=1.9, FI=1.8, SE=1.7, CZ=1.5, PL=1.4,
-                 FR=1.4, TH=1.3, KR=1.2, IT=1.2, PH=1.2, HU=1.1, SA=1, NL=1, RO=.8, ID=.8, SK=.8,
-                 VN=.7, JP=.7, IN=.7, AE=.6, UA=.6, NO=.6, TW=.5, MY=.5, NZ=.4, NA=.3, ZA=.3)  # fmt: skip
+COUNTRIES = dict(
+    US=45,
+    GB=7,
+    CA=4,
+    DE=3.2,
+    AU=2.4,
+    RU=2.3,
+    BR=1.9,
+    FI=1.8,
+    SE=1.7,
+    CZ=1.5,
+    PL=1.4,
+    FR=1.4,
+    TH=1.3,
+    KR=1.2,
+    IT=1.2,
+    PH=1.2,
+    HU=1.1,
+    SA=1,
+    NL=1,
+    RO=0.8,
+    ID=0.8,
+    SK=0.8,
+    VN=0.7,
+    JP=0.7,
+    IN=0.7,
+    AE=0.6,
+    UA=0.6,
+    NO=0.6,
+    TW=0.5,
+    MY=0.5,
+    NZ=0.4,
+    NA=0.3,
+    ZA=0.3,
+)
 _CODES = np.array(list(COUNTRIES))
 _CODE_P = np.array(list(COUNTRIES.values())) / sum(COUNTRIES.values())
 _EPOCH = datetime(2017, 1, 5)
@@ -57,8 +90,14 @@ def _wobble(arc: np.ndarray, rng: np.random.Generator, amp: float, wavelength: f
     return knots[i] + (knots[i + 1] - knots[i]) * f * f * (3 - 2 * f)
 
 
-def _pen(path: np.ndarray, sid: np.ndarray, corners: np.ndarray, rng: np.random.Generator,
-         speed: float, dt: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def _pen(
+    path: np.ndarray,
+    sid: np.ndarray,
+    corners: np.ndarray,
+    rng: np.random.Generator,
+    speed: float,
+    dt: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Sample strokes as a touch screen does: a jittery clock, the pen slowing into every corner.
 
     Each piece between corners is one hand movement; all strokes are done at once (no Python
@@ -198,10 +237,17 @@ def _chunk(word: str, seed: int, chunk: int, n: int, raw: bool) -> bytes:
         timestamp = f"{when:%Y-%m-%d %H:%M:%S}.{frac}"
         strokes = raw_drawing(word, rng)
         if raw:
-            row = {"word": word, "countrycode": str(countries[i]), "timestamp": f"{timestamp} UTC",
-                   "recognized": bool(recognized[i]), "key_id": str(keys[i]),
-                   "drawing": [[s[:, 0].tolist(), s[:, 1].tolist(), s[:, 2].astype(int).tolist()]
-                               for s in strokes]}  # fmt: skip
+            row = {
+                "word": word,
+                "countrycode": str(countries[i]),
+                "timestamp": f"{timestamp} UTC",
+                "recognized": bool(recognized[i]),
+                "key_id": str(keys[i]),
+                "drawing": [
+                    [s[:, 0].tolist(), s[:, 1].tolist(), s[:, 2].astype(int).tolist()]
+                    for s in strokes
+                ],
+            }
             buf.write(json.dumps(row, separators=(",", ":")) + "\n")
         else:
             simple = simplify_drawing([s[:, :2] for s in strokes])
@@ -212,19 +258,12 @@ def _chunk(word: str, seed: int, chunk: int, n: int, raw: bool) -> bytes:
 
 def _write_gzip_atomic(path: Path, parts: Iterable[bytes], compress: bool = True) -> Path:
     """Write to a temporary name, then rename: an interrupted run never leaves a half file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as raw:
-            # No file name and mtime 0 in the gzip header, so equal content gives equal bytes.
-            gz = partial(
-                gzip.GzipFile, filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6
-            )
-            with gz() if compress else nullcontext(raw) as out:
-                for part in parts:
-                    out.write(part)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_open(path, "wb") as raw:
+        # No file name and mtime 0 in the gzip header, so equal content gives equal bytes.
+        gz = partial(gzip.GzipFile, filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6)
+        with gz() if compress else nullcontext(raw) as out:
+            for part in parts:
+                out.write(part)
     return path
 
 
@@ -243,9 +282,16 @@ def write_raw_ndjson(path: str | Path, word: str, n: int, seed: int = 0) -> Path
     return _write_gzip_atomic(path, parts, compress=path.suffix == ".gz")
 
 
-def generate(out_dir: str | Path, per_class: int = 5000, classes: Sequence[str] = CLASSES,
-             seed: int = 0, progress: bool = True, *, raw_ndjson: bool = False,
-             workers: int | None = None) -> list[Path]:  # fmt: skip
+def generate(
+    out_dir: str | Path,
+    per_class: int = 5000,
+    classes: Sequence[str] = CLASSES,
+    seed: int = 0,
+    progress: bool = True,
+    *,
+    raw_ndjson: bool = False,
+    workers: int | None = None,
+) -> list[Path]:
     """Write ``<word>.csv.gz`` per class in Kaggle's train_simplified layout; returns the paths.
 
     ``raw_ndjson`` writes Google's raw ``<word>.ndjson.gz`` instead. Output depends only on

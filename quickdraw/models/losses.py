@@ -8,9 +8,12 @@ batch without building it.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from quickdraw.hardness import class_hardness, class_weights
 
 
 class CrossEntropy(nn.Module):
@@ -50,29 +53,22 @@ class CrossEntropy(nn.Module):
 class ClassWeightedCrossEntropy(CrossEntropy):
     """Cross-entropy that up-weights the classes the model currently gets wrong.
 
-    After each validation: w_c = (1 - acc_c) + floor, then scaled to mean 1 so the loss keeps
-    the scale of plain cross-entropy and the learning rate means the same thing. ``floor`` keeps
-    classes that are already solved from dropping out of the loss (w = 0 would let them be
-    forgotten); 0.25 caps the hardest-to-easiest ratio at 5:1. Weights are uniform until the
-    first update, so the first epoch is plain cross-entropy.
+    After each validation the class weights become :func:`quickdraw.hardness.class_weights`:
+    ``(1 - acc_c) + floor`` scaled to mean 1, so the loss keeps the scale of plain cross-entropy and
+    the learning rate means the same thing. Weights are uniform until the first update, so the
+    first epoch is plain cross-entropy.
     """
 
     def __init__(self, num_classes: int, floor: float = 0.25, label_smoothing: float = 0.0) -> None:
         super().__init__(num_classes, label_smoothing)
-        if floor <= 0:
-            raise ValueError(
-                f"floor must be > 0 (a zero weight would drop solved classes), got {floor}"
-            )
+        class_hardness(np.zeros(1), floor)  # validates floor now rather than after an epoch
         self.floor = floor
 
     @torch.no_grad()
-    def update(self, class_accuracy: Tensor) -> None:
-        acc = class_accuracy.detach().to(self.weight.device, torch.float32)
-        if acc.shape != self.weight.shape:
+    def update(self, class_accuracy: Tensor | np.ndarray) -> None:
+        acc = np.asarray(torch.as_tensor(class_accuracy).detach().cpu(), np.float64)
+        if acc.shape != tuple(self.weight.shape):
             raise ValueError(
-                f"class_accuracy must have shape {tuple(self.weight.shape)}, got {tuple(acc.shape)}"
+                f"class_accuracy must have shape {tuple(self.weight.shape)}, got {acc.shape}"
             )
-        # A class with no validation samples is neither easy nor hard: give it the mean accuracy.
-        acc = torch.nan_to_num(acc, nan=float(acc.nanmean())).clamp(0.0, 1.0)
-        raw = (1.0 - acc) + self.floor
-        self.weight.copy_(raw / raw.mean())
+        self.weight.copy_(torch.as_tensor(class_weights(acc, self.floor), dtype=self.weight.dtype))

@@ -1,8 +1,8 @@
 """QuickDrawModule: one LightningModule for single ResNets and ensembles, rebuilt from its checkpoint alone.
 
 Every argument is plain data (dicts with ``_target_``, lists, numbers) saved as hyperparameters,
-so ``QuickDrawModule.load_from_checkpoint(path, weights_only=True)`` rebuilds the network in the
-demo or in evaluation without Hydra configs and without unpickling arbitrary objects.
+so :func:`quickdraw.checkpoints.load_model` rebuilds the network in the demo or in evaluation
+without Hydra configs and without unpickling arbitrary objects.
 """
 
 from __future__ import annotations
@@ -13,17 +13,19 @@ from typing import Any
 
 import hydra
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor
 from torchmetrics import MaxMetric
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+from torchmetrics.classification import MulticlassConfusionMatrix
 
 from quickdraw.models import figures
 from quickdraw.models.components.ensemble import Ensemble
-from quickdraw.models.metrics import split_metrics, worst_fraction_mean
+from quickdraw.models.objectives import EnsembleMembers, Plain
+from quickdraw.scoring import class_accuracy, split_metrics, worst_fraction_mean
 
 DEFAULT_LOSS = {"_target_": "quickdraw.models.losses.CrossEntropy"}
 # Scheduler keys that are Lightning's, not the scheduler's (see configure_optimizers).
@@ -52,9 +54,9 @@ class QuickDrawModule(L.LightningModule):
       to the training loss. Unlike AdamW's decoupled ``weight_decay``, the penalty's gradient
       goes through Adam's per-parameter scaling, so it is the classic L2-regularised objective
       the study's penalised ResNet18 used, and it is visible in the logged loss (``train/l2``).
-    bootstrap: ``"batch"`` (ensembles only) gives each member its own bootstrap resample of each
-      batch, as per-sample multiplicity weights on the member's loss: the same loss as a
-      resampled batch, without K extra forward passes (BatchNorm still sees the whole batch).
+    objective: a :mod:`quickdraw.models.objectives` config: how the net's outputs and the loss
+      make the training loss (default: ``Plain``, or ``EnsembleMembers`` for ensembles, whose
+      ``bootstrap=true`` gives each member its own bootstrap resample of every batch).
     """
 
     def __init__(
@@ -68,50 +70,52 @@ class QuickDrawModule(L.LightningModule):
         classes: list[str] | None = None,
         raster: dict | None = None,
         l2: float = 0.0,
-        bootstrap: str = "none",
+        objective: dict | None = None,
         log_images_every_n_epochs: int = 1,
         compile: bool = False,
         channels_last: bool = False,
     ) -> None:
         super().__init__()
-        net, optimizer, scheduler, loss, classes, raster = map(
-            _plain, (net, optimizer, scheduler, loss, classes, raster)
+        net, optimizer, scheduler, loss, classes, raster, objective = map(
+            _plain, (net, optimizer, scheduler, loss, classes, raster, objective)
         )
         num_classes = num_classes or len(classes or [])
         if num_classes < 1 or (classes and len(classes) != num_classes):
             raise ValueError(
                 f"need num_classes >= 1 matching classes, got {num_classes} and {len(classes or [])} names"
             )
-        if bootstrap not in ("none", "batch"):
-            raise ValueError(f"bootstrap must be 'none' or 'batch', got {bootstrap!r}")
-        self.save_hyperparameters(
-            dict(net=net, optimizer=optimizer, scheduler=scheduler, loss=loss, num_classes=num_classes,
-                 in_channels=in_channels, classes=classes, raster=raster, l2=l2, bootstrap=bootstrap,
-                 log_images_every_n_epochs=log_images_every_n_epochs, compile=compile,
-                 channels_last=channels_last)
-        )  # fmt: skip
+        # Every argument as it now stands (plain containers, num_classes filled in): Lightning reads
+        # them from this frame's locals.
+        self.save_hyperparameters()
         # _recursive_=False: nets build their own sub-modules (an Ensemble builds K members from one config).
         self.net = hydra.utils.instantiate(
             net, num_classes=num_classes, in_channels=in_channels, _recursive_=False
         )
-        self.is_ensemble = isinstance(self.net, Ensemble)
-        if bootstrap == "batch" and not self.is_ensemble:
+        is_ensemble = isinstance(self.net, Ensemble)
+        self.objective = (
+            hydra.utils.instantiate(objective)
+            if objective
+            else (EnsembleMembers() if is_ensemble else Plain())
+        )
+        if isinstance(self.objective, EnsembleMembers) and not is_ensemble:
             raise ValueError(
-                "bootstrap='batch' resamples per ensemble member; the net is not an Ensemble"
+                "objective EnsembleMembers trains ensemble members; the net is not an Ensemble"
             )
         self.loss = hydra.utils.instantiate(loss or DEFAULT_LOSS, num_classes=num_classes)
         self.classes = classes or [str(i) for i in range(num_classes)]
         self.train_metrics, self.val_metrics, self.test_metrics = (
             split_metrics(num_classes, s) for s in ("train", "val", "test")
         )
-        self.val_class_metric = MulticlassAccuracy(num_classes, average=None)
-        self.test_class_metric = MulticlassAccuracy(num_classes, average=None)
+        # Confusion counts per split: per-class accuracy (adaptive quotas, class weights, the
+        # worst-decile metric) and the confusion figure all come from them.
         self.val_confmat = MulticlassConfusionMatrix(num_classes)
+        self.test_confmat = MulticlassConfusionMatrix(num_classes)
         self.val_map3_best = MaxMetric()
         self.val_map3_best.persistent(True)  # the best survives a resume
-        # Per-class val accuracy of the last validation outside sanity checks (None before).
-        self.val_class_acc: Tensor | None = None
-        self.test_class_acc: Tensor | None = None
+        # (C,) per-class accuracy of the last validation outside sanity checks / of the last test.
+        self.val_class_acc: np.ndarray | None = None
+        self.test_class_acc: np.ndarray | None = None
+        self._class_acc_now: np.ndarray | None = None
         self.samples = figures.SampleReservoir(n=32)
         self._figures_now = False
 
@@ -135,24 +139,14 @@ class QuickDrawModule(L.LightningModule):
         finally:
             self.train(was_training)
 
-    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
-        return {"probs": self(batch["image"]).softmax(dim=-1), "key_id": batch.get("key_id")}
-
     # -- training ---------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         images, target = batch["image"], batch["label"]
-        if self.is_ensemble:
-            member_logits = self.net.forward_members(self._prepare(images))
-            logits = self.net.combine_logits(member_logits)
-            loss, parts = self.net.training_loss(
-                member_logits, logits, target, self.loss, self.hparams.bootstrap == "batch"
-            )
+        loss, logits, parts = self.objective(self.net, self._prepare(images), target, self.loss)
+        if parts:
             self.log_dict(
                 parts, on_step=False, on_epoch=True, sync_dist=True, batch_size=len(target)
             )
-        else:
-            logits = self(images)
-            loss = self.loss(logits, target)
         if self.hparams.l2 > 0:
             penalty = self.hparams.l2 * sum(
                 p.pow(2).sum() for p in self.parameters() if p.requires_grad and p.ndim > 1
@@ -170,23 +164,24 @@ class QuickDrawModule(L.LightningModule):
     def on_validation_epoch_start(self) -> None:
         every = self.hparams.log_images_every_n_epochs
         self._figures_now = (
-            every > 0 and not self.trainer.sanity_checking and self._tensorboard() is not None
+            every > 0
+            and not self.trainer.sanity_checking
+            and self._tensorboard() is not None
             and self.current_epoch % every == 0
-        )  # fmt: skip
+        )
         self.samples.reset()
+        self._class_acc_now = None
 
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
-        out = self._eval_step(batch, "val")
-        if self._figures_now:
-            self.val_confmat.update(out["preds"], out["target"])
-            if self.trainer.is_global_zero:
-                self.samples.add(batch["image"], out["preds"], out["target"])
-        return out
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        preds = self._eval_step(batch, "val")
+        if self._figures_now and self.trainer.is_global_zero:
+            self.samples.add(batch["image"], preds, batch["label"])
 
-    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
-        return self._eval_step(batch, "test")
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
 
-    def _eval_step(self, batch: dict[str, Tensor], split: str) -> dict[str, Tensor]:
+    def _eval_step(self, batch: dict[str, Tensor], split: str) -> Tensor:
+        """Update the split's metrics and confusion counts; returns the (B,) top-1 predictions."""
         target = batch["label"]
         logits = self(batch["image"])
         self.log(
@@ -197,46 +192,52 @@ class QuickDrawModule(L.LightningModule):
             sync_dist=True,
             batch_size=len(target),
         )
+        preds = logits.argmax(dim=-1)
         getattr(self, f"{split}_metrics").update(logits, target)
-        getattr(self, f"{split}_class_metric").update(logits, target)
-        return {"preds": logits.argmax(dim=-1), "target": target}
+        getattr(self, f"{split}_confmat").update(preds, target)
+        return preds
 
-    def _eval_epoch_end(self, split: str) -> tuple[dict[str, Tensor], Tensor]:
-        metrics, per_class = (
-            getattr(self, f"{split}_metrics"),
-            getattr(self, f"{split}_class_metric"),
-        )
+    def val_class_accuracy(self) -> np.ndarray:
+        """(C,) per-class accuracy of the validation that just ended, over every rank; NaN for
+        classes without drawings. Computed once per validation from the confusion counts (the
+        adaptive sampler, the class-weighted loss and ``val/acc_worst10`` share it); call it on
+        every rank under DDP (the first call reduces the counts across ranks)."""
+        if self._class_acc_now is None:
+            self._class_acc_now = class_accuracy(self.val_confmat.compute())
+        return self._class_acc_now
+
+    def _eval_epoch_end(self, split: str, class_acc: np.ndarray) -> dict[str, Tensor]:
+        metrics, confmat = getattr(self, f"{split}_metrics"), getattr(self, f"{split}_confmat")
         # compute() syncs over ranks, so values are identical everywhere; sync_dist=True below only
         # averages equal numbers, and spares DDP users Lightning's epoch-level logging warning.
         values = metrics.compute()
-        class_acc = per_class.compute()
         metrics.reset()
-        per_class.reset()
         self.log_dict(values, prog_bar=split == "val", sync_dist=True)
-        # Logged from the metric's device: a DDP sync of a CPU tensor fails on NCCL.
-        self.log(f"{split}/acc_worst10", worst_fraction_mean(class_acc), sync_dist=True)
-        return values, class_acc.cpu()
+        worst = torch.tensor(worst_fraction_mean(class_acc, 0.1), device=self.device)
+        self.log(f"{split}/acc_worst10", worst, sync_dist=True)
+        if split == "val" and self._figures_now:
+            self._log_figures(confmat.compute())
+        confmat.reset()
+        return values
 
     def on_validation_epoch_end(self) -> None:
-        values, class_acc = self._eval_epoch_end("val")
+        class_acc = self.val_class_accuracy()
+        values = self._eval_epoch_end("val", class_acc)
         if self.trainer.sanity_checking:
             return
         self.val_class_acc = class_acc
         self.loss.update(class_acc)
         self.val_map3_best(values["val/map3"])
         self.log("val/map3_best", self.val_map3_best.compute(), sync_dist=True)
-        if self._figures_now:
-            self._log_figures()
 
     def on_test_epoch_end(self) -> None:
-        self.test_class_acc = self._eval_epoch_end("test")[1]
+        self.test_class_acc = class_accuracy(self.test_confmat.compute())
+        self._eval_epoch_end("test", self.test_class_acc)
 
     def _tensorboard(self) -> TensorBoardLogger | None:
         return next((lg for lg in self.loggers if isinstance(lg, TensorBoardLogger)), None)
 
-    def _log_figures(self) -> None:
-        confmat = self.val_confmat.compute()  # a collective: every rank must call it
-        self.val_confmat.reset()
+    def _log_figures(self, confmat: Tensor) -> None:
         if not self.trainer.is_global_zero or self.samples.images is None:
             return
         writer, step = self._tensorboard().experiment, self.global_step

@@ -1,0 +1,183 @@
+"""The demo's page: a sketchpad that guesses as you draw (``python -m quickdraw.demo``, :mod:`quickdraw.cli`).
+
+The page is plain Gradio: a ``gr.HTML`` canvas whose script (``static/sketchpad.js``) records
+strokes with their order and timing, a ``gr.Label`` with the top guesses, the model's input
+image, and an image upload. All preprocessing and prediction live in :mod:`quickdraw.serving`.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import gradio as gr
+import hydra
+import numpy as np
+from omegaconf import DictConfig
+
+import quickdraw  # noqa: F401  (registers the ${project_root:} resolver)
+from quickdraw.runs import RunDir, latest_best_checkpoint
+from quickdraw.serving import HINT, EmptyDrawing, Guess, InputRejected, Limits, Predictor
+
+log = logging.getLogger("quickdraw.demo")
+
+STATIC = Path(__file__).with_name("static")
+# No ${...} or {{...}} in here: gr.HTML treats its template as a JS template and Handlebars.
+PAD_HTML = """
+<div class="qd-pad">
+  <div class="qd-stage">
+    <canvas class="qd-canvas" aria-label="Drawing canvas"></canvas>
+    <div class="qd-hint">Draw here</div>
+  </div>
+  <div class="qd-tools">
+    <button type="button" class="qd-undo" title="Remove the last stroke">&#8630; Undo</button>
+    <button type="button" class="qd-clear" title="Start again">&#10005; Clear</button>
+  </div>
+</div>
+"""
+VIEW_PX = 192  # each input channel is shown this wide, without smoothing: every pixel visible
+IMAGE_NOTE = (
+    "Uploads are binarised, cropped to the ink and thinned to the pen's centre line, then drawn "
+    "by the training rasteriser. A photo has no stroke order: channels that encode time get a "
+    "constant instead."
+)
+THEME = gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+
+Outputs = tuple[dict[str, float] | None, str, str]  # guesses, model-input view, status line
+
+
+def find_checkpoint(cfg: DictConfig) -> Path:
+    """``ckpt_path``, else ``run_dir``'s best, else the best of the most recent run under ``runs_root``."""
+    if cfg.ckpt_path:
+        return Path(hydra.utils.to_absolute_path(cfg.ckpt_path))
+    if cfg.run_dir:
+        run = RunDir(hydra.utils.to_absolute_path(cfg.run_dir))
+        ckpt = run.best_checkpoint()
+        if ckpt is None:
+            raise FileNotFoundError(
+                f"run_dir={run.path} has no best checkpoint ({run.best_link.relative_to(run.path)}, "
+                "or a metrics.json naming best_ckpt); is it a folder written by "
+                "`python -m quickdraw.train`?"
+            )
+        return ckpt
+    return latest_best_checkpoint(cfg.runs_root)
+
+
+def input_view(image: np.ndarray | None) -> str:
+    """The model's (C, H, W) input as an inline PNG, channels side by side (no temp files)."""
+    if image is None:
+        return '<div class="qd-view-empty">The model\'s input appears here.</div>'
+    tiles = np.concatenate([np.pad(c, 1, constant_values=96) for c in image], axis=1)
+    png = base64.b64encode(cv2.imencode(".png", tiles)[1].tobytes()).decode()
+    c, h, w = image.shape
+    names = " | ".join(["ink", "stroke order", "time"][:c]) if c == 3 else "ink"
+    return (
+        f'<div class="qd-view"><img alt="model input" src="data:image/png;base64,{png}" '
+        f'style="width:{VIEW_PX * c}px;max-width:100%;image-rendering:pixelated;border-radius:6px">'
+        f"<div>{w}x{h} px, {names}: what the network sees</div></div>"
+    )
+
+
+def respond(predict: Callable[[], Guess]) -> Outputs:
+    """Run one prediction and turn it, or the reason there is none, into the page's outputs."""
+    try:
+        guess = predict()
+    except EmptyDrawing as e:
+        return None, input_view(None), str(e)
+    except InputRejected as e:
+        return None, input_view(None), f"**Not sent to the model:** {e}"
+    strokes = f"{guess.strokes} stroke{'s' if guess.strokes != 1 else ''}"
+    status = f"{strokes}, {guess.points} points after simplification, {guess.ms:.0f} ms"
+    return guess.confidences, input_view(guess.image), status
+
+
+def build_app(predictor: Predictor, checkpoint: str = "", live_ms: int = 150) -> gr.Blocks:
+    """The page; the two prediction events are also the API (``/predict_strokes``, ``/predict_image``)."""
+
+    def on_strokes(drawing: str | None) -> Outputs:
+        return respond(lambda: predictor.predict_strokes(drawing or "[]"))
+
+    def on_image(path: str | None) -> Outputs:
+        if path is None:
+            return None, input_view(None), HINT
+        return respond(lambda: predictor.predict_image(path))
+
+    with gr.Blocks(
+        title="Quick, Draw! live", analytics_enabled=False, delete_cache=(3600, 3600)
+    ) as app:
+        gr.Markdown(
+            "# Quick, Draw! live\nDraw a doodle and watch the model guess after every stroke.  \n"
+            f"Model: {predictor.description}"
+            + (f" (`{Path(checkpoint).name}`)" if checkpoint else "")
+        )
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                pad = gr.HTML(
+                    value="[]",
+                    html_template=PAD_HTML,
+                    css_template=(STATIC / "sketchpad.css").read_text(),
+                    js_on_load=(STATIC / "sketchpad.js").read_text(),
+                    apply_default_css=False,
+                    elem_id="sketchpad",
+                    live_ms=live_ms,
+                )
+                image = gr.Image(
+                    type="filepath",  # opened by the demo itself: size checked before decoding
+                    image_mode=None,  # else Gradio decodes a non-RGB upload to convert it first
+                    sources=["upload", "clipboard"],
+                    label="...or upload / paste a photo or scan of a doodle",
+                    height=220,
+                    elem_id="upload",
+                )
+                gr.Markdown(IMAGE_NOTE)
+            with gr.Column(scale=2):
+                status = gr.Markdown(HINT, elem_id="status")
+                label = gr.Label(
+                    num_top_classes=predictor.top_k, label="Top guesses", elem_id="guesses"
+                )
+                view = gr.HTML(input_view(None), js_on_load=None, elem_id="model-input")
+        outputs = [label, view, status]
+        # always_last: while a guess is being computed only the newest drawing waits, never a backlog.
+        pad.stroke(
+            on_strokes,
+            inputs=pad,
+            outputs=outputs,
+            api_name="predict_strokes",
+            trigger_mode="always_last",
+            show_progress="hidden",
+        )
+        image.change(
+            on_image,
+            inputs=image,
+            outputs=outputs,
+            api_name="predict_image",
+            show_progress="minimal",
+        )
+    return app
+
+
+def launch(app: gr.Blocks, cfg: DictConfig, **kwargs) -> gr.Blocks:
+    """Serve ``app`` with the config's network settings and limits."""
+    app.queue(max_size=cfg.queue.max_size, default_concurrency_limit=cfg.queue.concurrency)
+    app.launch(
+        server_name=cfg.server_name,
+        server_port=cfg.server_port,
+        share=cfg.share,
+        max_file_size=cfg.limits.max_file_size,
+        show_error=False,  # errors reach the page as a message, never as a traceback
+        ssr_mode=False,
+        theme=THEME,
+        **kwargs,
+    )
+    return app
+
+
+def load_predictor(cfg: DictConfig) -> tuple[Predictor, Path]:
+    ckpt = find_checkpoint(cfg)
+    limits = Limits(**cfg.limits)
+    predictor = Predictor.from_checkpoint(ckpt, limits, cfg.top_k)
+    predictor.predict_strokes([[[0, 10, 20], [0, 10, 0], [0, 16, 33]]])  # warm-up, off the clock
+    return predictor, ckpt

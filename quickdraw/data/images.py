@@ -1,0 +1,176 @@
+"""Photos and scans of doodles into strokes: the pen's centre lines, traced as polylines.
+
+An image has no strokes, so :func:`image_to_strokes` recovers the pen's path: binarise against
+the local paper brightness (shading cancels out), drop specks, crop to the ink, scale the longer
+side to 256 px (the Quick, Draw! frame), thin the ink to one-pixel centre lines (Zhang-Suen) and
+walk those lines into polylines. From there an image is a drawing like any other (Google's
+simplification, then the model's rasteriser); its unknown stroke order and timing are handled by
+:func:`quickdraw.data.raster.rasterize_untimed`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# The ink must be at least this much darker than the paper around it (0-255).
+MIN_CONTRAST = 40
+FRAME = 256  # images are traced at the resolution of the Quick, Draw! frame (0-255)
+
+
+class ImageError(ValueError):
+    """An image that cannot be read, or is too large; the message is written for a person."""
+
+
+def load_gray(image: np.ndarray | str | Path, max_pixels: int) -> np.ndarray:
+    """Grey uint8 (H, W) from a file or an array (grey, RGB or RGBA); transparency becomes white paper."""
+    if isinstance(image, (str, Path)):
+        try:
+            with Image.open(image) as im:
+                _check_size(im.width, im.height, max_pixels)  # from the header, before decoding
+                im = ImageOps.exif_transpose(im)
+                return _pil_gray(im)
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as e:
+            raise ImageError(
+                f"That file could not be read as an image ({type(e).__name__})."
+            ) from None
+    arr = np.asarray(image)
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)) or arr.size == 0:
+        raise ImageError(f"Expected a grey, RGB or RGBA image, got an array of shape {arr.shape}.")
+    _check_size(arr.shape[1], arr.shape[0], max_pixels)
+    if arr.dtype != np.uint8:
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    return _pil_gray(
+        Image.fromarray(arr.squeeze(2) if arr.ndim == 3 and arr.shape[2] == 1 else arr)
+    )
+
+
+def _check_size(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise ImageError(
+            f"That image is {width}x{height} ({width * height / 1e6:.3g} megapixels); "
+            f"the limit is {max_pixels / 1e6:g} megapixels. Use a smaller copy."
+        )
+
+
+def _pil_gray(im: Image.Image) -> np.ndarray:
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = Image.alpha_composite(Image.new("RGBA", im.size, "white"), im.convert("RGBA"))
+    return np.asarray(im.convert("L"))
+
+
+def image_to_strokes(gray: np.ndarray, work: int = 1024) -> list[np.ndarray] | None:
+    """The ink's centre lines as polylines of (x, y) pixels (longer side ~256); None without ink.
+
+    ``work``: larger images are first shrunk to this longer side (a doodle needs no more).
+    """
+    h, w = gray.shape
+    if max(h, w) > work:
+        f = work / max(h, w)
+        size = (max(1, round(w * f)), max(1, round(h * f)))
+        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    if np.median(gray) < 128:  # light ink on a dark background: make the ink dark
+        gray = 255 - gray
+    # How much darker each pixel is than the paper around it: shading across a photo cancels out.
+    k = max(3, (max(gray.shape) // 32) | 1)
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    ink = cv2.subtract(cv2.medianBlur(cv2.dilate(gray, disc), k), gray)
+    if int(ink.max()) < MIN_CONTRAST:
+        return None
+    _, mask = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    mask[ink < MIN_CONTRAST // 2] = 0
+    mask = _drop_specks(mask)
+    if not mask.any():
+        return None
+    x, y, bw, bh = cv2.boundingRect(mask)
+    crop, side = mask[y : y + bh, x : x + bw], max(bw, bh)
+    if side > FRAME:  # shrinking: widen lines first so the thinnest still cover their pixels
+        f = int(np.ceil(side / FRAME))
+        crop = cv2.dilate(crop, np.ones((f, f), np.uint8))
+    scale = FRAME / side
+    size = (max(1, round(bw * scale)), max(1, round(bh * scale)))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    strokes = trace(thin(cv2.resize(crop, size, interpolation=interp) >= 128))
+    return strokes or None
+
+
+def _drop_specks(mask: np.ndarray) -> np.ndarray:
+    """Remove connected blobs far smaller than the drawing (dust, JPEG noise); dots of ink stay."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n <= 2:
+        return mask
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.concatenate([[False], areas >= max(3, 0.002 * areas.sum())])
+    return np.where(keep[labels], np.uint8(255), np.uint8(0))
+
+
+def thin(mask: np.ndarray) -> np.ndarray:
+    """Zhang-Suen thinning of a boolean image to one-pixel-wide, 8-connected centre lines."""
+    img = np.pad(mask.astype(np.uint8), 1)
+    while True:
+        changed = False
+        for step in (0, 1):
+            c = img[1:-1, 1:-1]
+            # neighbours clockwise from north: P2 .. P9
+            p = [
+                img[:-2, 1:-1],
+                img[:-2, 2:],
+                img[1:-1, 2:],
+                img[2:, 2:],
+                img[2:, 1:-1],
+                img[2:, :-2],
+                img[1:-1, :-2],
+                img[:-2, :-2],
+            ]
+            count = sum(q.astype(np.int8) for q in p)
+            transitions = sum(
+                ((p[i] == 0) & (p[(i + 1) % 8] == 1)).astype(np.int8) for i in range(8)
+            )
+            if step == 0:
+                side = (p[0] & p[2] & p[4]) | (p[2] & p[4] & p[6])
+            else:
+                side = (p[0] & p[2] & p[6]) | (p[0] & p[4] & p[6])
+            remove = (c == 1) & (count >= 2) & (count <= 6) & (transitions == 1) & (side == 0)
+            if remove.any():
+                c[remove] = 0
+                changed = True
+        if not changed:
+            return img[1:-1, 1:-1].astype(bool)
+
+
+# Straight neighbours before diagonal ones: walks then follow staircases instead of cutting them.
+_STEPS = ((1, 0), (0, 1), (-1, 0), (0, -1), (1, 1), (-1, 1), (-1, -1), (1, -1))
+
+
+def trace(skeleton: np.ndarray) -> list[np.ndarray]:
+    """Walk one-pixel-wide lines into (N, 2) x, y polylines, from line ends in reading order.
+
+    A walk that starts next to an already traced pixel begins there, so branches stay joined
+    at junctions; a walk that comes back to its start closes the loop (circles stay closed).
+    """
+    ys, xs = np.nonzero(skeleton)
+    pixels = set(zip(xs.tolist(), ys.tolist(), strict=True))
+
+    def around(p: tuple[int, int]) -> list[tuple[int, int]]:
+        return [q for dx, dy in _STEPS if (q := (p[0] + dx, p[1] + dy)) in pixels]
+
+    ends_first = sorted(pixels, key=lambda p: (len(around(p)) != 1, p[1], p[0]))
+    seen: set[tuple[int, int]] = set()
+    strokes = []
+    for start in ends_first:
+        if start in seen:
+            continue
+        seen.add(start)
+        path = [q for q in around(start) if q in seen][:1] + [start]
+        cur = start
+        while (nxt := next((q for q in around(cur) if q not in seen), None)) is not None:
+            seen.add(nxt)
+            path.append(nxt)
+            cur = nxt
+        if len(path) > 3 and path[0] in around(cur):
+            path.append(path[0])
+        strokes.append(np.array(path, np.float64))
+    return strokes
