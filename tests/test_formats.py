@@ -9,7 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny import CLASSES, make_store
+
+# The generated store and the trained checkpoint of test_train.py, shared (session fixtures):
+# pytest fixtures are used as parameters of the same name, which ruff counts as redefinitions.
+# ruff: noqa: F811
+from test_train import _cli, smoke_run, tiny_store  # noqa: F401
+from tiny import CLASSES
 
 from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.data.formats import binary, sketchrnn
@@ -227,11 +232,6 @@ def test_npz_that_is_not_sketchrnn_is_refused_with_its_name(tmp_path):
 
 
 # -- stroke-3 export ---------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tiny_store(tmp_path_factory) -> Path:
-    return make_store(tmp_path_factory.mktemp("synthetic"))
-
-
 def test_round_trip_store_npz_store_keeps_every_drawing(tiny_store, tmp_path):
     written = export_store(tiny_store, tmp_path / "npz", progress=False)
     assert sorted(written) == CLASSES and sum(sum(c.values()) for c in written.values()) == 320
@@ -255,3 +255,36 @@ def test_export_of_chosen_classes_and_splits(tiny_store, tmp_path):
         export_store(tiny_store, tmp_path, classes=[CLASSES[1] + "x"], progress=False)
     with pytest.raises(ValueError, match="no split 'valid'"):
         export_store(tiny_store, tmp_path, splits=["valid"], progress=False)
+
+
+# -- evaluate and predict ------------------------------------------------------------------------------
+def test_evaluate_and_predict_read_binary_and_sketchrnn_inputs(smoke_run, tiny_store, tmp_path):
+    store = Store(tiny_store)
+    rows = store["test"].gather(np.arange(len(store["test"])))
+    for c, name in enumerate(store.classes):
+        mine = np.flatnonzero(rows.labels == c)
+        records = [binary.encode(int(rows.key_ids[i]), rows.strokes.drawing(i)) for i in mine]
+        (tmp_path / "bin").mkdir(exist_ok=True)
+        (tmp_path / "bin" / f"{name}.bin").write_bytes(b"".join(records))
+        drawings = sketchrnn.batch_to_stroke3(rows.strokes.select(mine))
+        for d in drawings:
+            d[0, :2] += 400  # as in sketch-rnn's own files: outside the frame, aligned and scaled
+        (tmp_path / "npz").mkdir(exist_ok=True)
+        empty = objects()
+        np.savez(
+            tmp_path / "npz" / f"{name}.npz", train=empty, valid=empty, test=objects(*drawings)
+        )
+    n = len(rows)
+    for kind in ("bin", "npz"):
+        r = _cli("quickdraw.evaluate", f"ckpt_path={smoke_run / 'checkpoints' / 'best.ckpt'}",
+                 f"input={tmp_path / kind}", cwd=tmp_path)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert f"{n} drawings: top-1" in r.stdout
+        out = tmp_path / f"{kind}.csv"
+        r = _cli("quickdraw.predict", f"ckpt_path={smoke_run / 'checkpoints' / 'best.ckpt'}",
+                 f"input={tmp_path / kind}", f"output={out}", cwd=tmp_path)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        lines = out.read_text().splitlines()[1:]
+        assert len(lines) == n and all(len(line.split(",")[1].split(" ")) == 3 for line in lines)
+        if kind == "bin":
+            assert {int(line.split(",")[0]) for line in lines} == set(rows.key_ids.tolist())
