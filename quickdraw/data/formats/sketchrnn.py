@@ -61,23 +61,13 @@ def iter_records(source: Source, max_bytes: int) -> Iterator[Record | BadRow]:
                 "of (n, 3) stroke-3 drawings"
             )
         keys = _key_ids(source, arrays, name, len(drawings))
-        split = SPLIT_NAMES[name]
-        for i, drawing in enumerate(drawings):
+        split, word = SPLIT_NAMES[name], source.stem
+        for i, decoded in enumerate(decode(drawings, in_frame)):
             where = f"{name}[{i}]"
-            try:
-                points, lengths = stroke3_to_points(drawing, in_frame)
-            except BadRow as e:
-                yield BadRow(e.reason, e.detail, where)
+            if isinstance(decoded, BadRow):
+                yield BadRow(decoded.reason, decoded.detail, where)
                 continue
-            yield (
-                where,
-                keys[i],
-                source.stem,
-                None,
-                None,
-                None,
-                ParsedDrawing(points, lengths, split),
-            )
+            yield (where, keys[i], word, None, None, None, ParsedDrawing(*decoded, split))
 
 
 def _key_ids(source: Source, arrays: dict, name: str, n: int) -> list[int]:
@@ -105,33 +95,75 @@ def stroke3_to_points(drawing, in_frame: bool = False) -> tuple[np.ndarray, list
     ones outside 0-255 are a bad row. Otherwise the module's rule moves and scales them.
     Raises ``BadRow`` (``bad_structure``, ``empty_drawing``, ``out_of_range``).
     """
+    (out,) = decode([drawing], in_frame)
+    if isinstance(out, BadRow):
+        raise out
+    return out
+
+
+def decode(drawings, in_frame: bool = False) -> list[tuple[np.ndarray, list[int]] | BadRow]:
+    """``stroke3_to_points`` of many drawings at once: numpy over all their rows, not per drawing."""
+    out: list = [None] * len(drawings)
+    good = []
+    for i, d in enumerate(drawings):
+        problem = _shape_problem(d)
+        if problem:
+            out[i] = problem
+        else:
+            good.append(i)
+    if not good:
+        return out
+    sizes = np.array([len(drawings[i]) for i in good], np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    rows = np.concatenate([drawings[i] for i in good]).astype(np.int64)
+    pen = rows[:, 2]
+    bad_pen = np.logical_or.reduceat((pen != 0) & (pen != 1), starts)
+    xy = np.cumsum(rows[:, :2], axis=0)
+    xy -= np.repeat(xy[starts] - rows[starts, :2], sizes, axis=0)  # each drawing from (0, 0)
+    lo, hi = np.minimum.reduceat(xy, starts), np.maximum.reduceat(xy, starts)
+    new_stroke = np.zeros(len(rows), bool)
+    new_stroke[starts] = True
+    new_stroke[1:] |= pen[:-1] == 1
+    if in_frame:
+        outside = (lo.min(axis=1) < 0) | (hi.max(axis=1) > 255)
+        points = np.clip(xy, 0, 255).astype(np.uint8)
+        keep = np.ones(len(rows), bool)
+    else:
+        outside = np.zeros(len(good), bool)
+        extent = (hi - lo).max(axis=1)
+        scale = np.where(extent > 0, 255.0 / np.maximum(extent, 1), 1.0)
+        xy = (xy - np.repeat(lo, sizes, axis=0)) * np.repeat(scale, sizes)[:, None]
+        points = np.rint(xy).astype(np.uint8)
+        keep = np.ones(len(rows), bool)
+        keep[1:] = (points[1:] != points[:-1]).any(axis=1)
+        keep |= new_stroke  # every stroke keeps its first point
+    lengths = np.bincount(np.cumsum(new_stroke)[keep] - 1).tolist()
+    points = points[keep]
+    point_ends = np.cumsum(np.add.reduceat(keep, starts)).tolist()
+    stroke_ends = np.cumsum(np.add.reduceat(new_stroke, starts)).tolist()
+    p0 = s0 = 0
+    for j, i in enumerate(good):
+        p1, s1 = point_ends[j], stroke_ends[j]
+        if bad_pen[j]:
+            out[i] = BadRow("bad_structure", "pen_lifted values other than 0 and 1")
+        elif outside[j]:
+            span = f"{lo[j].min()}..{hi[j].max()}"
+            out[i] = BadRow("out_of_range", f"coordinates span {span}, expected 0..255")
+        else:
+            out[i] = (points[p0:p1], lengths[s0:s1])
+        p0, s0 = p1, s1
+    return out
+
+
+def _shape_problem(drawing) -> BadRow | None:
     if not isinstance(drawing, np.ndarray) or drawing.ndim != 2 or drawing.shape[1] != 3:
         shape = getattr(drawing, "shape", type(drawing).__name__)
-        raise BadRow("bad_structure", f"a drawing is {shape}, stroke-3 wants (n, 3)")
+        return BadRow("bad_structure", f"a drawing is {shape}, stroke-3 wants (n, 3)")
     if not np.issubdtype(drawing.dtype, np.integer):
-        raise BadRow("bad_structure", f"stroke-3 values are {drawing.dtype}, not integers")
+        return BadRow("bad_structure", f"stroke-3 values are {drawing.dtype}, not integers")
     if len(drawing) == 0:
-        raise BadRow("empty_drawing")
-    pen = drawing[:, 2]
-    if ((pen != 0) & (pen != 1)).any():
-        raise BadRow("bad_structure", "pen_lifted values other than 0 and 1")
-    xy = np.cumsum(drawing[:, :2], axis=0, dtype=np.int64)
-    stroke = np.concatenate([[0], np.cumsum(pen[:-1], dtype=np.int64)])  # stroke id of each point
-    if in_frame:
-        if xy.min() < 0 or xy.max() > 255:
-            raise BadRow(
-                "out_of_range", f"coordinates span {xy.min()}..{xy.max()}, expected 0..255"
-            )
-        points = xy.astype(np.uint8)
-    else:
-        lo = xy.min(axis=0)
-        extent = int((xy.max(axis=0) - lo).max())
-        scale = 255.0 / extent if extent > 0 else 1.0
-        points = np.rint((xy - lo) * scale).astype(np.uint8)
-        keep = np.ones(len(points), bool)
-        keep[1:] = (points[1:] != points[:-1]).any(axis=1) | (stroke[1:] != stroke[:-1])
-        points, stroke = points[keep], stroke[keep]
-    return points, np.bincount(stroke).tolist()  # every stroke keeps its first point
+        return BadRow("empty_drawing")
+    return None
 
 
 def batch_to_stroke3(batch: StrokeBatch) -> list[np.ndarray]:
