@@ -9,7 +9,8 @@ and exit code 2.
 command                         config                              library
 ==============================  ==================================  ============================
 ``quickdraw-train``             conf/train.yaml                     :mod:`quickdraw.training`
-``quickdraw-convert``           conf/convert.yaml                   :mod:`quickdraw.data.convert`
+``quickdraw-convert``           conf/convert.yaml                   :mod:`quickdraw.data.convert`,
+                                                                    :mod:`quickdraw.data.formats.export`
 ``quickdraw-evaluate``          conf/evaluate.yaml                  :mod:`quickdraw.evaluation`
 ``quickdraw-predict``           conf/predict.yaml                   :mod:`quickdraw.submission`
 ``quickdraw-demo``              conf/demo.yaml                      :mod:`quickdraw.app`
@@ -57,11 +58,14 @@ def train(cfg: DictConfig) -> float | None:
 
 @hydra.main(version_base="1.3", config_path=CONF, config_name="convert")
 def convert(cfg: DictConfig) -> None:
-    """Convert a source (zip, CSV, ndjson, folder) into a Parquet store."""
+    """Convert a source (zip, CSV, ndjson, .bin, .npz, folder) into a Parquet store, or
+    (``export.to=OUT``) export a store to sketch-rnn ``.npz`` files."""
     from quickdraw.data.convert import ConvertSettings
     from quickdraw.data.convert import convert as run
     from quickdraw.data.readers import QuickDrawFormatError
 
+    if cfg.export.to:
+        return _export_stroke3(cfg)
     store = hydra.utils.to_absolute_path(cfg.store)
     try:
         settings = ConvertSettings(**OmegaConf.to_container(cfg.settings, resolve=True))
@@ -80,6 +84,25 @@ def convert(cfg: DictConfig) -> None:
         f"{store}: {sum(manifest.rows.values())} rows in {len(manifest.classes)} classes "
         f"({', '.join(f'{k} {v}' for k, v in manifest.rows.items())}); "
         f"bad rows {sum(manifest.bad_rows.values())}, filtered {sum(manifest.filtered.values())}"
+    )
+
+
+def _export_stroke3(cfg: DictConfig) -> None:
+    from quickdraw.data.formats.export import export_store
+    from quickdraw.data.store import StoreError
+
+    store = hydra.utils.to_absolute_path(cfg.store)
+    out = hydra.utils.to_absolute_path(cfg.export.to)
+    try:
+        written = export_store(
+            store, out, list(cfg.export.classes), list(cfg.export.splits), cfg.progress
+        )
+    except (StoreError, ValueError) as e:
+        _fail(e)
+    totals = {s: sum(c[s] for c in written.values()) for s in next(iter(written.values()))}
+    print(
+        f"{out}: {len(written)} sketch-rnn .npz files "
+        f"({', '.join(f'{k} {v}' for k, v in totals.items())} drawings)"
     )
 
 

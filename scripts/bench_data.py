@@ -50,7 +50,9 @@ from quickdraw.data import synthetic
 from quickdraw.data.augment import StrokeAugment
 from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.data.datamodule import QuickDrawDataModule
+from quickdraw.data.formats import binary, sketchrnn
 from quickdraw.data.raster import RasterSpec, rasterize
+from quickdraw.data.readers import Source, iter_records, parse_drawing
 from quickdraw.data.sampling import epoch_rows
 from quickdraw.data.schema import MANIFEST, SCHEMA_VERSION, Manifest
 from quickdraw.data.store import Store
@@ -756,12 +758,75 @@ def convert_and_size(plan: Plan, data: Data, cache: Path, report: Report) -> Non
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+# -- 7. formats -------------------------------------------------------------------------------------
+def format_files(sample: Sample, cache: Path, rows: int) -> dict[str, Path]:
+    """``rows`` drawings of the sample (resampled, fresh key_ids) as one class in each layout."""
+    drawings = [parse_drawing(r["drawing"]) for r in sample.rows()]
+    picks = np.random.default_rng(0).integers(0, len(drawings), rows)
+    folder = cache / f"formats-{sample.label.replace(' ', '-')}-{rows}"
+    files = {kind: folder / f"cat.{kind}" for kind in ("ndjson", "bin", "npz")}
+    if all(p.exists() for p in files.values()):
+        return files
+    folder.mkdir(parents=True, exist_ok=True)
+    strokes = [np.split(drawings[i][0], np.cumsum(drawings[i][1])[:-1]) for i in picks]
+    lines = (
+        json.dumps({"key_id": str(k + 1), "word": "cat", "drawing": [[s[:, 0].tolist(), s[:, 1].tolist()] for s in d]})
+        for k, d in enumerate(strokes)
+    )  # fmt: skip
+    files["ndjson"].write_text("\n".join(lines) + "\n")
+    files["bin"].write_bytes(b"".join(binary.encode(k + 1, d) for k, d in enumerate(strokes)))
+    batch = StrokeBatch.concat([StrokeBatch.from_drawings([[s.T for s in d]]) for d in strokes])
+    column = np.empty(rows, object)
+    for i, d in enumerate(sketchrnn.batch_to_stroke3(batch)):
+        column[i] = d
+    np.savez(files["npz"], train=column)  # sketch-rnn's own layout: no key_ids, not in the frame
+    return files
+
+
+def bench_formats(sample: Sample, plan: Plan, cache: Path, report: Report) -> None:
+    """Rows/s of each reader alone, and of ``convert(workers=1)`` over the same drawings."""
+    rows = 100_000
+    files = format_files(sample, cache, rows)
+    report.section(
+        f"7. Formats: {_rows(rows)} {sample.label} drawings as ndjson, Google .bin, sketch-rnn .npz"
+    )
+
+    def read(path: Path) -> Callable[[], int]:
+        return lambda: sum(1 for r in iter_records(Source(path), 1 << 34) if parse_drawing(r[-1]))
+
+    for path in files.values():
+        report.add(
+            "formats",
+            f"reader + parse_drawing: {path.name}",
+            rates(read(path), plan.repeats),
+            "rows/s",
+        )
+    scratch = Path(tempfile.mkdtemp(prefix="formats-", dir=cache))
+    try:
+        for path in files.values():
+
+            def once(path: Path = path) -> int:
+                shutil.rmtree(scratch / "store", ignore_errors=True)
+                m = convert(path, scratch / "store", ConvertSettings(), workers=1, progress=False)
+                return sum(s["rows_read"] for s in m.sources)
+
+            report.add(
+                "formats",
+                f"convert, workers=1: {path.name}",
+                rates(once, plan.convert_repeats),
+                "rows/s",
+            )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def run(plan: Plan, data: Data, cache: Path, report: Report) -> None:
-    """The six benchmarks in order, on one core."""
+    """The seven benchmarks in order, on one core."""
     bench_raster(data.sample, plan, report)
     bench_loader_vs_kaggle(*loader_plan(plan, data), plan, report)
     convert_and_size(plan, data, cache, report)
     bench_memory(data.memory_stores, plan, report)
+    bench_formats(data.sample, plan, cache, report)
 
 
 def main() -> None:
@@ -778,6 +843,9 @@ def main() -> None:
         default=Path(tempfile.gettempdir()) / "quickdraw-bench",
         help="generated CSVs and converted stores, kept for re-runs (default: %(default)s)",
     )
+    parser.add_argument(
+        "--formats-only", action="store_true", help="only section 7: the .bin and .npz readers"
+    )
     parser.add_argument("--memory-probe", type=Path, help=argparse.SUPPRESS)  # internal: one child
     args = parser.parse_args()
     if args.memory_probe:
@@ -788,6 +856,12 @@ def main() -> None:
     logging.getLogger("quickdraw.data.datamodule").setLevel(logging.ERROR)
     plan = QUICK if args.quick else FULL
     args.cache_dir.mkdir(parents=True, exist_ok=True)
+    if args.formats_only:
+        sample = load_sample(args.cache_dir)
+        format_files(sample, args.cache_dir, 100_000)
+        print(f"\nquickdraw format readers: CPU {pin_one_core()} only, 1 thread")
+        bench_formats(sample, plan, args.cache_dir, Report())
+        return
     data = prepare(plan, args.cache_dir)
 
     cpu = pin_one_core()

@@ -10,7 +10,17 @@ from pathlib import Path
 
 import pytest
 
+from quickdraw import configs
+
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+
+@pytest.fixture(autouse=True)
+def _config_schemas():
+    """Structured-config schemas (defaults that live in Python signatures) for every test that
+    composes a config with Hydra's compose API: registered before each test, since some Hydra
+    code paths (launchers) reset the ConfigStore; the commands register them themselves."""
+    configs.register()
 
 SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "quickdraw-sample"
 HEADER = ["countrycode", "drawing", "key_id", "recognized", "timestamp", "word"]

@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import LINE, SQUARE, kaggle_row, write_csv
 
-from quickdraw.data import datamodule as dm_mod
+from quickdraw.data import sources as sources_mod
 from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.data.datamodule import QuickDrawDataModule
 from quickdraw.data.raster import RasterSpec
@@ -175,7 +175,7 @@ def test_source_is_converted_once_into_the_cache(tmp_path, monkeypatch):
     dm.prepare_data()
     dm.setup()
     assert dm.classes == ["cat"] and dm.store.path.parent == tmp_path / "cache" / "stores"
-    monkeypatch.setattr(dm_mod, "convert", lambda *a, **k: pytest.fail("converted twice"))
+    monkeypatch.setattr(sources_mod, "convert", lambda *a, **k: pytest.fail("converted twice"))
     QuickDrawDataModule(
         source=str(tmp_path / "src"), cache_dir=str(tmp_path / "cache")
     ).prepare_data()

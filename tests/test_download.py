@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import random
 import socket
@@ -16,9 +17,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import numpy as np
 import pytest
 
+from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.data.download import category_url, download_all, fetch, load_categories, main
+from quickdraw.data.formats import binary
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_ZIP = ROOT.parent / "shared" / "data" / "quickdraw-sample" / "train_simplified.zip"
@@ -323,3 +327,49 @@ def test_script_wrapper_shows_help() -> None:
         check=True,
     )
     assert "--categories-file" in proc.stdout and "quickdraw.convert" in proc.stdout
+
+
+def _binary_and_npz() -> dict[str, bytes]:
+    """A .bin and a sketch-rnn .npz as the bucket serves them, each longer than a cut response."""
+    rng = random.Random(7)
+    records = b"".join(
+        binary.encode(i + 1, [[[rng.randrange(256)] * 2 for _ in range(20)]] * 3)
+        for i in range(1_000)
+    )
+    drawings = np.empty(2_000, object)
+    for i in range(len(drawings)):
+        drawings[i] = np.array(
+            [[rng.randrange(-50, 50), rng.randrange(-50, 50), i % 2]] * 9, np.int16
+        )
+    npz = io.BytesIO()
+    np.savez(npz, train=drawings[:1_800], valid=drawings[1_800:1_900], test=drawings[1_900:])
+    return {"/full/binary/cat.bin": records, "/sketchrnn/The Eiffel Tower.npz": npz.getvalue()}
+
+
+@pytest.mark.parametrize(
+    "kind, word, path",
+    [
+        ("binary", "cat", "/full/binary/cat.bin"),
+        ("sketchrnn", "The Eiffel Tower", "/sketchrnn/The Eiffel Tower.npz"),
+    ],
+)
+def test_binary_and_sketchrnn_kinds_resume_and_convert(
+    server: tuple[str, ServerState], tmp_path: Path, kind: str, word: str, path: str
+) -> None:
+    base, state = server
+    state.files.update(_binary_and_npz())
+    state.drops[path] = 1
+    argv = ["--kind", kind, "--base-url", f"{base}/full", "--out", str(tmp_path / "dl")]
+    assert (
+        main([*argv, "--categories", word, "--retries", "2", "--backoff", "0", "--no-progress"])
+        == 0
+    )
+    assert state.gets(path) == [None, f"bytes={CUT}-"]  # the dropped response resumed
+    suffix = Path(path).suffix
+    assert (tmp_path / "dl" / f"{word}{suffix}").read_bytes() == state.files[path]
+    assert not list((tmp_path / "dl").glob("*.part"))
+    m = convert(tmp_path / "dl", tmp_path / "qd", ConvertSettings(), progress=False)
+    assert m.classes == [word] and not m.bad_rows
+    assert (
+        sum(m.rows.values()) == m.sources[0]["rows_read"] == (1_000 if kind == "binary" else 2_000)
+    )

@@ -307,7 +307,10 @@ def test_ensemble_checkpoint_reloads_without_its_member_files(single_checkpoint,
         "combine": "head",
         "checkpoints": [str(member)] * 2,
     }
-    module = make_module(net, objective={"_target_": "quickdraw.models.objectives.EnsembleMembers", "bootstrap": True})
+    module = make_module(
+        net,
+        objective={"_target_": "quickdraw.models.objectives.EnsembleMembers", "bootstrap": True},
+    )
     trainer = make_trainer(tmp_path, max_steps=2)
     trainer.fit(module, loader(stroke_batches(2)))
     trainer.save_checkpoint(tmp_path / "ensemble.ckpt")
@@ -412,7 +415,9 @@ def test_module_input_handling_and_argument_checks():
     module.predict_proba(images)
     assert module.training  # predict_proba restores the mode it found
     with pytest.raises(ValueError, match="EnsembleMembers.*not an Ensemble"):
-        make_module(objective={"_target_": "quickdraw.models.objectives.EnsembleMembers", "bootstrap": True})
+        make_module(
+            objective={"_target_": "quickdraw.models.objectives.EnsembleMembers", "bootstrap": True}
+        )
     with pytest.raises(ValueError, match="num_classes"):
         QuickDrawModule(net=RESNET, optimizer=ADAMW, num_classes=3, classes=CLASSES)
     weighted = make_module(loss={"_target_": "quickdraw.models.losses.ClassWeightedCrossEntropy"})

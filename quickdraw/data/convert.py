@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from quickdraw.data.formats import ParsedDrawing
 from quickdraw.data.readers import (
     BadRow,
     QuickDrawFormatError,
@@ -74,6 +75,9 @@ class ConvertSettings:
     shard_rows: int = 1_000_000
     max_bytes: int = 16 << 30  # decompressed bytes per input file; stops zip/gzip bombs
     classes: list[str] = field(default_factory=list)
+    keep_source_split: bool = (
+        False  # sketch-rnn .npz: keep its train/valid/test, not the key_id hash
+    )
 
     def __post_init__(self) -> None:
         if not (
@@ -212,9 +216,10 @@ def convert_source(
             settings.test_fraction,
             settings.split_seed,
         )
-        for split, (key_id, label, pts, lens, cc, rec, ts) in zip(
+        for split, (key_id, label, pts, lens, cc, rec, ts, own) in zip(
             splits.tolist(), pending, strict=True
         ):
+            split = SPLITS.index(own) if own else split
             buf = buffers[(split, label)]
             buf.key_id.append(key_id)
             buf.points.append(pts)
@@ -259,8 +264,10 @@ def convert_source(
             reject(e.reason, line, e.detail)
             continue
         kept_per_class[label] += 1
+        own = drawing.split if isinstance(drawing, ParsedDrawing) else None
         pending.append(
             (key_id, label, pts, lens, cc if isinstance(cc, str) and cc else None, recognized, ts)
+            + (own if settings.keep_source_split else None,)
         )
         if len(pending) >= CHUNK_ROWS:
             route()
@@ -432,7 +439,9 @@ def _check_settings(store: Path, settings: ConvertSettings) -> None:
     wanted = asdict(settings)
     if path.exists():
         have = json.loads(path.read_text())
-        diff = {k: (have.get(k), v) for k, v in wanted.items() if have.get(k) != v}
+        # A setting added after the store was built counts as its default.
+        default = asdict(ConvertSettings())
+        diff = {k: (have.get(k), v) for k, v in wanted.items() if have.get(k, default[k]) != v}
         if diff:
             shown = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(diff.items())[:5])
             raise ValueError(

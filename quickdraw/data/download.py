@@ -1,4 +1,4 @@
-"""Fetch the raw Quick, Draw! data: Google's per-category ndjson (resumable) or Kaggle's zip."""
+"""Fetch the Quick, Draw! data: Google's per-category ndjson, binary or sketch-rnn files (resumable), or Kaggle's zip."""
 
 from __future__ import annotations
 
@@ -18,13 +18,20 @@ from importlib.resources import files
 from pathlib import Path
 from typing import TypeVar
 from urllib.error import HTTPError
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 from urllib.request import Request, urlopen
 
 from tqdm import tqdm
 
 DEFAULT_BASE_URL = "https://storage.googleapis.com/quickdraw_dataset/full"
-KINDS = ("simplified", "raw")
+# Each kind's file, relative to the bucket's full/ folder: sketch-rnn's files lie beside it.
+KIND_PATHS = {
+    "simplified": "simplified/{}.ndjson",
+    "raw": "raw/{}.ndjson",
+    "binary": "binary/{}.bin",
+    "sketchrnn": "../sketchrnn/{}.npz",
+}
+KINDS = tuple(KIND_PATHS)
 KAGGLE_COMPETITION = "quickdraw-doodle-recognition"
 KAGGLE_FILE = "train_simplified.zip"
 CHUNK = 1 << 16
@@ -89,7 +96,12 @@ def load_categories(path: str | Path | None = None) -> list[str]:
 
 
 def category_url(category: str, kind: str = "simplified", base_url: str = DEFAULT_BASE_URL) -> str:
-    return f"{base_url.rstrip('/')}/{kind}/{quote(category)}.ndjson"
+    return urljoin(base_url.rstrip("/") + "/", KIND_PATHS[kind].format(quote(category)))
+
+
+def category_file(category: str, kind: str = "simplified") -> str:
+    """The downloaded file's name: the category, which the converter reads as the class."""
+    return KIND_PATHS[kind].format(category).rsplit("/", 1)[-1]
 
 
 def _with_retries(call: Callable[[], T], retries: int, backoff: float) -> T:
@@ -204,14 +216,14 @@ def download_all(
     backoff: float = 1.0,
     progress: bool = True,
 ) -> list[Result]:
-    """Download `<out>/<category>.ndjson` for each category in parallel; failures are reported, not raised."""
+    """Download `<out>/<category>.<ndjson|bin|npz>` for each category in parallel; failures are reported, not raised."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     bar = Progress(enabled=progress)
 
     def one(category: str) -> Result:
         url = category_url(category, kind, base_url)
-        dest = out / f"{category}.ndjson"
+        dest = out / category_file(category, kind)
         try:
             status, nbytes = fetch(
                 url, dest, retries=retries, timeout=timeout, backoff=backoff, progress=bar
@@ -285,8 +297,10 @@ def kaggle_download(out: str | Path, file: str = KAGGLE_FILE) -> Path:
 
 HELP_EPILOG = f"""\
 sources:
-  google  one ndjson file per category from Google's public bucket (345 categories,
-          --kind simplified or raw). Files are fetched into <word>.ndjson.part
+  google  one file per category from Google's public bucket (345 categories): --kind
+          simplified or raw (<word>.ndjson), binary (<word>.bin, the smallest) or sketchrnn
+          (<word>.npz: 70,000/2,500/2,500 stroke-3 drawings in train/valid/test, from the
+          bucket's sketchrnn/ folder beside full/). Files are fetched into <word>.<ext>.part
           and renamed once their size matches the server's, so an interrupted run is simply
           started again: complete files are skipped and partial ones resume with an HTTP
           Range request. A category that does not exist (HTTP 404) is reported and the
@@ -300,6 +314,8 @@ sources:
 examples:
   python -m quickdraw.download --categories "cat,The Eiffel Tower"
   python -m quickdraw.download --kind raw --out /data/qd/raw --workers 8
+  python -m quickdraw.download --kind binary --categories cat,dog
+  python -m quickdraw.download --kind sketchrnn --categories cat --out data/sketchrnn
   python -m quickdraw.download --categories-file my_words.txt --retries 10
   python -m quickdraw.download --source kaggle --out data/quickdraw
 """
@@ -317,7 +333,8 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefa
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m quickdraw.download",
-        description="Download the Quick, Draw! data set (Google's ndjson or Kaggle's zip).",
+        description="Download the Quick, Draw! data set (Google's ndjson, binary or sketch-rnn "
+        "files, or Kaggle's zip).",
         epilog=HELP_EPILOG,
         formatter_class=_HelpFormatter,
     )
@@ -333,7 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
     pick.add_argument(
         "--categories-file", type=Path, metavar="FILE", help="google: one name a line"
     )
-    add("--base-url", default=DEFAULT_BASE_URL, metavar="URL", help="google: bucket root")
+    add(
+        "--base-url",
+        default=DEFAULT_BASE_URL,
+        metavar="URL",
+        help="google: the bucket's full/ folder",
+    )
     add("--workers", type=int, default=4, metavar="N", help="google: parallel downloads")
     add("--retries", type=int, default=5, metavar="N", help="google: retries per file after a "
         "dropped connection, timeout or 5xx; each resumes where the last stopped")  # fmt: skip

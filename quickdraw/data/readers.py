@@ -1,4 +1,5 @@
-"""Readers for every Quick, Draw! layout: Kaggle CSV (plain, gzip, inside the zip) and Google ndjson.
+"""Readers for every Quick, Draw! layout: Kaggle CSV (plain, gzip, inside the zip), Google ndjson,
+and, through ``quickdraw.data.formats``, Google's binary files and sketch-rnn's stroke-3 ``.npz``.
 
 They stream rows with their line numbers and validate drawings, so one bad row is counted
 and skipped while a file that is not Quick, Draw! data at all stops with an error naming it.
@@ -21,11 +22,12 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from quickdraw.data.formats import ParsedDrawing
 from quickdraw.data.simplify import simplify_drawing
 
 csv.field_size_limit(sys.maxsize)  # a drawing is one (long) CSV field
 
-SUFFIXES = (".csv", ".csv.gz", ".ndjson", ".ndjson.gz")
+SUFFIXES = (".csv", ".csv.gz", ".ndjson", ".ndjson.gz", ".bin", ".bin.gz", ".npz")
 REQUIRED_CSV = ("drawing", "key_id")
 INT64_MAX = 2**63 - 1
 # Raw drawings are resampled every pixel of the 255 px frame before RDP, whose time grows with that
@@ -65,7 +67,12 @@ class Source:
 
     @property
     def kind(self) -> str:
-        return "ndjson" if ".ndjson" in self.filename.lower() else "csv"
+        low = self.filename.lower()
+        if low.endswith((".bin", ".bin.gz")):
+            return "binary"
+        if low.endswith(".npz"):
+            return "sketchrnn"
+        return "ndjson" if ".ndjson" in low else "csv"
 
     @property
     def gzipped(self) -> bool:
@@ -169,9 +176,9 @@ class _LimitedReader(io.RawIOBase):
         super().close()
 
 
-def open_text(source: Source, max_bytes: int) -> io.TextIOWrapper:
-    """The decompressed text of a source; BOMs are dropped, undecodable bytes become U+FFFD."""
-    # The returned wrapper owns these handles and closes them with itself.
+def open_bytes(source: Source, max_bytes: int) -> io.BufferedReader:
+    """The decompressed bytes of a source (gzip checked by its magic), stopped at ``max_bytes``."""
+    # The returned reader owns these handles and closes them with itself.
     try:
         if source.member is not None:
             raw = _zipfile(source.path).open(source.member)
@@ -184,8 +191,14 @@ def open_text(source: Source, max_bytes: int) -> io.TextIOWrapper:
             raw.close()
             raise QuickDrawFormatError(f"{source.name}: named .gz but is not gzip data")
         raw = gzip.GzipFile(fileobj=raw, mode="rb")
-    limited = io.BufferedReader(_LimitedReader(raw, max_bytes, source.name), buffer_size=1 << 20)
-    return io.TextIOWrapper(limited, encoding="utf-8-sig", errors="replace", newline="")
+    return io.BufferedReader(_LimitedReader(raw, max_bytes, source.name), buffer_size=1 << 20)
+
+
+def open_text(source: Source, max_bytes: int) -> io.TextIOWrapper:
+    """The decompressed text of a source; BOMs are dropped, undecodable bytes become U+FFFD."""
+    return io.TextIOWrapper(
+        open_bytes(source, max_bytes), encoding="utf-8-sig", errors="replace", newline=""
+    )
 
 
 # A record before validation: (line, key_id, word, countrycode, recognized, timestamp, drawing).
@@ -195,7 +208,14 @@ Record = tuple
 def iter_records(
     source: Source, max_bytes: int, require_word: bool = True
 ) -> Iterator[Record | BadRow]:
-    """Yield raw records (or a ``BadRow`` with its line) from a CSV or ndjson source."""
+    """Yield raw records (or a ``BadRow`` with its line) from a CSV, ndjson, binary or .npz source."""
+    if source.kind in ("binary", "sketchrnn"):
+        # Imported here: these modules build on this one's Source, BadRow and open_bytes.
+        from quickdraw.data.formats import binary, sketchrnn
+
+        reader = binary if source.kind == "binary" else sketchrnn
+        yield from reader.iter_records(source, max_bytes)
+        return
     with open_text(source, max_bytes) as text:
         if source.kind == "csv":
             yield from _iter_csv(source, text, require_word)
@@ -308,8 +328,13 @@ def parse_drawing(
 
     ``drawing_format``: ``simplified`` wants integer 0-255 ``[xs, ys]`` strokes; ``raw`` simplifies any
     coordinates with Google's procedure; ``auto`` treats ``[xs, ys, ts]`` strokes as raw.
-    Empty strokes are dropped; a drawing left with none is bad.
+    Empty strokes are dropped; a drawing left with none is bad. A ``ParsedDrawing`` (binary and
+    stroke-3 inputs, decoded and range-checked by their readers) is only checked for ``max_points``.
     """
+    if isinstance(value, ParsedDrawing):
+        if len(value.points) > max_points:
+            raise BadRow("too_many_points", f"more than {max_points} points")
+        return value.points, value.lengths
     if isinstance(value, (str, bytes)):
         try:
             value = orjson.loads(value)
