@@ -216,8 +216,9 @@ class QuickDrawDataModule(L.LightningDataModule):
         index = self.store[split]
         rows = fixed_rows(index, per_class, self.seed)
         dataset = StrokeDataset(
-            index, rows, self.raster, self.eval_batch_size, None, self.seed, 0, *self._rank()
-        )
+            index, rows, self.raster, self.eval_batch_size, None, self.seed, 0, *self._rank(),
+            evaluation=True,
+        )  # fmt: skip
         return self._loader(dataset)
 
     def _loader(self, dataset: StrokeDataset) -> DataLoader:

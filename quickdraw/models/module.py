@@ -38,6 +38,15 @@ def _plain(value: Any) -> Any:
     )
 
 
+def scored_rows(logits: Tensor, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """(logits, target) of the rows to score: padding that evens out DDP shares (``valid`` False) is dropped."""
+    valid = batch.get("valid")
+    if valid is None:
+        return logits, batch["label"]
+    valid = valid.to(logits.device)
+    return logits[valid], batch["label"][valid]
+
+
 def _to_unit(images: Tensor) -> Tensor:
     # The loader keeps uint8 (4x less host-to-device traffic); floats are taken as already scaled.
     return images.float() / 255 if images.dtype == torch.uint8 else images
@@ -180,25 +189,27 @@ class QuickDrawModule(L.LightningModule):
         if self._figures_now:
             self.val_confmat.update(out["preds"], out["target"])
             if self.trainer.is_global_zero:
-                self.samples.add(batch["image"], out["preds"], out["target"])
+                images = batch["image"] if "valid" not in batch else batch["image"][batch["valid"]]
+                self.samples.add(images, out["preds"], out["target"])
         return out
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
         return self._eval_step(batch, "test")
 
     def _eval_step(self, batch: dict[str, Tensor], split: str) -> dict[str, Tensor]:
-        target = batch["label"]
-        logits = self(batch["image"])
+        logits, target = scored_rows(self(batch["image"]), batch)
         self.log(
             f"{split}/loss",
-            F.cross_entropy(logits, target),
+            # A sum over no rows is 0, and batch_size=0 gives it no weight in the epoch's mean.
+            F.cross_entropy(logits, target, reduction="sum") / max(len(target), 1),
             on_epoch=True,
             prog_bar=split == "val",
             sync_dist=True,
             batch_size=len(target),
         )
-        getattr(self, f"{split}_metrics").update(logits, target)
-        getattr(self, f"{split}_class_metric").update(logits, target)
+        if len(target):  # a batch of padding only: torchmetrics refuses empty updates
+            getattr(self, f"{split}_metrics").update(logits, target)
+            getattr(self, f"{split}_class_metric").update(logits, target)
         return {"preds": logits.argmax(dim=-1), "target": target}
 
     def _eval_epoch_end(self, split: str) -> tuple[dict[str, Tensor], Tensor]:
