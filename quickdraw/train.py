@@ -16,6 +16,7 @@ import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
@@ -71,6 +72,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         plugins=[AtomicCheckpointIO()],  # a full disk or a kill never leaves half a checkpoint
     )
     _refuse_relaunch_in_multirun(trainer)
+    datamodule.trainer = (
+        trainer  # world size for the per-process share (Lightning sets it again in fit)
+    )
+    datamodule.check_enough_data(needs_validation(trainer, datamodule))
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), out)
     if ckpt_path:
         log.info("resuming from %s", ckpt_path)
@@ -127,6 +132,16 @@ def _score_untrainable(trainer: L.Trainer, model: L.LightningModule, datamodule,
     path = out / "checkpoints" / "frozen.ckpt"
     trainer.save_checkpoint(path, weights_only=False)  # the usual full checkpoint (and no log line)
     return str(path) if trainer.is_global_zero else ""
+
+
+def needs_validation(trainer: L.Trainer, datamodule) -> bool:
+    """Whether the run relies on validation: adaptive quotas, a monitored checkpoint, early stopping."""
+    monitored = any(
+        getattr(cb, "monitor", None)
+        for cb in trainer.callbacks
+        if isinstance(cb, ModelCheckpoint | EarlyStopping)
+    )
+    return trainer.limit_val_batches != 0 and (datamodule.sampling == "adaptive" or monitored)
 
 
 def _refuse_relaunch_in_multirun(trainer: L.Trainer) -> None:

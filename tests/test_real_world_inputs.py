@@ -18,10 +18,12 @@ import pytest
 import torch
 from conftest import SQUARE, kaggle_row, write_csv
 from test_demo import RESNET, save_untrained
+from tiny import compose_train
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from quickdraw.data.convert import ConvertSettings, convert
+from quickdraw.data.datamodule import NotEnoughData
 from quickdraw.data.dataset import StrokeDataset
 from quickdraw.data.raster import RasterSpec
 from quickdraw.data.readers import QuickDrawFormatError
@@ -30,6 +32,7 @@ from quickdraw.data.store import Store
 from quickdraw.models.metrics import MeanAveragePrecisionAtK
 from quickdraw.models.module import scored_rows
 from quickdraw.serving import image_to_strokes, load_gray, simplified
+from quickdraw.train import train
 
 CASE_CLASSES = ("The Eiffel Tower", "cat", "hot dog", "house")
 
@@ -261,3 +264,28 @@ def test_evaluation_scores_every_drawing_once_for_any_world_size(small_store):
         # Counts are exact; MAP@3 is a float sum, added up in another order.
         assert got["acc"] == single["acc"] and got["per_class"] == single["per_class"], world_size
         assert got["map3"] == pytest.approx(single["map3"], rel=1e-6), world_size
+
+
+# -- 5. too little data is an error before training ---------------------------------------------------
+def test_an_epoch_without_a_batch_stops_before_training(cases, tmp_path, caplog):
+    tiny_4class = tmp_path / "qd"
+    with caplog.at_level(logging.WARNING):
+        m = convert(cases / "tiny_4class", tiny_4class, progress=False)
+    if 0 in m.counts["val"]:
+        assert "have no val drawings" in caplog.text
+    cfg = compose_train(tmp_path, "experiment=smoke", f"data.store={tiny_4class}", "data.per_class=4", "data.batch_size=32")  # fmt: skip
+    with pytest.raises(NotEnoughData, match=r"an epoch holds 16 training drawings .* data\.batch_size=32") as err:  # fmt: skip
+        train(cfg)
+    assert "data.per_class" in str(err.value)
+    assert not (tmp_path / "metrics.json").exists() and not (tmp_path / "checkpoints").exists()
+
+
+def test_an_empty_validation_split_stops_a_run_that_needs_it(cases, tmp_path, caplog):
+    store = tmp_path / "qd"
+    with caplog.at_level(logging.WARNING):
+        convert(cases / "tiny_4class", store, ConvertSettings(val_fraction=0.0), progress=False)
+    cfg = compose_train(tmp_path, "experiment=smoke", f"data.store={store}", "data.per_class=16", "data.batch_size=8")  # fmt: skip
+    with pytest.raises(
+        NotEnoughData, match=r"validation split .* is empty .* settings\.val_fraction"
+    ):
+        train(cfg)
