@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import quickdraw  # noqa: F401  (registers the ${project_root:} resolver)
 from quickdraw.checkpoint_io import AtomicCheckpointIO
+from quickdraw.settings_check import reconcile
 from quickdraw.utils import (
     adopt_submitit_ranks,
     continue_loggers,
@@ -43,6 +44,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     t0 = time.perf_counter()
     adopt_submitit_ranks()
     out = output_dir(cfg)
+    reconcile(cfg)  # before any work: settings that cannot run together are adapted or refused
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = hydra.utils.instantiate(cfg.data)

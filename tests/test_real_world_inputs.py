@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import multiprocessing
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,7 @@ from quickdraw.data.store import Store
 from quickdraw.models.metrics import MeanAveragePrecisionAtK
 from quickdraw.models.module import scored_rows
 from quickdraw.serving import image_to_strokes, load_gray, simplified
+from quickdraw.settings_check import IncompatibleSettings, reconcile
 from quickdraw.train import train
 
 CASE_CLASSES = ("The Eiffel Tower", "cat", "hot dog", "house")
@@ -289,3 +291,28 @@ def test_an_empty_validation_split_stops_a_run_that_needs_it(cases, tmp_path, ca
         NotEnoughData, match=r"validation split .* is empty .* settings\.val_fraction"
     ):
         train(cfg)
+
+
+# -- 7. settings that cannot work together ------------------------------------------------------------
+def test_ddp_with_sync_batchnorm_on_cpu_is_refused_with_the_config_to_use(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = compose_train(tmp_path, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "data.store=/nonexistent")  # fmt: skip
+    with pytest.raises(IncompatibleSettings, match="use trainer=ddp_cpu"):
+        train(cfg)  # refused before the (missing) store is even looked at
+    cfg = compose_train(tmp_path, "trainer=gpu", "trainer.accelerator=gpu")
+    with pytest.raises(IncompatibleSettings, match="use trainer=cpu"):
+        reconcile(cfg)
+
+
+def test_settings_without_their_hardware_are_adapted_with_a_notice(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    cfg = compose_train(tmp_path, "data.pin_memory=true", "data.num_workers=4")
+    with caplog.at_level(logging.WARNING):
+        notices = reconcile(cfg)
+    assert not cfg.data.pin_memory and cfg.data.num_workers == 0 and len(notices) == 2
+    assert "data.pin_memory=false" in caplog.text and "cannot fork" in caplog.text
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    cfg = compose_train(tmp_path, "trainer=gpu", "trainer.accelerator=gpu")
+    assert reconcile(cfg) and cfg.trainer.precision == "16-mixed" and cfg.data.pin_memory
