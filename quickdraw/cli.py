@@ -128,33 +128,39 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         )
     except (CheckpointError, StoreError, ValueError, FileNotFoundError) as e:
         _fail(e)
-    m = scores.metrics
+    m, wrong = result, result["unreadable_counted_wrong"]
     print(
         f"{result['drawings']} drawings: top-1 {m['test/acc']:.4f}  top-3 {m['test/acc3']:.4f}  "
-        f"MAP@3 {m['test/map3']:.4f}"
+        f"MAP@3 {m['test/map3']:.4f}" + (f" ({wrong} unreadable, counted wrong)" if wrong else "")
     )
     print(f"per-class results: {Path(cfg.paths.output_dir) / 'per_class.csv'}")
-    return m
+    return {k: v for k, v in m.items() if k.startswith("test/")}
 
 
 @hydra.main(version_base="1.3", config_path=CONF, config_name="predict")
 def predict(cfg: DictConfig) -> None:
     """Write a Kaggle submission (top-3 words per key_id) for an unlabelled input file."""
     from quickdraw.checkpoints import load_model
-    from quickdraw.submission import write_submission
+    from quickdraw.submission import unreadable_path, write_submission
 
     output = Path(hydra.utils.to_absolute_path(cfg.output))
     try:
         model = load_model(hydra.utils.to_absolute_path(cfg.ckpt_path), cfg.device)
         n, stats = write_submission(
-            model, hydra.utils.to_absolute_path(cfg.input), output, cfg.batch_size
+            model, hydra.utils.to_absolute_path(cfg.input), output, cfg.batch_size, cfg.strict
         )
     except (CheckpointError, ValueError, FileNotFoundError) as e:
         _fail(e)
-    skipped = sum(stats.bad.values())
+    skipped = sum(stats.bad.values()) - len(stats.unreadable)
     print(
         f"{output}: {n} predictions"
-        + (f"; {skipped} unreadable rows skipped: {dict(stats.bad)}" if skipped else "")
+        + (
+            f"; {len(stats.unreadable)} unreadable drawings got the fallback guess "
+            f"(listed in {unreadable_path(output)})"
+            if stats.unreadable
+            else ""
+        )
+        + (f"; {skipped} rows without a usable key_id skipped" if skipped else "")
     )
 
 

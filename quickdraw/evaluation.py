@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,15 @@ from tqdm.auto import tqdm
 
 from quickdraw.data.sampling import fixed_rows
 from quickdraw.data.store import Store, StoreError
-from quickdraw.inference import InputStats, iter_input, load_labels, predict_proba, raster_spec
+from quickdraw.inference import (
+    InputStats,
+    LabelMatcher,
+    iter_input,
+    load_labels,
+    predict_proba,
+    raster_spec,
+    write_unreadable,
+)
 from quickdraw.runs import EVALUATE, RunDir
 from quickdraw.scoring import Scores, score
 
@@ -33,21 +42,48 @@ def store_batches(store: Store, split: str, batch_size: int) -> Iterator[tuple]:
 
 
 def file_batches(
-    path: str, labels_path: str | None, classes: list[str], batch_size: int, stats: InputStats
+    path: str,
+    labels_path: str | None,
+    matcher: LabelMatcher,
+    batch_size: int,
+    stats: InputStats,
+    unreadable_labelled: set[int],
 ) -> Iterator[tuple]:
-    """``(strokes, labels)`` batches of an input file; labels from its word column or ``labels_path``.
+    """(strokes, labels) of the readable rows whose label names a class, in any accepted spelling.
 
-    Rows whose word is missing or names no class are counted in ``stats.bad``.
+    Labelled rows whose drawing cannot be read are not scored here but counted in
+    ``stats.unreadable`` (with their line) and their key_ids added to ``unreadable_labelled``,
+    to be counted as wrong by :func:`count_as_wrong`.
     """
     labels = load_labels(labels_path) if labels_path else None
-    index = {c: i for i, c in enumerate(classes)}
     for batch in tqdm(iter_input(path, batch_size, stats), desc="evaluate", unit="batch"):
         words = [labels.get(int(k)) for k in batch.key_ids] if labels is not None else batch.words
-        known = np.array([w in index for w in words], bool)
-        stats.bad["unlabelled_or_unknown_word"] += int((~known).sum())
+        target = np.array([-1 if (c := matcher(w)) is None else c for w in words], np.int64)
+        stats.bad["unlabelled_or_unknown_word"] += int((target < 0).sum())
+        unreadable_labelled.update(batch.key_ids[~batch.readable & (target >= 0)].tolist())
+        readable_target = target[batch.readable]
+        known = readable_target >= 0
         if known.any():
             keep = np.flatnonzero(known)
-            yield batch.strokes.select(keep), np.array([index[words[i]] for i in keep], np.int64)
+            yield batch.strokes.select(keep), readable_target[keep]
+
+
+def count_as_wrong(metrics: dict[str, float], scored: int, wrong: int) -> dict[str, float]:
+    """Metrics over ``scored`` drawings, rescaled as if ``wrong`` more were scored and all missed.
+
+    Every metric here is a mean over drawings of a 0..1 score, so an unreadable drawing adds 0.
+    """
+    total = scored + wrong
+    return {k: (v * scored / total if total else 0.0) for k, v in metrics.items()}
+
+
+def unmatched_message(matcher: LabelMatcher, classes: list[str]) -> str:
+    r = matcher.report()
+    return (
+        f"{r['count']} labels name no class of the checkpoint (first: {', '.join(map(repr, r['first']))}); "
+        f"matching ignores case, surrounding spaces and '_' for ' '. Classes: {', '.join(classes[:10])}"
+        + (" ..." if len(classes) > 10 else "")
+    )
 
 
 def evaluate(
@@ -62,14 +98,18 @@ def evaluate(
 ) -> tuple[Scores, dict[str, Any]]:
     """Score ``model`` on ``input`` (with ``labels``) or ``store``'s ``split``; write the evaluation folder.
 
-    Writes ``out/metrics.json`` (kind ``evaluate``) and ``out/per_class.csv``. Raises ``ValueError``
-    when neither input nor store is given or nothing labelled could be scored, ``StoreError``
-    when the store's classes differ from the model's.
+    Writes ``out/metrics.json`` (kind ``evaluate``; metrics count unreadable labelled drawings as
+    wrong), ``out/per_class.csv`` and, when some drawings cannot be read, ``out/unreadable.csv``
+    (source, line, key_id, reason). Raises ``ValueError`` when neither input nor store is given,
+    when no label names a class, or when nothing labelled could be scored; ``StoreError`` when
+    the store's classes differ from the model's.
     """
     classes = list(model.hparams.classes)
     stats = InputStats()
+    matcher = LabelMatcher(classes)
+    unreadable_labelled: set[int] = set()
     if input:
-        batches = file_batches(input, labels, classes, batch_size, stats)
+        batches = file_batches(input, labels, matcher, batch_size, stats, unreadable_labelled)
     elif store:
         st = Store(store)
         if st.classes != classes:
@@ -81,18 +121,41 @@ def evaluate(
         raise ValueError("give input=FILE (with labels=CSV if it has no word column) or store=DIR")
     spec = raster_spec(model)
     scores = score(lambda strokes: predict_proba(model, strokes, spec), batches, classes)
-    if len(scores.labels) == 0:
+    if matcher.unmatched:
+        log.warning("%s", unmatched_message(matcher, classes))
+        if not matcher.matched:
+            raise ValueError(
+                "no label matches a class: nothing can be scored. "
+                + unmatched_message(matcher, classes)
+            )
+    scored = len(scores.labels)
+    wrong = [u for u in stats.unreadable if u.key_id in unreadable_labelled]
+    if scored + len(wrong) == 0:
         raise ValueError(
             f"no labelled drawings to score (bad or unlabelled rows: {dict(stats.bad)})"
         )
     run = RunDir(out)
     run.path.mkdir(parents=True, exist_ok=True)
     result = {
-        **scores.metrics,
-        "drawings": len(scores.labels),
+        **count_as_wrong(scores.metrics, scored, len(wrong)),
+        "drawings": scored + len(wrong),
+        "unreadable_counted_wrong": len(wrong),
         "skipped": dict(stats.bad),
+        "unmatched_labels": matcher.report(),
+        "unreadable": [asdict(u) for u in stats.unreadable[:100]],
         "ckpt_path": str(ckpt_path),
     }
     run.write_metrics(result, EVALUATE)
     scores.per_class_table().to_csv(run.per_class_file, index=False)
+    if stats.unreadable:
+        side = run.path / "unreadable.csv"
+        write_unreadable(side, stats.unreadable)
+        first = ", ".join(f"line {u.line} ({u.reason})" for u in stats.unreadable[:5])
+        log.warning(
+            "%d drawings cannot be read (%s), %d of them labelled and counted as wrong; listed in %s",
+            len(stats.unreadable),
+            first,
+            len(wrong),
+            side,
+        )
     return scores, result

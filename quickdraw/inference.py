@@ -24,6 +24,7 @@ from quickdraw.data.readers import (
     parse_key_id,
 )
 from quickdraw.data.strokes import StrokeBatch
+from quickdraw.files import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -40,62 +41,174 @@ def predict_proba(model, strokes: StrokeBatch, spec: RasterSpec | None = None) -
     return model.predict_proba(images).float().cpu().numpy()
 
 
+@torch.inference_mode()
+def blank_proba(model, spec: RasterSpec | None = None) -> np.ndarray:
+    """(C,) probabilities for an empty canvas: the model's own guess when it sees no drawing.
+
+    The documented fallback for rows whose drawing cannot be read: a checkpoint holds no class
+    frequencies, and a blank input is the closest thing the model has to a class prior.
+    """
+    spec = spec or raster_spec(model)
+    blank = np.zeros((1, spec.channels, spec.size, spec.size), np.uint8)
+    return model.predict_proba(to_tensor(blank).to(model.device)).float().cpu().numpy()[0]
+
+
+def batch_proba(model, batch: InputBatch, spec: RasterSpec, fallback: np.ndarray) -> np.ndarray:
+    """(B, C) probabilities for every row of ``batch``; unreadable rows get ``fallback`` (C,)."""
+    probs = np.broadcast_to(fallback, (len(batch.key_ids), len(fallback))).copy()
+    if batch.readable.any():
+        probs[batch.readable] = predict_proba(model, batch.strokes, spec)
+    return probs
+
+
 @dataclass
 class InputBatch:
+    """Consecutive input rows that have a key_id, in input order.
+
+    ``key_ids``, ``words``, ``lines`` and ``readable`` have one entry per row (B); ``strokes``
+    holds the readable rows only (``readable.sum()`` drawings), in the same order.
+    """
+
     key_ids: np.ndarray
     words: list[str | None]
     strokes: StrokeBatch
+    lines: np.ndarray
+    readable: np.ndarray
+
+
+@dataclass
+class Unreadable:
+    """A row with a key_id whose drawing cannot be read: it still gets a guess (or an error)."""
+
+    source: str
+    line: int | None
+    key_id: int
+    reason: str
+    detail: str
 
 
 @dataclass
 class InputStats:
     rows: int = 0
     bad: Counter = field(default_factory=Counter)
+    unreadable: list[Unreadable] = field(default_factory=list)
 
 
 def iter_input(
     path: str | Path, batch_size: int, stats: InputStats, max_bytes: int = 16 << 30
 ) -> Iterator[InputBatch]:
-    """Stream drawings (any format the converter reads, raw ndjson included) in batches; bad rows are counted."""
-    keys: list[int] = []
-    words: list[str | None] = []
-    drawings: list[np.ndarray] = []
-    lens: list[list[int]] = []
+    """Stream every row with a key_id (any format the converter reads, raw ndjson included) in batches.
+
+    A row whose drawing cannot be read stays in its batch with ``readable`` False and is listed
+    in ``stats.unreadable`` with its line; a row without a usable key_id cannot be answered and
+    is only counted (``stats.bad``) and logged.
+    """
+    rows: list[tuple] = []  # (key_id, word, line, drawing or None)
 
     def flush() -> InputBatch:
-        batch = StrokeBatch.from_parsed(list(zip(drawings, lens, strict=True)))
-        out = InputBatch(np.asarray(keys, np.int64), list(words), batch)
-        keys.clear(), words.clear(), drawings.clear(), lens.clear()
+        batch = StrokeBatch.from_parsed([r[3] for r in rows if r[3] is not None])
+        out = InputBatch(
+            np.array([r[0] for r in rows], np.int64),
+            [r[1] for r in rows],
+            batch,
+            np.array([-1 if r[2] is None else r[2] for r in rows], np.int64),
+            np.array([r[3] is not None for r in rows], bool),
+        )
+        rows.clear()
         return out
 
     for source in discover_sources(path):
         for record in iter_records(source, max_bytes, require_word=False):
             stats.rows += 1
+            line = record.line if isinstance(record, BadRow) else record[0]
             try:
                 if isinstance(record, BadRow):
                     raise record
-                _, key_id, word, _, _, _, drawing = record
-                k = parse_key_id(key_id)
-                pts, stroke_lens = parse_drawing(drawing)
+                key_id = parse_key_id(record[1])
             except BadRow as e:
-                stats.bad[e.reason] += 1
-                if stats.bad[e.reason] <= 3:
-                    log.warning("%s line %s: %s %s", source.name, e.line, e.reason, e.detail)
+                _count_bad(stats, source.name, line, e)
                 continue
-            keys.append(k)
-            words.append(word if isinstance(word, str) and word else None)  # ndjson: any JSON value
-            drawings.append(pts)
-            lens.append(stroke_lens)
-            if len(keys) >= batch_size:
+            word = (
+                record[2] if isinstance(record[2], str) and record[2] else None
+            )  # ndjson: any JSON value
+            try:
+                drawing = parse_drawing(record[6])
+            except BadRow as e:
+                _count_bad(stats, source.name, line, e)
+                stats.unreadable.append(Unreadable(source.name, line, key_id, e.reason, e.detail))
+                drawing = None
+            rows.append((key_id, word, line, drawing))
+            if len(rows) >= batch_size:
                 yield flush()
-    if keys:
+    if rows:
         yield flush()
+
+
+def _count_bad(stats: InputStats, source: str, line: int | None, e: BadRow) -> None:
+    stats.bad[e.reason] += 1
+    if stats.bad[e.reason] <= 3:
+        log.warning("%s line %s: %s %s", source, line, e.reason, e.detail)
+
+
+def write_unreadable(path: Path, unreadable: list[Unreadable], guess: str = "") -> None:
+    """The side file listing unreadable rows: source, line, key_id, reason, detail (and the guess given)."""
+    with atomic_open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["source", "line", "key_id", "reason", "detail"] + (["guess"] if guess else []))
+        for u in unreadable:
+            w.writerow(
+                [u.source, u.line, u.key_id, u.reason, u.detail] + ([guess] if guess else [])
+            )
+
+
+def word_key(word: str) -> str:
+    """The spelling-free form of a class name: ``The_Eiffel_Tower``, `` the eiffel tower`` -> ``the eiffel tower``.
+
+    Kaggle's files (and ``predict``'s output) write spaces as underscores; people change case
+    and leave spaces around words. No two Quick, Draw! classes differ only in these.
+    """
+    return " ".join(word.replace("_", " ").split()).casefold()
+
+
+class LabelMatcher:
+    """Maps labels in any accepted spelling to class ids and remembers those that name no class."""
+
+    def __init__(self, classes: list[str]):
+        self.index = {word_key(c): i for i, c in enumerate(classes)}
+        self.unmatched: Counter = Counter()
+        self.matched = 0
+
+    def __call__(self, word: str | None) -> int | None:
+        """The class id of ``word``; None for a missing label, or (counted) a word naming no class."""
+        if word is None:
+            return None
+        c = self.index.get(word_key(word))
+        if c is None:
+            self.unmatched[word] += 1
+        else:
+            self.matched += 1
+        return c
+
+    def report(self) -> dict:
+        """``{"count": N, "first": [words...]}`` for the labels that matched no class."""
+        return {"count": sum(self.unmatched.values()), "first": list(self.unmatched)[:5]}
 
 
 def load_labels(path: str | Path) -> dict[int, str]:
     """``key_id,word`` (Kaggle's test_labels.csv layout) into a dict."""
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
-        if not reader.fieldnames or not {"key_id", "word"} <= set(reader.fieldnames):
+        if not reader.fieldnames or not {"key_id", "word"} <= {
+            h.strip() for h in reader.fieldnames
+        }:
             raise ValueError(f"{path}: expected columns key_id,word, found {reader.fieldnames}")
-        return {int(r["key_id"]): r["word"] for r in reader}
+        reader.fieldnames = [h.strip() for h in reader.fieldnames]
+        labels = {}
+        for r in reader:
+            try:
+                labels[int(r["key_id"])] = r["word"]
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{path} line {reader.line_num}: key_id {r['key_id']!r} is not an integer"
+                ) from None
+        return labels

@@ -13,7 +13,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from quickdraw.files import atomic_open
-from quickdraw.inference import InputStats, iter_input, predict_proba, raster_spec
+from quickdraw.inference import (
+    InputStats,
+    batch_proba,
+    blank_proba,
+    iter_input,
+    raster_spec,
+    write_unreadable,
+)
 
 log = logging.getLogger("quickdraw.predict")
 
@@ -23,22 +30,60 @@ def submission_word(name: str) -> str:
     return name.replace(" ", "_")
 
 
+class UnreadableRows(ValueError):
+    """strict=true and some rows' drawings cannot be read."""
+
+
 def write_submission(
-    model, input_path: str, output: Path, batch_size: int
+    model, input_path: str, output: Path, batch_size: int, strict: bool = False
 ) -> tuple[int, InputStats]:
-    """Stream ``input_path`` through the model and write ``key_id,word`` rows with the top-3 guesses."""
+    """Stream ``input_path`` through the model and write ``key_id,word`` rows with the top-3 guesses.
+
+    One row per input row with a key_id, in input order. A drawing that cannot be read gets the
+    model's guess for a blank canvas (:func:`~quickdraw.inference.blank_proba`) and is listed,
+    with its line and reason, in ``<output>.unreadable.csv``; with ``strict`` it is an error
+    (:class:`UnreadableRows`) and no file is written.
+    """
     words = np.array([submission_word(c) for c in model.hparams.classes])
     spec = raster_spec(model)
+    fallback = blank_proba(model, spec)
     stats = InputStats()
     n = 0
-    with atomic_open(output, "w", newline="") as f:
+    with atomic_open(output, "w", newline="") as f:  # nothing under output's name on an error
         w = csv.writer(f)
         w.writerow(["key_id", "word"])
         for batch in tqdm(iter_input(input_path, batch_size, stats), desc="predict", unit="batch"):
-            probs = predict_proba(model, batch.strokes, spec)
-            top3 = np.argsort(-probs, axis=1)[:, :3]
+            if strict and stats.unreadable:
+                raise UnreadableRows(_unreadable_message(stats, strict=True))
+            top3 = np.argsort(-batch_proba(model, batch, spec, fallback), axis=1)[:, :3]
             w.writerows(
                 zip(batch.key_ids.tolist(), (" ".join(r) for r in words[top3]), strict=True)
             )
             n += len(top3)
+        if strict and stats.unreadable:
+            raise UnreadableRows(_unreadable_message(stats, strict=True))
+    side = unreadable_path(output)
+    if stats.unreadable:
+        write_unreadable(side, stats.unreadable, " ".join(words[np.argsort(-fallback)[:3]]))
+        log.warning(_unreadable_message(stats) + f"; listed in {side}")
+    else:
+        side.unlink(missing_ok=True)  # a stale list from an earlier run would mislead
     return n, stats
+
+
+def unreadable_path(output: Path) -> Path:
+    """Where the unreadable rows of a submission are listed: ``submission.unreadable.csv``."""
+    return output.with_name(f"{output.stem}.unreadable.csv")
+
+
+def _unreadable_message(stats: InputStats, strict: bool = False) -> str:
+    first = ", ".join(f"line {u.line} ({u.reason})" for u in stats.unreadable[:5])
+    if strict:
+        return (
+            f"strict=true: {len(stats.unreadable)} drawings cannot be read ({first}); fix them, "
+            "or drop strict=true to give them the fallback guess (the model's guess for a blank canvas)"
+        )
+    return (
+        f"{len(stats.unreadable)} drawings cannot be read ({first}); "
+        "they got the fallback guess (the model's guess for a blank canvas)"
+    )

@@ -18,6 +18,7 @@ import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
@@ -26,6 +27,7 @@ import quickdraw  # noqa: F401  (registers the ${project_root:} resolver)
 from quickdraw.checkpoints import AtomicCheckpointIO, optimizer_steps
 from quickdraw.data.sources import ensure_store_of
 from quickdraw.runs import TRAIN, RunDir
+from quickdraw.settings_check import reconcile
 
 log = logging.getLogger("quickdraw.train")
 # Our IterableDataset splits work per worker itself, so its __len__ is exact; the pytree notice is Lightning's own.
@@ -39,6 +41,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     adopt_submitit_ranks()
     run = RunDir(cfg.paths.output_dir)
     run.path.mkdir(parents=True, exist_ok=True)
+    reconcile(cfg)  # before any work: settings that cannot run together are adapted or refused
     L.seed_everything(cfg.seed, workers=True)
 
     # Built by the first process of each node; the other ranks wait for it (data.sources).
@@ -65,6 +68,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         plugins=[AtomicCheckpointIO()],  # a full disk or a kill never leaves half a checkpoint
     )
     _refuse_relaunch_in_multirun(trainer)
+    datamodule.trainer = (
+        trainer  # world size for the per-process share (Lightning sets it again in fit)
+    )
+    datamodule.check_enough_data(needs_validation(trainer, datamodule))
     if ckpt_path:
         log.info("resuming from %s", ckpt_path)
     for lg in loggers:
@@ -160,6 +167,16 @@ def _score_untrainable(
     path = run.frozen_checkpoint
     trainer.save_checkpoint(path, weights_only=False)  # the usual full checkpoint (and no log line)
     return str(path) if trainer.is_global_zero else ""
+
+
+def needs_validation(trainer: L.Trainer, datamodule) -> bool:
+    """Whether the run relies on validation: adaptive quotas, a monitored checkpoint, early stopping."""
+    monitored = any(
+        getattr(cb, "monitor", None)
+        for cb in trainer.callbacks
+        if isinstance(cb, ModelCheckpoint | EarlyStopping)
+    )
+    return trainer.limit_val_batches != 0 and (datamodule.sampling == "adaptive" or monitored)
 
 
 def _refuse_relaunch_in_multirun(trainer: L.Trainer) -> None:

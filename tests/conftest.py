@@ -23,6 +23,7 @@ def _config_schemas():
     configs.register()
 
 SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "quickdraw-sample"
+CASES = SAMPLE.parents[1] / "cases"  # small failing inputs users met (../shared/cases/README.md)
 HEADER = ["countrycode", "drawing", "key_id", "recognized", "timestamp", "word"]
 SQUARE = [[[10, 200, 200, 10, 10], [10, 10, 200, 200, 10]]]
 LINE = [[[0, 255], [128, 128]]]
@@ -58,3 +59,11 @@ def sample_dir() -> Path:
     if not (SAMPLE / "train_simplified.zip").is_file():
         pytest.skip(f"real Quick, Draw! sample not found at {SAMPLE}")
     return SAMPLE
+
+
+@pytest.fixture
+def cases() -> Path:
+    """``../shared/cases``: the failing inputs the reliability guarantees are checked on."""
+    if not (CASES / "README.md").is_file():
+        pytest.skip(f"failing-input cases not found at {CASES}")
+    return CASES

@@ -101,13 +101,15 @@ def drawings(tmp_path_factory) -> list[tuple[str, list]]:
     return out
 
 
-def save_untrained(path: Path, net: dict, encoding: str = "gray", size: int = 32) -> Path:
+def save_untrained(
+    path: Path, net: dict, encoding: str = "gray", size: int = 32, classes=CLASSES
+) -> Path:
     """A checkpoint with the keys ``load_from_checkpoint`` reads, without training."""
     spec = RasterSpec(size=size, encoding=encoding)
     module = QuickDrawModule(
         net=net,
         optimizer=OPTIMIZER,
-        classes=list(CLASSES),
+        classes=list(classes),
         in_channels=spec.channels,
         raster=asdict(spec),
     )

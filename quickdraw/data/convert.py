@@ -546,6 +546,7 @@ def _report(manifest: Manifest, receipts: dict, seconds: float) -> None:
         seconds,
         read / max(seconds, 1e-9),
     )
+    _warn_empty_splits(manifest)
     if manifest.bad_rows:
         log.warning(
             "bad rows skipped: %s", ", ".join(f"{k} {v}" for k, v in manifest.bad_rows.items())
@@ -554,3 +555,21 @@ def _report(manifest: Manifest, receipts: dict, seconds: float) -> None:
             log.warning("  %s line %s: %s %s", e["file"], e["line"], e["reason"], e["detail"])
     if manifest.filtered:
         log.info("rows filtered out on purpose: %s", manifest.filtered)
+
+
+def _warn_empty_splits(manifest: Manifest) -> None:
+    """A class with rows but none in a split (a small class, or a fraction of 0) is said aloud:
+    training then has no validation or no test drawings of it."""
+    fractions = {s: manifest.settings.get(f"{s}_fraction") for s in SPLITS}
+    for split, counts in manifest.counts.items():
+        empty = [c for c, n in zip(manifest.classes, counts, strict=True) if n == 0]
+        if empty and fractions.get(split) != 0:
+            log.warning(
+                "%d of %d classes have no %s drawings (e.g. %s); raise settings.%s_fraction "
+                "or convert more drawings of them",
+                len(empty),
+                len(manifest.classes),
+                split,
+                ", ".join(map(repr, empty[:5])),
+                split,
+            )

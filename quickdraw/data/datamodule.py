@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 SAMPLING_MODES = ("adaptive", "fixed")
 
 
+class NotEnoughData(ValueError):
+    """The data cannot feed the run as configured: the message names the numbers and the settings to change."""
+
+
 class QuickDrawDataModule(L.LightningDataModule):
     """Epochs of ``quota[c]`` drawings per class, rasterised on the fly; fixed val/test sets.
 
@@ -130,6 +134,39 @@ class QuickDrawDataModule(L.LightningDataModule):
         if not np.all(np.isfinite(q)) or (q < 0).any():
             raise ValueError("quotas must be finite and non-negative")
         self.quotas = np.rint(q).astype(np.int64)
+        self.check_epoch_has_a_batch()
+
+    # -- enough data to train on -----------------------------------------------------------------
+    def check_enough_data(self, needs_val: bool) -> None:
+        """Raise :class:`NotEnoughData` before training when an epoch yields no batch, or the
+        validation set is empty while ``needs_val`` (best checkpoint, adaptive sampling, early stopping)."""
+        self.check_epoch_has_a_batch()
+        val = len(fixed_rows(self.store["val"], self.val_per_class, self.seed))
+        if needs_val and val == 0:
+            raise NotEnoughData(
+                f"the validation split of {self.store.path} is empty "
+                f"({self.store.manifest.rows.get('val', 0)} rows, data.val_per_class={self.val_per_class}), "
+                "but this run needs validation (best checkpoint, adaptive sampling or early stopping). "
+                "Convert again with a larger settings.val_fraction, or more drawings"
+            )
+
+    def check_epoch_has_a_batch(self) -> None:
+        """Raise :class:`NotEnoughData` when the current quotas give this process no training batch."""
+        self._require_setup()
+        index = self.store["train"]
+        drawings = int(np.minimum(self.quotas, index.class_rows).sum())
+        world = self._rank()[1]
+        per_rank = drawings // world
+        if per_rank >= self.batch_size or (not self.drop_last and per_rank > 0):
+            return
+        raise NotEnoughData(
+            f"an epoch holds {drawings} training drawings ({self.num_classes} classes, "
+            f"data.per_class={self.per_class}, quotas capped by {int(index.class_rows.sum())} training rows)"
+            + (f", {per_rank} per process for {world} processes" if world > 1 else "")
+            + f": fewer than one batch of data.batch_size={self.batch_size} (drop_last drops it), "
+            "so no training step would run. Lower data.batch_size, raise data.per_class, "
+            "or give more drawings (a smaller settings.val_fraction/test_fraction keeps more for training)"
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {"quotas": None if self.quotas is None else self.quotas.tolist()}
@@ -186,7 +223,15 @@ class QuickDrawDataModule(L.LightningDataModule):
         index = self.store[split]
         rows = fixed_rows(index, per_class, self.seed)
         dataset = StrokeDataset(
-            index, rows, self.raster, self.eval_batch_size, None, self.seed, 0, *self._rank()
+            index,
+            rows,
+            self.raster,
+            self.eval_batch_size,
+            None,
+            self.seed,
+            0,
+            *self._rank(),
+            evaluation=True,
         )
         return self._loader(dataset)
 

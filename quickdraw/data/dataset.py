@@ -14,7 +14,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from quickdraw.data.augment import StrokeAugment
 from quickdraw.data.raster import RasterSpec, to_tensor
-from quickdraw.data.sampling import batch_bounds, shard, worker_batches
+from quickdraw.data.sampling import batch_bounds, eval_shard, shard, worker_batches
 from quickdraw.data.store import SplitIndex
 
 Batch = dict[str, torch.Tensor]
@@ -40,9 +40,17 @@ class StrokeDataset(IterableDataset):
         world_size: int = 1,
         drop_last: bool = False,
         read_block: int = 8192,
+        evaluation: bool = False,
     ):
         self.index = index
-        self.rows = shard(np.asarray(rows, np.int64), rank, world_size)
+        rows = np.asarray(rows, np.int64)
+        # Training drops up to world_size - 1 rows of a fresh sample; evaluation scores every row
+        # once, padding shares to equal length and marking the padding in batch["valid"].
+        self.valid = None
+        if evaluation:
+            self.rows, self.valid = eval_shard(rows, rank, world_size)
+        else:
+            self.rows = shard(rows, rank, world_size)
         self.raster, self.augment = raster, augment
         self.batch_size, self.drop_last = batch_size, drop_last
         self.seed, self.epoch, self.rank = seed, epoch, rank
@@ -66,9 +74,15 @@ class StrokeDataset(IterableDataset):
             block = self.index.gather(self.rows[first:last])
             for b in range(b0, b1):
                 lo, hi = self.bounds[b] - first, self.bounds[b + 1] - first
-                yield self.make_batch(block.select(np.arange(lo, hi)), rng)
+                batch = self.make_batch(block.select(np.arange(lo, hi)), rng)
+                if self.valid is not None:
+                    batch["valid"] = torch.from_numpy(
+                        self.valid[self.bounds[b] : self.bounds[b + 1]]
+                    )
+                yield batch
 
     def make_batch(self, rows, rng: np.random.Generator) -> Batch:
+        """``image`` (B, C, H, W) uint8, ``label`` and ``key_id`` (B,) int64; evaluation adds ``valid`` (B,) bool."""
         strokes = self.augment(rows.strokes, rng) if self.augment is not None else rows.strokes
         return {
             "image": to_tensor(self.raster(strokes)),

@@ -75,9 +75,7 @@ def image_to_strokes(gray: np.ndarray, work: int = 1024) -> list[np.ndarray] | N
     if np.median(gray) < 128:  # light ink on a dark background: make the ink dark
         gray = 255 - gray
     # How much darker each pixel is than the paper around it: shading across a photo cancels out.
-    k = max(3, (max(gray.shape) // 32) | 1)
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-    ink = cv2.subtract(cv2.medianBlur(cv2.dilate(gray, disc), k), gray)
+    ink = cv2.subtract(paper_brightness(gray), gray)
     if int(ink.max()) < MIN_CONTRAST:
         return None
     _, mask = cv2.threshold(ink, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
@@ -95,6 +93,31 @@ def image_to_strokes(gray: np.ndarray, work: int = 1024) -> list[np.ndarray] | N
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     strokes = trace(thin(cv2.resize(crop, size, interpolation=interp) >= 128))
     return strokes or None
+
+
+# The widest pen the paper estimate sees through, as a fraction of the image's longer side.
+MAX_PEN = 0.12
+_PAPER_SIDE = 160  # the paper is estimated on a copy this size: light varies slowly, and it is fast
+
+
+def paper_brightness(gray: np.ndarray) -> np.ndarray:
+    """The paper's brightness under every pixel (H, W) uint8, as if the ink were not there.
+
+    A grey-level closing (dilate, then median) with a disc wider than the widest pen
+    (``MAX_PEN`` of the longer side) replaces every stroke by the paper around it; a smaller
+    disc leaves the middle of a thick stroke dark, so only its edges would count as ink and
+    thinning would trace both edges instead of the pen's centre line. Done on a small copy:
+    uneven light changes over far more than a pen width.
+    """
+    h, w = gray.shape
+    f = min(1.0, _PAPER_SIDE / max(h, w))
+    small = cv2.resize(
+        gray, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA
+    )
+    k = max(3, int(MAX_PEN * max(small.shape)) | 1)
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    paper = cv2.medianBlur(cv2.dilate(small, disc), k)
+    return cv2.resize(paper, (w, h), interpolation=cv2.INTER_LINEAR) if f < 1 else paper
 
 
 def _drop_specks(mask: np.ndarray) -> np.ndarray:

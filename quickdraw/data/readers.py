@@ -12,6 +12,8 @@ import functools
 import gzip
 import hashlib
 import io
+import json
+import logging
 import re
 import sys
 import zipfile
@@ -26,6 +28,8 @@ from quickdraw.data.formats import ParsedDrawing
 from quickdraw.data.simplify import simplify_drawing
 
 csv.field_size_limit(sys.maxsize)  # a drawing is one (long) CSV field
+log = logging.getLogger(__name__)
+_DECODER = json.JSONDecoder()  # raw_decode splits glued objects (orjson reads one value only)
 
 SUFFIXES = (".csv", ".csv.gz", ".ndjson", ".ndjson.gz", ".bin", ".bin.gz", ".npz")
 REQUIRED_CSV = ("drawing", "key_id")
@@ -264,36 +268,83 @@ def _iter_csv(source: Source, text, require_word: bool) -> Iterator[Record | Bad
 
 
 def _iter_ndjson(source: Source, text) -> Iterator[Record | BadRow]:
-    first = True
+    """Records of an ndjson file, in order; a line holding several glued objects yields each.
+
+    Files joined with ``cat`` where one lacked its final newline hold ``}{`` on a line; those
+    objects are split and read, and counted in one warning. The file is refused as not ndjson
+    only when no line holds a Quick, Draw! record; until the first record is seen, bad lines
+    are held back so that the refusal can name the file instead of counting every line.
+    """
+    held: list[BadRow] = []
+    found = False
+    glued_lines = glued_records = 0
     for line_no, line in enumerate(text, 1):
         if not line.strip():
             continue
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError as e:
-            if first:
-                raise QuickDrawFormatError(
-                    f"{source.name}: line {line_no} is not JSON; not an ndjson file"
-                ) from e
-            yield BadRow("bad_json", str(e)[:80], line_no)
-            continue
-        if not isinstance(obj, dict) or "drawing" not in obj:
-            if first:
-                raise QuickDrawFormatError(
-                    f"{source.name}: line {line_no} is not a Quick, Draw! ndjson object (no 'drawing')"
-                )
-            yield BadRow("bad_structure", "not a JSON object with a 'drawing'", line_no)
-            continue
-        first = False
-        yield (
-            line_no,
-            obj.get("key_id"),
-            obj.get("word"),
-            obj.get("countrycode"),
-            obj.get("recognized"),
-            obj.get("timestamp"),
-            obj["drawing"],
+        objs, error = _json_objects(line)
+        if len(objs) > 1:
+            glued_lines += 1
+            glued_records += len(objs)
+        rows: list[Record | BadRow] = [_ndjson_record(obj, line_no) for obj in objs]
+        if error is not None:
+            rows.append(BadRow("bad_json", error, line_no))
+        for row in rows:
+            if isinstance(row, BadRow) and not found:
+                held.append(row)
+                continue
+            if not found:
+                found = True
+                yield from held
+                held.clear()
+            yield row
+    if held:
+        first = held[0]
+        raise QuickDrawFormatError(
+            f"{source.name}: no line holds a Quick, Draw! record (a JSON object with a 'drawing'); "
+            f"line {first.line} {'is not JSON' if first.reason == 'bad_json' else 'is JSON but not a record'}; "
+            "not an ndjson file"
         )
+    if glued_lines:
+        log.warning(
+            "%s: %d lines held several JSON objects with no newline between them; "
+            "split into %d records (files joined without a final newline?)",
+            source.name,
+            glued_lines,
+            glued_records,
+        )
+
+
+def _json_objects(line: str) -> tuple[list, str | None]:
+    """The JSON values on one line, and an error for an unreadable rest (None when all was read)."""
+    try:
+        return [orjson.loads(line)], None
+    except orjson.JSONDecodeError as e:
+        first_error = str(e)[:80]
+    objs: list = []
+    pos, end = 0, len(line.rstrip())
+    while pos < end:
+        try:
+            obj, pos = _DECODER.raw_decode(line, pos)
+        except ValueError:
+            return objs, first_error if not objs else f"unreadable JSON after object {len(objs)}"
+        objs.append(obj)
+        while pos < end and line[pos].isspace():
+            pos += 1
+    return objs, None
+
+
+def _ndjson_record(obj, line_no: int) -> Record | BadRow:
+    if not isinstance(obj, dict) or "drawing" not in obj:
+        return BadRow("bad_structure", "not a JSON object with a 'drawing'", line_no)
+    return (
+        line_no,
+        obj.get("key_id"),
+        obj.get("word"),
+        obj.get("countrycode"),
+        obj.get("recognized"),
+        obj.get("timestamp"),
+        obj["drawing"],
+    )
 
 
 def parse_key_id(value) -> int:

@@ -87,6 +87,24 @@ def shard(rows: np.ndarray, rank: int, world_size: int) -> np.ndarray:
     return rows[rank * per_rank : (rank + 1) * per_rank]
 
 
+def eval_shard(rows: np.ndarray, rank: int, world_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """This rank's share of evaluation rows, padded to the same length on every rank, and a mask.
+
+    Returns (rows, valid): shares of ``len // world_size`` or one more rows, contiguous, covering
+    every row exactly once; ranks with the shorter share repeat one of their rows (or the first
+    row) at the end with ``valid`` False, so every rank runs as many batches (collectives stay
+    in step) and the padding is left out of the metrics and the per-class counts.
+    """
+    if not len(rows):
+        return rows, np.zeros(0, bool)
+    per_rank = -(-len(rows) // world_size)
+    bounds = np.linspace(0, len(rows), world_size + 1).round().astype(np.int64)
+    mine = rows[bounds[rank] : bounds[rank + 1]]
+    pad = per_rank - len(mine)
+    filler = np.full(pad, mine[0] if len(mine) else rows[0], rows.dtype)
+    return np.concatenate([mine, filler]), np.arange(per_rank) < len(mine)
+
+
 def batch_bounds(n: int, batch_size: int, drop_last: bool) -> np.ndarray:
     """Start offsets of the batches over n rows, plus n at the end."""
     stop = n - n % batch_size if drop_last else n

@@ -40,6 +40,15 @@ def _plain(value: Any) -> Any:
     )
 
 
+def scored_rows(logits: Tensor, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """(logits, target) of the rows to score: padding that evens out DDP shares (``valid`` False) is dropped."""
+    valid = batch.get("valid")
+    if valid is None:
+        return logits, batch["label"]
+    valid = valid.to(logits.device)
+    return logits[valid], batch["label"][valid]
+
+
 def _to_unit(images: Tensor) -> Tensor:
     # The loader keeps uint8 (4x less host-to-device traffic); floats are taken as already scaled.
     return images.float() / 255 if images.dtype == torch.uint8 else images
@@ -173,29 +182,32 @@ class QuickDrawModule(L.LightningModule):
         self._class_acc_now = None
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        preds = self._eval_step(batch, "val")
+        preds, target = self._eval_step(batch, "val")
         if self._figures_now and self.trainer.is_global_zero:
-            self.samples.add(batch["image"], preds, batch["label"])
+            images = batch["image"] if "valid" not in batch else batch["image"][batch["valid"]]
+            self.samples.add(images, preds, target)
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "test")
 
-    def _eval_step(self, batch: dict[str, Tensor], split: str) -> Tensor:
-        """Update the split's metrics and confusion counts; returns the (B,) top-1 predictions."""
-        target = batch["label"]
-        logits = self(batch["image"])
+    def _eval_step(self, batch: dict[str, Tensor], split: str) -> tuple[Tensor, Tensor]:
+        """Update the split's metrics and confusion counts with the batch's scored rows (DDP
+        padding left out); returns their (N,) top-1 predictions and targets."""
+        logits, target = scored_rows(self(batch["image"]), batch)
         self.log(
             f"{split}/loss",
-            F.cross_entropy(logits, target),
+            # A sum over no rows is 0, and batch_size=0 gives it no weight in the epoch's mean.
+            F.cross_entropy(logits, target, reduction="sum") / max(len(target), 1),
             on_epoch=True,
             prog_bar=split == "val",
             sync_dist=True,
             batch_size=len(target),
         )
         preds = logits.argmax(dim=-1)
-        getattr(self, f"{split}_metrics").update(logits, target)
-        getattr(self, f"{split}_confmat").update(preds, target)
-        return preds
+        if len(target):  # a batch of padding only: torchmetrics refuses empty updates
+            getattr(self, f"{split}_metrics").update(logits, target)
+            getattr(self, f"{split}_confmat").update(preds, target)
+        return preds, target
 
     def val_class_accuracy(self) -> np.ndarray:
         """(C,) per-class accuracy of the validation that just ended, over every rank; NaN for
