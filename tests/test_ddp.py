@@ -21,8 +21,6 @@ import pytest
 from omegaconf import OmegaConf
 
 from quickdraw.callbacks.adaptive_sampler import AdaptiveSampler, adaptive_quotas
-from quickdraw.data import synthetic
-from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.data.sampling import epoch_rows
 from quickdraw.data.store import Store
 
@@ -71,13 +69,9 @@ class RankRecord(L.Callback):
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("synthetic")
-    classes = sorted(synthetic.CLASSES)[:NUM_CLASSES]
-    synthetic.generate(root / "csv", per_class=80, classes=classes, seed=0, progress=False)
-    settings = ConvertSettings(val_fraction=0.2, test_fraction=0.2)
-    convert(root / "csv", root / "store", settings, progress=False)
-    return root / "store"
+def store(tiny_store) -> Path:
+    assert len(Store(tiny_store).classes) == NUM_CLASSES
+    return tiny_store
 
 
 @pytest.fixture(scope="module")
