@@ -14,8 +14,6 @@ import argparse
 import json
 import logging
 import re
-import subprocess
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -521,20 +519,6 @@ def write_report(
     (out / "report.md").write_text("\n".join(md))
     log.info("report: %s", out / "report.md")
     return out / "report.md"
-
-
-def demo_runs(sweep_dir: str | Path, overrides: Sequence[str] = ()) -> Path:
-    """Two smoke runs, fixed and adaptive sampling, as one sweep folder; trained only when missing."""
-    sweep_dir = Path(sweep_dir)
-    if sweep_dir.is_dir() and len(find_runs([sweep_dir])) >= 2:
-        return sweep_dir
-    cmd = [sys.executable, "-m", "quickdraw.train", "--multirun", "experiment=smoke",
-           "data.sampling=fixed,adaptive", f"hydra.sweep.dir={sweep_dir}",
-           "callbacks.progress_bar.refresh_rate=0", *overrides]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-4000:]}")
-    return sweep_dir
 
 
 def main(argv: Sequence[str] | None = None) -> None:
