@@ -4,9 +4,9 @@
     python scripts/readme_figures.py [--compare outputs/compare] [--out docs/figures]
 
 The drawings grid is the exploration notebook's own grid (``notebooks/01_data_exploration.ipynb``
-run with ``DATA = "sample"``); learning curves, scores, quotas and confused pairs are
-``python -m quickdraw.report``'s figures for the comparison runs. Needs the ``tests`` extra
-(nbclient) and ``../shared/data/quickdraw-sample``.
+run with ``DATA = "sample"`` by the tests' notebook runner, ``tests/notebook_runner.py``); learning
+curves, scores, quotas and confused pairs are ``python -m quickdraw.report``'s figures for the
+comparison runs. Needs the ``tests`` extra (nbclient) and ``../shared/data/quickdraw-sample``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,9 @@ def main() -> None:
         sys.exit(f"{args.compare} not found: run scripts/compare_models.py first")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("tensorboard").setLevel(logging.WARNING)
-    from quickdraw.notebook import execute, section_images
+    sys.path.insert(0, str(ROOT / "tests"))  # the notebook runner is test tooling, not the package
+    from notebook_runner import execute, section_images
+
     from quickdraw.report import write_report
 
     args.out.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from conftest import LINE, SQUARE, kaggle_row, write_csv
+from conftest import squares_and_lines
 
 from quickdraw.callbacks.adaptive_sampler import AdaptiveSampler
 from quickdraw.data.convert import ConvertSettings, convert
@@ -35,11 +35,7 @@ def test_mode_and_floor_are_checked():
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("sampler")
-    for w, word in enumerate(("a", "b", "c")):
-        write_csv(
-            root / "src" / f"{word}.csv",
-            [kaggle_row(1000 * (w + 1) + i, word, SQUARE if i % 2 else LINE) for i in range(300)],
-        )
+    squares_and_lines(root / "src", {"a": 300, "b": 300, "c": 300}, suffix=".csv")
     convert(
         root / "src",
         root / "store",

@@ -7,7 +7,6 @@ import io
 import json
 import zipfile
 from itertools import islice
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,10 +14,6 @@ import pytest
 from quickdraw.data.augment import StrokeAugment, bbox_centres
 from quickdraw.data.raster import RasterSpec
 from quickdraw.data.strokes import StrokeBatch
-
-SAMPLE_ZIP = (
-    Path(__file__).resolve().parents[1] / "../shared/data/quickdraw-sample/train_simplified.zip"
-)
 
 OFF = {
     "scale": (1.0, 1.0),
@@ -177,12 +172,10 @@ def test_real_drawings_survive(sample_drawings: list) -> None:
 
 
 @pytest.fixture(scope="module")
-def sample_drawings() -> list:
+def sample_drawings(sample_dir) -> list:
     """Real drawings from the shared sample, or a skip when it is absent."""
-    if not SAMPLE_ZIP.exists():
-        pytest.skip(f"sample data not found at {SAMPLE_ZIP}")
     drawings = []
-    with zipfile.ZipFile(SAMPLE_ZIP) as zf:
+    with zipfile.ZipFile(sample_dir / "train_simplified.zip") as zf:
         for name in zf.namelist()[::20]:
             with zf.open(name) as f:
                 rows = csv.DictReader(io.TextIOWrapper(f, encoding="utf-8"))

@@ -9,7 +9,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from conftest import LINE, SQUARE, kaggle_row, write_csv
+from conftest import kaggle_row, squares_and_lines, write_csv
 
 from quickdraw.data import sources as sources_mod
 from quickdraw.data.convert import ConvertSettings, convert
@@ -24,12 +24,8 @@ WORDS = ("ant", "bee", "cat", "dog")
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
-    for w_i, word in enumerate(WORDS):
-        rows = [
-            kaggle_row(10_000 * (w_i + 1) + i, word, SQUARE if i % 2 else LINE)
-            for i in range(400 + 100 * w_i)
-        ]
-        write_csv(root / "src" / f"{word}.csv.gz", rows)
+    rows = {word: 400 + 100 * w for w, word in enumerate(WORDS)}
+    squares_and_lines(root / "src", rows, key_base=10_000)
     convert(
         root / "src",
         root / "store",

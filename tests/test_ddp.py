@@ -18,11 +18,10 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from quickdraw.callbacks.adaptive_sampler import AdaptiveSampler
-from quickdraw.data import synthetic
-from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.data.sampling import epoch_rows
 from quickdraw.data.store import Store
 from quickdraw.hardness import adaptive_quotas
@@ -52,9 +51,13 @@ class RankRecord(L.Callback):
         if trainer.sanity_checking:
             return
         record = self._epoch(trainer)
-        record["val_keys"] += batch["key_id"].tolist()
-        record["preds"] += outputs["preds"].tolist()
-        record["target"] += outputs["target"].tolist()
+        # What this rank scored: its rows (DDP padding left out) and the model's top-1 on them.
+        valid = batch["valid"] if "valid" in batch else torch.ones_like(batch["label"], dtype=bool)
+        with torch.no_grad():
+            preds = pl_module(batch["image"]).argmax(-1)
+        record["val_keys"] += batch["key_id"][valid].tolist()
+        record["preds"] += preds[valid].tolist()
+        record["target"] += batch["label"][valid].tolist()
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking:
@@ -72,13 +75,9 @@ class RankRecord(L.Callback):
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("synthetic")
-    classes = sorted(synthetic.CLASSES)[:NUM_CLASSES]
-    synthetic.generate(root / "csv", per_class=80, classes=classes, seed=0, progress=False)
-    settings = ConvertSettings(val_fraction=0.2, test_fraction=0.2)
-    convert(root / "csv", root / "store", settings, progress=False)
-    return root / "store"
+def store(tiny_store) -> Path:
+    assert len(Store(tiny_store).classes) == NUM_CLASSES
+    return tiny_store
 
 
 @pytest.fixture(scope="module")

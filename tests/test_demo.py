@@ -18,14 +18,13 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from conftest import DEMO_CLASSES, OPTIMIZER, RESNET
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from quickdraw.app import build_app, find_checkpoint, input_view, launch, respond
 from quickdraw.checkpoints import CheckpointError
 from quickdraw.data import synthetic
-from quickdraw.data.augment import StrokeAugment
-from quickdraw.data.datamodule import QuickDrawDataModule
 from quickdraw.data.raster import UNTIMED as UNKNOWN_TIME
 from quickdraw.data.raster import RasterSpec
 from quickdraw.data.readers import parse_drawing
@@ -42,47 +41,7 @@ from quickdraw.serving import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-# Shapes a mouse can draw and that look nothing alike: the browser test draws two of them.
-CLASSES = ("circle", "square", "triangle", "zigzag")
-RESNET = {"_target_": "quickdraw.models.components.resnet.resnet18", "stem": "imagenet"}
-OPTIMIZER = {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 3e-3}
-
-
-@pytest.fixture(scope="session")
-def demo_checkpoint(tmp_path_factory) -> Path:
-    """A ResNet18 that tells CLASSES apart at 32 px, trained for ~15 s (2 idle cores) on generated doodles.
-
-    The browser test imports this fixture too; the file on disk makes it one training per session.
-    """
-    root = tmp_path_factory.getbasetemp() / "demo-model"
-    ckpt = root / "model.ckpt"
-    if ckpt.is_file():
-        return ckpt
-    synthetic.generate(
-        root / "csv", per_class=600, classes=CLASSES, seed=0, progress=False, workers=1
-    )
-    spec = RasterSpec(size=32)
-    dm = QuickDrawDataModule(
-        source=str(root / "csv"), cache_dir=str(root / "cache"), sampling="fixed", per_class=320,
-        val_per_class=30, test_per_class=30, batch_size=64, raster=spec, augment=StrokeAugment(),
-    )  # fmt: skip
-    dm.prepare_data()
-    dm.setup("fit")
-    L.seed_everything(0)
-    model = QuickDrawModule(
-        net=RESNET,
-        optimizer=OPTIMIZER,
-        classes=dm.classes,
-        raster=asdict(spec),
-        log_images_every_n_epochs=0,
-    )
-    trainer = L.Trainer(
-        max_epochs=3, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(root),
-    )  # fmt: skip
-    trainer.fit(model, datamodule=dm)
-    trainer.save_checkpoint(ckpt, weights_only=False)
-    return ckpt
+CLASSES = DEMO_CLASSES  # those conftest's demo_checkpoint tells apart
 
 
 @pytest.fixture(scope="module")

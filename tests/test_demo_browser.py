@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_demo import demo_checkpoint, free_port  # noqa: F401  (session fixture: one training run)
+from test_demo import free_port
 
 from quickdraw.serving import HINT
 
@@ -45,7 +45,7 @@ MEASURE_JS = """() => {
 
 
 @pytest.fixture(scope="module")
-def server(demo_checkpoint, tmp_path_factory) -> Iterator[str]:  # noqa: F811
+def server(demo_checkpoint, tmp_path_factory) -> Iterator[str]:
     """The real entry point in a subprocess on a free loopback port; always stopped afterwards."""
     port, run_dir = free_port(), tmp_path_factory.mktemp("demo-run")
     log = open(run_dir / "server.log", "w")  # noqa: SIM115  (closed below, after the process)

@@ -25,7 +25,6 @@ from quickdraw.data.download import category_url, download_all, fetch, load_cate
 from quickdraw.data.formats import binary
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_ZIP = ROOT.parent / "shared" / "data" / "quickdraw-sample" / "train_simplified.zip"
 WORDS = ("cat", "The Eiffel Tower", "teddy-bear")
 CUT = 50_000  # bytes a faulty response sends before the connection goes away
 
@@ -141,10 +140,8 @@ def test_categories_resource_lists_googles_345() -> None:
     assert all(n == n.strip() and n for n in names)
 
 
-def test_categories_cover_kaggle_sample() -> None:
-    if not SAMPLE_ZIP.exists():
-        pytest.skip(f"real sample not found at {SAMPLE_ZIP}")
-    with zipfile.ZipFile(SAMPLE_ZIP) as zf:
+def test_categories_cover_kaggle_sample(sample_dir) -> None:
+    with zipfile.ZipFile(sample_dir / "train_simplified.zip") as zf:
         words = {Path(n).stem for n in zf.namelist() if n.endswith(".csv")}
     assert len(words) == 344
     assert words <= set(load_categories())

@@ -12,9 +12,8 @@ import pytest
 
 # The generated store and the trained checkpoint of test_train.py, shared (session fixtures):
 # pytest fixtures are used as parameters of the same name, which ruff counts as redefinitions.
-# ruff: noqa: F811
-from test_train import _cli, smoke_run, tiny_store  # noqa: F401
-from tiny import CLASSES
+from conftest import TINY_CLASSES as CLASSES
+from conftest import run_module
 
 from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.data.formats import binary, sketchrnn
@@ -276,12 +275,12 @@ def test_evaluate_and_predict_read_binary_and_sketchrnn_inputs(smoke_run, tiny_s
         )
     n = len(rows)
     for kind in ("bin", "npz"):
-        r = _cli("quickdraw.evaluate", f"ckpt_path={smoke_run / 'checkpoints' / 'best.ckpt'}",
+        r = run_module("quickdraw.evaluate", f"ckpt_path={smoke_run / 'checkpoints' / 'best.ckpt'}",
                  f"input={tmp_path / kind}", cwd=tmp_path)  # fmt: skip
         assert r.returncode == 0, r.stderr
         assert f"{n} drawings: top-1" in r.stdout
         out = tmp_path / f"{kind}.csv"
-        r = _cli("quickdraw.predict", f"ckpt_path={smoke_run / 'checkpoints' / 'best.ckpt'}",
+        r = run_module("quickdraw.predict", f"ckpt_path={smoke_run / 'checkpoints' / 'best.ckpt'}",
                  f"input={tmp_path / kind}", f"output={out}", cwd=tmp_path)  # fmt: skip
         assert r.returncode == 0, r.stderr
         lines = out.read_text().splitlines()[1:]

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nbformat
 import pytest
-
-from quickdraw.notebook import execute, images
+from conftest import GENERATED_PER_CLASS
+from nbclient.exceptions import CellExecutionError
+from notebook_runner import execute, images
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-
-
-def demo_parameters(base: Path) -> dict:
-    """A small generated set and two smoke runs on it, shared with test_report through ``base``."""
-    return {
-        "data_dir": str(base / "data"),
-        "overrides": [f"paths.data_dir={base / 'data'}", "data.synthetic_per_class=120"],
-        "sweep": str(base / "report-demo"),
-    }
 
 
 def test_notebooks_are_committed_without_outputs():
@@ -43,26 +36,32 @@ def test_notebooks_are_committed_without_outputs():
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_data_exploration_notebook_runs(tmp_path_factory, tmp_path):
-    demo = demo_parameters(tmp_path_factory.getbasetemp() / "demo")
+def test_data_exploration_notebook_runs(generated_data_dir, tmp_path):
     nb = execute(
         ROOT / "notebooks" / "01_data_exploration.ipynb",
-        {"DATA_DIR": demo["data_dir"], "SYNTHETIC_PER_CLASS": 120, "STATS_PER_CLASS": 50},
+        {"DATA_DIR": str(generated_data_dir), "SYNTHETIC_PER_CLASS": GENERATED_PER_CLASS,
+         "STATS_PER_CLASS": 50},
         tmp_path,
-    )
+    )  # fmt: skip
     # counts, strokes, per-class strokes, grid, encodings, augmentation, countries
     assert len(images(nb)) >= 7
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_results_notebook_runs(tmp_path_factory, tmp_path):
-    demo = demo_parameters(tmp_path_factory.getbasetemp() / "demo")
-    nb = execute(
-        ROOT / "notebooks" / "02_results.ipynb",
-        {"DEMO_DIR": demo["sweep"], "DEMO_OVERRIDES": demo["overrides"]},
-        tmp_path,
-    )
+def test_results_notebook_runs(smoke_sweep, tmp_path):
+    shutil.rmtree(smoke_sweep / "report", ignore_errors=True)  # another test's report, if any
+    nb = execute(ROOT / "notebooks" / "02_results.ipynb", {"RUNS": [str(smoke_sweep)]}, tmp_path)
     # learning curves, scores, quotas, confused pairs
     assert len(images(nb)) >= 4
-    assert (Path(demo["sweep"]) / "report" / "report.md").is_file()
+    assert (smoke_sweep / "report" / "report.md").is_file()
+
+
+@pytest.mark.slow
+def test_results_notebook_without_runs_names_the_command_that_makes_some(tmp_path):
+    with pytest.raises(CellExecutionError) as err:
+        execute(ROOT / "notebooks" / "02_results.ipynb", {}, tmp_path)
+    assert "RUNS is empty" in str(err.value)
+    assert "python -m quickdraw.train -m experiment=smoke data.sampling=fixed,adaptive" in str(
+        err.value
+    )

@@ -8,17 +8,12 @@ import io
 import json
 import zipfile
 from itertools import islice
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from quickdraw.data.raster import ENCODINGS, RasterSpec, rasterize, to_tensor
 from quickdraw.data.strokes import StrokeBatch
-
-SAMPLE_ZIP = (
-    Path(__file__).resolve().parents[1] / "../shared/data/quickdraw-sample/train_simplified.zip"
-)
 
 HLINE = [[[0, 255], [128, 128]]]
 TWO_STROKES = [[[10, 240], [40, 40]], [[10, 240], [200, 200]]]
@@ -212,12 +207,10 @@ def test_spec_round_trips_through_plain_dict() -> None:
 
 
 @pytest.fixture(scope="module")
-def sample_drawings() -> list:
+def sample_drawings(sample_dir) -> list:
     """Real drawings from the shared sample, or a skip when it is absent."""
-    if not SAMPLE_ZIP.exists():
-        pytest.skip(f"sample data not found at {SAMPLE_ZIP}")
     drawings = []
-    with zipfile.ZipFile(SAMPLE_ZIP) as zf:
+    with zipfile.ZipFile(sample_dir / "train_simplified.zip") as zf:
         for name in zf.namelist()[:4]:
             with zf.open(name) as f:
                 rows = csv.DictReader(io.TextIOWrapper(f, encoding="utf-8"))

@@ -17,9 +17,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import SQUARE, kaggle_row, write_csv
+from conftest import SQUARE, compose_train, kaggle_row, write_csv
 from test_demo import RESNET, save_untrained
-from tiny import compose_train
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -91,15 +92,12 @@ def test_cli_help_and_missing_runs(tmp_path, capsys):
 
 
 # -- slow: two smoke runs (fixed and adaptive sampling) as one sweep ------------------------------
-@pytest.fixture(scope="session")
-def sweep(tmp_path_factory) -> Path:
-    # Same folders as tests/test_notebooks.py: whichever runs first trains, the other reuses.
-    base = tmp_path_factory.getbasetemp() / "demo"
-    overrides = [f"paths.data_dir={base / 'data'}", "data.synthetic_per_class=120"]
-    return report.demo_runs(base / "report-demo", overrides)
+@pytest.fixture(scope="module")
+def sweep(smoke_sweep) -> Path:
+    return smoke_sweep
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def runs(sweep) -> list[Run]:
     return report.load_runs([sweep])
 
@@ -113,6 +111,7 @@ def test_runs_are_found_and_named(runs):
 @pytest.mark.slow
 def test_rescoring_matches_the_logged_test_scores(runs):
     for run in runs:
+        shutil.rmtree(run.path / "report", ignore_errors=True)  # scored afresh, not read back
         pred = report.predict_split(run)
         top1 = (pred.topk[:, 0] == pred.labels).mean()
         top3 = (pred.topk == pred.labels[:, None]).any(axis=1).mean()
@@ -171,6 +170,7 @@ def test_report_writes_figures_and_a_table_row_per_run(runs, sweep, tmp_path):
 
 @pytest.mark.slow
 def test_cli_writes_into_the_sweep_folder(sweep):
+    shutil.rmtree(sweep / "report", ignore_errors=True)  # another test's report, if any
     done = subprocess.run(
         [sys.executable, "-m", "quickdraw.report", str(sweep), "--no-eval"],
         capture_output=True,

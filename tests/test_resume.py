@@ -18,8 +18,6 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from omegaconf import DictConfig
-from tiny import compose_train, make_store
 
 from quickdraw.callbacks.rng_state import epoch_seed, seed_generators
 from quickdraw.runs import RunDir
@@ -61,15 +59,11 @@ class Interrupt(L.Callback):
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Path:
-    return make_store(tmp_path_factory.mktemp("synthetic"))
-
-
-def compose_run(out: Path, store: Path, *overrides: str) -> DictConfig:
-    return compose_train(
+def compose_run(tiny_config):
+    """``compose_run(out, *overrides)``: the run compared, on the tiny store, writing into ``out``."""
+    return lambda out, *overrides: tiny_config(
         out,
         *MODEL,
-        f"data.store={store}",
         f"trainer.max_epochs={EPOCHS}",
         "trainer.log_every_n_steps=1",
         "++model.log_images_every_n_epochs=0",
@@ -102,15 +96,15 @@ def final_state(out: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(store, tmp_path_factory) -> Path:
+def uninterrupted(compose_run, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("uninterrupted")
-    train(compose_run(out, store))
+    train(compose_run(out))
     return out
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["sigterm", "crash"])
-def test_interrupted_run_resumes_exactly(how, uninterrupted, store, tmp_path):
+def test_interrupted_run_resumes_exactly(how, uninterrupted, compose_run, tmp_path):
     stop = [
         f"+callbacks.interrupt._target_={__name__}.Interrupt",
         f"+callbacks.interrupt.epoch={STOP_EPOCH}",
@@ -119,16 +113,16 @@ def test_interrupted_run_resumes_exactly(how, uninterrupted, store, tmp_path):
     ]
     if how == "sigterm":
         with pytest.raises(SystemExit) as stopped:
-            train(compose_run(tmp_path, store, *stop))
+            train(compose_run(tmp_path, *stop))
         assert stopped.value.code == 128 + signal.SIGTERM, "a stopped run must not exit with 0"
     else:
         with pytest.raises(RuntimeError, match="simulated crash"):
-            train(compose_run(tmp_path, store, *stop))
+            train(compose_run(tmp_path, *stop))
     assert final_state(tmp_path)["epoch"] == STOP_EPOCH - 1, "last.ckpt: the last complete epoch"
 
     # ckpt_path=last is the documented way to resume; auto does the same when last.ckpt exists.
     resume = "ckpt_path=last" if how == "sigterm" else "ckpt_path=auto"
-    metrics = train(compose_run(tmp_path, store, resume))
+    metrics = train(compose_run(tmp_path, resume))
 
     assert quotas_by_epoch(tmp_path) == quotas_by_epoch(uninterrupted)
     ref_state, state = final_state(uninterrupted), final_state(tmp_path)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import LINE, SQUARE, kaggle_row, write_csv
+from conftest import squares_and_lines
 
 from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.data.datamodule import QuickDrawDataModule
@@ -31,10 +31,7 @@ SETTINGS = dict(val_fraction=0.2, test_fraction=0.2, row_group_size=32)
 
 @pytest.fixture
 def source(tmp_path) -> Path:
-    for w, word in enumerate(WORDS):
-        rows = [kaggle_row(1000 * (w + 1) + i, word, SQUARE if i % 2 else LINE) for i in range(120)]
-        write_csv(tmp_path / "src" / f"{word}.csv.gz", rows)
-    return tmp_path / "src"
+    return squares_and_lines(tmp_path / "src", dict.fromkeys(WORDS, 120))
 
 
 @pytest.fixture

@@ -20,25 +20,13 @@ import submitit
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from quickdraw.data import synthetic
-from quickdraw.data.convert import ConvertSettings, convert
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> list[str]:
-    """Overrides that make any run seconds long, on a 4-class generated store."""
-    root = tmp_path_factory.mktemp("synthetic")
-    classes = sorted(synthetic.CLASSES)[:4]
-    synthetic.generate(root / "csv", per_class=80, classes=classes, seed=0, progress=False)
-    settings = ConvertSettings(val_fraction=0.2, test_fraction=0.2)
-    convert(root / "csv", root / "store", settings, progress=False)
-    return [
-        f"data.store={root / 'store'}", "data.per_class=16", "data.val_per_class=8",
-        "data.test_per_class=8", "data.batch_size=16", "data.eval_batch_size=32",
-        "data.raster.size=32", "trainer.max_epochs=1", "callbacks.progress_bar.refresh_rate=0",
-    ]  # fmt: skip
+def tiny(tiny_overrides) -> list[str]:
+    """Overrides that make any run seconds long (one epoch), on the tiny generated store."""
+    return [*tiny_overrides, "trainer.max_epochs=1"]
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 300) -> tuple[int, str]:

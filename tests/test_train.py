@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from omegaconf import DictConfig
-from tiny import CLASSES, make_store
-from tiny import compose_train as compose_tiny
+from conftest import TINY_CLASSES, run_module
 
 from quickdraw.training import train
 
@@ -19,43 +15,42 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
 
 
-@pytest.fixture(scope="session")
-def tiny_store(tmp_path_factory) -> Path:
-    return make_store(tmp_path_factory.mktemp("synthetic"))
-
-
-def compose_train(overrides: list[str], out: Path, store: Path) -> DictConfig:
-    return compose_tiny(out, f"data.store={store}", "data.test_per_class=8", *overrides)
-
-
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_experiment_runs_fast_dev_run(experiment, tiny_store, tmp_path):
-    cfg = compose_train([f"experiment={experiment}", "debug=fast"], tmp_path, tiny_store)
+def test_every_experiment_runs_fast_dev_run(experiment, tiny_config, tmp_path):
+    cfg = tiny_config(tmp_path, f"experiment={experiment}", "debug=fast")
     metrics = train(cfg)
     assert {"test/acc", "test/acc3", "test/map3"} <= set(metrics)
 
 
-def test_four_models_and_both_sampling_modes_are_experiments():
-    assert {"resnet18", "resnet18_penalized", "ensemble_head", "ensemble_mean"} <= set(EXPERIMENTS)
+# experiment: (network, how an ensemble combines its members, loss)
+MODELS = {
+    "resnet18": ("resnet.resnet18", None, "losses.CrossEntropy"),
+    "resnet18_penalized": ("resnet.resnet18", None, "losses.ClassWeightedCrossEntropy"),
+    "ensemble_head": ("ensemble.Ensemble", "head", "losses.CrossEntropy"),
+    "ensemble_mean": ("ensemble.Ensemble", "mean", "losses.CrossEntropy"),
+}
 
 
-def test_penalised_loss_samples_a_fixed_n_unless_told_otherwise(tiny_store, tmp_path):
+@pytest.mark.parametrize("sampling", ["fixed", "adaptive"])
+def test_four_models_and_both_sampling_modes_are_experiments(sampling, tiny_config, tmp_path):
+    assert set(MODELS) <= set(EXPERIMENTS)
+    for experiment, (net, combine, loss) in MODELS.items():
+        cfg = tiny_config(tmp_path, f"experiment={experiment}", f"data.sampling={sampling}")
+        assert cfg.model.net._target_.endswith(f".{net}"), experiment
+        assert cfg.model.net.get("combine") == combine, experiment
+        assert cfg.model.loss._target_.endswith(f".{loss}"), experiment
+        # The sampler reads the data's mode (its one home), and the run is tagged with it.
+        assert cfg.data.sampling == sampling and "mode" not in cfg.callbacks.adaptive_sampler
+        assert list(cfg.tags) == [experiment, sampling]
+
+
+def test_penalised_loss_samples_a_fixed_n_unless_told_otherwise(tiny_config, tmp_path):
     # The class-weighted loss replaces adaptive sampling; both at once over-correct (README).
-    cfg = compose_train(["experiment=resnet18_penalized"], tmp_path, tiny_store)
-    assert cfg.data.sampling == "fixed" and cfg.callbacks.adaptive_sampler.mode == "fixed"
+    cfg = tiny_config(tmp_path, "experiment=resnet18_penalized")
+    assert cfg.data.sampling == "fixed"
     assert cfg.model.loss._target_.endswith("ClassWeightedCrossEntropy")
-    cfg = compose_train(
-        ["experiment=resnet18_penalized", "data.sampling=adaptive"], tmp_path, tiny_store
-    )
-    assert cfg.callbacks.adaptive_sampler.mode == "adaptive"
-
-
-@pytest.fixture(scope="session")
-def smoke_run(tiny_store, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("run")
-    cfg = compose_train(["experiment=smoke", "trainer.max_epochs=2"], out, tiny_store)
-    train(cfg)
-    return out
+    cfg = tiny_config(tmp_path, "experiment=resnet18_penalized", "data.sampling=adaptive")
+    assert cfg.data.sampling == "adaptive"
 
 
 def test_run_folder_holds_checkpoints_logs_and_metrics(smoke_run):
@@ -74,41 +69,36 @@ def test_run_folder_holds_checkpoints_logs_and_metrics(smoke_run):
     with open(smoke_run / "quotas.csv") as f:
         rows = list(csv.DictReader(f))
     assert {int(r["epoch"]) for r in rows} >= {0, 1}
-    assert sorted({r["class"] for r in rows}) == CLASSES
+    assert sorted({r["class"] for r in rows}) == TINY_CLASSES
     assert all(int(r["quota"]) >= 4 for r in rows), "floor: 0.25 x per_class 16"
 
 
-def test_resume_from_last_continues_in_the_same_folder(smoke_run, tiny_store):
-    cfg = compose_train(
-        ["experiment=smoke", "trainer.max_epochs=3", "ckpt_path=last"], smoke_run, tiny_store
+def test_resume_from_last_continues_in_the_same_folder(tiny_config, tmp_path):
+    # A run of its own: resuming changes the folder, which the other tests read.
+    train(tiny_config(tmp_path, "experiment=smoke", "trainer.max_epochs=2"))
+    quotas = (tmp_path / "quotas.csv").read_text().splitlines()
+    metrics = train(
+        tiny_config(tmp_path, "experiment=smoke", "trainer.max_epochs=3", "ckpt_path=last")
     )
-    metrics = train(cfg)
     assert metrics["epochs"] == 3
-    events = list((smoke_run / "tensorboard").rglob("events.out.tfevents.*"))
-    assert {e.parent for e in events} == {smoke_run / "tensorboard"}, (
+    # Continued, not restarted: epochs 0 and 1 were not trained again, only epoch 2 was added.
+    after = (tmp_path / "quotas.csv").read_text().splitlines()
+    assert after[: len(quotas)] == quotas
+    assert {int(row["epoch"]) for row in csv.DictReader(after[:1] + after[len(quotas) :])} == {2}
+    events = list((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))
+    assert {e.parent for e in events} == {tmp_path / "tensorboard"}, (
         "resume must not start a new TensorBoard run"
     )
 
 
-def _cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", module, *args, f"hydra.run.dir={cwd}/hydra-{module}"],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
-
-
-def test_evaluate_and_predict_on_the_checkpoint(smoke_run, tiny_store, tmp_path):
+def test_evaluate_and_predict_on_the_checkpoint(smoke_run, tiny_data_dir, tmp_path):
     ckpt = smoke_run / "checkpoints" / "best.ckpt"
-    csv_dir = tiny_store.parent / "csv"
-    source = next(csv_dir.glob("*.csv.gz"))
-    r = _cli("quickdraw.evaluate", f"ckpt_path={ckpt}", f"input={source}", cwd=tmp_path)
+    source = next((tiny_data_dir / "csv").glob("*.csv.gz"))
+    r = run_module("quickdraw.evaluate", f"ckpt_path={ckpt}", f"input={source}", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "MAP@3" in r.stdout
     out = tmp_path / "sub.csv"
-    r = _cli(
+    r = run_module(
         "quickdraw.predict", f"ckpt_path={ckpt}", f"input={source}", f"output={out}", cwd=tmp_path
     )
     assert r.returncode == 0, r.stderr
@@ -118,12 +108,12 @@ def test_evaluate_and_predict_on_the_checkpoint(smoke_run, tiny_store, tmp_path)
     assert (
         key.isdigit() and len(words.split(" ")) == 3 and all(" " not in w for w in words.split(" "))
     )
-    r = _cli("quickdraw.evaluate", f"ckpt_path={source}", f"input={source}", cwd=tmp_path)
+    r = run_module("quickdraw.evaluate", f"ckpt_path={source}", f"input={source}", cwd=tmp_path)
     assert r.returncode == 2 and "not a checkpoint of this project" in r.stdout + r.stderr
 
 
 def test_averaging_ensemble_of_frozen_runs_is_scored_without_training(
-    smoke_run, tiny_store, tmp_path
+    smoke_run, tiny_config, tmp_path
 ):
     """members: [run, run] + freeze_members: nothing to train, yet a tested, loadable checkpoint."""
     import torch
@@ -131,14 +121,11 @@ def test_averaging_ensemble_of_frozen_runs_is_scored_without_training(
     from quickdraw.checkpoints import load_model
 
     member = (smoke_run / "checkpoints" / "best.ckpt").resolve()
-    cfg = compose_train(
-        [
-            "experiment=ensemble_mean",
-            f"model.net.checkpoints=[{member},{member}]",
-            "model.net.freeze_members=true",
-        ],
+    cfg = tiny_config(
         tmp_path,
-        tiny_store,
+        "experiment=ensemble_mean",
+        f"model.net.checkpoints=[{member},{member}]",
+        "model.net.freeze_members=true",
     )
     metrics = train(cfg)
     assert metrics["epochs"] == 0 and Path(metrics["best_ckpt"]).name == "frozen.ckpt"

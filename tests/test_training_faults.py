@@ -16,13 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 from hydra.errors import MissingConfigException
-from omegaconf import DictConfig
-from tiny import compose_train
 
 from quickdraw.callbacks.nan_guard import NonFiniteLossError
 from quickdraw.checkpoints import AtomicCheckpointIO
-from quickdraw.data import synthetic
-from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.data.store import StoreError
 from quickdraw.models.module import QuickDrawModule
 from quickdraw.training import train
@@ -33,23 +29,14 @@ STEPS_PER_EPOCH = 4  # 4 classes x 16 drawings / batch 16, fixed sampling
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    """A data folder holding one converted store, as ``paths.data_dir`` would."""
-    root = tmp_path_factory.mktemp("data")
-    classes = sorted(synthetic.CLASSES)[:4]
-    synthetic.generate(root / "csv", per_class=60, classes=classes, seed=0, progress=False)
-    convert(root / "csv", root / "stores" / "doodles", ConvertSettings(val_fraction=0.2, test_fraction=0.2), progress=False)  # fmt: skip
-    return root
-
-
-def compose_run(out: Path, data_dir: Path, *overrides: str) -> DictConfig:
-    return compose_train(
+def compose_run(tiny_config, tiny_data_dir):
+    """``compose_run(out, *overrides)``: two epochs of fixed sampling on the tiny store, with the
+    data folder holding it as ``paths.data_dir``."""
+    return lambda out, *overrides: tiny_config(
         out,
         "experiment=smoke",
-        f"paths.data_dir={data_dir}",
-        f"data.store={data_dir / 'stores' / 'doodles'}",
+        f"paths.data_dir={tiny_data_dir}",
         "data.sampling=fixed",
-        "data.test_per_class=8",
         "trainer.max_epochs=2",
         "test=false",
         *overrides,
@@ -67,7 +54,7 @@ def checkpoints(out: Path) -> list[Path]:
 # -- NaN and inf ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")], ids=["nan", "inf"])
 def test_non_finite_loss_stops_with_the_step_and_last_good_checkpoint(
-    data_dir, tmp_path, monkeypatch, bad
+    compose_run, tmp_path, monkeypatch, bad
 ):
     real_step = QuickDrawModule.training_step
 
@@ -77,7 +64,7 @@ def test_non_finite_loss_stops_with_the_step_and_last_good_checkpoint(
 
     monkeypatch.setattr(QuickDrawModule, "training_step", diverges)
     with pytest.raises(NonFiniteLossError) as err:
-        train(compose_run(tmp_path, data_dir))
+        train(compose_run(tmp_path))
     message = str(err.value)
     assert f"global step {STEPS_PER_EPOCH + 1}" in message and "epoch 1" in message
     last = tmp_path / "checkpoints" / "last.ckpt"
@@ -109,12 +96,12 @@ def full_disk_after(n_saves: int, monkeypatch) -> None:
     monkeypatch.setattr(torch, "save", save)
 
 
-def test_full_disk_fails_clearly_and_keeps_the_last_good_checkpoint(data_dir, tmp_path, monkeypatch):  # fmt: skip
+def test_full_disk_fails_clearly_and_keeps_the_last_good_checkpoint(compose_run, tmp_path, monkeypatch):  # fmt: skip
     full_disk_after(
         2, monkeypatch
     )  # epoch 0 writes its best and last.ckpt; epoch 1's first save fails
     with pytest.raises(OSError) as err:
-        train(compose_run(tmp_path, data_dir))
+        train(compose_run(tmp_path))
     message = str(err.value)
     assert err.value.errno == errno.ENOSPC
     assert "disk is full" in message and "intact" in message and "last.ckpt" in message
@@ -139,28 +126,30 @@ def test_a_failed_write_never_touches_the_previous_file(tmp_path, monkeypatch):
 
 
 # -- mistyped names ------------------------------------------------------------------------------
-def test_missing_store_lists_the_stores_that_exist(data_dir, tmp_path):
-    missing = data_dir / "stores" / "dooodles"
+def test_missing_store_lists_the_stores_that_exist(compose_run, tiny_data_dir, tmp_path):
+    missing = tiny_data_dir / "stores" / "dooodles"
     with pytest.raises(StoreError) as err:
-        train(compose_run(tmp_path, data_dir, f"data.store={missing}"))
+        train(compose_run(tmp_path, f"data.store={missing}"))
     message = str(err.value)
     assert str(missing) in message and "does not exist" in message
-    assert str(data_dir / "stores" / "doodles") in message, "the store that does exist is listed"
+    assert str(tiny_data_dir / "stores" / "doodles") in message, (
+        "the store that does exist is listed"
+    )
     assert "python -m quickdraw.convert" in message
 
 
-def test_missing_source_lists_what_its_folder_holds(data_dir, tmp_path):
-    missing = data_dir / "csv" / "train_simplifed.zip"
+def test_missing_source_lists_what_its_folder_holds(compose_run, tiny_data_dir, tmp_path):
+    missing = tiny_data_dir / "csv" / "train_simplifed.zip"
     with pytest.raises(FileNotFoundError) as err:
-        train(compose_run(tmp_path, data_dir, "data.store=null", f"data.source={missing}"))
+        train(compose_run(tmp_path, "data.store=null", f"data.source={missing}"))
     message = str(err.value)
     assert str(missing) in message
-    assert all(p.name in message for p in sorted((data_dir / "csv").iterdir())[:3])
+    assert all(p.name in message for p in sorted((tiny_data_dir / "csv").iterdir())[:3])
 
 
-def test_unknown_experiment_lists_the_experiments(tmp_path, data_dir):
+def test_unknown_experiment_lists_the_experiments(compose_run, tmp_path):
     with pytest.raises(MissingConfigException) as err:
-        compose_run(tmp_path, data_dir, "experiment=resnet81")
+        compose_run(tmp_path, "experiment=resnet81")
     assert all(name in str(err.value) for name in EXPERIMENTS)
 
 

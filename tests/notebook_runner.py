@@ -2,7 +2,8 @@
 
 Used by the tests (every notebook runs top to bottom in CI, so none rots) and by
 ``scripts/readme_figures.py`` (the README's drawings grid is the exploration notebook's own grid,
-run on the real sample). Needs the ``tests`` extra (nbclient, nbformat, ipykernel).
+run on the real sample). Test tooling, not part of the package: it lives in ``tests/`` and needs
+the ``tests`` extra (nbclient, nbformat, ipykernel).
 """
 
 from __future__ import annotations
