@@ -422,3 +422,24 @@ def test_module_input_handling_and_argument_checks():
         QuickDrawModule(net=RESNET, optimizer=ADAMW, num_classes=3, classes=CLASSES)
     weighted = make_module(loss={"_target_": "quickdraw.models.losses.ClassWeightedCrossEntropy"})
     assert isinstance(weighted.loss, ClassWeightedCrossEntropy)
+
+
+@pytest.mark.parametrize("combine", [None, "mean"])
+def test_checkpoints_of_quickdraw_0_1_still_load(tmp_path, combine):
+    """0.1 checkpoints had ``bootstrap: none|batch`` where today's have ``objective``."""
+    from quickdraw.checkpoints import load_model
+    from quickdraw.models.objectives import EnsembleMembers, Plain
+
+    net = RESNET if combine is None else {"_target_": ENSEMBLE, "member": RESNET, "num_members": 2}
+    module = make_module(net, raster={"size": SIZE, "encoding": "gray"})
+    hparams = {k: v for k, v in module.hparams.items() if k != "objective"}
+    hparams["bootstrap"] = "none" if combine is None else "batch"
+    path = tmp_path / "old.ckpt"
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": hparams}, path)
+    restored = load_model(path)
+    if combine is None:
+        assert isinstance(restored.objective, Plain)
+    else:
+        assert isinstance(restored.objective, EnsembleMembers) and restored.objective.bootstrap
+    images = stroke_batches(1, seed=4)[0]["image"]
+    torch.testing.assert_close(restored.predict_proba(images), module.eval().predict_proba(images))
