@@ -2,8 +2,8 @@
 
 An image has no strokes, so :func:`image_to_strokes` recovers the pen's path: binarise against
 the local paper brightness (shading cancels out), drop specks, crop to the ink, scale the longer
-side to 256 px (the Quick, Draw! frame), thin the ink to one-pixel centre lines (Zhang-Suen) and
-walk those lines into polylines. From there an image is a drawing like any other (Google's
+side to 256 px (the Quick, Draw! frame), thin the ink to one-pixel centre lines (Zhang-Suen, on
+the core of thick lines: :func:`centre_lines`) and walk those lines into polylines. From there an image is a drawing like any other (Google's
 simplification, then the model's rasteriser); its unknown stroke order and timing are handled by
 :func:`quickdraw.data.raster.rasterize_untimed`.
 """
@@ -91,8 +91,35 @@ def image_to_strokes(gray: np.ndarray, work: int = 1024) -> list[np.ndarray] | N
     scale = FRAME / side
     size = (max(1, round(bw * scale)), max(1, round(bh * scale)))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    strokes = trace(thin(cv2.resize(crop, size, interpolation=interp) >= 128))
+    strokes = trace(centre_lines(cv2.resize(crop, size, interpolation=interp) >= 128))
     return strokes or None
+
+
+# Ink this close to the pen's edge (px at 256) is kept when thinning the core of a thick line.
+_CORE_MARGIN = 2.0
+
+
+def centre_lines(mask: np.ndarray) -> np.ndarray:
+    """One-pixel centre lines of ink ``mask``, reaching further into the corners of thick pens.
+
+    Thinning peels a line from all sides at once, so it cuts every corner and line end by up to
+    the pen's radius; at 64 px a 2 px shift of one corner already costs ~0.15 IoU. Thinning only
+    the ink's core (pixels deeper than the pen's radius less ``_CORE_MARGIN``) leaves far less to
+    peel. The core is joined to the plain skeleton, so a line drawn thinner than the typical pen
+    keeps its skeleton instead of breaking.
+    """
+    skeleton = thin(mask)
+    depth = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    radius = float(np.median(depth[skeleton])) if skeleton.any() else 0.0
+    if radius <= _CORE_MARGIN:  # thin pens: the skeleton is already the centre line
+        return skeleton
+    core = (depth >= radius - _CORE_MARGIN).astype(np.uint8)
+    # only core pieces the skeleton passes through: an isolated blob would become a new stroke
+    n, labels = cv2.connectedComponents(core, connectivity=8)
+    on_line = np.zeros(n, bool)
+    on_line[np.unique(labels[skeleton])] = True
+    on_line[0] = False
+    return thin(on_line[labels] | skeleton)
 
 
 # The widest pen the paper estimate sees through, as a fraction of the image's longer side.
