@@ -66,13 +66,15 @@ class InputBatch:
     """Consecutive input rows that have a key_id, in input order.
 
     ``key_ids``, ``words``, ``lines`` and ``readable`` have one entry per row (B); ``strokes``
-    holds the readable rows only (``readable.sum()`` drawings), in the same order.
+    holds the readable rows only (``readable.sum()`` drawings), in the same order. ``lines``
+    says where each row is in its file: a line number (CSV, ndjson), a record number (.bin) or
+    a position such as ``test[12]`` (sketch-rnn .npz).
     """
 
     key_ids: np.ndarray
     words: list[str | None]
     strokes: StrokeBatch
-    lines: np.ndarray
+    lines: list[int | str | None]
     readable: np.ndarray
 
 
@@ -81,7 +83,7 @@ class Unreadable:
     """A row with a key_id whose drawing cannot be read: it still gets a guess (or an error)."""
 
     source: str
-    line: int | None
+    line: int | str | None
     key_id: int
     reason: str
     detail: str
@@ -111,7 +113,7 @@ def iter_input(
             np.array([r[0] for r in rows], np.int64),
             [r[1] for r in rows],
             batch,
-            np.array([-1 if r[2] is None else r[2] for r in rows], np.int64),
+            [r[2] for r in rows],
             np.array([r[3] is not None for r in rows], bool),
         )
         rows.clear()

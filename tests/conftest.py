@@ -32,12 +32,15 @@ SAMPLE = ROOT.parent / "shared" / "data" / "quickdraw-sample"
 CASES = SAMPLE.parents[1] / "cases"  # small failing inputs users met (../shared/cases/README.md)
 
 
-@pytest.fixture(autouse=True)
-def _config_schemas():
-    """Structured-config schemas (defaults that live in Python signatures) for every test that
-    composes a config with Hydra's compose API: registered before each test, since some Hydra
-    code paths (launchers) reset the ConfigStore; the commands register them themselves."""
+def compose_config(name: str, overrides: list[str], **kwargs) -> DictConfig:
+    """``conf/<name>.yaml`` composed with ``overrides`` as the command would compose it.
+
+    Registers the structured-config schemas first (defaults that live in Python signatures,
+    quickdraw.configs), as the commands do when they start.
+    """
     configs.register()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose(name, overrides=overrides, **kwargs)
 
 
 HEADER = ["countrycode", "drawing", "key_id", "recognized", "timestamp", "word"]
@@ -146,8 +149,7 @@ def tiny_overrides(tiny_store) -> list[str]:
 
 def compose_train(out: Path, *overrides: str) -> DictConfig:
     """conf/train.yaml with TINY, then ``overrides`` (later ones win), writing into ``out``."""
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[*TINY, *overrides])
+    cfg = compose_config("train", [*TINY, *overrides])
     with open_dict(cfg):
         cfg.paths.output_dir = str(out)
         cfg.paths.log_dir = str(out)

@@ -18,8 +18,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from conftest import DEMO_CLASSES, OPTIMIZER, RESNET
-from hydra import compose, initialize_config_dir
+from conftest import DEMO_CLASSES, OPTIMIZER, RESNET, compose_config
 from omegaconf import DictConfig, OmegaConf
 
 from quickdraw.app import build_app, find_checkpoint, input_view, launch, respond
@@ -295,14 +294,13 @@ def test_the_default_checkpoint_is_the_best_of_the_latest_run(tmp_path):
     assert find_checkpoint(cfg) == newest.resolve()
     empty = tmp_path / "runs" / "empty"
     empty.mkdir()
-    with pytest.raises(FileNotFoundError, match="neither checkpoints/best.ckpt"):
+    with pytest.raises(FileNotFoundError, match="has no best checkpoint"):
         find_checkpoint(OmegaConf.merge(cfg, {"run_dir": str(empty)}))
 
 
 # -- the app ----------------------------------------------------------------------------------------
 def demo_config(**overrides) -> DictConfig:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose("demo", overrides=[f"{k}={v}" for k, v in overrides.items()])
+    return compose_config("demo", [f"{k}={v}" for k, v in overrides.items()])
 
 
 def test_defaults_are_safe():

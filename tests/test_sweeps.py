@@ -17,7 +17,7 @@ from pathlib import Path
 import hydra
 import pytest
 import submitit
-from hydra import compose, initialize_config_dir
+from conftest import compose_config
 from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,8 +136,7 @@ def test_slurm_launcher_submits_one_task_per_gpu_on_every_node(tmp_path, monkeyp
     monkeypatch.setattr(submitit.AutoExecutor, "map_array", capture)
     overrides = ["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hardware=ddp"]
     overrides += ["trainer.devices=4", "trainer.num_nodes=2", f"hydra.sweep.dir={tmp_path}"]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    cfg = compose_config("train", overrides, return_hydra_config=True)
     launcher = hydra.utils.instantiate(cfg.hydra.launcher)
     launcher.setup(hydra_context=None, task_function=None, config=cfg)
     with pytest.raises(RuntimeError, match="submitted"):

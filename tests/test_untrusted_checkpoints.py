@@ -16,8 +16,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from conftest import SQUARE, kaggle_row, write_csv
-from hydra import compose, initialize_config_dir
+from conftest import SQUARE, compose_config, kaggle_row, write_csv
 from torch.utils.data import DataLoader
 
 from quickdraw import cli
@@ -111,8 +110,7 @@ def hostile(request, real_ckpt, tmp_path_factory) -> tuple[Path, Path]:
 
 
 def entry_config(name: str, **overrides) -> object:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(name, overrides=[f"{k}={v}" for k, v in overrides.items()])
+    return compose_config(name, [f"{k}={v}" for k, v in overrides.items()])
 
 
 def assert_refused(caplog, marker: Path, exit_info) -> None:
