@@ -18,10 +18,10 @@ from quickdraw.inference import (
     CheckpointError,
     InputStats,
     iter_input,
-    load_model,
     predict_proba,
     raster_spec,
 )
+from quickdraw.onnx_backend import load_backend
 
 log = logging.getLogger("quickdraw.predict")
 
@@ -58,7 +58,9 @@ def write_submission(
 def main(cfg: DictConfig) -> None:
     output = Path(hydra.utils.to_absolute_path(cfg.output))
     try:
-        model = load_model(hydra.utils.to_absolute_path(cfg.ckpt_path), cfg.device)
+        model = load_backend(
+            hydra.utils.to_absolute_path(cfg.ckpt_path), cfg.backend, cfg.device, int8=cfg.int8
+        )
         n, stats = write_submission(
             model, hydra.utils.to_absolute_path(cfg.input), output, cfg.batch_size
         )
