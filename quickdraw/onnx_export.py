@@ -166,9 +166,14 @@ def quantize_int8(
                     batch = next(self.batches, None)
                     return None if batch is None else {INPUT: batch}
 
+            import onnx
+
+            # The softmax stays float: quantised probabilities would come in steps of 1/255.
+            softmax = [n.name for n in onnx.load(str(prep)).graph.node if n.op_type == "Softmax"]
             quantize_static(
                 str(prep), str(dst), Reader(), quant_format=QuantFormat.QDQ,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                nodes_to_exclude=softmax,
             )  # fmt: skip
     finally:
         prep.unlink(missing_ok=True)
