@@ -69,6 +69,7 @@ def parity(ckpt: Path, out: Path, n: int) -> None:
 def server(ckpt: Path, out: Path, runs: int) -> None:
     os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
     torch.set_num_threads(1)
+    (out / "raw").mkdir(exist_ok=True)
     drawings = browser_drawings(200, out / "raw")
     print(f"server side, strokes -> probabilities, one core, one thread, {runs} runs:")
     for label, path, backend in (("PyTorch", ckpt, "torch"), ("ONNX fp32", out / "model.onnx", "onnx"),
