@@ -1,11 +1,11 @@
-# make install | train | test | demo | bench | bench-all | report | format | lint      (ARGS="..." passes Hydra overrides)
+# make install | train | test | demo | bench | bench-all | report | format | lint | web-deps      (ARGS="..." passes Hydra overrides)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # The torch build is the one thing pinned: these releases are in this machine's local wheel cache.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 ARGS ?=
 
-.PHONY: install browser train test demo bench bench-all report format lint
+.PHONY: install browser web-deps train test demo bench bench-all report format lint
 
 install: $(VENV)/.installed
 
@@ -30,7 +30,21 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "warning: could not install chromium; the browser test will be skipped"
 
-test: install browser
+# onnxruntime-web, vendored into pages by `python -m quickdraw.export ... format=web`: npm's
+# package at a pinned version, kept in a build cache (git-ignored), never fetched from a CDN.
+ORT_WEB ?= 1.30.0
+WEB_DEPS := build/web-deps/node_modules/onnxruntime-web/package.json
+
+web-deps: $(WEB_DEPS)
+
+$(WEB_DEPS):
+	@command -v npm >/dev/null || { DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq npm >/dev/null; } || \
+	  { echo "error: npm not found and not installable; install Node.js and npm, then make web-deps"; exit 1; }
+	mkdir -p build/web-deps
+	npm install --prefix build/web-deps --no-audit --no-fund --silent onnxruntime-web@$(ORT_WEB)
+
+test: install browser web-deps
 	$(PY) -m pytest $(ARGS)
 
 demo: install

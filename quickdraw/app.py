@@ -19,25 +19,16 @@ import numpy as np
 from omegaconf import DictConfig
 
 import quickdraw  # noqa: F401  (registers the ${project_root:} resolver)
+from quickdraw.onnx_backend import load_backend
 from quickdraw.runs import RunDir, latest_best_checkpoint
 from quickdraw.serving import HINT, EmptyDrawing, Guess, InputRejected, Limits, Predictor
 
 log = logging.getLogger("quickdraw.demo")
 
 STATIC = Path(__file__).with_name("static")
-# No ${...} or {{...}} in here: gr.HTML treats its template as a JS template and Handlebars.
-PAD_HTML = """
-<div class="qd-pad">
-  <div class="qd-stage">
-    <canvas class="qd-canvas" aria-label="Drawing canvas"></canvas>
-    <div class="qd-hint">Draw here</div>
-  </div>
-  <div class="qd-tools">
-    <button type="button" class="qd-undo" title="Remove the last stroke">&#8630; Undo</button>
-    <button type="button" class="qd-clear" title="Start again">&#10005; Clear</button>
-  </div>
-</div>
-"""
+# The pad's markup, shared with the exported page (quickdraw/web). No ${...} or {{...}} in
+# it: gr.HTML treats its template as a JS template and Handlebars.
+PAD_HTML = (STATIC / "sketchpad.html").read_text()
 VIEW_PX = 192  # each input channel is shown this wide, without smoothing: every pixel visible
 IMAGE_NOTE = (
     "Uploads are binarised, cropped to the ink and thinned to the pen's centre line, then drawn "
@@ -177,7 +168,7 @@ def launch(app: gr.Blocks, cfg: DictConfig, **kwargs) -> gr.Blocks:
 
 def load_predictor(cfg: DictConfig) -> tuple[Predictor, Path]:
     ckpt = find_checkpoint(cfg)
-    limits = Limits(**cfg.limits)
-    predictor = Predictor.from_checkpoint(ckpt, limits, cfg.top_k)
+    model = load_backend(ckpt, cfg.backend, threads=cfg.threads, int8=cfg.int8)
+    predictor = Predictor(model, Limits(**cfg.limits), cfg.top_k)
     predictor.predict_strokes([[[0, 10, 20], [0, 10, 0], [0, 16, 33]]])  # warm-up, off the clock
     return predictor, ckpt

@@ -16,6 +16,8 @@ command                         config                              library
 ``quickdraw-demo``              conf/demo.yaml                      :mod:`quickdraw.app`
 ``quickdraw-report``            ``--help``                          :mod:`quickdraw.report`
 ``quickdraw-download``          ``--help``                          :mod:`quickdraw.data.download`
+``quickdraw-export``            conf/export.yaml                    :mod:`quickdraw.onnx_export`,
+                                                                    :mod:`quickdraw.web`
 ==============================  ==================================  ============================
 """
 
@@ -140,12 +142,14 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 @hydra.main(version_base="1.3", config_path=CONF, config_name="predict")
 def predict(cfg: DictConfig) -> None:
     """Write a Kaggle submission (top-3 words per key_id) for an unlabelled input file."""
-    from quickdraw.checkpoints import load_model
+    from quickdraw.onnx_backend import load_backend
     from quickdraw.submission import unreadable_path, write_submission
 
     output = Path(hydra.utils.to_absolute_path(cfg.output))
     try:
-        model = load_model(hydra.utils.to_absolute_path(cfg.ckpt_path), cfg.device)
+        model = load_backend(
+            hydra.utils.to_absolute_path(cfg.ckpt_path), cfg.backend, cfg.device, int8=cfg.int8
+        )
         n, stats = write_submission(
             model, hydra.utils.to_absolute_path(cfg.input), output, cfg.batch_size, cfg.strict
         )
@@ -174,10 +178,35 @@ def demo(cfg: DictConfig) -> None:
     torch.set_num_threads(cfg.threads)
     try:
         predictor, ckpt = load_predictor(cfg)
-    except (CheckpointError, FileNotFoundError) as e:
+    except (CheckpointError, FileNotFoundError, ValueError) as e:
         _fail(e)
     log.info("serving %s: %s", ckpt, predictor.description)
     launch(build_app(predictor, str(ckpt), cfg.live_ms), cfg)
+
+
+@hydra.main(version_base="1.3", config_path=CONF, config_name="export")
+def export(cfg: DictConfig) -> None:
+    """Export a checkpoint to ONNX (``quantize=int8``: also int8), or (``format=web``) as a static
+    page that guesses in the browser."""
+    from quickdraw.data.store import StoreError
+    from quickdraw.onnx_export import ExportError, Quantization, WebPage, export_checkpoint
+    from quickdraw.web import WebBuildError
+
+    absolute = lambda p: p and hydra.utils.to_absolute_path(p)  # noqa: E731
+    quantization = OmegaConf.to_container(cfg.quantization, resolve=True)
+    web = OmegaConf.to_container(cfg.web, resolve=True)
+    try:
+        out = export_checkpoint(
+            absolute(cfg.ckpt_path),
+            absolute(cfg.out) or cfg.paths.output_dir,
+            cfg.format,
+            cfg.quantize,
+            Quantization(**{**quantization, "store": absolute(quantization["store"])}),
+            WebPage(**web),
+        )
+    except (CheckpointError, ExportError, StoreError, WebBuildError, ValueError) as e:
+        _fail(e)
+    print(out)
 
 
 def report(argv: Sequence[str] | None = None) -> None:

@@ -11,6 +11,8 @@ config node            schema (group/name)         where its defaults live
 ``data`` (train)       ``data/schema``             ``QuickDrawDataModule.__init__``
 ``settings`` (convert) ``settings/schema``         :class:`quickdraw.data.convert.ConvertSettings`
 ``limits`` (demo)      ``limits/schema``           :class:`quickdraw.serving.Limits`
+``quantization`` (exp) ``quantization/schema``     :class:`quickdraw.onnx_export.Quantization`
+``web`` (export)       ``web/schema``              :class:`quickdraw.onnx_export.WebPage`
 =====================  ==========================  ================================================
 """
 
@@ -64,9 +66,12 @@ def register() -> None:
     """Store the schemas in Hydra's ConfigStore (idempotent); entry points call it before composing."""
     from quickdraw.data.convert import ConvertSettings
     from quickdraw.data.datamodule import QuickDrawDataModule
+    from quickdraw.onnx_export import Quantization, WebPage
     from quickdraw.serving import Limits
 
     cs = ConfigStore.instance()
     cs.store(group="data", name="schema", node=signature_schema(QuickDrawDataModule, True))
     cs.store(group="settings", name="schema", node=signature_schema(ConvertSettings))
     cs.store(group="limits", name="schema", node=signature_schema(Limits))
+    cs.store(group="quantization", name="schema", node=signature_schema(Quantization))
+    cs.store(group="web", name="schema", node=signature_schema(WebPage))

@@ -94,9 +94,10 @@ class Predictor:
 
     @property
     def description(self) -> str:
-        net = self.model.net
+        net = getattr(self.model, "net", None)
         members = getattr(net, "num_members", None)
         arch = f"ensemble of {members}" if members else type(net).__name__
+        arch = getattr(self.model, "arch", arch)  # exported models describe themselves
         return (
             f"{arch}, {len(self.classes)} classes, {self.spec.size} px {self.spec.encoding} input"
         )

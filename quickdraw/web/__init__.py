@@ -1,0 +1,70 @@
+"""The static page that guesses in the browser: assets here, assembled by :func:`build_page`.
+
+``format=web`` writes an ONNX export (see :mod:`quickdraw.onnx_export`) and then this page beside
+it: ``index.html``, ``app.js`` (the loop), ``raster.js`` (the Python preprocessing in JavaScript,
+bit for bit), the demo's own sketchpad files, ``page.json`` (which model, how many guesses, input
+limits) and onnxruntime-web's WASM build copied from the npm package, so the folder runs from any
+static host with no CDN and no request after load.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+ASSETS = Path(__file__).parent
+STATIC = ASSETS.parent / "static"
+PAGE_FILES = ("index.html", "app.js", "raster.js", "page.css")
+PAD_FILES = ("sketchpad.html", "sketchpad.js", "sketchpad.css")
+# From the onnxruntime-web package's dist/: the WASM-only ES module bundle (its loader inlined)
+# and the SIMD WASM binary it loads next to itself.
+ORT_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm")
+WEB_DEPS = "make web-deps"
+
+
+class WebBuildError(FileNotFoundError):
+    """onnxruntime-web is not where the export looks for it; the message gives the command."""
+
+
+def build_page(
+    out_dir: str | Path,
+    ort_dist: str | Path,
+    model_file: str = "model.onnx",
+    top_k: int = 5,
+    max_points: int = 5000,
+) -> Path:
+    """Write the page into ``out_dir`` (which already holds the export); returns ``index.html``.
+
+    ``ort_dist``: the ``dist`` folder of the npm package onnxruntime-web (``make web-deps``
+    installs it under ``build/web-deps``). Raises WebBuildError when it is missing, ValueError
+    for a model the page cannot feed (antialiased rasters).
+    """
+    out, dist = Path(out_dir), Path(ort_dist)
+    meta = json.loads((out / "model.json").read_text())
+    if meta["raster"]["antialias"]:
+        raise ValueError(
+            "the page rasterises without antialiasing (OpenCV LINE_8 only); this model was "
+            "trained with data.raster.antialias=true: export it with format=onnx instead"
+        )
+    if not (out / model_file).is_file():
+        raise FileNotFoundError(f"{out / model_file}: not exported (web.model={model_file})")
+    missing = [f for f in ORT_FILES if not (dist / f).is_file()]
+    if missing:
+        raise WebBuildError(
+            f"onnxruntime-web not found: {dist} lacks {', '.join(missing)}. Install it with "
+            f"`{WEB_DEPS}` (npm install onnxruntime-web into build/web-deps), or point "
+            "web.ort_dist=DIR at the dist folder of an installed onnxruntime-web"
+        )
+    for name in PAGE_FILES:
+        shutil.copyfile(ASSETS / name, out / name)
+    for name in PAD_FILES:
+        shutil.copyfile(STATIC / name, out / name)
+    (out / "ort").mkdir(exist_ok=True)
+    for name in ORT_FILES:
+        shutil.copyfile(dist / name, out / "ort" / name)
+    package = json.loads((dist.parent / "package.json").read_text())
+    page = {"model": model_file, "top_k": top_k, "max_points": max_points,
+            "onnxruntime_web": package.get("version")}  # fmt: skip
+    (out / "page.json").write_text(json.dumps(page, indent=1))
+    return out / "index.html"

@@ -1,0 +1,97 @@
+"""An exported page in headless Chromium: the one harness of its tests, benchmarks and screenshot.
+
+Serves the folder over loopback HTTP (as any static host would, and as ``file://`` could not:
+browsers refuse ES modules and WASM from files), opens it in Debian's Chromium through
+Playwright (``make browser``; no browser download), waits for the model, and counts every
+request made after load. Needs the ``tests`` extra (playwright).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+CHROMIUM = Path("/usr/bin/chromium")
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+# Runs in the page: raw drawings -> the page's preprocessing and model, as plain arrays.
+RUN_JS = """async (drawings) => {
+  const qd = window.quickdraw, out = [];
+  for (const d of drawings) {
+    const {image} = qd.preprocess(d);
+    const probs = await qd.classify(image);
+    out.push({image: Array.from(image), probs: Array.from(probs)});
+  }
+  return out;
+}"""
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # the tests count requests in the browser instead
+        pass
+
+
+@contextmanager
+def serve(folder: str | Path) -> Iterator[str]:
+    """``folder`` on a free loopback port for the duration; yields its URL."""
+    handler = functools.partial(_Quiet, directory=str(folder))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class PageSession:
+    """A loaded page; ``requests`` lists every URL the page asked for after the model was ready."""
+
+    def __init__(self, page) -> None:
+        self.page = page
+        self.requests: list[str] = []
+        page.on("request", lambda r: self.requests.append(r.url))
+
+    def run(self, drawings: list) -> list[dict]:
+        """Raw drawings through the page: ``image`` (C*H*W uint8 values) and ``probs`` (K,) each."""
+        return self.page.evaluate(RUN_JS, drawings)
+
+
+@contextmanager
+def open_page(folder: str | Path, viewport: tuple[int, int] = (1100, 760)) -> Iterator[PageSession]:
+    """Serve ``folder`` and open it in headless Chromium, ready to draw. Raises RuntimeError on page errors."""
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    with serve(folder) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url)
+            try:
+                page.wait_for_function("window.quickdraw && window.quickdraw.ready", timeout=60_000)
+            except Exception as e:
+                raise RuntimeError(f"the page at {url} did not get ready: {errors or e}") from e
+            yield PageSession(page)
+            if errors:
+                raise RuntimeError(f"errors in the page: {errors}")
+        finally:
+            browser.close()
+
+
+def draw(page, points: list[tuple[float, float]], steps: int = 3) -> None:
+    """One stroke with the mouse through ``points`` given as fractions of the canvas."""
+    box = page.locator("#sketchpad canvas").bounding_box()
+    xy = [(box["x"] + u * box["width"], box["y"] + v * box["height"]) for u, v in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for x, y in xy[1:]:
+        page.mouse.move(x, y, steps=steps)
+    page.mouse.up()

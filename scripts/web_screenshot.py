@@ -1,0 +1,40 @@
+"""Screenshot of the exported page with a house drawn by mouse, for the README (docs/web.png).
+
+    python scripts/web_screenshot.py PAGE_DIR [--out docs/web.png]
+
+PAGE_DIR is a folder written by ``python -m quickdraw.export ckpt_path=... format=web out=PAGE_DIR``.
+The page is served on loopback, opened in headless Chromium, and the house of
+``scripts/demo_screenshot.py`` is drawn in three strokes; the shot is taken once guessing is idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from demo_screenshot import HOUSE  # noqa: E402
+
+from quickdraw.web.browser import draw, open_page  # noqa: E402
+
+IDLE = "!window.quickdraw.state.busy && !window.quickdraw.state.waiting.length"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("page", type=Path)
+    ap.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "web.png"
+    )
+    args = ap.parse_args()
+    with open_page(args.page) as s:
+        for stroke in HOUSE:
+            draw(s.page, stroke)
+        s.page.wait_for_function(IDLE)
+        s.page.screenshot(path=str(args.out))
+        print(f"{args.out}: requests after load: {len(s.requests)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""The exported page in headless Chromium: its JavaScript preprocessing equals Python's, and it guesses offline.
+
+Generated drawings always run (CI has no ../shared); the real sample's raw drawings run when present.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import DEMO_CLASSES as CLASSES
+from conftest import SAMPLE
+from test_export import run_export
+
+from quickdraw.checkpoints import load_model
+from quickdraw.data import synthetic
+from quickdraw.serving import Predictor
+from quickdraw.web.browser import CHROMIUM, draw, open_page
+
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} not found (make browser)"),
+]
+
+
+@pytest.fixture(scope="module")
+def page_dir(demo_checkpoint, tmp_path_factory) -> Path:
+    """``python -m quickdraw.export ... format=web`` of the demo's tiny model; needs `make web-deps`."""
+    return run_export(tmp_path_factory.mktemp("page"), f"ckpt_path={demo_checkpoint}", "format=web")
+
+
+@pytest.fixture(scope="module")
+def session(page_dir):
+    with open_page(page_dir) as s:
+        yield s
+
+
+def compare(session, demo_checkpoint, drawings: list) -> dict[str, float]:
+    """Page vs Python on raw drawings: pixel agreement, ink IoU, identical images, top-1 agreement."""
+    predictor = Predictor(load_model(demo_checkpoint))
+    page = session.run(drawings)
+    agree, iou, same, top1 = [], [], 0, 0
+    for d, got in zip(drawings, page, strict=True):
+        py = predictor.predict_strokes(d)
+        mine, theirs = py.image.ravel(), np.array(got["image"], np.uint8)
+        agree.append((mine == theirs).mean())
+        ink_a, ink_b = mine > 0, theirs > 0
+        iou.append((ink_a & ink_b).sum() / max(1, (ink_a | ink_b).sum()))
+        same += bool((mine == theirs).all())
+        top1 += py.top[0][0] == predictor.classes[int(np.argmax(got["probs"]))]
+    n = len(drawings)
+    figures = {"drawings": n, "pixel agreement": float(np.mean(agree)), "IoU": float(np.mean(iou)),
+               "identical images": same / n, "top-1 agreement": top1 / n}  # fmt: skip
+    print(
+        "\n"
+        + ", ".join(
+            f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items()
+        )
+    )
+    return figures
+
+
+def assert_parity(figures: dict[str, float]) -> None:
+    # The JavaScript mirrors OpenCV's integer drawing code and numpy's float64 arithmetic, so
+    # images are expected identical; the tolerance leaves room for a last-ulp difference in
+    # Math.hypot (RDP distances) moving one point in a rare drawing.
+    assert figures["pixel agreement"] >= 0.999
+    assert figures["IoU"] >= 0.99
+    assert figures["identical images"] >= 0.99
+    assert figures["top-1 agreement"] >= 0.99
+
+
+def test_page_preprocessing_equals_python_on_generated_drawings(session, demo_checkpoint, tmp_path):
+    drawings = []
+    for word in CLASSES:
+        path = synthetic.write_raw_ndjson(tmp_path / f"{word}.ndjson", word, 60, seed=11)
+        drawings += [json.loads(line)["drawing"] for line in path.read_text().splitlines()]
+    figures = compare(session, demo_checkpoint, drawings)
+    assert figures["drawings"] >= 200
+    assert_parity(figures)
+
+
+def test_page_preprocessing_equals_python_on_real_drawings(session, demo_checkpoint):
+    path = SAMPLE / "test_raw.csv"
+    if not path.is_file():
+        pytest.skip(f"real Quick, Draw! sample not found at {SAMPLE}")
+    with open(path, newline="") as f:
+        drawings = [json.loads(row["drawing"]) for row in islice(csv.DictReader(f), 300)]
+    assert_parity(compare(session, demo_checkpoint, drawings))
+
+
+def test_drawing_with_the_mouse_updates_the_guesses_with_no_request(session):
+    page = session.page
+    session.requests.clear()
+    assert page.locator("#guesses li").count() == 0
+    circle = [(0.5 + 0.3 * math.cos(2 * math.pi * i / 36), 0.5 + 0.3 * math.sin(2 * math.pi * i / 36))
+              for i in range(37)]  # fmt: skip
+    draw(page, circle)
+    page.wait_for_function(
+        "window.quickdraw.state.waiting.length === 0 && !window.quickdraw.state.busy"
+    )
+    assert page.locator("#guesses li").count() == 5 or page.locator("#guesses li").count() == len(
+        CLASSES
+    )
+    assert page.locator("#guesses li .name").first.text_content() == "circle"
+    assert (
+        page.evaluate("window.quickdraw.state.guesses") > 10
+    )  # guessed during the stroke, not only after
+    assert "1 stroke" in page.locator("#status").text_content()
+    page.get_by_role("button", name="Clear").click()
+    page.wait_for_function("document.querySelectorAll('#guesses li').length === 0")
+    assert session.requests == []  # everything came with the page
