@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import RESNET
-from hydra import compose, initialize_config_dir
+from conftest import RESNET, compose_config
 from omegaconf import open_dict
 from test_demo import drawings, save_untrained  # noqa: F401  (fixture)
 
@@ -31,8 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_export(out: Path, *overrides: str) -> Path:
     """``python -m quickdraw.export out=OUT ...`` in this process (the command, composed as Hydra would)."""
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("export", overrides=[f"out={out}", *overrides])
+    cfg = compose_config("export", [f"out={out}", *overrides])
     with open_dict(cfg):
         cfg.paths.output_dir = str(out / "run")
     export(cfg)
