@@ -26,18 +26,34 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open writes whole files: mode 'w' or 'wb', not {mode!r}")
+    tmp = temporary_path(path)
+    try:
+        with open(tmp, mode, **kwargs) as f:
+            yield f
+        commit(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def temporary_path(path: str | os.PathLike) -> Path:
+    """A new hidden file beside ``path`` (unique per call) to write ``path``'s content into.
+
+    For writers that need a file name rather than a file object (Parquet writers); finish with
+    :func:`commit`, or delete it on failure.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with open(fd, mode, **kwargs) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    os.close(fd)
+    return Path(tmp)
+
+
+def commit(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Sync the finished temporary file ``tmp`` to disk and rename it over ``path`` (atomic)."""
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:

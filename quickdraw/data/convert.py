@@ -50,6 +50,7 @@ from quickdraw.data.schema import (
     write_json_atomic,
 )
 from quickdraw.data.strokes import StrokeBatch
+from quickdraw.files import commit, temporary_path
 
 log = logging.getLogger(__name__)
 SOURCES_DIR = "_sources"
@@ -112,7 +113,7 @@ class _ShardWriter:
 
     def write(self, table: pa.Table) -> None:
         if self.writer is None:
-            self.tmp = self.dir / f".{self.source_id}-{self.part:04d}.parquet.tmp"
+            self.tmp = temporary_path(self._final())
             self.writer = pq.ParquetWriter(self.tmp, SCHEMA, **WRITE_OPTIONS)
         self.writer.write_table(table, row_group_size=len(table))
         self.rows += len(table)
@@ -123,10 +124,13 @@ class _ShardWriter:
         if self.writer is None:
             return
         self.writer.close()
-        final = self.dir / f"{self.source_id}-{self.part:04d}.parquet"
-        os.replace(self.tmp, final)
+        final = self._final()
+        commit(self.tmp, final)
         self.done.append(f"{self.split}/{final.name}")
         self.writer, self.part, self.rows = None, self.part + 1, 0
+
+    def _final(self) -> Path:
+        return self.dir / f"{self.source_id}-{self.part:04d}.parquet"
 
 
 @dataclass

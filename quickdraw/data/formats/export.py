@@ -10,7 +10,6 @@ empty array), plus ``<split>_key_id`` int64 arrays and a ``frame`` marker that l
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from tqdm.auto import tqdm
 from quickdraw.data.formats.sketchrnn import FRAME, FRAME_KEY, SPLIT_NAMES, batch_to_stroke3
 from quickdraw.data.schema import SPLITS
 from quickdraw.data.store import Store
+from quickdraw.files import atomic_open
 
 NPZ_NAMES = {split: name for name, split in SPLIT_NAMES.items()}  # store split -> sketch-rnn array
 
@@ -57,10 +57,8 @@ def export_store(
             arrays[NPZ_NAMES[split]] = column
             arrays[f"{NPZ_NAMES[split]}_key_id"] = rows.key_ids.astype(np.int64)
         path = out / f"{name}.npz"
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "wb") as f:
+        with atomic_open(path, "wb") as f:
             np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
         written[name] = {s: len(arrays[NPZ_NAMES[s]]) for s in SPLITS}
     return written
 
