@@ -178,6 +178,6 @@ def launch(app: gr.Blocks, cfg: DictConfig, **kwargs) -> gr.Blocks:
 def load_predictor(cfg: DictConfig) -> tuple[Predictor, Path]:
     ckpt = find_checkpoint(cfg)
     limits = Limits(**cfg.limits)
-    predictor = Predictor.from_checkpoint(ckpt, limits, cfg.top_k)
+    predictor = Predictor.from_checkpoint(ckpt, limits, cfg.top_k, cfg.tta)
     predictor.predict_strokes([[[0, 10, 20], [0, 10, 0], [0, 16, 33]]])  # warm-up, off the clock
     return predictor, ckpt
