@@ -88,22 +88,34 @@ def _match_top1(
     if cand is None:
         cand = np.broadcast_to(np.arange(c), (n, c))
     scores = np.log(np.take_along_axis(probs, cand, 1) + 1e-30).astype(np.float32)
-    log_w = np.log(w + 1e-30).astype(np.float32)
-    rows, best, best_dev = np.arange(n), log_w.copy(), np.inf
+    start = np.log(w + 1e-30).astype(np.float32)
+    # A class in no row's candidates gets no rows from this stage whatever its weight: raising it
+    # without end would only make it win everywhere once all classes compete again. And weights
+    # stay within a factor e^3 of the soft stage's, where the candidate lists remain valid.
+    reachable = np.bincount(cand.ravel(), minlength=c) > 0
+    log_w, rows, best, best_dev = start.copy(), np.arange(n), start.copy(), np.inf
     log_target = np.log(target + 1).astype(np.float32)
     for it in range(iters):
         counts = np.bincount(cand[rows, np.argmax(scores + log_w[cand], axis=1)], minlength=c)
-        dev = np.abs(counts - target).max()
+        dev = np.abs(counts - target)[reachable].max()
         if dev < best_dev:
             best, best_dev = log_w.copy(), dev
         if best_dev < 1:
             break
         # Over-predicted classes lose weight, under-predicted gain (+1 keeps empty classes
         # finite); a step shrinking over the passes settles classes that swap rows back and forth.
-        log_w -= np.float32(0.5 / (1 + it / 50)) * (
-            np.log(counts + 1).astype(np.float32) - log_target
-        )
+        step = np.float32(0.5 / (1 + it / 50))
+        log_w -= step * reachable * (np.log(counts + 1).astype(np.float32) - log_target)
+        np.clip(log_w, start - 3, start + 3, out=log_w)
+    # The candidate lists are an approximation: keep the soft weights unless the full matrix agrees.
+    if _top1_deviation(probs, best, target) > _top1_deviation(probs, start, target):
+        best = start
     return np.exp(best - best.max())
+
+
+def _top1_deviation(probs: np.ndarray, log_w: np.ndarray, target: np.ndarray) -> float:
+    top = np.argmax(probs * np.exp(log_w - log_w.max()), axis=1)
+    return float(np.abs(np.bincount(top, minlength=len(target)) - target).max())
 
 
 def load_prior(path: str | Path, classes: list[str]) -> np.ndarray:
