@@ -169,6 +169,6 @@ def launch(app: gr.Blocks, cfg: DictConfig, **kwargs) -> gr.Blocks:
 def load_predictor(cfg: DictConfig) -> tuple[Predictor, Path]:
     ckpt = find_checkpoint(cfg)
     model = load_backend(ckpt, cfg.backend, threads=cfg.threads, int8=cfg.int8)
-    predictor = Predictor(model, Limits(**cfg.limits), cfg.top_k)
+    predictor = Predictor(model, Limits(**cfg.limits), cfg.top_k, cfg.tta)
     predictor.predict_strokes([[[0, 10, 20], [0, 10, 0], [0, 16, 33]]])  # warm-up, off the clock
     return predictor, ckpt

@@ -127,6 +127,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             split=cfg.split,
             batch_size=cfg.batch_size,
             ckpt_path=cfg.ckpt_path,
+            tta=cfg.tta,
+            balance=cfg.balance,
+            prior=absolute(cfg.prior),
         )
     except (CheckpointError, StoreError, ValueError, FileNotFoundError) as e:
         _fail(e)
@@ -151,7 +154,14 @@ def predict(cfg: DictConfig) -> None:
             hydra.utils.to_absolute_path(cfg.ckpt_path), cfg.backend, cfg.device, int8=cfg.int8
         )
         n, stats = write_submission(
-            model, hydra.utils.to_absolute_path(cfg.input), output, cfg.batch_size, cfg.strict
+            model,
+            hydra.utils.to_absolute_path(cfg.input),
+            output,
+            cfg.batch_size,
+            cfg.strict,
+            tta=cfg.tta,
+            balance=cfg.balance,
+            prior=cfg.prior and hydra.utils.to_absolute_path(cfg.prior),
         )
     except (CheckpointError, ValueError, FileNotFoundError) as e:
         _fail(e)

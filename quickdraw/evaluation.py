@@ -15,11 +15,14 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from quickdraw.balancing import balance as balance_scores
+from quickdraw.balancing import load_prior
 from quickdraw.data.sampling import fixed_rows
 from quickdraw.data.store import Store, StoreError
 from quickdraw.inference import (
     InputStats,
     LabelMatcher,
+    check_tta,
     iter_input,
     load_labels,
     predict_proba,
@@ -68,6 +71,17 @@ def file_batches(
             yield batch.strokes.select(keep), readable_target[keep]
 
 
+def balanced_batches(proba, batches, prior) -> list[tuple]:
+    """One ``(scores, labels)`` batch: every batch's probabilities, balanced together."""
+    probs, labels = [], []
+    for strokes, target in batches:
+        probs.append(proba(strokes))
+        labels.append(np.asarray(target, np.int64))
+    if not probs:
+        return []
+    return [(balance_scores(np.concatenate(probs), prior), np.concatenate(labels))]
+
+
 def count_as_wrong(metrics: dict[str, float], scored: int, wrong: int) -> dict[str, float]:
     """Metrics over ``scored`` drawings, rescaled as if ``wrong`` more were scored and all missed.
 
@@ -95,8 +109,15 @@ def evaluate(
     split: str = "test",
     batch_size: int = 512,
     ckpt_path: str = "",
+    tta: str = "none",
+    balance: bool = False,
+    prior: str | None = None,
 ) -> tuple[Scores, dict[str, Any]]:
     """Score ``model`` on ``input`` (with ``labels``) or ``store``'s ``split``; write the evaluation folder.
+
+    ``tta``: test-time augmentation (:data:`quickdraw.inference.TTA_VIEWS`). ``balance``: rescale
+    the scores so that top-1 class counts match ``prior`` (a ``word,count`` CSV; uniform when None)
+    before scoring (:mod:`quickdraw.balancing`): holds every probability in memory.
 
     Writes ``out/metrics.json`` (kind ``evaluate``; metrics count unreadable labelled drawings as
     wrong), ``out/per_class.csv`` and, when some drawings cannot be read, ``out/unreadable.csv``
@@ -120,7 +141,12 @@ def evaluate(
     else:
         raise ValueError("give input=FILE (with labels=CSV if it has no word column) or store=DIR")
     spec = raster_spec(model)
-    scores = score(lambda strokes: predict_proba(model, strokes, spec), batches, classes)
+    check_tta(tta)
+    proba = lambda strokes: predict_proba(model, strokes, spec, tta)  # noqa: E731
+    if balance:
+        batches = balanced_batches(proba, batches, load_prior(prior, classes) if prior else None)
+        proba = lambda probs: probs  # noqa: E731  (the batch already holds balanced scores)
+    scores = score(proba, batches, classes)
     if matcher.unmatched:
         log.warning("%s", unmatched_message(matcher, classes))
         if not matcher.matched:
@@ -144,6 +170,9 @@ def evaluate(
         "unmatched_labels": matcher.report(),
         "unreadable": [asdict(u) for u in stats.unreadable[:100]],
         "ckpt_path": str(ckpt_path),
+        "tta": tta,
+        "balance": bool(balance),
+        "prior": prior,
     }
     run.write_metrics(result, EVALUATE)
     scores.per_class_table().to_csv(run.per_class_file, index=False)

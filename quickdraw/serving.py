@@ -16,6 +16,7 @@ Images (a photo or scan of a doodle) are traced into strokes by
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from quickdraw.data.images import FRAME, ImageError, image_to_strokes, load_gray
 from quickdraw.data.raster import RasterSpec, rasterize_untimed, to_tensor
 from quickdraw.data.readers import BadRow, parse_drawing
 from quickdraw.data.strokes import StrokeBatch
-from quickdraw.inference import raster_spec
+from quickdraw.inference import check_tta, predict_proba, raster_spec
 
 HINT = "Draw something on the canvas: the model guesses after every stroke."
 NO_INK = (
@@ -78,19 +79,20 @@ class Guess:
 class Predictor:
     """A checkpoint loaded once, answering drawings and images with its top-k classes."""
 
-    def __init__(self, model, limits: Limits = Limits(), top_k: int = 5) -> None:
+    def __init__(self, model, limits: Limits = Limits(), top_k: int = 5, tta: str = "none") -> None:
         self.model = model.eval()
         self.spec: RasterSpec = raster_spec(model)
         self.classes: list[str] = list(model.hparams.classes)
         self.limits = limits
         self.top_k = max(1, min(top_k, len(self.classes)))
+        self.tta = check_tta(tta)
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path, limits: Limits = Limits(), top_k: int = 5
+        cls, path: str | Path, limits: Limits = Limits(), top_k: int = 5, tta: str = "none"
     ) -> Predictor:
         """Load on CPU with ``weights_only=True``; raises ``CheckpointError`` for foreign files."""
-        return cls(load_model(path, map_location="cpu"), limits, top_k)
+        return cls(load_model(path, map_location="cpu"), limits, top_k, tta)
 
     @property
     def description(self) -> str:
@@ -122,11 +124,11 @@ class Predictor:
     def predict_strokes(self, drawing: str | list) -> Guess:
         t0 = time.perf_counter()
         batch = self.parse_strokes(drawing)
-        return self._guess(self.spec(batch), batch, t0)
+        return self._guess(self.spec, batch, t0)
 
     # -- images -----------------------------------------------------------------------------------
-    def image_input(self, image: np.ndarray | str | Path) -> tuple[np.ndarray, StrokeBatch]:
-        """A photo or scan -> the model's (1, C, H, W) input and the strokes traced from it."""
+    def image_strokes(self, image: np.ndarray | str | Path) -> StrokeBatch:
+        """A photo or scan -> the strokes traced from it (a one-drawing batch)."""
         try:
             strokes = image_to_strokes(load_gray(image, self.limits.max_image_pixels))
         except ImageError as e:
@@ -140,12 +142,14 @@ class Predictor:
             raise EmptyDrawing(NO_INK) from None
         except InputRejected:
             raise InputRejected(TOO_MUCH_INK) from None
-        return rasterize_untimed(batch, self.spec), batch
+        return batch
+
+    def _untimed(self, batch: StrokeBatch) -> np.ndarray:
+        return rasterize_untimed(batch, self.spec)
 
     def predict_image(self, image: np.ndarray | str | Path) -> Guess:
         t0 = time.perf_counter()
-        images, batch = self.image_input(image)
-        return self._guess(images, batch, t0)
+        return self._guess(self._untimed, self.image_strokes(image), t0)
 
     # -- the network ------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -153,8 +157,12 @@ class Predictor:
         """(B, C) class probabilities for uint8 model inputs."""
         return self.model.predict_proba(to_tensor(images)).float().cpu().numpy()
 
-    def _guess(self, images: np.ndarray, batch: StrokeBatch, t0: float) -> Guess:
-        probs = self.probabilities(images)[0]
+    def _guess(
+        self, render: Callable[[StrokeBatch], np.ndarray], batch: StrokeBatch, t0: float
+    ) -> Guess:
+        """Top-k of ``batch`` drawn by ``render``, through the shared inference path (TTA included)."""
+        probs = predict_proba(self.model, batch, self.spec, self.tta, render)[0]
+        images = render(batch)  # what the page shows: the original view
         best = np.argsort(-probs)[: self.top_k]
         return Guess(
             top=[(self.classes[i], float(probs[i])) for i in best],

@@ -12,11 +12,14 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from quickdraw.balancing import balance as balance_scores
+from quickdraw.balancing import load_prior
 from quickdraw.files import atomic_open
 from quickdraw.inference import (
     InputStats,
     batch_proba,
     blank_proba,
+    check_tta,
     iter_input,
     raster_spec,
     write_unreadable,
@@ -35,7 +38,14 @@ class UnreadableRows(ValueError):
 
 
 def write_submission(
-    model, input_path: str, output: Path, batch_size: int, strict: bool = False
+    model,
+    input_path: str,
+    output: Path,
+    batch_size: int,
+    strict: bool = False,
+    tta: str = "none",
+    balance: bool = False,
+    prior: str | None = None,
 ) -> tuple[int, InputStats]:
     """Stream ``input_path`` through the model and write ``key_id,word`` rows with the top-3 guesses.
 
@@ -43,25 +53,46 @@ def write_submission(
     model's guess for a blank canvas (:func:`~quickdraw.inference.blank_proba`) and is listed,
     with its line and reason, in ``<output>.unreadable.csv``; with ``strict`` it is an error
     (:class:`UnreadableRows`) and no file is written.
+
+    ``tta``: test-time augmentation (:data:`quickdraw.inference.TTA_VIEWS`). ``balance``: top-1
+    class counts made to match ``prior`` (a ``word,count`` CSV; uniform when None) by
+    :func:`quickdraw.balancing.balance`. Balancing needs every row's probabilities at once, so
+    the input still streams but the (N, C) float32 matrix is held until the end (150 MB for
+    Kaggle's 112 199 x 340 test set) and rows are written after it.
     """
     words = np.array([submission_word(c) for c in model.hparams.classes])
     spec = raster_spec(model)
+    check_tta(tta)
+    prior_shares = load_prior(prior, list(model.hparams.classes)) if prior else None
     fallback = blank_proba(model, spec)
     stats = InputStats()
     n = 0
+    held: list[tuple[np.ndarray, np.ndarray]] = []  # (key_ids, probs) while balancing
+
+    def write(key_ids: np.ndarray, probs: np.ndarray) -> int:
+        top3 = np.argsort(-probs, axis=1)[:, :3]
+        w.writerows(zip(key_ids.tolist(), (" ".join(r) for r in words[top3]), strict=True))
+        return len(top3)
+
     with atomic_open(output, "w", newline="") as f:  # nothing under output's name on an error
         w = csv.writer(f)
         w.writerow(["key_id", "word"])
         for batch in tqdm(iter_input(input_path, batch_size, stats), desc="predict", unit="batch"):
             if strict and stats.unreadable:
                 raise UnreadableRows(_unreadable_message(stats, strict=True))
-            top3 = np.argsort(-batch_proba(model, batch, spec, fallback), axis=1)[:, :3]
-            w.writerows(
-                zip(batch.key_ids.tolist(), (" ".join(r) for r in words[top3]), strict=True)
-            )
-            n += len(top3)
+            probs = batch_proba(model, batch, spec, fallback, tta)
+            if balance:
+                held.append((batch.key_ids, probs))
+            else:
+                n += write(batch.key_ids, probs)
         if strict and stats.unreadable:
             raise UnreadableRows(_unreadable_message(stats, strict=True))
+        if held:
+            log.info(
+                "balancing %d predictions over %d classes", sum(len(k) for k, _ in held), len(words)
+            )
+            probs = balance_scores(np.concatenate([p for _, p in held]), prior_shares)
+            n += write(np.concatenate([k for k, _ in held]), probs)
     side = unreadable_path(output)
     if stats.unreadable:
         write_unreadable(side, stats.unreadable, " ".join(words[np.argsort(-fallback)[:3]]))

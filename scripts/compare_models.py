@@ -5,6 +5,12 @@ score each on a held-out labelled file, and write a Markdown results table.
     python scripts/compare_models.py --source DATA --test-input TEST.csv --test-labels LABELS.csv
     python scripts/compare_models.py --budget 30 data.raster.size=32    # extra Hydra overrides for every run
 
+Variants (``--variants``): the Kaggle toolbox's options, each scored against the plain ResNet18 of
+the same seed (paired), over ``--seeds``; evaluation-time options (flip TTA, balancing) reuse the
+seed's plain run, so they cost seconds:
+
+    python scripts/compare_models.py --variants base,tta,balance,tta+balance --seeds 42,1,2 --budget 4 data.raster.size=32
+
 Equal budget: every run gets the same number of member-epochs (``--budget``): a single ResNet18 trains
 ``budget`` epochs, a K-member ensemble ``budget / K`` epochs, so each run does about the same number of
 ResNet18 forward/backward passes. Each run is an ordinary ``python -m quickdraw.train`` run folder.
@@ -19,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from quickdraw import scoring
@@ -36,6 +43,24 @@ RUNS = [  # (label, experiment, extra overrides)
     # Not at the equal budget: the three trained ResNet18s above, averaged, with no further training.
     ("Averaging ensemble of runs 0-2 (3x budget)", "ensemble_mean", ["members=0,1,2"]),
 ]
+
+
+# name: (training overrides, evaluation overrides); "base" is the plain ResNet18 every variant is
+# paired with. Training overrides come after the command line's, so "128px" wins over a size there.
+VARIANTS = {
+    "base": ([], []),
+    "tta": ([], ["tta=flip"]),
+    "balance": ([], ["balance=true"]),
+    "tta+balance": ([], ["tta=flip", "balance=true"]),
+    "smooth": (["model.loss.label_smoothing=0.1"], []),
+    "flipaug": (["data.augment.hflip=0.5"], []),
+    "ema": (["callbacks=ema"], []),
+    "128px": (["data.raster.size=128"], []),
+    "all": (
+        ["model.loss.label_smoothing=0.1", "data.augment.hflip=0.5", "callbacks=ema"],
+        ["tta=flip", "balance=true"],
+    ),
+}
 
 
 def run_dir_of(out: Path, i: int) -> Path:
@@ -68,6 +93,8 @@ def main() -> None:
     p.add_argument("--per-class", type=int, default=12, help="N: drawings per class per epoch")
     p.add_argument("--out", default=str(ROOT / "outputs" / "compare"))
     p.add_argument("--only", default=None, help="comma-separated run numbers (0-based) to run")
+    p.add_argument("--variants", default=None, help=f"comma-separated, of: {', '.join(VARIANTS)}")
+    p.add_argument("--seeds", default="42", help="comma-separated seeds (--variants)")
     p.add_argument("overrides", nargs="*", help="Hydra overrides added to every training run")
     args = p.parse_args()
     if not Path(args.source).exists():
@@ -84,6 +111,8 @@ def main() -> None:
         "callbacks.progress_bar.refresh_rate=0",
         *args.overrides,
     ]
+    if args.variants:
+        return compare_variants(args, out, common)
     chosen = [int(i) for i in args.only.split(",")] if args.only else range(len(RUNS))
     rows = []
     for i in chosen:
@@ -178,6 +207,68 @@ def main() -> None:
     (out / "results.json").write_text(json.dumps(rows, indent=1))
     print(table)
     print(f"written: {out / 'results.md'}")
+
+
+def train_and_evaluate(
+    args, run_dir: Path, train: list[str], evaluate: list[str], tag: str
+) -> dict:
+    """Train ``run_dir`` once (``train`` overrides) and score its best checkpoint with ``evaluate``."""
+    if not RunDir(run_dir).metrics_file.exists():
+        run(
+            [sys.executable, "-m", "quickdraw.train", "experiment=resnet18", *train,
+             f"hydra.run.dir={run_dir}"],
+            run_dir.with_suffix(".log"),
+        )  # fmt: skip
+    evaluation = RunDir(run_dir / f"eval-{tag}")
+    if not evaluation.metrics_file.exists():
+        run(
+            [sys.executable, "-m", "quickdraw.evaluate", f"ckpt_path={RunDir(run_dir).best_link}",
+             f"input={args.test_input}", f"labels={args.test_labels}", *evaluate,
+             f"hydra.run.dir={evaluation.path}"],
+            run_dir.with_suffix(f".eval-{tag}.log"),
+        )  # fmt: skip
+    return evaluation.metrics()
+
+
+def compare_variants(args, out: Path, common: list[str]) -> None:
+    """Each variant against ``base`` on every seed: mean, spread and the paired gain."""
+    names = args.variants.split(",")
+    if unknown := [n for n in names if n not in VARIANTS]:
+        sys.exit(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    epochs = f"trainer.max_epochs={args.budget}"
+    results: dict[str, dict[int, dict]] = {}
+    for seed in seeds:
+        for name in ["base", *[n for n in names if n != "base"]]:
+            train, evaluate = VARIANTS[name]
+            key = (
+                "-".join(o.split("=")[0].split(".")[-1] + o.split("=")[1] for o in train) or "base"
+            )
+            run_dir = out.resolve() / f"seed{seed}" / key
+            run_dir.parent.mkdir(parents=True, exist_ok=True)
+            overrides = [*common, epochs, f"seed={seed}", *train]
+            tag = "-".join(e.replace("=", "") for e in evaluate) or "plain"
+            results.setdefault(name, {})[seed] = train_and_evaluate(
+                args, run_dir, overrides, evaluate, tag
+            )
+    rows = []
+    for name in ["base", *[n for n in names if n != "base"]]:
+        per_seed = results[name]
+        top1 = np.array([per_seed[s]["test/acc"] for s in seeds])
+        map3 = np.array([per_seed[s]["test/map3"] for s in seeds])
+        gain = map3 - np.array([results["base"][s]["test/map3"] for s in seeds])
+        sd = lambda a: float(a.std(ddof=1)) if len(a) > 1 else float("nan")  # noqa: E731
+        rows.append(
+            [name, " ".join(VARIANTS[name][0] + VARIANTS[name][1]) or "(plain)",
+             f"{top1.mean():.3f} ± {sd(top1):.3f}", f"{map3.mean():.3f} ± {sd(map3):.3f}",
+             f"{gain.mean():+.3f} ± {sd(gain):.3f}", ", ".join(f"{g:+.3f}" for g in gain)]
+        )  # fmt: skip
+    header = ["variant", "overrides", "top-1", "MAP@3", "MAP@3 gain (paired)", "gain per seed"]
+    table = markdown_table(header, rows)
+    (out / "variants.md").write_text(table)
+    (out / "variants.json").write_text(json.dumps(results, indent=1, default=str))
+    print(f"seeds {seeds}, mean ± standard deviation\n{table}")
+    print(f"written: {out / 'variants.md'}")
 
 
 if __name__ == "__main__":

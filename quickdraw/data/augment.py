@@ -1,4 +1,5 @@
-"""Training-time stroke augmentation: random affine, stroke dropout and jitter on whole batches.
+"""Stroke transforms on whole batches: training's random affine, mirror, dropout and jitter, and
+the mirror image that test-time augmentation (:mod:`quickdraw.inference`) averages with.
 
 Working on strokes rather than pixels keeps lines crisp and equally thick after the transform,
 and a batch costs a handful of numpy passes over its points, with no per-drawing Python.
@@ -37,6 +38,9 @@ class StrokeAugment:
     stroke_dropout: float = 0.1
     # Hand tremor; 1 unit is a quarter pixel at 64 px, enough to break exact pixel patterns.
     jitter: float = 1.0
+    # Share of drawings mirrored left-right (:func:`mirror`). Most classes have no handedness
+    # (a cat faces either way), but some do (a clock's hands, a 7): off until measured (README, Results).
+    hflip: float = 0.0
     # Share of drawings augmented at all; the ranges above are mild and centred on the identity,
     # so the clean test distribution is already well covered at 1.
     p: float = 1.0
@@ -47,6 +51,8 @@ class StrokeAugment:
         active = rng.random(n) < self.p if self.p < 1 else np.ones(n, bool)
         if self.stroke_dropout > 0:
             batch = drop_strokes(batch, self.stroke_dropout, active, rng)
+        if self.hflip > 0:  # drawn only when on: hflip=0 keeps the random stream of earlier runs
+            batch = mirror(batch, active & (rng.random(n) < self.hflip))
         points = batch.points.astype(np.float32)
         if self._has_affine():
             coef = np.repeat(self._affines(batch, points, active, rng), batch.num_points, axis=0)
@@ -104,6 +110,29 @@ def bbox_centres(points: np.ndarray, point_offsets: np.ndarray) -> np.ndarray:
         hi = np.maximum.reduceat(points, starts, axis=0)
         centre[nonempty] = (lo + hi) / 2
     return centre
+
+
+def mirror(batch: StrokeBatch, which: np.ndarray | None = None) -> StrokeBatch:
+    """Left-right mirror images of the drawings ``which`` (a (B,) mask; all when None).
+
+    The strokes are mirrored, not the pixels, so every raster encoding (stroke order, time) stays
+    what it means. Each drawing is mirrored about its own bounding box, x -> x_min + x_max - x:
+    Google's simplification aligns drawings to the left edge (x_min = 0) and scales the longer side
+    to 255, so for the many drawings spanning the width this is x -> 255 - x, and for the others it
+    keeps them left-aligned as every training drawing is, rather than pushing them to the right edge.
+    Integer points stay integers (and in 0-255), so the dtype is kept.
+    """
+    if len(batch.points) == 0:
+        return batch
+    starts = batch.stroke_offsets[batch.drawing_offsets]
+    centre_x = bbox_centres(batch.points.astype(np.float32), starts)[:, 0]
+    per_point = np.repeat(2 * centre_x, batch.num_points)
+    x = batch.points[:, 0].astype(np.float32)
+    if which is not None:
+        per_point = np.where(np.repeat(which, batch.num_points), per_point, 2 * x)
+    points = batch.points.copy()
+    points[:, 0] = (per_point - x).astype(points.dtype)
+    return StrokeBatch(points, batch.stroke_offsets, batch.drawing_offsets)
 
 
 def drop_strokes(
