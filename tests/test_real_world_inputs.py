@@ -299,7 +299,7 @@ def test_ddp_with_sync_batchnorm_on_cpu_is_refused_with_the_config_to_use(tmp_pa
     cfg = compose_train(tmp_path, "hardware=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "data.store=/nonexistent")  # fmt: skip
     with pytest.raises(IncompatibleSettings, match="use trainer=ddp_cpu"):
         train(cfg)  # refused before the (missing) store is even looked at
-    cfg = compose_train(tmp_path, "trainer=gpu", "trainer.accelerator=gpu")
+    cfg = compose_train(tmp_path, "hardware=gpu", "trainer.accelerator=gpu")
     with pytest.raises(IncompatibleSettings, match="use trainer=cpu"):
         reconcile(cfg)
 
@@ -314,5 +314,5 @@ def test_settings_without_their_hardware_are_adapted_with_a_notice(tmp_path, mon
     assert "data.pin_memory=false" in caplog.text and "cannot fork" in caplog.text
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    cfg = compose_train(tmp_path, "trainer=gpu", "trainer.accelerator=gpu")
+    cfg = compose_train(tmp_path, "hardware=gpu", "trainer.accelerator=gpu")
     assert reconcile(cfg) and cfg.trainer.precision == "16-mixed" and cfg.data.pin_memory
