@@ -9,15 +9,13 @@ import csv
 import json
 import logging
 import multiprocessing
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import SQUARE, compose_train, kaggle_row, write_csv
+from conftest import SQUARE, compose_train, kaggle_row, run_module, write_csv
 from test_demo import RESNET, save_untrained
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
@@ -39,16 +37,6 @@ from quickdraw.training import train
 CASE_CLASSES = ("The Eiffel Tower", "cat", "hot dog", "house")
 
 
-def cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", module, *args, f"hydra.run.dir={cwd}/run"],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
-
-
 @pytest.fixture(scope="module")
 def case_ckpt(tmp_path_factory) -> Path:
     """An untrained model over the cases' four classes: scoring counts rows, not skill."""
@@ -58,10 +46,10 @@ def case_ckpt(tmp_path_factory) -> Path:
 
 # -- 1. labels in Kaggle spelling ---------------------------------------------------------------------
 def test_labels_in_kaggle_spelling_are_all_scored(cases, case_ckpt, tmp_path):
-    r = cli("quickdraw.evaluate", f"ckpt_path={case_ckpt}", f"input={cases / 'spaces_test.csv'}",
+    r = run_module("quickdraw.evaluate", f"ckpt_path={case_ckpt}", f"input={cases / 'spaces_test.csv'}",
             f"labels={cases / 'underscore_labels.csv'}", cwd=tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / "hydra-quickdraw.evaluate" / "metrics.json").read_text())
     assert metrics["drawings"] == 8 and metrics["unmatched_labels"]["count"] == 0
     assert r.stdout.startswith("8 drawings")
 
@@ -74,14 +62,14 @@ def test_labels_naming_no_class_are_reported_and_none_matching_is_an_error(
     labels = tmp_path / "labels.csv"
     csv.writer(labels.open("w", newline="")).writerows(rows)
     test = cases / "spaces_test.csv"
-    r = cli("quickdraw.evaluate", f"ckpt_path={case_ckpt}", f"input={test}", f"labels={labels}", cwd=tmp_path)  # fmt: skip
+    r = run_module("quickdraw.evaluate", f"ckpt_path={case_ckpt}", f"input={test}", f"labels={labels}", cwd=tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "1 labels name no class of the checkpoint (first: 'Eiffel Tower')" in r.stdout + r.stderr
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / "hydra-quickdraw.evaluate" / "metrics.json").read_text())
     assert metrics["drawings"] == 7
     assert metrics["unmatched_labels"] == {"count": 1, "first": ["Eiffel Tower"]}
     labels.write_text("key_id,word\n" + "".join(f"{r[0]},dog\n" for r in rows[1:]))
-    r = cli("quickdraw.evaluate", f"ckpt_path={case_ckpt}", f"input={test}", f"labels={labels}", cwd=tmp_path)  # fmt: skip
+    r = run_module("quickdraw.evaluate", f"ckpt_path={case_ckpt}", f"input={test}", f"labels={labels}", cwd=tmp_path)  # fmt: skip
     assert r.returncode == 2 and "no label matches a class" in r.stdout + r.stderr
     assert "8 labels name no class" in r.stdout + r.stderr
 
@@ -90,7 +78,7 @@ def test_labels_naming_no_class_are_reported_and_none_matching_is_an_error(
 def test_predict_answers_every_row_in_order_and_lists_the_unreadable(cases, case_ckpt, tmp_path):
     out = tmp_path / "submission.csv"
     src = cases / "test_with_empty.csv"
-    r = cli("quickdraw.predict", f"ckpt_path={case_ckpt}", f"input={src}", f"output={out}", cwd=tmp_path)  # fmt: skip
+    r = run_module("quickdraw.predict", f"ckpt_path={case_ckpt}", f"input={src}", f"output={out}", cwd=tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr
     keys = [row[0] for row in csv.reader(src.open())][1:]
     got = list(csv.reader(out.open()))
@@ -106,7 +94,7 @@ def test_predict_answers_every_row_in_order_and_lists_the_unreadable(cases, case
         and "line None" not in r.stdout + r.stderr
     )
     strict = tmp_path / "strict.csv"
-    r = cli("quickdraw.predict", f"ckpt_path={case_ckpt}", f"input={src}", f"output={strict}", "strict=true", cwd=tmp_path)  # fmt: skip
+    r = run_module("quickdraw.predict", f"ckpt_path={case_ckpt}", f"input={src}", f"output={strict}", "strict=true", cwd=tmp_path)  # fmt: skip
     assert r.returncode == 2 and "strict=true: 2 drawings cannot be read" in r.stdout + r.stderr
     assert not strict.exists()
 
@@ -116,13 +104,13 @@ def test_evaluate_counts_unreadable_rows_as_wrong(cases, case_ckpt, tmp_path):
     labels = tmp_path / "labels.csv"
     keys = [row[0] for row in csv.reader(src.open())][1:]
     labels.write_text("key_id,word\n" + "".join(f"{k},cat\n" for k in keys))
-    r = cli("quickdraw.evaluate", f"ckpt_path={case_ckpt}", f"input={src}", f"labels={labels}", cwd=tmp_path)  # fmt: skip
+    r = run_module("quickdraw.evaluate", f"ckpt_path={case_ckpt}", f"input={src}", f"labels={labels}", cwd=tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / "hydra-quickdraw.evaluate" / "metrics.json").read_text())
     assert metrics["drawings"] == 4 and metrics["unreadable_counted_wrong"] == 2
     assert [u["line"] for u in metrics["unreadable"]] == [3, 4]
     assert metrics["test/acc"] <= 0.5 and metrics["test/map3"] <= 0.5
-    assert (tmp_path / "run" / "unreadable.csv").is_file()
+    assert (tmp_path / "hydra-quickdraw.evaluate" / "unreadable.csv").is_file()
 
 
 # -- 6. glued ndjson records -------------------------------------------------------------------------
