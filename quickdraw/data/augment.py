@@ -62,7 +62,7 @@ class StrokeAugment:
             if self.p < 1:
                 noise *= active[batch.point_drawing, None]
             points += noise
-        return StrokeBatch(points, batch.stroke_offsets, batch.drawing_offsets)
+        return StrokeBatch(points, batch.stroke_offsets, batch.drawing_offsets, batch.times)
 
     def _has_affine(self) -> bool:
         return tuple(self.scale) != (1.0, 1.0) or any(
@@ -132,7 +132,7 @@ def mirror(batch: StrokeBatch, which: np.ndarray | None = None) -> StrokeBatch:
         per_point = np.where(np.repeat(which, batch.num_points), per_point, 2 * x)
     points = batch.points.copy()
     points[:, 0] = (per_point - x).astype(points.dtype)
-    return StrokeBatch(points, batch.stroke_offsets, batch.drawing_offsets)
+    return StrokeBatch(points, batch.stroke_offsets, batch.drawing_offsets, batch.times)
 
 
 def drop_strokes(
@@ -151,4 +151,6 @@ def drop_strokes(
     np.cumsum(lengths[keep], out=stroke_offsets[1:])
     drawing_offsets = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(stroke_drawing[keep], minlength=n), out=drawing_offsets[1:])
-    return StrokeBatch(batch.points[np.repeat(keep, lengths)], stroke_offsets, drawing_offsets)
+    kept = np.repeat(keep, lengths)
+    times = None if batch.times is None else batch.times[kept]
+    return StrokeBatch(batch.points[kept], stroke_offsets, drawing_offsets, times)

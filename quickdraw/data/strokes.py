@@ -6,6 +6,8 @@ batch moves through numpy without a Python object per point:
 * ``points``          (P, 2) float32 or uint8, x and y in the 0-255 Quick, Draw! frame
 * ``stroke_offsets``  (S + 1,) int64, stroke s is ``points[stroke_offsets[s]:stroke_offsets[s + 1]]``
 * ``drawing_offsets`` (B + 1,) int64, drawing b is strokes ``drawing_offsets[b]:drawing_offsets[b + 1]``
+* ``times``           (P,) float32 or None, ms since the drawing's first point, where the source
+  recorded them (Google's raw ndjson, Kaggle's raw CSV, the demo); None for simplified sources
 
 ``to_arrow`` and ``from_arrow`` are the store's one encoder and one decoder of strokes.
 """
@@ -27,6 +29,7 @@ class StrokeBatch:
     points: np.ndarray
     stroke_offsets: np.ndarray
     drawing_offsets: np.ndarray
+    times: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.drawing_offsets) - 1
@@ -186,11 +189,12 @@ class StrokeBatch:
         point_ids = _ranges(p0, p1)
         stroke_offsets = np.concatenate([[0], np.cumsum(p1 - p0)])
         drawing_offsets = np.concatenate([[0], np.cumsum(s1 - s0)])
-        return StrokeBatch(self.points[point_ids], stroke_offsets, drawing_offsets)
+        times = None if self.times is None else self.times[point_ids]
+        return StrokeBatch(self.points[point_ids], stroke_offsets, drawing_offsets, times)
 
     @staticmethod
     def concat(batches: Sequence[StrokeBatch]) -> StrokeBatch:
-        """Concatenate batches in order."""
+        """Concatenate batches in order (times are kept only when every batch has them)."""
         points, strokes, drawings = [], [np.zeros(1, np.int64)], [np.zeros(1, np.int64)]
         n_points = n_strokes = 0
         for b in batches:
@@ -201,8 +205,12 @@ class StrokeBatch:
             n_strokes += len(b.stroke_offsets) - 1
         if not points:
             return StrokeBatch(np.zeros((0, 2), np.float32), strokes[0], drawings[0])
+        timed = all(b.times is not None for b in batches)
         return StrokeBatch(
-            np.concatenate(points), np.concatenate(strokes), np.concatenate(drawings)
+            np.concatenate(points),
+            np.concatenate(strokes),
+            np.concatenate(drawings),
+            np.concatenate([b.times for b in batches]) if timed else None,
         )
 
 
