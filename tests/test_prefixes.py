@@ -233,3 +233,24 @@ def test_training_logs_early_auc_and_keeps_the_prefix_curve(smoke_run):
 
     scalars = read_scalars(Run(smoke_run, "smoke", {}, {}))
     assert len(scalars[scalars.tag == "val/early_auc_top1"]) == 2  # one per validation
+
+
+def test_report_draws_prefix_curves_of_runs_and_evaluations_side_by_side(smoke_run, model, tiny_store, tmp_path):  # fmt: skip
+    from quickdraw import report
+    from quickdraw.evaluation import evaluate
+
+    evaluate(model, tmp_path / "eval", store=str(tiny_store), prefix="ink")
+    curves = report.prefix_curves([smoke_run, tmp_path / "eval"])
+    assert len(curves) == 2 and {c["by"].iloc[0] for c in curves.values()} == {"strokes", "ink"}
+    fig = report.plot_prefix_curves_of([smoke_run, tmp_path / "eval"])
+    assert len(fig.axes[0].lines) == 2
+
+
+def test_live_experiment_trains_on_prefixes():
+    from conftest import compose_config
+    from hydra.utils import instantiate
+
+    cfg = compose_config("train", ["experiment=resnet18_live"])
+    augment = instantiate(cfg.data.augment)
+    assert augment.prefix == 0.5 and augment.prefix_by == "strokes"
+    assert cfg.callbacks.early_guess.by == "strokes"

@@ -7,9 +7,14 @@ is scored alike. Logged: ``val/early_auc_top1`` (and ``val/early_correct_before_
 curve as a TensorBoard figure (``val/prefix_curve``) and, in the run folder, the latest
 validation's ``prefix_curve.csv`` (what ``quickdraw.report`` plots beside other runs).
 
-Cost, measured on the default run (15 generated classes, 64 px, ResNet18, 2 shared CPU cores):
-see ``conf/callbacks/default.yaml``. Rank 0 computes, the value is broadcast, every rank logs it:
-no rank waits on a collective the others skip.
+Cost on the default run (15 generated classes, 64 px, ResNet18, CPU): the 150 drawings give 342
+prefixes (2.3 strokes a drawing), scored in 14.0 s while the validation pass itself (1,500
+drawings) took 52.9 s, both on the 2 development cores shared with other jobs: about a quarter of a
+validation, and (a training epoch being 4,500 drawings forward and backward, ~3x a forward each)
+about 2 % of an epoch, so it is on by default. Real data has ~5 strokes a drawing and at 340
+classes one drawing each (340 drawings, ~1,700 prefixes) against a 34,000-drawing validation set.
+Rank 0 computes, the value is broadcast, every rank logs it: no rank waits on a collective the
+others skip.
 """
 
 from __future__ import annotations
