@@ -230,7 +230,7 @@ def train_and_evaluate(
         run(
             [sys.executable, "-m", "quickdraw.train", "experiment=resnet18", *train,
              f"hydra.run.dir={run_dir}"],
-            run_dir.with_suffix(".log"),
+            run_dir.parent / f"{run_dir.name}.log",  # not with_suffix: "prefix0.5" has a dot
         )  # fmt: skip
     return evaluate_run(args, run_dir, evaluate, tag)
 
@@ -244,7 +244,7 @@ def evaluate_run(args, run_dir: Path, evaluate: list[str], tag: str) -> dict:
             [sys.executable, "-m", "quickdraw.evaluate", f"ckpt_path={RunDir(run_dir).best_link}",
              f"input={args.test_input}", f"labels={args.test_labels}", *evaluate,
              f"hydra.run.dir={evaluation.path}"],
-            run_dir.with_suffix(f".eval-{tag}.log"),
+            run_dir.parent / f"{run_dir.name}.eval-{tag}.log",
         )  # fmt: skip
     return evaluation.metrics()
 
