@@ -133,8 +133,8 @@ def write_prefix_results(
     shares = {k: v for k, v in early.items() if k.endswith(("auc_top1", "correct_before_end"))}
     early.update(count_as_wrong(shares, prefix_scores.drawings, wrong))
     result.update(early, prefix=recorder.by)
-    early = prefix_scores.per_class_table(accept_threshold)
-    table = per_class.merge(early, on="class", how="left")
+    classes = prefix_scores.per_class_table(accept_threshold)
+    table = per_class.merge(classes, on="class", how="left")
     ranked = table.dropna(subset=["early_auc_top1"]).sort_values("early_auc_top1")
     log.info(
         "guessed earliest: %s; latest: %s",
