@@ -130,6 +130,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             tta=cfg.tta,
             balance=cfg.balance,
             prior=absolute(cfg.prior),
+            prefix=cfg.prefix,
+            accept_threshold=cfg.accept_threshold,
         )
     except (CheckpointError, StoreError, ValueError, FileNotFoundError) as e:
         _fail(e)
@@ -138,6 +140,12 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         f"{result['drawings']} drawings: top-1 {m['test/acc']:.4f}  top-3 {m['test/acc3']:.4f}  "
         f"MAP@3 {m['test/map3']:.4f}" + (f" ({wrong} unreadable, counted wrong)" if wrong else "")
     )
+    if "early/auc_top1" in m:
+        print(
+            f"prefixes by {cfg.prefix}: early AUC top-1 {m['early/auc_top1']:.4f}  right before the "
+            f"end {m['early/correct_before_end']:.4f}  median first stable "
+            f"{m['early/median_fraction_first_stable']:.2f}  (prefix_curve.csv)"
+        )
     print(f"per-class results: {Path(cfg.paths.output_dir) / 'per_class.csv'}")
     return {k: v for k, v in m.items() if k.startswith("test/")}
 

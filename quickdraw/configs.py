@@ -9,6 +9,7 @@ override of any argument (``data.per_class=20``, ``settings.val_fraction=0.1``,
 config node            schema (group/name)         where its defaults live
 =====================  ==========================  ================================================
 ``data`` (train)       ``data/schema``             ``QuickDrawDataModule.__init__``
+``data.augment``       ``data/augment/schema``     :class:`quickdraw.data.augment.StrokeAugment`
 ``settings`` (convert) ``settings/schema``         :class:`quickdraw.data.convert.ConvertSettings`
 ``limits`` (demo)      ``limits/schema``           :class:`quickdraw.serving.Limits`
 ``quantization`` (exp) ``quantization/schema``     :class:`quickdraw.onnx_export.Quantization`
@@ -64,6 +65,7 @@ def _defaults(target: type) -> dict[str, Any]:
 
 def register() -> None:
     """Store the schemas in Hydra's ConfigStore (idempotent); entry points call it before composing."""
+    from quickdraw.data.augment import StrokeAugment
     from quickdraw.data.convert import ConvertSettings
     from quickdraw.data.datamodule import QuickDrawDataModule
     from quickdraw.onnx_export import Quantization, WebPage
@@ -71,6 +73,7 @@ def register() -> None:
 
     cs = ConfigStore.instance()
     cs.store(group="data", name="schema", node=signature_schema(QuickDrawDataModule, True))
+    cs.store(group="data/augment", name="schema", node=signature_schema(StrokeAugment, True))
     cs.store(group="settings", name="schema", node=signature_schema(ConvertSettings))
     cs.store(group="limits", name="schema", node=signature_schema(Limits))
     cs.store(group="quantization", name="schema", node=signature_schema(Quantization))

@@ -1,7 +1,9 @@
 """Evaluating a checkpoint on labelled drawings: an input file (with labels) or a split of a store.
 
 ``python -m quickdraw.evaluate`` (:mod:`quickdraw.cli`) calls :func:`evaluate`; the numbers come
-from :func:`quickdraw.scoring.score`, the same definitions training logs.
+from :func:`quickdraw.scoring.score`, the same definitions training logs. With ``prefix=strokes|
+ink|time`` every drawing is also scored on its growing prefixes (:mod:`quickdraw.prefix_scoring`),
+and its finished form gives the plain metrics.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from tqdm.auto import tqdm
 
 from quickdraw.balancing import balance as balance_scores
 from quickdraw.balancing import load_prior
+from quickdraw.data.prefixes import check_kind
 from quickdraw.data.sampling import fixed_rows
 from quickdraw.data.store import Store, StoreError
+from quickdraw.data.strokes import StrokeBatch
 from quickdraw.inference import (
     InputStats,
     LabelMatcher,
@@ -29,6 +34,7 @@ from quickdraw.inference import (
     raster_spec,
     write_unreadable,
 )
+from quickdraw.prefix_scoring import PrefixRecorder, plot_prefix_curves
 from quickdraw.runs import EVALUATE, RunDir
 from quickdraw.scoring import Scores, score
 
@@ -91,6 +97,53 @@ def count_as_wrong(metrics: dict[str, float], scored: int, wrong: int) -> dict[s
     return {k: (v * scored / total if total else 0.0) for k, v in metrics.items()}
 
 
+def check_times(batches, prefix: str, name: str) -> Iterator[tuple[StrokeBatch, np.ndarray]]:
+    """``batches`` unchanged; for ``prefix=time``, a ``ValueError`` naming the input when a
+    batch has no per-point times."""
+    for strokes, labels in batches:
+        if prefix == "time" and strokes.times is None:
+            raise ValueError(
+                f"prefix=time needs per-point times and {name} has none: only Google's raw ndjson "
+                "(full/raw/<word>.ndjson) and Kaggle's raw CSV record them (simplified files, "
+                ".bin, sketch-rnn .npz do not). Give such a file as input=, or use prefix=strokes "
+                "or prefix=ink"
+            )
+        yield strokes, labels
+
+
+def write_prefix_results(
+    run: RunDir,
+    recorder: PrefixRecorder,
+    accept_threshold: float,
+    result: dict,
+    per_class: pd.DataFrame,
+    wrong: int,
+) -> pd.DataFrame:
+    """prefix_curve.csv and .png, the early/* metrics into ``result``; per_class with early_* columns.
+
+    Unreadable labelled drawings (``wrong``) count as never right in the early/* shares and AUCs,
+    as in the plain metrics; the curve and the median fraction are over the drawings scored.
+    """
+    prefix_scores = recorder.scores()
+    curve = prefix_scores.curve()
+    curve.to_csv(run.prefix_curve_file, index=False)
+    fig = plot_prefix_curves({run.path.name: curve})
+    fig.savefig(run.prefix_curve_figure, dpi=110)
+    early = prefix_scores.metrics(accept_threshold)
+    shares = {k: v for k, v in early.items() if k.endswith(("auc_top1", "correct_before_end"))}
+    early.update(count_as_wrong(shares, prefix_scores.drawings, wrong))
+    result.update(early, prefix=recorder.by)
+    classes = prefix_scores.per_class_table(accept_threshold)
+    table = per_class.merge(classes, on="class", how="left")
+    ranked = table.dropna(subset=["early_auc_top1"]).sort_values("early_auc_top1")
+    log.info(
+        "guessed earliest: %s; latest: %s",
+        ", ".join(ranked["class"].iloc[::-1][:5]),
+        ", ".join(ranked["class"][:5]),
+    )
+    return table
+
+
 def unmatched_message(matcher: LabelMatcher, classes: list[str]) -> str:
     r = matcher.report()
     return (
@@ -112,18 +165,24 @@ def evaluate(
     tta: str = "none",
     balance: bool = False,
     prior: str | None = None,
+    prefix: str = "none",
+    accept_threshold: float = 0.5,
 ) -> tuple[Scores, dict[str, Any]]:
     """Score ``model`` on ``input`` (with ``labels``) or ``store``'s ``split``; write the evaluation folder.
 
     ``tta``: test-time augmentation (:data:`quickdraw.inference.TTA_VIEWS`). ``balance``: rescale
     the scores so that top-1 class counts match ``prior`` (a ``word,count`` CSV; uniform when None)
-    before scoring (:mod:`quickdraw.balancing`): holds every probability in memory.
+    before scoring (:mod:`quickdraw.balancing`): holds every probability in memory. ``prefix``:
+    ``none``, or score growing prefixes by ``strokes``, ``ink`` or ``time`` too
+    (:mod:`quickdraw.prefix_scoring`, with ``accept_threshold`` for the game-style rule).
 
     Writes ``out/metrics.json`` (kind ``evaluate``; metrics count unreadable labelled drawings as
     wrong), ``out/per_class.csv`` and, when some drawings cannot be read, ``out/unreadable.csv``
-    (source, line, key_id, reason). Raises ``ValueError`` when neither input nor store is given,
-    when no label names a class, or when nothing labelled could be scored; ``StoreError`` when
-    the store's classes differ from the model's.
+    (source, line, key_id, reason); with a prefix, ``out/prefix_curve.csv`` and ``.png``, the
+    ``early/*`` metrics and ``early_*`` columns in ``per_class.csv``. Raises ``ValueError`` when
+    neither input nor store is given, when no label names a class, when nothing labelled could be
+    scored, for ``prefix=time`` on drawings without times, or for a prefix with ``balance``;
+    ``StoreError`` when the store's classes differ from the model's.
     """
     classes = list(model.hparams.classes)
     stats = InputStats()
@@ -143,6 +202,16 @@ def evaluate(
     spec = raster_spec(model)
     check_tta(tta)
     proba = lambda strokes: predict_proba(model, strokes, spec, tta)  # noqa: E731
+    if balance and prefix != "none":
+        raise ValueError(
+            "balance=true re-ranks a whole set of finished drawings and means nothing for their "
+            f"prefixes: evaluate prefix={prefix} without balance"
+        )
+    recorder = None
+    if prefix != "none":
+        recorder = PrefixRecorder(check_kind(prefix), classes, proba, chunk=batch_size)
+        batches = recorder.batches(check_times(batches, prefix, input or f"{store} ({split})"))
+        proba = lambda probs: probs  # noqa: E731  (the batch holds the finished drawings' scores)
     if balance:
         batches = balanced_batches(proba, batches, load_prior(prior, classes) if prior else None)
         proba = lambda probs: probs  # noqa: E731  (the batch already holds balanced scores)
@@ -174,8 +243,13 @@ def evaluate(
         "balance": bool(balance),
         "prior": prior,
     }
+    per_class = scores.per_class_table()
+    if recorder is not None:
+        per_class = write_prefix_results(
+            run, recorder, accept_threshold, result, per_class, len(wrong)
+        )
     run.write_metrics(result, EVALUATE)
-    scores.per_class_table().to_csv(run.per_class_file, index=False)
+    per_class.to_csv(run.per_class_file, index=False)
     if stats.unreadable:
         side = run.path / "unreadable.csv"
         write_unreadable(side, stats.unreadable)

@@ -24,7 +24,8 @@ from omegaconf import OmegaConf
 
 from quickdraw.files import markdown_table as _markdown
 from quickdraw.files import write_atomic
-from quickdraw.runs import RunDir, find_runs
+from quickdraw.prefix_scoring import plot_prefix_curves
+from quickdraw.runs import RunDir, find_prefix_curves, find_runs
 from quickdraw.scoring import Scores
 
 log = logging.getLogger(__name__)
@@ -441,6 +442,18 @@ def plot_confused_pairs(pred: Predictions, n_pairs: int = 6, k: int = 4, size: i
     return fig
 
 
+def prefix_curves(paths: Sequence[str | Path]) -> dict[str, pd.DataFrame]:
+    """``prefix_curve.csv`` of every run (latest validation, EarlyGuess callback) and evaluation
+    (``prefix=...``) under ``paths``, by folder name: ``by,fraction,n,top1,top3,map3``."""
+    return {name: pd.read_csv(path) for name, path in find_prefix_curves(paths).items()}
+
+
+def plot_prefix_curves_of(paths: Sequence[str | Path]) -> Figure | None:
+    """The prefix curves under ``paths`` side by side (top-1 against the share drawn); None without any."""
+    curves = prefix_curves(paths)
+    return plot_prefix_curves(curves) if curves else None
+
+
 # -- the report -------------------------------------------------------------------------------
 def write_report(
     paths: Sequence[str | Path],
@@ -468,6 +481,7 @@ def write_report(
         "learning_curves": plot_learning_curves(runs),
         "scores": plot_scores(runs, preds),
         "quotas": plot_quotas(runs),
+        "prefix_curves": plot_prefix_curves_of(paths),
     }
     confused = ""
     if preds:

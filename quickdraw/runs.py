@@ -12,7 +12,9 @@ A training run (``python -m quickdraw.train``, one Hydra run folder, or one job 
     <run>/report/                   what quickdraw.report derives from the run
 
 An evaluation (``python -m quickdraw.evaluate``) writes ``metrics.json`` with ``"kind": "evaluate"``
-and ``per_class.csv``. A sweep (``-m``) holds one run folder per job (``0/``, ``1/``, ...) and
+and ``per_class.csv``; with ``prefix=strokes|ink|time`` also ``prefix_curve.csv``
+(``by,fraction,n,top1,top3,map3``) and ``prefix_curve.png``. A training run with the EarlyGuess
+callback keeps the latest validation's ``prefix_curve.csv`` too. A sweep (``-m``) holds one run folder per job (``0/``, ``1/``, ...) and
 ``summary.csv`` / ``summary.md`` at its root. Only this module spells these names.
 """
 
@@ -76,6 +78,14 @@ class RunDir:
     @property
     def per_class_file(self) -> Path:
         return self.path / "per_class.csv"
+
+    @property
+    def prefix_curve_file(self) -> Path:
+        return self.path / "prefix_curve.csv"
+
+    @property
+    def prefix_curve_figure(self) -> Path:
+        return self.path / "prefix_curve.png"
 
     @property
     def tensorboard(self) -> Path:
@@ -184,6 +194,18 @@ def find_runs(paths: Iterable[str | Path], kind: str = TRAIN) -> list[RunDir]:
         runs = (RunDir(m.parent) for m in path.rglob("metrics.json"))
         found += sorted((r.path for r in runs if r.kind == kind), key=_natural)
     return [RunDir(p) for p in dict.fromkeys(found)]
+
+
+def find_prefix_curves(paths: Iterable[str | Path]) -> dict[str, Path]:
+    """``prefix_curve.csv`` of every finished run or evaluation at or under ``paths``, named by
+    folder (relative to the folder given, which names it when that is the run itself)."""
+    found: dict[str, Path] = {}
+    for root in map(Path, paths):
+        for run in find_runs([root], TRAIN) + find_runs([root], EVALUATE):
+            if run.prefix_curve_file.is_file():
+                name = str(run.path.relative_to(root)) if run.path != root else root.name
+                found[name if name not in found else str(run.path)] = run.prefix_curve_file
+    return found
 
 
 def latest_best_checkpoint(runs_root: str | Path) -> Path:

@@ -35,6 +35,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import quickdraw  # noqa: F401
+from quickdraw import configs
 from quickdraw.data import synthetic
 from quickdraw.models.module import QuickDrawModule
 from quickdraw.serving import Predictor
@@ -47,6 +48,7 @@ TARGET_P95_MS = {"resnet18": 15, "ensemble_mean": 40, "ensemble_head": 40}
 
 def save_checkpoint(name: str, size: int, path: Path) -> Path:
     """conf/model/<name>.yaml as the training entry point builds it, saved without training."""
+    configs.register()  # the structured-config schemas conf/ refers to, as the commands do
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[f"model={name}"])
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)

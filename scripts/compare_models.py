@@ -11,6 +11,14 @@ seed's plain run, so they cost seconds:
 
     python scripts/compare_models.py --variants base,tta,balance,tta+balance --seeds 42,1,2 --budget 4 data.raster.size=32
 
+Every variant is also scored on growing prefixes of the test drawings (``quickdraw.evaluate
+prefix=strokes``, with the variant's evaluation options but balancing, which has no meaning for
+prefixes): ``early/auc_top1``, ``early/median_fraction_first_stable`` and final top-1 per seed,
+paired against base, in ``early.md``. The prefix-training variants (``prefix25``, ...) are the
+comparison of issue 13:
+
+    python scripts/compare_models.py --variants base,prefix25,prefix50,prefix75 --seeds 42,1,2
+
 Equal budget: every run gets the same number of member-epochs (``--budget``): a single ResNet18 trains
 ``budget`` epochs, a K-member ensemble ``budget / K`` epochs, so each run does about the same number of
 ResNet18 forward/backward passes. Each run is an ordinary ``python -m quickdraw.train`` run folder.
@@ -56,6 +64,11 @@ VARIANTS = {
     "flipaug": (["data.augment.hflip=0.5"], []),
     "ema": (["callbacks=ema"], []),
     "128px": (["data.raster.size=128"], []),
+    # Training on unfinished drawings: a share p of drawings cut to their first k strokes.
+    "prefix25": (["data.augment.prefix=0.25"], []),
+    "prefix50": (["data.augment.prefix=0.5"], []),
+    "prefix75": (["data.augment.prefix=0.75"], []),
+    "prefix50ink": (["data.augment.prefix=0.5", "data.augment.prefix_by=ink"], []),
     "all": (
         ["model.loss.label_smoothing=0.1", "data.augment.hflip=0.5", "callbacks=ema"],
         ["tta=flip", "balance=true"],
@@ -217,17 +230,44 @@ def train_and_evaluate(
         run(
             [sys.executable, "-m", "quickdraw.train", "experiment=resnet18", *train,
              f"hydra.run.dir={run_dir}"],
-            run_dir.with_suffix(".log"),
+            run_dir.parent / f"{run_dir.name}.log",  # not with_suffix: "prefix0.5" has a dot
         )  # fmt: skip
+    return evaluate_run(args, run_dir, evaluate, tag)
+
+
+def evaluate_run(args, run_dir: Path, evaluate: list[str], tag: str) -> dict:
+    """metrics.json of ``run_dir``'s best checkpoint scored on the test file with ``evaluate``
+    (evaluated once: ``<run>/eval-<tag>/``)."""
     evaluation = RunDir(run_dir / f"eval-{tag}")
     if not evaluation.metrics_file.exists():
         run(
             [sys.executable, "-m", "quickdraw.evaluate", f"ckpt_path={RunDir(run_dir).best_link}",
              f"input={args.test_input}", f"labels={args.test_labels}", *evaluate,
              f"hydra.run.dir={evaluation.path}"],
-            run_dir.with_suffix(f".eval-{tag}.log"),
+            run_dir.parent / f"{run_dir.name}.eval-{tag}.log",
         )  # fmt: skip
     return evaluation.metrics()
+
+
+def sd(a: np.ndarray) -> float:
+    """Sample standard deviation over seeds (NaN for one seed)."""
+    return float(a.std(ddof=1)) if len(a) > 1 else float("nan")
+
+
+def paired(results: dict[str, dict[int, dict]], name: str, key: str, seeds: list[int]) -> list[str]:
+    """``key`` of variant ``name``: mean ± sd over seeds, the paired gain over base, the gain per seed."""
+    values = np.array([results[name][s][key] for s in seeds], np.float64)
+    gain = values - np.array([results["base"][s][key] for s in seeds], np.float64)
+    return [
+        f"{values.mean():.3f} ± {sd(values):.3f}",
+        f"{gain.mean():+.3f} ± {sd(gain):.3f}",
+        ", ".join(f"{g:+.3f}" for g in gain),
+    ]
+
+
+def run_key(train: list[str]) -> str:
+    """The run folder name of a variant's training overrides (``base`` for none)."""
+    return "-".join(o.split("=")[0].split(".")[-1] + o.split("=")[1] for o in train) or "base"
 
 
 def compare_variants(args, out: Path, common: list[str]) -> None:
@@ -241,27 +281,20 @@ def compare_variants(args, out: Path, common: list[str]) -> None:
     for seed in seeds:
         for name in ["base", *[n for n in names if n != "base"]]:
             train, evaluate = VARIANTS[name]
-            key = (
-                "-".join(o.split("=")[0].split(".")[-1] + o.split("=")[1] for o in train) or "base"
-            )
-            run_dir = out.resolve() / f"seed{seed}" / key
+            run_dir = out.resolve() / f"seed{seed}" / run_key(train)
             run_dir.parent.mkdir(parents=True, exist_ok=True)
             overrides = [*common, epochs, f"seed={seed}", *train]
             tag = "-".join(e.replace("=", "") for e in evaluate) or "plain"
             results.setdefault(name, {})[seed] = train_and_evaluate(
                 args, run_dir, overrides, evaluate, tag
             )
+    order = ["base", *[n for n in names if n != "base"]]
     rows = []
-    for name in ["base", *[n for n in names if n != "base"]]:
-        per_seed = results[name]
-        top1 = np.array([per_seed[s]["test/acc"] for s in seeds])
-        map3 = np.array([per_seed[s]["test/map3"] for s in seeds])
-        gain = map3 - np.array([results["base"][s]["test/map3"] for s in seeds])
-        sd = lambda a: float(a.std(ddof=1)) if len(a) > 1 else float("nan")  # noqa: E731
+    for name in order:
+        top1 = np.array([results[name][s]["test/acc"] for s in seeds])
         rows.append(
             [name, " ".join(VARIANTS[name][0] + VARIANTS[name][1]) or "(plain)",
-             f"{top1.mean():.3f} ± {sd(top1):.3f}", f"{map3.mean():.3f} ± {sd(map3):.3f}",
-             f"{gain.mean():+.3f} ± {sd(gain):.3f}", ", ".join(f"{g:+.3f}" for g in gain)]
+             f"{top1.mean():.3f} ± {sd(top1):.3f}", *paired(results, name, "test/map3", seeds)]
         )  # fmt: skip
     header = ["variant", "overrides", "top-1", "MAP@3", "MAP@3 gain (paired)", "gain per seed"]
     table = markdown_table(header, rows)
@@ -269,6 +302,33 @@ def compare_variants(args, out: Path, common: list[str]) -> None:
     (out / "variants.json").write_text(json.dumps(results, indent=1, default=str))
     print(f"seeds {seeds}, mean ± standard deviation\n{table}")
     print(f"written: {out / 'variants.md'}")
+    compare_early(args, out, order, seeds)
+
+
+def compare_early(args, out: Path, order: list[str], seeds: list[int]) -> None:
+    """Each variant's seeds scored on prefixes by strokes (evaluate prefix=strokes), paired against base."""
+    results: dict[str, dict[int, dict]] = {}
+    for seed in seeds:
+        for name in order:
+            train, evaluate = VARIANTS[name]
+            evaluate = [e for e in evaluate if not e.startswith("balance")] + ["prefix=strokes"]
+            run_dir = out.resolve() / f"seed{seed}" / run_key(train)
+            tag = "-".join(e.replace("=", "") for e in evaluate)
+            results.setdefault(name, {})[seed] = evaluate_run(args, run_dir, evaluate, tag)
+    keys = ["early/auc_top1", "early/median_fraction_first_stable", "test/acc"]
+    rows = [
+        [name, *(cell for k in keys for cell in paired(results, name, k, seeds))] for name in order
+    ]
+    header = ["variant"] + [
+        f"{label}{part}"
+        for label in ("early AUC top-1", "median fraction first stable", "final top-1")
+        for part in ("", " gain (paired)", " gain per seed")
+    ]
+    table = markdown_table(header, rows)
+    (out / "early.md").write_text(table)
+    (out / "early.json").write_text(json.dumps(results, indent=1, default=str))
+    print(f"prefixes by strokes, seeds {seeds}, mean ± standard deviation\n{table}")
+    print(f"written: {out / 'early.md'}")
 
 
 if __name__ == "__main__":

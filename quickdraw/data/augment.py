@@ -11,7 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from quickdraw.data.prefixes import ink_prefix, stroke_prefix
 from quickdraw.data.strokes import StrokeBatch
+
+PREFIX_BY = ("strokes", "ink")
 
 
 @dataclass
@@ -36,6 +39,12 @@ class StrokeAugment:
     shift: float = 0.08
     # Unfinished drawings: the game stops people as soon as it recognises them.
     stroke_dropout: float = 0.1
+    # Share of drawings cut to a prefix (:func:`keep_prefixes`), to recognise drawings while they
+    # grow (the early/* metrics, quickdraw.prefix_scoring). Off until measured (scripts/compare_models.py
+    # --variants base,prefix25,prefix50,prefix75).
+    prefix: float = 0.0
+    # strokes: the first k strokes, k uniform in 1..S-1; ink: the first 10-100% of the arc length.
+    prefix_by: str = "strokes"
     # Hand tremor; 1 unit is a quarter pixel at 64 px, enough to break exact pixel patterns.
     jitter: float = 1.0
     # Share of drawings mirrored left-right (:func:`mirror`). Most classes have no handedness
@@ -45,10 +54,20 @@ class StrokeAugment:
     # so the clean test distribution is already well covered at 1.
     p: float = 1.0
 
+    def __post_init__(self) -> None:
+        if self.prefix_by not in PREFIX_BY:
+            raise ValueError(
+                f"data.augment.prefix_by must be one of {', '.join(PREFIX_BY)}, got {self.prefix_by!r}"
+            )
+
     def __call__(self, batch: StrokeBatch, rng: np.random.Generator) -> StrokeBatch:
         """A new batch with float32 points; the same rng state gives the same result."""
         n = len(batch)
         active = rng.random(n) < self.p if self.p < 1 else np.ones(n, bool)
+        if self.prefix > 0:  # drawn only when on: prefix=0 keeps the random stream of earlier runs
+            batch = keep_prefixes(
+                batch, active & (rng.random(n) < self.prefix), self.prefix_by, rng
+            )
         if self.stroke_dropout > 0:
             batch = drop_strokes(batch, self.stroke_dropout, active, rng)
         if self.hflip > 0:  # drawn only when on: hflip=0 keeps the random stream of earlier runs
@@ -133,6 +152,24 @@ def mirror(batch: StrokeBatch, which: np.ndarray | None = None) -> StrokeBatch:
     points = batch.points.copy()
     points[:, 0] = (per_point - x).astype(points.dtype)
     return StrokeBatch(points, batch.stroke_offsets, batch.drawing_offsets, batch.times)
+
+
+def keep_prefixes(
+    batch: StrokeBatch, which: np.ndarray, by: str, rng: np.random.Generator
+) -> StrokeBatch:
+    """Drawings ``which`` (a (B,) mask) cut to a random proper prefix (:mod:`quickdraw.data.prefixes`).
+
+    ``strokes``: the first k strokes, k uniform in 1..S-1 (a one-stroke drawing stays whole);
+    ``ink``: the first f of the arc length, f uniform in [0.1, 1) (the smallest prefix evaluation
+    scores; below it a drawing is a dot). Never empties a drawing; times are cut along.
+    """
+    n = len(batch)
+    if by == "strokes":
+        s = batch.num_strokes
+        k = np.where(which & (s > 1), rng.integers(1, np.maximum(s, 2)), s)
+        return stroke_prefix(batch, np.arange(n), k)
+    f = np.where(which, rng.uniform(0.1, 1.0, n), 1.0)
+    return ink_prefix(batch, np.arange(n), f)
 
 
 def drop_strokes(
