@@ -4,9 +4,10 @@ Strokes from the browser arrive as Quick, Draw! raw drawings (``[[xs], [ys], [ts
 stroke, canvas pixels and milliseconds) and go through exactly the path training data took:
 :func:`~quickdraw.data.readers.parse_drawing` (Google's simplification), a
 :class:`~quickdraw.data.strokes.StrokeBatch`, then the checkpoint's own
-:class:`~quickdraw.data.raster.RasterSpec`. The temporal encoding's time channel counts
-points of the simplified drawing, as in training, so the recorded timestamps need no
-separate treatment.
+:class:`~quickdraw.data.raster.RasterSpec`. The recorded timestamps travel with the points
+(``StrokeBatch.times``, carried through the simplification as for raw training data), so a model
+trained with ``raster.time_source=ms`` sees real time here too; with ``order`` (the default) the
+time channel counts points of the simplified drawing, as in training.
 
 Images (a photo or scan of a doodle) are traced into strokes by
 :mod:`quickdraw.data.images` and drawn by :func:`~quickdraw.data.raster.rasterize_untimed`
@@ -27,7 +28,7 @@ import torch
 from quickdraw.checkpoints import load_model
 from quickdraw.data.images import FRAME, ImageError, image_to_strokes, load_gray
 from quickdraw.data.raster import RasterSpec, rasterize_untimed, to_tensor
-from quickdraw.data.readers import BadRow, parse_drawing
+from quickdraw.data.readers import BadRow, parse_timed_drawing
 from quickdraw.data.strokes import StrokeBatch
 from quickdraw.inference import check_tta, predict_proba, raster_spec
 
@@ -176,14 +177,14 @@ class Predictor:
 def simplified(drawing: list, max_points: int) -> StrokeBatch:
     """A raw drawing through the shared reader (Google's simplification) as a one-drawing batch."""
     try:
-        points, lengths = parse_drawing(drawing, "raw", max_points=max_points)
+        parsed = parse_timed_drawing(drawing, "raw", max_points=max_points)
     except BadRow as e:
         if e.reason == "empty_drawing":
             raise EmptyDrawing(HINT) from None
         if e.reason == "too_many_points":
             raise InputRejected(_too_big(e.detail)) from None
         raise InputRejected(f"The drawing could not be read ({e.reason}: {e.detail}).") from None
-    return StrokeBatch.from_parsed([(points, lengths)])
+    return StrokeBatch.from_parsed([parsed])
 
 
 def _too_big(what: str) -> str:
