@@ -108,6 +108,10 @@ class Predictor:
     # -- strokes ----------------------------------------------------------------------------------
     def parse_strokes(self, drawing: str | list) -> StrokeBatch:
         """A raw drawing (JSON text or lists) -> a one-drawing batch in the simplified frame."""
+        return simplified(self.raw_strokes(drawing), self.limits.max_points)
+
+    def raw_strokes(self, drawing: str | list) -> list:
+        """A raw drawing (JSON text or lists) as its list of strokes, checked against the limits."""
         lim = self.limits
         if isinstance(drawing, str):
             if len(drawing) > lim.max_json_chars:
@@ -120,7 +124,16 @@ class Predictor:
             raise InputRejected("The drawing could not be read: expected a list of strokes.")
         if len(drawing) > lim.max_strokes:
             raise InputRejected(_too_big(f"{len(drawing)} strokes; the limit is {lim.max_strokes}"))
-        return simplified(drawing, lim.max_points)
+        return drawing
+
+    def top_of_prefixes(self, drawing: list, counts: list[int]) -> list[tuple[str, float]]:
+        """The top guess and its probability for the first k strokes of a raw drawing, for each k
+        in ``counts``: each prefix simplified on its own (what the page saw when it was drawn),
+        all guessed in one batch through the shared inference path."""
+        batch = StrokeBatch.concat([simplified(drawing[:k], self.limits.max_points) for k in counts])
+        probs = predict_proba(self.model, batch, self.spec, self.tta)
+        best = probs.argmax(axis=1)
+        return [(self.classes[c], float(probs[j, c])) for j, c in enumerate(best.tolist())]
 
     def predict_strokes(self, drawing: str | list) -> Guess:
         t0 = time.perf_counter()

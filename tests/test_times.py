@@ -111,3 +111,19 @@ def test_temporal_with_real_time_shows_a_pause_that_point_order_hides():
     untimed = StrokeBatch.from_parsed([parse_timed_drawing(L_SHAPE)[:2]])
     with pytest.raises(MissingTimes, match="time_source=ms.*raw drawings"):
         ms(untimed)
+
+
+def test_long_pauses_and_clock_jumps_back_survive_the_times_column():
+    drawings = [
+        [[[1, 2, 3], [4, 5, 6], [0, 70_000, 69_990]]],  # a 70 s pause, then a clock jumping back
+        [[[9], [1], [0]]],
+        [[[5, 6], [5, 6], [0, 2**33]]],  # more than 32 bits of ms
+    ]
+    batch = StrokeBatch.from_drawings(drawings)
+    points, lengths = batch.to_arrow()
+    column = batch.times_to_arrow()
+    assert len(column[0].as_py()) == 1 + 3 + 1  # varints: small steps one byte, the pause three
+    back = StrokeBatch.from_arrow(points, lengths, column)
+    np.testing.assert_array_equal(back.times, batch.times)
+    with pytest.raises(ValueError, match="one value per point"):
+        StrokeBatch.from_arrow(points.slice(0, 2), lengths.slice(0, 2), column.slice(1, 2))

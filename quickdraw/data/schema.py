@@ -40,15 +40,15 @@ Dictionaries serve only the low-cardinality columns (random key_ids and timestam
 
 Version 3: shards converted from a source with per-point times (Google's raw ndjson, Kaggle's raw
 CSV) carry one more column, ``times`` (binary, one value per drawing, null for a drawing without
-times): the points' times rounded to ms, as little-endian int32 differences from the previous
-point (``StrokeBatch.times_to_arrow``). Shards of simplified sources have no such column and are
-byte for byte what version 2 wrote, so a version 2 store is read as a version 3 store without
-times (``READABLE_VERSIONS``); version 1 and unknown versions are refused with the command that
-converts again. Cost, measured on the real raw sample (``../shared/data/quickdraw-sample/raw``,
-6,673 drawings): the shards grow from 2.54 MB to 3.73 MB (+47 %; ``times`` is 820 kB, 41 % of the
-column bytes): pen timing is noisier than pen position. Varints or uint16 with an escape would
-make that column about a third smaller (746 kB / 791 kB against 1,150 kB for int32, each alone in
-a file), but need a sequential decoder; int32 decodes with one ``np.cumsum`` like the points.
+times): the points' times rounded to ms, each the difference from the previous point's, as zigzag
+varints (``StrokeBatch.times_to_arrow``, :mod:`quickdraw.data.varint`). Shards of simplified
+sources have no such column and are byte for byte what version 2 wrote, so a version 2 store is
+read as a version 3 store without times (``READABLE_VERSIONS``); version 1 and unknown versions
+are refused with the command that converts again. Cost, measured on the real raw sample
+(``../shared/data/quickdraw-sample/raw``, 6,673 drawings): the shards grow from 2.54 MB to 3.33 MB
+(+31 %; ``times`` is 571 kB of column data against 697 kB for ``points``): pen timing is noisier
+than pen position. Varints beat int32 differences under the same zstd by 30 % (820 kB, +47 %)
+and still decode in numpy without a loop per value.
 """
 READABLE_VERSIONS = (2, 3)
 SPLITS = ("train", "val", "test")

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from quickdraw.data import varint
+
 # One drawing as Quick, Draw! writes it: a list of strokes, each ``[xs, ys]`` (raw data adds ``ts``).
 Drawing = Sequence[Sequence[Sequence[float]]]
 
@@ -192,9 +194,9 @@ class StrokeBatch:
     def times_to_arrow(self) -> pa.BinaryArray | None:
         """The ``times`` column of a store table (schema version 3), or None without times.
 
-        One value per drawing: its points' times rounded to whole ms, as little-endian int32
-        differences from the previous point's (the first point's from 0), so a stroke drawn at an
-        even pace is a run of near-equal small numbers for zstd, and a pause one larger number.
+        One value per drawing: its points' times rounded to whole ms, each as the difference from
+        the previous point's (the first point's from 0) in zigzag varints
+        (:mod:`quickdraw.data.varint`): a point of a stroke is mostly one byte, a pause a few.
         """
         if self.times is None:
             return None
@@ -205,16 +207,14 @@ class StrokeBatch:
         deltas[1:] -= ms[:-1]
         starts = point_offsets[:-1][np.diff(point_offsets) > 0]
         deltas[starts] = ms[starts]
-        if np.abs(deltas).max(initial=0) > np.iinfo(np.int32).max:
-            raise ValueError("a drawing's times span more than 2^31 ms")
+        data, sizes = varint.encode(deltas)
+        byte_offsets = np.concatenate([[0], np.cumsum(sizes)])[point_offsets]
+        if byte_offsets[-1] > np.iinfo(np.int32).max:
+            raise ValueError("too many times for one Arrow binary column (2 GiB)")
         return pa.BinaryArray.from_buffers(
             pa.binary(),
             len(self),
-            [
-                None,
-                pa.py_buffer((4 * point_offsets).astype(np.int32)),
-                pa.py_buffer(deltas.astype("<i4")),
-            ],
+            [None, pa.py_buffer(byte_offsets.astype(np.int32)), pa.py_buffer(data)],
         )
 
     def drawing(self, i: int) -> list[np.ndarray]:
@@ -282,9 +282,11 @@ def times_from_arrow(
     n = len(times)
     byte_offsets = np.frombuffer(offsets, np.int32, n + 1, 4 * times.offset).astype(np.int64)
     b0, b1 = int(byte_offsets[0]), int(byte_offsets[-1])
-    if (4 * point_offsets != byte_offsets - b0).any():
+    deltas, last = varint.decode(np.frombuffer(data, np.uint8, b1 - b0, b0) if b1 > b0 else [])
+    # Values ending before each drawing's first byte must be the points before it.
+    ended = np.concatenate([[0], np.cumsum(last)])[byte_offsets - b0]
+    if not np.array_equal(ended, point_offsets):
         raise ValueError("times do not hold one value per point of each drawing")
-    deltas = np.frombuffer(data, "<i4", (b1 - b0) // 4, b0) if b1 > b0 else np.zeros(0, "<i4")
     running = np.zeros(len(deltas) + 1, np.int64)
     np.cumsum(deltas, out=running[1:])
     ms = running[1:] - np.repeat(running[point_offsets[:-1]], np.diff(point_offsets))
