@@ -36,6 +36,10 @@ HINT = "Draw something on the canvas: the model guesses after every stroke."
 NO_INK = (
     "No drawing found in that image: it needs dark lines on a light background (or light on dark)."
 )
+NEEDS_TIMES = (
+    "This model was trained on the time of every point (raster.time_source=ms): "
+    "send strokes as [xs, ys, ts], ts in ms since the first point, as the sketchpad does."
+)
 TOO_MUCH_INK = (
     "That image holds far more lines than a doodle; crop it to the drawing and try again."
 )
@@ -108,7 +112,13 @@ class Predictor:
     # -- strokes ----------------------------------------------------------------------------------
     def parse_strokes(self, drawing: str | list) -> StrokeBatch:
         """A raw drawing (JSON text or lists) -> a one-drawing batch in the simplified frame."""
-        return simplified(self.raw_strokes(drawing), self.limits.max_points)
+        return self._timed(simplified(self.raw_strokes(drawing), self.limits.max_points))
+
+    def _timed(self, batch: StrokeBatch) -> StrokeBatch:
+        """``batch``, refused with a message when the model draws real time and it has none."""
+        if self.spec.channels > 1 and self.spec.time_source == "ms" and batch.times is None:
+            raise InputRejected(NEEDS_TIMES)
+        return batch
 
     def raw_strokes(self, drawing: str | list) -> list:
         """A raw drawing (JSON text or lists) as its list of strokes, checked against the limits."""
@@ -130,7 +140,8 @@ class Predictor:
         """The top guess and its probability for the first k strokes of a raw drawing, for each k
         in ``counts``: each prefix simplified on its own (what the page saw when it was drawn),
         all guessed in one batch through the shared inference path."""
-        batch = StrokeBatch.concat([simplified(drawing[:k], self.limits.max_points) for k in counts])
+        prefixes = [simplified(drawing[:k], self.limits.max_points) for k in counts]
+        batch = self._timed(StrokeBatch.concat(prefixes))
         probs = predict_proba(self.model, batch, self.spec, self.tta)
         best = probs.argmax(axis=1)
         return [(self.classes[c], float(probs[j, c])) for j, c in enumerate(best.tolist())]

@@ -56,6 +56,10 @@ VARIANTS = {
     "flipaug": (["data.augment.hflip=0.5"], []),
     "ema": (["callbacks=ema"], []),
     "128px": (["data.raster.size=128"], []),
+    # Raw drawings (--source .../raw --test-input .../test_raw.csv): the temporal encoding's time
+    # channel by point order, or by the recorded milliseconds.
+    "temporal": (["data.raster.encoding=temporal"], []),
+    "temporal_ms": (["data.raster.encoding=temporal", "data.raster.time_source=ms"], []),
     "all": (
         ["model.loss.label_smoothing=0.1", "data.augment.hflip=0.5", "callbacks=ema"],
         ["tta=flip", "balance=true"],

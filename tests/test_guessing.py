@@ -31,7 +31,10 @@ def test_history_grows_by_stroke_and_asks_only_for_new_prefixes():
         assert [s.strokes for s in h.steps] == list(range(1, k + 1))
     assert model.asked == [[1], [2], [3]]
     assert [(s.word, s.seconds) for s in h.steps] == [("circle", 0.8), ("cat", 2.4), ("cat", 4.2)]
-    assert h.accepted_step.strokes == 3 and announcement(h.accepted_step.word) == "I know — it's a cat!"
+    assert (
+        h.accepted_step.strokes == 3
+        and announcement(h.accepted_step.word) == "I know — it's a cat!"
+    )
     assert "| 3 | 4.2 | cat | 70% ✓ |" in h.markdown()
 
 

@@ -4,10 +4,13 @@ the input readers of evaluate/predict, and the temporal encoding's ``time_source
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
+from types import SimpleNamespace
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 from conftest import SAMPLE, kaggle_row, write_csv
 
 from quickdraw.data.convert import ConvertSettings, convert
@@ -17,6 +20,7 @@ from quickdraw.data.schema import SCHEMA
 from quickdraw.data.store import Store, StoreError
 from quickdraw.data.strokes import StrokeBatch
 from quickdraw.inference import InputStats, iter_input
+from quickdraw.serving import InputRejected, Predictor
 
 # An L drawn in 900 ms, then (after a 2 s pause) a short tick: every kept point is a raw point.
 L_SHAPE = [[[0, 50, 100, 100], [0, 0, 0, 100], [0, 200, 500, 900]], [[40, 60], [40, 60], [2900, 3000]]]  # fmt: skip
@@ -127,3 +131,27 @@ def test_long_pauses_and_clock_jumps_back_survive_the_times_column():
     np.testing.assert_array_equal(back.times, batch.times)
     with pytest.raises(ValueError, match="one value per point"):
         StrokeBatch.from_arrow(points.slice(0, 2), lengths.slice(0, 2), column.slice(1, 2))
+
+
+class _TimeModel(torch.nn.Module):
+    """Stands in for a checkpoint trained with time_source=ms: the demo must feed it real times."""
+
+    def __init__(self):
+        super().__init__()
+        spec = RasterSpec(size=32, encoding="temporal", time_source="ms")
+        self.hparams = SimpleNamespace(raster=asdict(spec), classes=["a", "b"])
+        self.device = torch.device("cpu")
+
+    def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.full((len(images), 2), 0.5)
+
+
+def test_the_demo_feeds_a_time_trained_model_the_sketchpads_times():
+    predictor = Predictor(_TimeModel())
+    guess = predictor.predict_strokes(json.dumps(L_SHAPE))  # what the sketchpad sends
+    timed = StrokeBatch.from_parsed([parse_timed_drawing(L_SHAPE)])
+    np.testing.assert_array_equal(
+        guess.image, RasterSpec(**predictor.model.hparams.raster)(timed)[0]
+    )
+    with pytest.raises(InputRejected, match=r"\[xs, ys, ts\]"):  # refused, not guessed at
+        predictor.predict_strokes(json.dumps([s[:2] for s in L_SHAPE]))

@@ -122,7 +122,9 @@ class _ShardWriter:
             self.close()
         if self.writer is None:
             self.tmp = temporary_path(self._final())
-            schema, options = (TIMED_SCHEMA, TIMED_WRITE_OPTIONS) if timed else (SCHEMA, WRITE_OPTIONS)
+            schema, options = (
+                (TIMED_SCHEMA, TIMED_WRITE_OPTIONS) if timed else (SCHEMA, WRITE_OPTIONS)
+            )
             self.writer = pq.ParquetWriter(self.tmp, schema, **options)
         if self.writer.schema == TIMED_SCHEMA and not timed:
             table = table.append_column("times", pa.nulls(len(table), pa.binary()))
@@ -302,7 +304,16 @@ def convert_source(
         kept_per_class[label] += 1
         own = drawing.split if isinstance(drawing, ParsedDrawing) else None
         pending.append(
-            (key_id, label, pts, lens, times, cc if isinstance(cc, str) and cc else None, recognized, ts)
+            (
+                key_id,
+                label,
+                pts,
+                lens,
+                times,
+                cc if isinstance(cc, str) and cc else None,
+                recognized,
+                ts,
+            )
             + (own if settings.keep_source_split else None,)
         )
         if len(pending) >= CHUNK_ROWS:

@@ -110,7 +110,9 @@ class SplitIndex:
             table = self._read_group(group).take(pa.array(ids[chunk] - self.rg_start[group]))
             times = table["times"] if "times" in table.column_names else None
             try:
-                parts.append(StrokeBatch.from_arrow(table["points"], table["stroke_lengths"], times))
+                parts.append(
+                    StrokeBatch.from_arrow(table["points"], table["stroke_lengths"], times)
+                )
             except ValueError as e:
                 path = self.files[int(self.rg_file[group])]
                 raise StoreError(f"{path}: damaged strokes ({e}); {_fix(self.store)}") from e

@@ -200,7 +200,10 @@ class StrokeBatch:
         """
         if self.times is None:
             return None
-        so, do = np.asarray(self.stroke_offsets, np.int64), np.asarray(self.drawing_offsets, np.int64)
+        so, do = (
+            np.asarray(self.stroke_offsets, np.int64),
+            np.asarray(self.drawing_offsets, np.int64),
+        )
         point_offsets = so[do] - so[do[0]]
         ms = np.rint(np.asarray(self.times, np.float64)[so[do[0]] : so[do[-1]]]).astype(np.int64)
         deltas = ms.copy()
