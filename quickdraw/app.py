@@ -1,8 +1,11 @@
 """The demo's page: a sketchpad that guesses as you draw (``python -m quickdraw.demo``, :mod:`quickdraw.cli`).
 
 The page is plain Gradio: a ``gr.HTML`` canvas whose script (``static/sketchpad.js``) records
-strokes with their order and timing, a ``gr.Label`` with the top guesses, the model's input
-image, and an image upload. All preprocessing and prediction live in :mod:`quickdraw.serving`.
+strokes with their order and timing, a ``gr.Label`` with the top guesses, the guess history of
+the drawing with a game-style announcement and an optional "what are you drawing?" answer, the
+model's input image, and an image upload. All preprocessing and prediction live in
+:mod:`quickdraw.serving`; the history, the acceptance rule and "got it after" in
+:mod:`quickdraw.guessing`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 import quickdraw  # noqa: F401  (registers the ${project_root:} resolver)
+from quickdraw.guessing import GuessHistory, announcement
 from quickdraw.onnx_backend import load_backend
 from quickdraw.runs import RunDir, latest_best_checkpoint
 from quickdraw.serving import HINT, EmptyDrawing, Guess, InputRejected, Limits, Predictor
@@ -38,6 +42,7 @@ IMAGE_NOTE = (
 THEME = gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 
 Outputs = tuple[dict[str, float] | None, str, str]  # guesses, model-input view, status line
+HistoryOutputs = tuple[str, str, str, GuessHistory]  # announcement, history, got-it line, state
 
 
 def find_checkpoint(cfg: DictConfig) -> Path:
@@ -85,11 +90,35 @@ def respond(predict: Callable[[], Guess]) -> Outputs:
     return guess.confidences, input_view(guess.image), status
 
 
-def build_app(predictor: Predictor, checkpoint: str = "", live_ms: int = 150) -> gr.Blocks:
+def follow(
+    predictor: Predictor, drawing: str, target: str | None, history: GuessHistory
+) -> HistoryOutputs:
+    """Bring ``history`` to ``drawing`` and render it: the announcement once the acceptance rule
+    is met, the per-stroke table, and when the model got ``target`` (if given)."""
+    try:
+        strokes = predictor.raw_strokes(drawing)
+        history.update(strokes, lambda counts: predictor.top_of_prefixes(strokes, counts))
+    except InputRejected:
+        pass  # the status line already says why (an empty canvas: the hint); the history stays
+    step = history.accepted_step
+    said = f"### {announcement(step.word)}" if step else ""
+    got = history.target_status(target, predictor.classes)
+    return said, history.markdown(), got, history
+
+
+def build_app(
+    predictor: Predictor,
+    checkpoint: str = "",
+    live_ms: int = 150,
+    accept_threshold: float | None = 0.5,
+) -> gr.Blocks:
     """The page; the two prediction events are also the API (``/predict_strokes``, ``/predict_image``)."""
 
     def on_strokes(drawing: str | None) -> Outputs:
         return respond(lambda: predictor.predict_strokes(drawing or "[]"))
+
+    def on_history(drawing: str | None, target: str | None, history: GuessHistory | None):
+        return follow(predictor, drawing or "[]", target, history or GuessHistory(accept_threshold))
 
     def on_image(path: str | None) -> Outputs:
         if path is None:
@@ -126,11 +155,21 @@ def build_app(predictor: Predictor, checkpoint: str = "", live_ms: int = 150) ->
                 gr.Markdown(IMAGE_NOTE)
             with gr.Column(scale=2):
                 status = gr.Markdown(HINT, elem_id="status")
+                said = gr.Markdown("", elem_id="announce")
                 label = gr.Label(
                     num_top_classes=predictor.top_k, label="Top guesses", elem_id="guesses"
                 )
+                target = gr.Textbox(
+                    label="What are you drawing? (optional)",
+                    placeholder="e.g. cat: the page then says when the model got it",
+                    elem_id="target",
+                )
+                got = gr.Markdown("", elem_id="got")
+                history_view = gr.Markdown(GuessHistory().markdown(), elem_id="history")
                 view = gr.HTML(input_view(None), js_on_load=None, elem_id="model-input")
         outputs = [label, view, status]
+        history = gr.State(None)  # this page's GuessHistory
+        follow_outputs = [said, history_view, got, history]
         # always_last: while a guess is being computed only the newest drawing waits, never a backlog.
         pad.stroke(
             on_strokes,
@@ -139,6 +178,22 @@ def build_app(predictor: Predictor, checkpoint: str = "", live_ms: int = 150) ->
             api_name="predict_strokes",
             trigger_mode="always_last",
             show_progress="hidden",
+        )
+        # A second listener: /predict_strokes keeps its one input and three outputs for API clients.
+        pad.stroke(
+            on_history,
+            inputs=[pad, target, history],
+            outputs=follow_outputs,
+            trigger_mode="always_last",
+            show_progress="hidden",
+            api_visibility="private",
+        )
+        target.change(
+            on_history,
+            inputs=[pad, target, history],
+            outputs=follow_outputs,
+            show_progress="hidden",
+            api_visibility="private",
         )
         image.change(
             on_image,

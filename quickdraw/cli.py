@@ -199,7 +199,7 @@ def demo(cfg: DictConfig) -> None:
     except (CheckpointError, FileNotFoundError, ValueError) as e:
         _fail(e)
     log.info("serving %s: %s", ckpt, predictor.description)
-    launch(build_app(predictor, str(ckpt), cfg.live_ms), cfg)
+    launch(build_app(predictor, str(ckpt), cfg.live_ms, cfg.accept_threshold), cfg)
 
 
 @hydra.main(version_base="1.3", config_path=CONF, config_name="export")

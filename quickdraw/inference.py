@@ -21,8 +21,8 @@ from quickdraw.data.readers import (
     BadRow,
     discover_sources,
     iter_records,
-    parse_drawing,
     parse_key_id,
+    parse_timed_drawing,
 )
 from quickdraw.data.strokes import StrokeBatch
 from quickdraw.files import atomic_open
@@ -102,7 +102,8 @@ class InputBatch:
     """Consecutive input rows that have a key_id, in input order.
 
     ``key_ids``, ``words``, ``lines`` and ``readable`` have one entry per row (B); ``strokes``
-    holds the readable rows only (``readable.sum()`` drawings), in the same order. ``lines``
+    holds the readable rows only (``readable.sum()`` drawings), in the same order, with
+    ``strokes.times`` filled when every one of them has times (raw inputs). ``lines``
     says where each row is in its file: a line number (CSV, ndjson), a record number (.bin) or
     a position such as ``test[12]`` (sketch-rnn .npz).
     """
@@ -141,7 +142,7 @@ def iter_input(
     in ``stats.unreadable`` with its line; a row without a usable key_id cannot be answered and
     is only counted (``stats.bad``) and logged.
     """
-    rows: list[tuple] = []  # (key_id, word, line, drawing or None)
+    rows: list[tuple] = []  # (key_id, word, line, (points, lengths, times) or None)
 
     def flush() -> InputBatch:
         batch = StrokeBatch.from_parsed([r[3] for r in rows if r[3] is not None])
@@ -170,7 +171,7 @@ def iter_input(
                 record[2] if isinstance(record[2], str) and record[2] else None
             )  # ndjson: any JSON value
             try:
-                drawing = parse_drawing(record[6])
+                drawing = parse_timed_drawing(record[6])  # times kept for raw inputs
             except BadRow as e:
                 _count_bad(stats, source.name, line, e)
                 stats.unreadable.append(Unreadable(source.name, line, key_id, e.reason, e.detail))

@@ -173,6 +173,12 @@ def sidecar(model) -> dict:
 
 def raster_contract(spec: RasterSpec) -> dict:
     """The spec plus every number a re-implementation needs: one source of truth for the JS rasteriser."""
+    if spec.channels > 1 and spec.time_source != "order":
+        raise ValueError(
+            f"raster.time_source={spec.time_source}: the exported page's rasteriser "
+            "(quickdraw/web/raster.js) draws time by point order only; export a model trained "
+            "with raster.time_source=order, or serve this one with backend=torch"
+        )
     return {
         **asdict(spec),
         "channels": spec.channels,

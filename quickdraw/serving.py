@@ -4,9 +4,10 @@ Strokes from the browser arrive as Quick, Draw! raw drawings (``[[xs], [ys], [ts
 stroke, canvas pixels and milliseconds) and go through exactly the path training data took:
 :func:`~quickdraw.data.readers.parse_drawing` (Google's simplification), a
 :class:`~quickdraw.data.strokes.StrokeBatch`, then the checkpoint's own
-:class:`~quickdraw.data.raster.RasterSpec`. The temporal encoding's time channel counts
-points of the simplified drawing, as in training, so the recorded timestamps need no
-separate treatment.
+:class:`~quickdraw.data.raster.RasterSpec`. The recorded timestamps travel with the points
+(``StrokeBatch.times``, carried through the simplification as for raw training data), so a model
+trained with ``raster.time_source=ms`` sees real time here too; with ``order`` (the default) the
+time channel counts points of the simplified drawing, as in training.
 
 Images (a photo or scan of a doodle) are traced into strokes by
 :mod:`quickdraw.data.images` and drawn by :func:`~quickdraw.data.raster.rasterize_untimed`
@@ -27,13 +28,17 @@ import torch
 from quickdraw.checkpoints import load_model
 from quickdraw.data.images import FRAME, ImageError, image_to_strokes, load_gray
 from quickdraw.data.raster import RasterSpec, rasterize_untimed, to_tensor
-from quickdraw.data.readers import BadRow, parse_drawing
+from quickdraw.data.readers import BadRow, parse_timed_drawing
 from quickdraw.data.strokes import StrokeBatch
 from quickdraw.inference import check_tta, predict_proba, raster_spec
 
 HINT = "Draw something on the canvas: the model guesses after every stroke."
 NO_INK = (
     "No drawing found in that image: it needs dark lines on a light background (or light on dark)."
+)
+NEEDS_TIMES = (
+    "This model was trained on the time of every point (raster.time_source=ms): "
+    "send strokes as [xs, ys, ts], ts in ms since the first point, as the sketchpad does."
 )
 TOO_MUCH_INK = (
     "That image holds far more lines than a doodle; crop it to the drawing and try again."
@@ -107,6 +112,16 @@ class Predictor:
     # -- strokes ----------------------------------------------------------------------------------
     def parse_strokes(self, drawing: str | list) -> StrokeBatch:
         """A raw drawing (JSON text or lists) -> a one-drawing batch in the simplified frame."""
+        return self._timed(simplified(self.raw_strokes(drawing), self.limits.max_points))
+
+    def _timed(self, batch: StrokeBatch) -> StrokeBatch:
+        """``batch``, refused with a message when the model draws real time and it has none."""
+        if self.spec.channels > 1 and self.spec.time_source == "ms" and batch.times is None:
+            raise InputRejected(NEEDS_TIMES)
+        return batch
+
+    def raw_strokes(self, drawing: str | list) -> list:
+        """A raw drawing (JSON text or lists) as its list of strokes, checked against the limits."""
         lim = self.limits
         if isinstance(drawing, str):
             if len(drawing) > lim.max_json_chars:
@@ -119,7 +134,17 @@ class Predictor:
             raise InputRejected("The drawing could not be read: expected a list of strokes.")
         if len(drawing) > lim.max_strokes:
             raise InputRejected(_too_big(f"{len(drawing)} strokes; the limit is {lim.max_strokes}"))
-        return simplified(drawing, lim.max_points)
+        return drawing
+
+    def top_of_prefixes(self, drawing: list, counts: list[int]) -> list[tuple[str, float]]:
+        """The top guess and its probability for the first k strokes of a raw drawing, for each k
+        in ``counts``: each prefix simplified on its own (what the page saw when it was drawn),
+        all guessed in one batch through the shared inference path."""
+        prefixes = [simplified(drawing[:k], self.limits.max_points) for k in counts]
+        batch = self._timed(StrokeBatch.concat(prefixes))
+        probs = predict_proba(self.model, batch, self.spec, self.tta)
+        best = probs.argmax(axis=1)
+        return [(self.classes[c], float(probs[j, c])) for j, c in enumerate(best.tolist())]
 
     def predict_strokes(self, drawing: str | list) -> Guess:
         t0 = time.perf_counter()
@@ -176,14 +201,14 @@ class Predictor:
 def simplified(drawing: list, max_points: int) -> StrokeBatch:
     """A raw drawing through the shared reader (Google's simplification) as a one-drawing batch."""
     try:
-        points, lengths = parse_drawing(drawing, "raw", max_points=max_points)
+        parsed = parse_timed_drawing(drawing, "raw", max_points=max_points)
     except BadRow as e:
         if e.reason == "empty_drawing":
             raise EmptyDrawing(HINT) from None
         if e.reason == "too_many_points":
             raise InputRejected(_too_big(e.detail)) from None
         raise InputRejected(f"The drawing could not be read ({e.reason}: {e.detail}).") from None
-    return StrokeBatch.from_parsed([(points, lengths)])
+    return StrokeBatch.from_parsed([parsed])
 
 
 def _too_big(what: str) -> str:

@@ -69,6 +69,10 @@ VARIANTS = {
     "prefix50": (["data.augment.prefix=0.5"], []),
     "prefix75": (["data.augment.prefix=0.75"], []),
     "prefix50ink": (["data.augment.prefix=0.5", "data.augment.prefix_by=ink"], []),
+    # Raw drawings (--source .../raw --test-input .../test_raw.csv): the temporal encoding's time
+    # channel by point order, or by the recorded milliseconds.
+    "temporal": (["data.raster.encoding=temporal"], []),
+    "temporal_ms": (["data.raster.encoding=temporal", "data.raster.time_source=ms"], []),
     "all": (
         ["model.loss.label_smoothing=0.1", "data.augment.hflip=0.5", "callbacks=ema"],
         ["tta=flip", "balance=true"],

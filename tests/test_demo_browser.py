@@ -50,8 +50,10 @@ def server(demo_checkpoint, tmp_path_factory) -> Iterator[str]:
     port, run_dir = free_port(), tmp_path_factory.mktemp("demo-run")
     log = open(run_dir / "server.log", "w")  # noqa: SIM115  (closed below, after the process)
     # live_ms=0: guesses only on pen-up, so each one follows a pen-up and its latency is measurable.
+    # accept_threshold=0.0: every guess meets the rule, so the announcement's moment is certain.
     cmd = [sys.executable, "-m", "quickdraw.demo", f"ckpt_path={demo_checkpoint}",
-           f"server_port={port}", f"hydra.run.dir={run_dir}", "live_ms=0"]  # fmt: skip
+           f"server_port={port}", f"hydra.run.dir={run_dir}", "live_ms=0",
+           "accept_threshold=0.0"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -144,6 +146,32 @@ def test_drawing_with_the_mouse_gets_the_right_guess(page):
 
     page.get_by_role("button", name="Clear").click()
     expect(page.locator("#status")).to_contain_text(HINT)
+    expect(page.locator(TOP)).to_have_count(0)
+
+
+def test_the_guess_history_grows_stroke_by_stroke_and_the_guess_is_announced(page):
+    expect = playwright.expect
+    history, said, got = (page.locator(f"#{e}") for e in ("history", "announce", "got"))
+    expect(history).to_contain_text("appears here")
+    expect(said).not_to_contain_text("I know")
+
+    draw(page, [(0.2, 0.25), (0.8, 0.25), (0.8, 0.75), (0.2, 0.75), (0.2, 0.25)])
+    expect_top(page, "square")
+    expect(history.locator("tbody tr")).to_have_count(1)
+    expect(said).to_contain_text("I know — it's a square!")  # threshold 0: the first guess
+
+    page.locator("#target textarea, #target input").first.fill("square")
+    expect(got).to_contain_text("Got “square” after 1 stroke and")
+
+    draw(page, [(0.1, 0.9), (0.9, 0.9)])
+    expect(history.locator("tbody tr")).to_have_count(2)
+    expect(history.locator("tbody tr").nth(0)).to_contain_text("square")
+
+    page.get_by_role("button", name="Undo").click()
+    expect(history.locator("tbody tr")).to_have_count(1)
+    page.get_by_role("button", name="Clear").click()
+    expect(history).to_contain_text("appears here")
+    expect(said).not_to_contain_text("I know")
     expect(page.locator(TOP)).to_have_count(0)
 
 

@@ -35,15 +35,18 @@ from quickdraw.data.readers import (
     Source,
     discover_sources,
     iter_records,
-    parse_drawing,
     parse_key_id,
     parse_recognized,
+    parse_timed_drawing,
 )
 from quickdraw.data.schema import (
     MANIFEST,
+    READABLE_VERSIONS,
     SCHEMA,
     SCHEMA_VERSION,
     SPLITS,
+    TIMED_SCHEMA,
+    TIMED_WRITE_OPTIONS,
     WRITE_OPTIONS,
     Manifest,
     assign_split,
@@ -112,9 +115,19 @@ class _ShardWriter:
         self.done: list[str] = []
 
     def write(self, table: pa.Table) -> None:
+        """Append ``table`` (``SCHEMA``, or ``TIMED_SCHEMA`` when it has times); a part holds
+        times once a table with times reaches it (the part before is closed, untimed)."""
+        timed = "times" in table.column_names
+        if self.writer is not None and timed and self.writer.schema != TIMED_SCHEMA:
+            self.close()
         if self.writer is None:
             self.tmp = temporary_path(self._final())
-            self.writer = pq.ParquetWriter(self.tmp, SCHEMA, **WRITE_OPTIONS)
+            schema, options = (
+                (TIMED_SCHEMA, TIMED_WRITE_OPTIONS) if timed else (SCHEMA, WRITE_OPTIONS)
+            )
+            self.writer = pq.ParquetWriter(self.tmp, schema, **options)
+        if self.writer.schema == TIMED_SCHEMA and not timed:
+            table = table.append_column("times", pa.nulls(len(table), pa.binary()))
         self.writer.write_table(table, row_group_size=len(table))
         self.rows += len(table)
         if self.rows >= self.shard_rows:
@@ -141,6 +154,7 @@ class _Buffer:
     countrycode: list = field(default_factory=list)
     recognized: list = field(default_factory=list)
     timestamp: list = field(default_factory=list)
+    times: list = field(default_factory=list)  # (P,) float32 per drawing, or None
 
     def __len__(self) -> int:
         return len(self.key_id)
@@ -154,7 +168,7 @@ class _Buffer:
             np.concatenate([[0], np.cumsum(n_strokes)]),
         )
         points, stroke_lengths = batch.to_arrow()
-        return pa.Table.from_arrays(
+        table = pa.Table.from_arrays(
             [
                 pa.array(self.key_id, pa.int64()),
                 pa.array(np.full(len(self), label, np.int16)),
@@ -166,6 +180,23 @@ class _Buffer:
             ],
             schema=SCHEMA,
         )
+        if all(t is None for t in self.times):
+            return table
+        return table.append_column("times", _times_column(batch, self.times))
+
+
+def _times_column(batch: StrokeBatch, times: list) -> pa.BinaryArray:
+    """The ``times`` column of ``batch``'s drawings, null for those whose entry in ``times`` is None."""
+    has = np.array([t is not None for t in times])
+    timed = batch.select(np.flatnonzero(has))
+    timed.times = np.concatenate([t for t in times if t is not None]).astype(np.float32)
+    column = timed.times_to_arrow()
+    if has.all():
+        return column
+    slots = np.cumsum(has) - 1
+    return pa.array(
+        [column[int(slots[i])].as_py() if h else None for i, h in enumerate(has)], pa.binary()
+    )
 
 
 def _parse_timestamps(values: list) -> pa.Array:
@@ -220,7 +251,7 @@ def convert_source(
             settings.test_fraction,
             settings.split_seed,
         )
-        for split, (key_id, label, pts, lens, cc, rec, ts, own) in zip(
+        for split, (key_id, label, pts, lens, times, cc, rec, ts, own) in zip(
             splits.tolist(), pending, strict=True
         ):
             split = SPLITS.index(own) if own else split
@@ -228,6 +259,7 @@ def convert_source(
             buf.key_id.append(key_id)
             buf.points.append(pts)
             buf.lens.append(lens)
+            buf.times.append(times)
             buf.countrycode.append(cc)
             buf.recognized.append(rec)
             buf.timestamp.append(ts)
@@ -263,14 +295,25 @@ def convert_source(
             ):
                 filtered["over_max_per_class"] += 1
                 continue
-            pts, lens = parse_drawing(drawing, settings.drawing_format, settings.max_points)
+            pts, lens, times = parse_timed_drawing(
+                drawing, settings.drawing_format, settings.max_points
+            )
         except BadRow as e:
             reject(e.reason, line, e.detail)
             continue
         kept_per_class[label] += 1
         own = drawing.split if isinstance(drawing, ParsedDrawing) else None
         pending.append(
-            (key_id, label, pts, lens, cc if isinstance(cc, str) and cc else None, recognized, ts)
+            (
+                key_id,
+                label,
+                pts,
+                lens,
+                times,
+                cc if isinstance(cc, str) and cc else None,
+                recognized,
+                ts,
+            )
             + (own if settings.keep_source_split else None,)
         )
         if len(pending) >= CHUNK_ROWS:
@@ -478,10 +521,12 @@ def _verify(store: Path, sources: Sequence[Source]) -> None:
             rows = 0
             for shards in receipt["shards"].values():
                 for rel in shards:
-                    table = pq.read_table(
-                        store / rel, columns=["key_id", "label", "points", "stroke_lengths"]
+                    table = pq.read_table(store / rel)
+                    StrokeBatch.from_arrow(
+                        table["points"],
+                        table["stroke_lengths"],
+                        table["times"] if "times" in table.column_names else None,
                     )
-                    StrokeBatch.from_arrow(table["points"], table["stroke_lengths"])
                     rows += table.num_rows
             if rows != receipt["rows_kept"]:
                 raise ValueError(f"{rows} rows in shards, {receipt['rows_kept']} in the receipt")
@@ -495,7 +540,7 @@ def _verify(store: Path, sources: Sequence[Source]) -> None:
         version = json.loads((store / MANIFEST).read_text()).get("schema_version")
     except (OSError, ValueError, AttributeError):
         version = SCHEMA_VERSION
-    if version == SCHEMA_VERSION:
+    if version in READABLE_VERSIONS:
         (store / MANIFEST).unlink(missing_ok=True)
     log.info("verify: %d of %d input files need converting again", damaged, len(sources))
 

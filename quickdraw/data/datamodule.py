@@ -109,6 +109,8 @@ class QuickDrawDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.store is None:
             self.store = Store(self.source.ensure())
+            if self.raster.channels > 1 and self.raster.time_source == "ms":
+                self.store.require_times()
             if self.quotas is None:
                 self.quotas = np.full(self.num_classes, self.per_class, np.int64)
 

@@ -12,8 +12,13 @@ Encodings (``ENCODINGS``: name -> channels):
   ch2 progress in time over the whole drawing at point resolution (every segment gets the
   colour of its position in the drawing's sequence of points, 255 early -> 80 late), so even the
   direction of a single stroke is visible. 80 rather than 0 keeps late ink distinct from paper.
-  Point index rather than arc length measures time: it is what the simplified data keeps of
-  the pen's rhythm, and it does not change under augmentation.
+  Point index rather than arc length measures time (``time_source="order"``): it is what the
+  simplified data keeps of the pen's rhythm, and it does not change under augmentation. With
+  ``time_source="ms"`` ch2 uses the recorded times instead (``StrokeBatch.times``, ms; raw
+  sources and the demo): each segment's colour is the midpoint of its two points' times over the
+  drawing's span, so pauses between strokes and the pen's speed show. A batch without times is
+  refused (``MissingTimes``, naming the fix): a model trained on real time has never seen point
+  order in that channel, and a silent fallback would feed it inputs it was not trained on.
   Later segments paint over earlier ones where they cross, as ink on paper would.
 
 Speed is the point: ``gray`` issues one ``cv2.polylines`` call per drawing with the list of its
@@ -32,6 +37,7 @@ import torch
 from quickdraw.data.strokes import StrokeBatch
 
 ENCODINGS: dict[str, int] = {"gray": 1, "temporal": 3}
+TIME_SOURCES = ("order", "ms")  # what the temporal encoding's time channel measures
 
 SHIFT = 4  # fixed-point fraction bits handed to OpenCV: 1/16 px endpoint precision
 _ONE = 1 << SHIFT
@@ -40,6 +46,10 @@ _FIRST, _LAST = 255, 80  # temporal colour ramp, early -> late
 UNTIMED = (_FIRST + _LAST) // 2
 # Far-off points (wild augmentation, bad input) are clamped here so fixed point cannot overflow int32.
 _LIMIT = float(1 << (30 - SHIFT))
+
+
+class MissingTimes(ValueError):
+    """A ``time_source="ms"`` raster was asked to draw drawings that carry no per-point times."""
 
 
 @dataclass(frozen=True)
@@ -53,10 +63,13 @@ class RasterSpec:
     )
     antialias: bool = False
     margin: float | None = None  # free px at each border; None: just enough for the line
+    time_source: str = "order"  # temporal's time channel: point order, or recorded ms ("ms")
 
     def __post_init__(self) -> None:
         if self.encoding not in ENCODINGS:
             raise ValueError(f"unknown encoding {self.encoding!r}; valid: {sorted(ENCODINGS)}")
+        if self.time_source not in TIME_SOURCES:
+            raise ValueError(f"unknown time_source {self.time_source!r}; valid: {TIME_SOURCES}")
         if self.size < 8:
             raise ValueError(f"size must be at least 8, got {self.size}")
         if self.line_width is not None and self.line_width <= 0:
@@ -103,8 +116,15 @@ def rasterize(batch: StrokeBatch, spec: RasterSpec, out: np.ndarray | None = Non
             out[:, 0], fixed, batch.stroke_offsets, batch.drawing_offsets, spec.thickness, line_type
         )
     else:
+        if spec.time_source == "ms" and batch.times is None:
+            raise MissingTimes(
+                "this model's temporal encoding uses recorded times (raster.time_source=ms), but "
+                "these drawings have none (a simplified source?): give it raw drawings with "
+                "[xs, ys, ts] strokes (Google's raw ndjson, Kaggle's raw CSV, a store converted "
+                "from them), or use a model trained with raster.time_source=order"
+            )
         hwc = np.zeros((len(batch), spec.size, spec.size, 3), np.uint8)
-        _draw_temporal(hwc, fixed, batch, spec.thickness, line_type)
+        _draw_temporal(hwc, fixed, batch, spec.thickness, line_type, spec.time_source == "ms")
         np.copyto(out, hwc.transpose(0, 3, 1, 2))
     return out
 
@@ -173,9 +193,14 @@ def _double_dots(fixed: np.ndarray, stroke_offsets: np.ndarray) -> tuple[np.ndar
 
 
 def _draw_temporal(
-    hwc: np.ndarray, fixed: np.ndarray, batch: StrokeBatch, thickness: int, line_type: int
+    hwc: np.ndarray,
+    fixed: np.ndarray,
+    batch: StrokeBatch,
+    thickness: int,
+    line_type: int,
+    use_ms: bool = False,
 ) -> None:
-    starts, ends, drawing, order, time = _temporal_segments(batch)
+    starts, ends, drawing, order, time = _temporal_segments(batch, use_ms)
     views = list(hwc)
     # Flat lists of ints, not nested lists: tens of thousands of live lists per batch would set
     # off full garbage collections, which tripled the time in a process holding many objects.
@@ -192,8 +217,9 @@ def _draw_temporal(
         line(views[d], (xs[s], ys[s]), (xs[e], ys[e]), (255, c1, c2), thickness, line_type, SHIFT)
 
 
-def _temporal_segments(batch: StrokeBatch) -> tuple[np.ndarray, ...]:
-    """Segments in drawing order: start point, end point, drawing, stroke-order and time colours.
+def _temporal_segments(batch: StrokeBatch, use_ms: bool = False) -> tuple[np.ndarray, ...]:
+    """Segments in drawing order: start point, end point, drawing, stroke-order and time colours
+    (time: point order, or with ``use_ms`` the recorded ms over the drawing's span).
 
     A one-point stroke becomes the zero-length segment (p, p), which OpenCV draws as a dot.
     """
@@ -212,8 +238,15 @@ def _temporal_segments(batch: StrokeBatch) -> tuple[np.ndarray, ...]:
     stroke_in_drawing = point_stroke - do[point_drawing]
     n_strokes = np.maximum(batch.num_strokes - 1, 1)[point_drawing]
     drawing_start = so[do[:-1]][point_drawing]
-    n_steps = np.maximum(batch.num_points - 1, 1)[point_drawing]
-    progress = ((starts + ends) / 2 - drawing_start) / n_steps
+    if use_ms:
+        t = np.asarray(batch.times, np.float64)
+        t_first = t[drawing_start]
+        t_span = t[so[do[1:]][point_drawing] - 1] - t_first
+        progress = ((t[starts] + t[ends]) / 2 - t_first) / np.maximum(t_span, 1e-9)
+        progress = np.clip(progress, 0.0, 1.0)  # times out of order (bad clocks) stay on the ramp
+    else:
+        n_steps = np.maximum(batch.num_points - 1, 1)[point_drawing]
+        progress = ((starts + ends) / 2 - drawing_start) / n_steps
 
     order = np.rint(_FIRST - (_FIRST - _LAST) * stroke_in_drawing / n_strokes).astype(np.int64)
     time = np.rint(_FIRST - (_FIRST - _LAST) * progress).astype(np.int64)

@@ -25,7 +25,7 @@ import numpy as np
 import orjson
 
 from quickdraw.data.formats import ParsedDrawing
-from quickdraw.data.simplify import simplify_drawing
+from quickdraw.data.simplify import simplify_timed
 
 csv.field_size_limit(sys.maxsize)  # a drawing is one (long) CSV field
 log = logging.getLogger(__name__)
@@ -375,17 +375,28 @@ def parse_recognized(value) -> bool | None:
 def parse_drawing(
     value, drawing_format: str = "auto", max_points: int = 65_535
 ) -> tuple[np.ndarray, list[int]]:
-    """Validate one drawing (JSON text or parsed lists) into uint8 (P, 2) points and stroke lengths.
+    """Validate one drawing (JSON text or parsed lists) into uint8 (P, 2) points and stroke lengths
+    (:func:`parse_timed_drawing` without the times)."""
+    return parse_timed_drawing(value, drawing_format, max_points)[:2]
+
+
+def parse_timed_drawing(
+    value, drawing_format: str = "auto", max_points: int = 65_535
+) -> tuple[np.ndarray, list[int], np.ndarray | None]:
+    """Validate one drawing into uint8 (P, 2) points, stroke lengths and (P,) float32 times.
 
     ``drawing_format``: ``simplified`` wants integer 0-255 ``[xs, ys]`` strokes; ``raw`` simplifies any
     coordinates with Google's procedure; ``auto`` treats ``[xs, ys, ts]`` strokes as raw.
     Empty strokes are dropped; a drawing left with none is bad. A ``ParsedDrawing`` (binary and
     stroke-3 inputs, decoded and range-checked by their readers) is only checked for ``max_points``.
+    Times: ms since the drawing's first point, for raw drawings whose every stroke has ``ts``
+    (carried through the simplification, :func:`quickdraw.data.simplify.simplify_timed`); None
+    otherwise. A ``ts`` list that is not one finite number per point is a bad row (``bad_times``).
     """
     if isinstance(value, ParsedDrawing):
         if len(value.points) > max_points:
             raise BadRow("too_many_points", f"more than {max_points} points")
-        return value.points, value.lengths
+        return value.points, value.lengths, None
     if isinstance(value, (str, bytes)):
         try:
             value = orjson.loads(value)
@@ -396,6 +407,7 @@ def parse_drawing(
     raw = drawing_format == "raw"
     xs: list = []
     ys: list = []
+    ts: list | None = []
     lens: list[int] = []
     for i, stroke in enumerate(value):
         if (
@@ -414,9 +426,15 @@ def parse_drawing(
         sx, sy = stroke[0], stroke[1]
         if len(sx) != len(sy):
             raise BadRow("length_mismatch", f"stroke {i} has {len(sx)} x and {len(sy)} y values")
+        if len(stroke) == 2:
+            ts = None
+        elif ts is not None and (not isinstance(stroke[2], list) or len(stroke[2]) != len(sx)):
+            raise BadRow("bad_times", f"stroke {i}: ts is not a list of {len(sx)} times")
         if sx:
             xs += sx
             ys += sy
+            if ts is not None:
+                ts += stroke[2]
             lens.append(len(sx))
             if len(xs) > max_points:
                 raise BadRow("too_many_points", f"more than {max_points} points")
@@ -444,11 +462,17 @@ def parse_drawing(
                 "too_many_points",
                 f"{ink:,.0f} px of ink in the 255 px frame; the limit is {MAX_INK_PX:,}",
             )
-        strokes = simplify_drawing(np.split(arr, np.cumsum(lens)[:-1]))
-        strokes = [s for s in strokes if len(s)]
-        if not strokes:
+        times = _times(ts)
+        cuts = np.cumsum(lens)[:-1]
+        strokes, kept = simplify_timed(
+            np.split(arr, cuts), None if times is None else np.split(times, cuts)
+        )
+        if not any(len(s) for s in strokes):
             raise BadRow("empty_drawing", "nothing left after simplification")
-        return np.concatenate(strokes), [len(s) for s in strokes]
+        lengths = [len(s) for s in strokes if len(s)]
+        if kept is None:
+            return np.concatenate(strokes), lengths, None
+        return np.concatenate(strokes), lengths, np.concatenate(kept).astype(np.float32)
     if arr.min() < 0 or arr.max() > 255:
         raise BadRow(
             "out_of_range", f"coordinates span {arr.min():g}..{arr.max():g}, expected 0..255"
@@ -458,4 +482,17 @@ def parse_drawing(
         raise BadRow(
             "not_integer", "simplified coordinates must be integers (use drawing_format=raw)"
         )
-    return ints, lens
+    return ints, lens, None
+
+
+def _times(ts: list | None) -> np.ndarray | None:
+    """Raw ``ts`` values as float64 ms since the drawing's first point (None stays None)."""
+    if ts is None:
+        return None
+    try:
+        times = np.array(ts, dtype=np.float64)
+    except (ValueError, TypeError, OverflowError):
+        raise BadRow("bad_times", "a time is not a number") from None
+    if times.ndim != 1 or not np.isfinite(times).all():
+        raise BadRow("bad_times", "a time is not a finite number")
+    return times - times[0]

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from quickdraw.data.schema import SPLITS, Manifest
 from quickdraw.data.strokes import StrokeBatch
 
-READ_COLUMNS = ["key_id", "points", "stroke_lengths"]
+READ_COLUMNS = ["key_id", "points", "stroke_lengths"]  # and "times" in shards that have it
 MAX_OPEN_FILES = 512  # Kaggle's layout gives ~1,000 shard files; reopening costs a footer parse
 
 
@@ -51,9 +51,13 @@ class SplitIndex:
         self.store = store
         self.files = [store / f for f in files]
         file_ids, groups, labels, rows = [], [], [], []
+        self.file_columns: list[list[str]] = []
         for i, path in enumerate(self.files):
             meta = _read_footer(path, store)
-            label_col = meta.schema.to_arrow_schema().get_field_index("label")
+            arrow_schema = meta.schema.to_arrow_schema()
+            label_col = arrow_schema.get_field_index("label")
+            timed = "times" in arrow_schema.names  # schema version 3 shards of timed sources
+            self.file_columns.append(READ_COLUMNS + ["times"] * timed)
             for g in range(meta.num_row_groups):
                 rg = meta.row_group(g)
                 stats = rg.column(label_col).statistics
@@ -104,8 +108,11 @@ class SplitIndex:
         for chunk in np.split(order, bounds) if len(order) else []:
             group = int(g[chunk[0]])
             table = self._read_group(group).take(pa.array(ids[chunk] - self.rg_start[group]))
+            times = table["times"] if "times" in table.column_names else None
             try:
-                parts.append(StrokeBatch.from_arrow(table["points"], table["stroke_lengths"]))
+                parts.append(
+                    StrokeBatch.from_arrow(table["points"], table["stroke_lengths"], times)
+                )
             except ValueError as e:
                 path = self.files[int(self.rg_file[group])]
                 raise StoreError(f"{path}: damaged strokes ({e}); {_fix(self.store)}") from e
@@ -128,7 +135,7 @@ class SplitIndex:
         self._open[file_id] = pf
         try:
             return pf.read_row_group(
-                int(self.rg_group[group]), columns=READ_COLUMNS, use_threads=False
+                int(self.rg_group[group]), columns=self.file_columns[file_id], use_threads=False
             )
         except (OSError, pa.ArrowException) as e:
             raise StoreError(
@@ -172,6 +179,23 @@ class Store:
                     f"but {expected[bad]} in the manifest; {_fix(self.path)}"
                 )
             self.splits[split] = index
+
+    def require_times(self) -> None:
+        """Refuse, naming the fix, a store whose shards lack per-point times (for ``time_source=ms``)."""
+        untimed = [
+            str(index.files[i])
+            for index in self.splits.values()
+            for i, columns in enumerate(index.file_columns)
+            if "times" not in columns
+        ]
+        if untimed:
+            raise StoreError(
+                f"raster.time_source=ms needs per-point times, but {len(untimed)} shards of "
+                f"{self.path} have none (e.g. {untimed[0]}): convert raw drawings (Google's raw "
+                "ndjson, Kaggle's raw CSV) into a new store, "
+                "python -m quickdraw.convert source=RAW store=NEW_DIR, or train with "
+                "data.raster.time_source=order"
+            )
 
     def __getitem__(self, split: str) -> SplitIndex:
         return self.splits[split]

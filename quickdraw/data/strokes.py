@@ -9,7 +9,8 @@ batch moves through numpy without a Python object per point:
 * ``times``           (P,) float32 or None, ms since the drawing's first point, where the source
   recorded them (Google's raw ndjson, Kaggle's raw CSV, the demo); None for simplified sources
 
-``to_arrow`` and ``from_arrow`` are the store's one encoder and one decoder of strokes.
+``to_arrow`` and ``from_arrow`` are the store's one encoder and one decoder of strokes (and
+``times_to_arrow`` / ``times_from_arrow`` of times).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+
+from quickdraw.data import varint
 
 # One drawing as Quick, Draw! writes it: a list of strokes, each ``[xs, ys]`` (raw data adds ``ts``).
 Drawing = Sequence[Sequence[Sequence[float]]]
@@ -56,9 +59,11 @@ class StrokeBatch:
 
     @classmethod
     def from_drawings(cls, drawings: Sequence[Drawing]) -> StrokeBatch:
-        """Pack drawings given as JSON-like ``[[xs, ys(, ts)], ...]`` lists (timestamps are dropped)."""
+        """Pack drawings given as JSON-like ``[[xs, ys(, ts)], ...]`` lists, as they are (no
+        simplification); ``times`` are kept when every stroke has ``ts``."""
         xs: list[float] = []
         ys: list[float] = []
+        ts: list[float] | None = []
         stroke_offsets = [0]
         drawing_offsets = [0]
         for drawing in drawings:
@@ -66,6 +71,12 @@ class StrokeBatch:
                 sx, sy = stroke[0], stroke[1]
                 if len(sx) != len(sy):
                     raise ValueError(f"stroke has {len(sx)} x but {len(sy)} y values")
+                if len(stroke) < 3:
+                    ts = None
+                elif ts is not None:
+                    if len(stroke[2]) != len(sx):
+                        raise ValueError(f"stroke has {len(sx)} points but {len(stroke[2])} times")
+                    ts.extend(stroke[2])
                 xs.extend(sx)
                 ys.extend(sy)
                 stroke_offsets.append(len(xs))
@@ -75,27 +86,41 @@ class StrokeBatch:
             points.reshape(-1, 2),
             np.asarray(stroke_offsets, np.int64),
             np.asarray(drawing_offsets, np.int64),
+            None if ts is None else np.asarray(ts, np.float32),
         )
 
     @classmethod
-    def from_parsed(cls, drawings: Sequence[tuple[np.ndarray, Sequence[int]]]) -> StrokeBatch:
-        """Pack drawings parsed by :func:`quickdraw.data.readers.parse_drawing`: each a
-        ``(points (P, 2), stroke_lengths (S,))`` pair, points in the 0-255 frame."""
+    def from_parsed(cls, drawings: Sequence[tuple]) -> StrokeBatch:
+        """Pack drawings parsed by :func:`quickdraw.data.readers.parse_timed_drawing`: each a
+        ``(points (P, 2), stroke_lengths (S,))`` pair, points in the 0-255 frame, or a
+        ``(points, stroke_lengths, times (P,) | None)`` triple; ``times`` are kept when every
+        drawing has them."""
         if not drawings:
             return cls(np.zeros((0, 2), np.float32), np.zeros(1, np.int64), np.zeros(1, np.int64))
-        lengths = [np.asarray(n, np.int64) for _, n in drawings]
+        lengths = [np.asarray(d[1], np.int64) for d in drawings]
         stroke_offsets = np.zeros(sum(len(n) for n in lengths) + 1, np.int64)
         np.cumsum(np.concatenate(lengths), out=stroke_offsets[1:])
         drawing_offsets = np.zeros(len(drawings) + 1, np.int64)
         np.cumsum([len(n) for n in lengths], out=drawing_offsets[1:])
-        points = np.concatenate([np.asarray(p, np.float32).reshape(-1, 2) for p, _ in drawings])
-        return cls(points, stroke_offsets, drawing_offsets)
+        points = np.concatenate([np.asarray(d[0], np.float32).reshape(-1, 2) for d in drawings])
+        times = [d[2] if len(d) > 2 else None for d in drawings]
+        timed = all(t is not None for t in times)
+        return cls(
+            points,
+            stroke_offsets,
+            drawing_offsets,
+            np.concatenate(times).astype(np.float32) if timed else None,
+        )
 
     @classmethod
     def from_arrow(
-        cls, points: pa.Array | pa.ChunkedArray, stroke_lengths: pa.Array | pa.ChunkedArray
+        cls,
+        points: pa.Array | pa.ChunkedArray,
+        stroke_lengths: pa.Array | pa.ChunkedArray,
+        times: pa.Array | pa.ChunkedArray | None = None,
     ) -> StrokeBatch:
-        """Decode the ``points`` and ``stroke_lengths`` columns of a store table (see ``to_arrow``).
+        """Decode the ``points``, ``stroke_lengths`` (and ``times``, where the table has that
+        column) columns of a store table (see ``to_arrow``, ``times_to_arrow``).
 
         Vectorised over the whole batch: one uint8 running sum undoes the deltas, and the sum where
         each drawing starts is subtracted from its points so that every drawing starts afresh.
@@ -130,7 +155,7 @@ class StrokeBatch:
         np.cumsum(deltas.reshape(-1, 2), axis=0, dtype=np.uint8, out=running[1:])
         out = running[1:]
         out -= np.repeat(running[point_offsets[:-1]], np.diff(point_offsets), axis=0)
-        return cls(out, stroke_offsets, drawing_offsets)
+        return cls(out, stroke_offsets, drawing_offsets, times_from_arrow(times, point_offsets))
 
     def to_arrow(self) -> tuple[pa.BinaryArray, pa.ListArray]:
         """The ``points`` and ``stroke_lengths`` columns of a store table (schema version 2).
@@ -165,6 +190,35 @@ class StrokeBatch:
             pa.array(drawing_offsets.astype(np.int32)), pa.array(lengths.astype(np.uint16))
         )
         return points, stroke_lengths
+
+    def times_to_arrow(self) -> pa.BinaryArray | None:
+        """The ``times`` column of a store table (schema version 3), or None without times.
+
+        One value per drawing: its points' times rounded to whole ms, each as the difference from
+        the previous point's (the first point's from 0) in zigzag varints
+        (:mod:`quickdraw.data.varint`): a point of a stroke is mostly one byte, a pause a few.
+        """
+        if self.times is None:
+            return None
+        so, do = (
+            np.asarray(self.stroke_offsets, np.int64),
+            np.asarray(self.drawing_offsets, np.int64),
+        )
+        point_offsets = so[do] - so[do[0]]
+        ms = np.rint(np.asarray(self.times, np.float64)[so[do[0]] : so[do[-1]]]).astype(np.int64)
+        deltas = ms.copy()
+        deltas[1:] -= ms[:-1]
+        starts = point_offsets[:-1][np.diff(point_offsets) > 0]
+        deltas[starts] = ms[starts]
+        data, sizes = varint.encode(deltas)
+        byte_offsets = np.concatenate([[0], np.cumsum(sizes)])[point_offsets]
+        if byte_offsets[-1] > np.iinfo(np.int32).max:
+            raise ValueError("too many times for one Arrow binary column (2 GiB)")
+        return pa.BinaryArray.from_buffers(
+            pa.binary(),
+            len(self),
+            [None, pa.py_buffer(byte_offsets.astype(np.int32)), pa.py_buffer(data)],
+        )
 
     def drawing(self, i: int) -> list[np.ndarray]:
         """The strokes of drawing ``i`` as a list of (N, 2) arrays."""
@@ -212,6 +266,34 @@ class StrokeBatch:
             np.concatenate(drawings),
             np.concatenate([b.times for b in batches]) if timed else None,
         )
+
+
+def times_from_arrow(
+    times: pa.Array | pa.ChunkedArray | None, point_offsets: np.ndarray
+) -> np.ndarray | None:
+    """(P,) float32 ms from a ``times`` column (``StrokeBatch.times_to_arrow``); ``point_offsets``
+    (B + 1,) say where each drawing's points start. None when the column is absent or any drawing
+    has no times (a null): a batch has times for all its drawings or for none."""
+    if times is None:
+        return None
+    times = _combine(times)
+    if times.null_count or len(times) != len(point_offsets) - 1:
+        return None
+    if times.type != pa.binary():
+        raise ValueError(f"times column is {times.type}, not binary")
+    _, offsets, data = times.buffers()
+    n = len(times)
+    byte_offsets = np.frombuffer(offsets, np.int32, n + 1, 4 * times.offset).astype(np.int64)
+    b0, b1 = int(byte_offsets[0]), int(byte_offsets[-1])
+    deltas, last = varint.decode(np.frombuffer(data, np.uint8, b1 - b0, b0) if b1 > b0 else [])
+    # Values ending before each drawing's first byte must be the points before it.
+    ended = np.concatenate([[0], np.cumsum(last)])[byte_offsets - b0]
+    if not np.array_equal(ended, point_offsets):
+        raise ValueError("times do not hold one value per point of each drawing")
+    running = np.zeros(len(deltas) + 1, np.int64)
+    np.cumsum(deltas, out=running[1:])
+    ms = running[1:] - np.repeat(running[point_offsets[:-1]], np.diff(point_offsets))
+    return ms.astype(np.float32)
 
 
 def _combine(a: pa.Array | pa.ChunkedArray) -> pa.Array:
