@@ -26,7 +26,6 @@ from quickdraw.inference import (
     iter_input,
     load_labels,
     predict_proba,
-    raster_spec,
     write_unreadable,
 )
 from quickdraw.runs import EVALUATE, RunDir
@@ -140,9 +139,8 @@ def evaluate(
         batches = store_batches(st, split, batch_size)
     else:
         raise ValueError("give input=FILE (with labels=CSV if it has no word column) or store=DIR")
-    spec = raster_spec(model)
     check_tta(tta)
-    proba = lambda strokes: predict_proba(model, strokes, spec, tta)  # noqa: E731
+    proba = lambda strokes: predict_proba(model, strokes, tta=tta)  # noqa: E731
     if balance:
         batches = balanced_batches(proba, batches, load_prior(prior, classes) if prior else None)
         proba = lambda probs: probs  # noqa: E731  (the batch already holds balanced scores)

@@ -3,8 +3,9 @@
 Strokes from the browser arrive as Quick, Draw! raw drawings (``[[xs], [ys], [ts]]`` per
 stroke, canvas pixels and milliseconds) and go through exactly the path training data took:
 :func:`~quickdraw.data.readers.parse_drawing` (Google's simplification), a
-:class:`~quickdraw.data.strokes.StrokeBatch`, then the checkpoint's own
-:class:`~quickdraw.data.raster.RasterSpec`. The temporal encoding's time channel counts
+:class:`~quickdraw.data.strokes.StrokeBatch`, then the checkpoint's own inputs
+(:func:`~quickdraw.inference.model_inputs`: its raster, pen-move sequence, or each member's input
+of a mixed ensemble), built by the shared inference path. The temporal encoding's time channel counts
 points of the simplified drawing, as in training, so the recorded timestamps need no
 separate treatment.
 
@@ -26,10 +27,11 @@ import torch
 
 from quickdraw.checkpoints import load_model
 from quickdraw.data.images import FRAME, ImageError, image_to_strokes, load_gray
+from quickdraw.data.inputs import IMAGE, Arrays
 from quickdraw.data.raster import RasterSpec, rasterize_untimed, to_tensor
 from quickdraw.data.readers import BadRow, parse_drawing
 from quickdraw.data.strokes import StrokeBatch
-from quickdraw.inference import check_tta, predict_proba, raster_spec
+from quickdraw.inference import Render, check_tta, model_inputs, predict_proba
 
 HINT = "Draw something on the canvas: the model guesses after every stroke."
 NO_INK = (
@@ -66,7 +68,7 @@ class EmptyDrawing(InputRejected):
 @dataclass
 class Guess:
     top: list[tuple[str, float]]  # the k most likely classes, best first
-    image: np.ndarray  # (C, H, W) uint8: exactly what the network was given
+    image: np.ndarray  # (C, H, W) uint8: the network's image input (a gray view for sequence models)
     strokes: int  # after simplification (images: traced centre lines)
     points: int
     ms: float  # server-side time from input to probabilities
@@ -81,7 +83,10 @@ class Predictor:
 
     def __init__(self, model, limits: Limits = Limits(), top_k: int = 5, tta: str = "none") -> None:
         self.model = model.eval()
-        self.spec: RasterSpec = raster_spec(model)
+        self.inputs = model_inputs(model)
+        # What the page shows: the image input, else the first raster a member reads, else gray.
+        rasters = [s for s in self.inputs.values() if isinstance(s, RasterSpec)]
+        self.spec: RasterSpec = self.inputs.get(IMAGE) or next(iter(rasters), RasterSpec())
         self.classes: list[str] = list(model.hparams.classes)
         self.limits = limits
         self.top_k = max(1, min(top_k, len(self.classes)))
@@ -100,9 +105,8 @@ class Predictor:
         members = getattr(net, "num_members", None)
         arch = f"ensemble of {members}" if members else type(net).__name__
         arch = getattr(self.model, "arch", arch)  # exported models describe themselves
-        return (
-            f"{arch}, {len(self.classes)} classes, {self.spec.size} px {self.spec.encoding} input"
-        )
+        inputs = " + ".join(spec.describe() for spec in self.inputs.values())
+        return f"{arch}, {len(self.classes)} classes, input: {inputs}"
 
     # -- strokes ----------------------------------------------------------------------------------
     def parse_strokes(self, drawing: str | list) -> StrokeBatch:
@@ -124,7 +128,7 @@ class Predictor:
     def predict_strokes(self, drawing: str | list) -> Guess:
         t0 = time.perf_counter()
         batch = self.parse_strokes(drawing)
-        return self._guess(self.spec, batch, t0)
+        return self._guess(None, self.spec, batch, t0)
 
     # -- images -----------------------------------------------------------------------------------
     def image_strokes(self, image: np.ndarray | str | Path) -> StrokeBatch:
@@ -144,12 +148,18 @@ class Predictor:
             raise InputRejected(TOO_MUCH_INK) from None
         return batch
 
-    def _untimed(self, batch: StrokeBatch) -> np.ndarray:
-        return rasterize_untimed(batch, self.spec)
+    def _untimed(self, batch: StrokeBatch) -> dict[str, Arrays]:
+        """The model's inputs from traced strokes: images drawn untimed (their order is unknown);
+        a pen-move sequence follows the tracer's order, the only one there is."""
+        return {
+            name: rasterize_untimed(batch, spec) if isinstance(spec, RasterSpec) else spec(batch)
+            for name, spec in self.inputs.items()
+        }
 
     def predict_image(self, image: np.ndarray | str | Path) -> Guess:
         t0 = time.perf_counter()
-        return self._guess(self._untimed, self.image_strokes(image), t0)
+        view = lambda batch: rasterize_untimed(batch, self.spec)  # noqa: E731
+        return self._guess(self._untimed, view, self.image_strokes(image), t0)
 
     # -- the network ------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -158,11 +168,16 @@ class Predictor:
         return self.model.predict_proba(to_tensor(images)).float().cpu().numpy()
 
     def _guess(
-        self, render: Callable[[StrokeBatch], np.ndarray], batch: StrokeBatch, t0: float
+        self,
+        render: Render | None,
+        view: Callable[[StrokeBatch], np.ndarray],
+        batch: StrokeBatch,
+        t0: float,
     ) -> Guess:
-        """Top-k of ``batch`` drawn by ``render``, through the shared inference path (TTA included)."""
-        probs = predict_proba(self.model, batch, self.spec, self.tta, render)[0]
-        images = render(batch)  # what the page shows: the original view
+        """Top-k of ``batch`` made into inputs by ``render`` (None: the model's own), through the
+        shared inference path (TTA included); ``view`` draws what the page shows."""
+        probs = predict_proba(self.model, batch, tta=self.tta, render=render)[0]
+        images = view(batch)  # what the page shows: the original view
         best = np.argsort(-probs)[: self.top_k]
         return Guess(
             top=[(self.classes[i], float(probs[i])) for i in best],
