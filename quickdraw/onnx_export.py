@@ -26,8 +26,8 @@ import torch
 import quickdraw
 from quickdraw.checkpoints import load_model
 from quickdraw.data import raster
-from quickdraw.data.raster import RasterSpec
 from quickdraw.data.inputs import IMAGE
+from quickdraw.data.raster import RasterSpec
 from quickdraw.inference import model_inputs, raster_spec
 
 log = logging.getLogger(__name__)

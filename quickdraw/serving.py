@@ -68,7 +68,9 @@ class EmptyDrawing(InputRejected):
 @dataclass
 class Guess:
     top: list[tuple[str, float]]  # the k most likely classes, best first
-    image: np.ndarray  # (C, H, W) uint8: the network's image input (a gray view for sequence models)
+    image: (
+        np.ndarray
+    )  # (C, H, W) uint8: the network's image input (a gray view for sequence models)
     strokes: int  # after simplification (images: traced centre lines)
     points: int
     ms: float  # server-side time from input to probabilities

@@ -16,10 +16,10 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor
-from lightning.fabric.utilities.apply_func import move_data_to_device
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassConfusionMatrix
 

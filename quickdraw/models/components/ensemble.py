@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import warnings
-
 from collections.abc import Mapping
 from typing import Any
 
@@ -126,7 +125,9 @@ def _member_configs(
     )
     if members:
         if member:
-            raise ValueError("give the ensemble either member (K copies) or members (a list), not both")
+            raise ValueError(
+                "give the ensemble either member (K copies) or members (a list), not both"
+            )
         if checkpoints and len(checkpoints) != len(members):
             raise ValueError(
                 f"{len(checkpoints)} checkpoints for {len(members)} members: give one per member, in order"

@@ -18,7 +18,9 @@ from torch import nn
 from quickdraw.data.inputs import IMAGE
 
 
-def build_net(config: Mapping[str, Any], num_classes: int, channels: Mapping[str, int]) -> nn.Module:
+def build_net(
+    config: Mapping[str, Any], num_classes: int, channels: Mapping[str, int]
+) -> nn.Module:
     """Instantiate ``config`` for ``num_classes`` classes; ``channels``: input name -> channels."""
     config = dict(config)
     name = config.pop("input", None) or IMAGE

@@ -39,13 +39,17 @@ class StrokeRNN(nn.Module):
             raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
         if len(conv_channels) != len(kernel_sizes):
             raise ValueError("conv_channels and kernel_sizes need one entry per convolution")
+        # Batch normalisation after each convolution (the tutorial's --batch_norm option): the
+        # moves are small numbers (a few hundredths of the frame), and without it the stack
+        # barely learns in the first hundreds of steps.
         convs: list[nn.Module] = []
         width = in_channels
         for channels, k in zip(conv_channels, kernel_sizes, strict=True):
             # Odd kernels, "same" padding: step t's features come from the points around t.
-            convs += [nn.Conv1d(width, channels, k, padding=k // 2), nn.ReLU(inplace=True)]
+            conv = nn.Conv1d(width, channels, k, padding=k // 2, bias=False)
+            convs.append(nn.Sequential(conv, nn.BatchNorm1d(channels), nn.ReLU(inplace=True)))
             width = channels
-        self.convs = nn.Sequential(*convs)
+        self.convs = nn.ModuleList(convs)
         self.dropout = nn.Dropout(dropout)
         self.rnn = CELLS[cell](
             width, hidden, num_layers=layers, batch_first=True, bidirectional=True,
@@ -63,12 +67,16 @@ class StrokeRNN(nn.Module):
             points = points.new_zeros(points.shape[0], 1, points.shape[2])
         steps = points.shape[1]
         mask = (torch.arange(steps)[None, :] < lengths[:, None]).to(points.device)
-        h = self.convs(points.transpose(1, 2)).transpose(1, 2)
-        h = self.dropout(h * mask[..., None])  # padding stays zero after the convolutions
+        # Steps past a drawing's end are zero going into and out of every convolution, whatever
+        # the padding held: a drawing's output does not depend on its batch-mates' lengths.
+        mask = mask[:, None, :].to(points.dtype)
+        h = points.transpose(1, 2) * mask
+        for block in self.convs:
+            h = block(h) * mask
+        h = self.dropout(h.transpose(1, 2))
         packed = pack_padded_sequence(h, lengths, batch_first=True, enforce_sorted=False)
         out, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=steps)
         return out.sum(dim=1) / lengths.to(out.device, out.dtype)[:, None]
 
     def forward(self, x: tuple[Tensor, Tensor]) -> Tensor:
         return self.fc(self.dropout(self.forward_features(x)))
-
