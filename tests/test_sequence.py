@@ -129,3 +129,47 @@ def test_evaluation_batches_hold_the_inputs_inference_builds(tiny_store):
     built = build_inputs({"sequence": spec}, rows.strokes)["sequence"]
     np.testing.assert_array_equal(batch["sequence"][0].numpy(), built.points)
     np.testing.assert_array_equal(batch["key_id"].numpy(), rows.key_ids)
+
+
+def test_a_mixed_ensemble_serves_evaluates_and_predicts_from_one_drawing(tmp_path):
+    """The demo, evaluate and predict feed each member its own input, built from the same strokes."""
+    import torch
+    from conftest import LINE, SQUARE, kaggle_row, write_csv
+
+    from quickdraw.checkpoints import load_model
+    from quickdraw.evaluation import evaluate
+    from quickdraw.models.module import QuickDrawModule
+    from quickdraw.serving import Predictor
+    from quickdraw.submission import write_submission
+
+    resnet = {"_target_": "quickdraw.models.components.resnet.resnet18"}
+    rnn = {"_target_": "quickdraw.models.components.sequence.StrokeRNN", "input": "sequence",
+           "conv_channels": [4], "kernel_sizes": [3], "hidden": 4, "layers": 1}  # fmt: skip
+    net = {"_target_": "quickdraw.models.components.ensemble.Ensemble", "member": None,
+           "members": [resnet, {**resnet, "input": "temporal"}, rnn]}  # fmt: skip
+    module = QuickDrawModule(
+        net=net, optimizer={"_target_": "torch.optim.AdamW", "_partial_": True},
+        classes=["line", "square"], raster={"size": 16},
+        inputs={"temporal": {"kind": "raster", "size": 16, "encoding": "temporal"},
+                "sequence": {"kind": "sequence", "max_points": 16}},
+    )  # fmt: skip
+    path = tmp_path / "mixed.ckpt"
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
+    model = load_model(path)
+
+    predictor = Predictor(model)
+    assert "16 px gray image + 16 px temporal image + pen moves" in predictor.description
+    guess = predictor.predict_strokes([[[0, 50, 100], [0, 50, 100], [0, 16, 33]]])
+    assert len(guess.top) == 2 and guess.image.shape == (1, 16, 16)
+    image = np.full((120, 120), 255, np.uint8)
+    image[30:90, 58:62] = 0  # a photographed vertical bar
+    assert len(predictor.predict_image(image).top) == 2
+
+    rows = [
+        kaggle_row(i, "line" if i % 2 else "square", LINE if i % 2 else SQUARE) for i in range(6)
+    ]
+    csv = write_csv(tmp_path / "test.csv", rows)
+    scores, result = evaluate(model, tmp_path / "eval", input=str(csv), tta="flip")
+    assert result["drawings"] == 6 and scores.topk.shape[0] == 6
+    n, _ = write_submission(model, str(csv), tmp_path / "submission.csv", batch_size=4)
+    assert n == 6
