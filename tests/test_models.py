@@ -532,12 +532,13 @@ def test_stroke_rnn_shapes_and_gradients(cell):
         )
 
 
-@pytest.mark.parametrize("net", [RNN, MIXED], ids=["strokes_lstm", "ensemble_mixed"])
-def test_input_models_overfit_a_few_batches(tmp_path, net):
+def test_sequence_model_overfits_a_few_batches(tmp_path):
+    # (The mixed ensemble's members are this network and ResNet18s, which overfit above; it
+    # trains end to end in test_train's experiment run and in the frozen-members test below.)
     torch.manual_seed(0)
     recorder = LossRecorder()
     trainer = make_trainer(tmp_path, max_steps=45, limit_val_batches=0, callbacks=[recorder])
-    module = make_input_module(net)
+    module = make_input_module(RNN)
     trainer.fit(module, loader(input_batches(3)))
     start, end = sum(recorder.losses[:3]) / 3, sum(recorder.losses[-3:]) / 3
     assert end < 0.6 * start, recorder.losses
