@@ -123,7 +123,7 @@ def load_model(ckpt_path: str | Path, map_location: str = "cpu"):
 
     Raises :class:`CheckpointError` for foreign or crafted files: pickled code (refused by
     ``weights_only=True``), ``_target_`` names outside :data:`TRUSTED_TARGETS`, or a checkpoint
-    without the class names and raster spec every model of this project records.
+    without the class names and input specs (raster or named inputs) every model of this project records.
     """
     from quickdraw.models.module import QuickDrawModule
 
@@ -136,8 +136,13 @@ def load_model(ckpt_path: str | Path, map_location: str = "cpu"):
             f"{path} names code outside this project to build its model ({'; '.join(refused[:3])}); "
             f"refusing to load it (allowed: {', '.join(p + '*' for p in TRUSTED_TARGETS)})"
         )
-    for key in ("classes", "raster"):
-        if not hparams.get(key):
+    # Every model records its classes, and its inputs: the raster of its image (every model
+    # before named inputs) and/or named inputs (quickdraw.data.inputs).
+    for key, present in (
+        ("classes", hparams.get("classes")),
+        ("raster", hparams.get("raster") or hparams.get("inputs")),
+    ):
+        if not present:
             raise CheckpointError(
                 f"{path}: checkpoint lacks '{key}' in its hyperparameters; not a quickdraw model"
             )

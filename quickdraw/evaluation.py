@@ -31,7 +31,6 @@ from quickdraw.inference import (
     iter_input,
     load_labels,
     predict_proba,
-    raster_spec,
     write_unreadable,
 )
 from quickdraw.prefix_scoring import PrefixRecorder, plot_prefix_curves
@@ -199,9 +198,8 @@ def evaluate(
         batches = store_batches(st, split, batch_size)
     else:
         raise ValueError("give input=FILE (with labels=CSV if it has no word column) or store=DIR")
-    spec = raster_spec(model)
     check_tta(tta)
-    proba = lambda strokes: predict_proba(model, strokes, spec, tta)  # noqa: E731
+    proba = lambda strokes: predict_proba(model, strokes, tta=tta)  # noqa: E731
     if balance and prefix != "none":
         raise ValueError(
             "balance=true re-ranks a whole set of finished drawings and means nothing for their "

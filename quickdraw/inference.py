@@ -16,7 +16,16 @@ import numpy as np
 import torch
 
 from quickdraw.data.augment import mirror
-from quickdraw.data.raster import RasterSpec, to_tensor
+from quickdraw.data.inputs import (
+    IMAGE,
+    Arrays,
+    InputSpec,
+    build_inputs,
+    empty_drawing,
+    recorded_inputs,
+    to_tensors,
+)
+from quickdraw.data.raster import RasterSpec
 from quickdraw.data.readers import (
     BadRow,
     discover_sources,
@@ -30,8 +39,20 @@ from quickdraw.files import atomic_open
 log = logging.getLogger(__name__)
 
 
+def model_inputs(model) -> dict[str, InputSpec]:
+    """Every named input the model reads, with the exact spec it was trained with."""
+    return recorded_inputs(model.hparams)
+
+
 def raster_spec(model) -> RasterSpec:
-    """The exact rasterisation the model was trained with."""
+    """The exact rasterisation the model's ``image`` input was trained with.
+
+    Raises ValueError for a model that reads no image (a stroke-sequence network).
+    """
+    if not model.hparams.get("raster"):
+        raise ValueError(
+            f"this model reads no image (its inputs: {', '.join(model_inputs(model)) or 'none'})"
+        )
     return RasterSpec(**model.hparams.raster)
 
 
@@ -50,29 +71,42 @@ def check_tta(tta: str) -> str:
     return tta
 
 
+Render = Callable[[StrokeBatch], np.ndarray | dict[str, Arrays]]
+
+
 @torch.inference_mode()
 def predict_proba(
     model,
     strokes: StrokeBatch,
     spec: RasterSpec | None = None,
     tta: str = "none",
-    render: Callable[[StrokeBatch], np.ndarray] | None = None,
+    render: Render | None = None,
 ) -> np.ndarray:
     """Class probabilities (B, C) for a batch of drawings: the one place evaluate, predict and the
     demo turn strokes into probabilities, so test-time augmentation (``tta``) applies to all three.
 
-    ``render`` draws strokes into model inputs (default: ``spec``, the checkpoint's own raster);
-    the demo passes its untimed renderer for traced photos. Ensembles average their members inside
-    ``model.predict_proba``; TTA averages over views on top, so the two compose.
+    ``render`` turns strokes into model inputs: by default every input the checkpoint records
+    (:func:`model_inputs`: images, pen-move sequences, several for a mixed ensemble), built by
+    :func:`quickdraw.data.inputs.build_inputs`; ``spec`` draws the ``image`` input with another
+    raster; the demo passes its untimed renderer for traced photos. A render may return images
+    (the ``image`` input) or a dict of named inputs. Ensembles average their members inside
+    ``model.predict_proba``; TTA views (mirrored strokes) average on top, for every kind of input.
     """
-    render = render or spec or raster_spec(model)
+    if render is None:
+        specs = {IMAGE: spec} if spec is not None else model_inputs(model)
+        render = lambda batch: build_inputs(specs, batch)  # noqa: E731
     views = TTA_VIEWS[check_tta(tta)]
     probs = [_proba(model, render(view(strokes))) for view in views]
     return probs[0] if len(probs) == 1 else np.mean(probs, axis=0)
 
 
-def _proba(model, images: np.ndarray) -> np.ndarray:
-    return model.predict_proba(to_tensor(images).to(model.device)).float().cpu().numpy()
+def _proba(model, inputs: np.ndarray | dict[str, Arrays]) -> np.ndarray:
+    if not isinstance(inputs, dict):
+        inputs = {IMAGE: inputs}
+    tensors = to_tensors(inputs)
+    # A model reading images only gets the tensor, as every backend (ONNX too) takes it.
+    x = tensors[IMAGE] if tensors.keys() == {IMAGE} else tensors
+    return model.predict_proba(x).float().cpu().numpy()
 
 
 @torch.inference_mode()
@@ -82,13 +116,15 @@ def blank_proba(model, spec: RasterSpec | None = None) -> np.ndarray:
     The documented fallback for rows whose drawing cannot be read: a checkpoint holds no class
     frequencies, and a blank input is the closest thing the model has to a class prior.
     """
-    spec = spec or raster_spec(model)
-    blank = np.zeros((1, spec.channels, spec.size, spec.size), np.uint8)
-    return model.predict_proba(to_tensor(blank).to(model.device)).float().cpu().numpy()[0]
+    return predict_proba(model, empty_drawing(), spec)[0]
 
 
 def batch_proba(
-    model, batch: InputBatch, spec: RasterSpec, fallback: np.ndarray, tta: str = "none"
+    model,
+    batch: InputBatch,
+    spec: RasterSpec | None,
+    fallback: np.ndarray,
+    tta: str = "none",
 ) -> np.ndarray:
     """(B, C) probabilities for every row of ``batch``; unreadable rows get ``fallback`` (C,)."""
     probs = np.broadcast_to(fallback, (len(batch.key_ids), len(fallback))).copy()

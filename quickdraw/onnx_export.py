@@ -26,8 +26,9 @@ import torch
 import quickdraw
 from quickdraw.checkpoints import load_model
 from quickdraw.data import raster
+from quickdraw.data.inputs import IMAGE
 from quickdraw.data.raster import RasterSpec
-from quickdraw.inference import raster_spec
+from quickdraw.inference import model_inputs, raster_spec
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +125,10 @@ def export_onnx(model, out_dir: str | Path) -> Path:
     """Write ``out_dir/model.onnx`` (one file, weights inside) and ``out_dir/model.json``.
 
     ``model``: a QuickDrawModule from :func:`quickdraw.checkpoints.load_model` (single or ensemble).
-    Returns the graph's path. Raises ExportError when ``onnx``/``onnxscript`` are missing.
+    Returns the graph's path. Raises ExportError when ``onnx``/``onnxscript`` are missing, or for a
+    model that reads anything but one raster image (the page and onnxruntime get images only).
     """
+    _require_raster_only(model)
     _require("onnx")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -274,6 +277,18 @@ def calibration_images(
     index = store[split]
     rows = index.gather(fixed_rows(index, per_class, seed=0))
     return spec(rows.strokes)
+
+
+def _require_raster_only(model) -> None:
+    inputs = model_inputs(model)
+    other = {name: spec.describe() for name, spec in inputs.items() if name != IMAGE}
+    if other or IMAGE not in inputs:
+        raise ExportError(
+            "ONNX export supports models reading one raster image; this one reads "
+            + ", ".join(f"{name} ({spec.describe()})" for name, spec in inputs.items())
+            + f": unsupported {', '.join(other) or 'input set'}. Serve it with the checkpoint "
+            "(backend=torch) instead"
+        )
 
 
 def _require(*modules: str) -> None:

@@ -3,11 +3,12 @@
 Strokes from the browser arrive as Quick, Draw! raw drawings (``[[xs], [ys], [ts]]`` per
 stroke, canvas pixels and milliseconds) and go through exactly the path training data took:
 :func:`~quickdraw.data.readers.parse_drawing` (Google's simplification), a
-:class:`~quickdraw.data.strokes.StrokeBatch`, then the checkpoint's own
-:class:`~quickdraw.data.raster.RasterSpec`. The recorded timestamps travel with the points
-(``StrokeBatch.times``, carried through the simplification as for raw training data), so a model
-trained with ``raster.time_source=ms`` sees real time here too; with ``order`` (the default) the
-time channel counts points of the simplified drawing, as in training.
+:class:`~quickdraw.data.strokes.StrokeBatch`, then the checkpoint's own inputs
+(:func:`~quickdraw.inference.model_inputs`: its raster, pen-move sequence, or each member's input
+of a mixed ensemble), built by the shared inference path. The recorded timestamps travel with the
+points (``StrokeBatch.times``, carried through the simplification as for raw training data), so a
+model trained with ``raster.time_source=ms`` sees real time here too; with ``order`` (the default)
+the time channel counts points of the simplified drawing, as in training.
 
 Images (a photo or scan of a doodle) are traced into strokes by
 :mod:`quickdraw.data.images` and drawn by :func:`~quickdraw.data.raster.rasterize_untimed`
@@ -27,10 +28,11 @@ import torch
 
 from quickdraw.checkpoints import load_model
 from quickdraw.data.images import FRAME, ImageError, image_to_strokes, load_gray
+from quickdraw.data.inputs import IMAGE, Arrays
 from quickdraw.data.raster import RasterSpec, rasterize_untimed, to_tensor
 from quickdraw.data.readers import BadRow, parse_timed_drawing
 from quickdraw.data.strokes import StrokeBatch
-from quickdraw.inference import check_tta, predict_proba, raster_spec
+from quickdraw.inference import Render, check_tta, model_inputs, predict_proba
 
 HINT = "Draw something on the canvas: the model guesses after every stroke."
 NO_INK = (
@@ -71,7 +73,9 @@ class EmptyDrawing(InputRejected):
 @dataclass
 class Guess:
     top: list[tuple[str, float]]  # the k most likely classes, best first
-    image: np.ndarray  # (C, H, W) uint8: exactly what the network was given
+    image: (
+        np.ndarray
+    )  # (C, H, W) uint8: the network's image input (a gray view for sequence models)
     strokes: int  # after simplification (images: traced centre lines)
     points: int
     ms: float  # server-side time from input to probabilities
@@ -86,7 +90,10 @@ class Predictor:
 
     def __init__(self, model, limits: Limits = Limits(), top_k: int = 5, tta: str = "none") -> None:
         self.model = model.eval()
-        self.spec: RasterSpec = raster_spec(model)
+        self.inputs = model_inputs(model)
+        # What the page shows: the image input, else the first raster a member reads, else gray.
+        rasters = [s for s in self.inputs.values() if isinstance(s, RasterSpec)]
+        self.spec: RasterSpec = self.inputs.get(IMAGE) or next(iter(rasters), RasterSpec())
         self.classes: list[str] = list(model.hparams.classes)
         self.limits = limits
         self.top_k = max(1, min(top_k, len(self.classes)))
@@ -105,9 +112,8 @@ class Predictor:
         members = getattr(net, "num_members", None)
         arch = f"ensemble of {members}" if members else type(net).__name__
         arch = getattr(self.model, "arch", arch)  # exported models describe themselves
-        return (
-            f"{arch}, {len(self.classes)} classes, {self.spec.size} px {self.spec.encoding} input"
-        )
+        inputs = " + ".join(spec.describe() for spec in self.inputs.values())
+        return f"{arch}, {len(self.classes)} classes, input: {inputs}"
 
     # -- strokes ----------------------------------------------------------------------------------
     def parse_strokes(self, drawing: str | list) -> StrokeBatch:
@@ -116,7 +122,10 @@ class Predictor:
 
     def _timed(self, batch: StrokeBatch) -> StrokeBatch:
         """``batch``, refused with a message when the model draws real time and it has none."""
-        if self.spec.channels > 1 and self.spec.time_source == "ms" and batch.times is None:
+        if batch.times is None and any(
+            isinstance(s, RasterSpec) and s.channels > 1 and s.time_source == "ms"
+            for s in self.inputs.values()
+        ):
             raise InputRejected(NEEDS_TIMES)
         return batch
 
@@ -142,14 +151,14 @@ class Predictor:
         all guessed in one batch through the shared inference path."""
         prefixes = [simplified(drawing[:k], self.limits.max_points) for k in counts]
         batch = self._timed(StrokeBatch.concat(prefixes))
-        probs = predict_proba(self.model, batch, self.spec, self.tta)
+        probs = predict_proba(self.model, batch, tta=self.tta)
         best = probs.argmax(axis=1)
         return [(self.classes[c], float(probs[j, c])) for j, c in enumerate(best.tolist())]
 
     def predict_strokes(self, drawing: str | list) -> Guess:
         t0 = time.perf_counter()
         batch = self.parse_strokes(drawing)
-        return self._guess(self.spec, batch, t0)
+        return self._guess(None, self.spec, batch, t0)
 
     # -- images -----------------------------------------------------------------------------------
     def image_strokes(self, image: np.ndarray | str | Path) -> StrokeBatch:
@@ -169,12 +178,18 @@ class Predictor:
             raise InputRejected(TOO_MUCH_INK) from None
         return batch
 
-    def _untimed(self, batch: StrokeBatch) -> np.ndarray:
-        return rasterize_untimed(batch, self.spec)
+    def _untimed(self, batch: StrokeBatch) -> dict[str, Arrays]:
+        """The model's inputs from traced strokes: images drawn untimed (their order is unknown);
+        a pen-move sequence follows the tracer's order, the only one there is."""
+        return {
+            name: rasterize_untimed(batch, spec) if isinstance(spec, RasterSpec) else spec(batch)
+            for name, spec in self.inputs.items()
+        }
 
     def predict_image(self, image: np.ndarray | str | Path) -> Guess:
         t0 = time.perf_counter()
-        return self._guess(self._untimed, self.image_strokes(image), t0)
+        view = lambda batch: rasterize_untimed(batch, self.spec)  # noqa: E731
+        return self._guess(self._untimed, view, self.image_strokes(image), t0)
 
     # -- the network ------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -183,11 +198,16 @@ class Predictor:
         return self.model.predict_proba(to_tensor(images)).float().cpu().numpy()
 
     def _guess(
-        self, render: Callable[[StrokeBatch], np.ndarray], batch: StrokeBatch, t0: float
+        self,
+        render: Render | None,
+        view: Callable[[StrokeBatch], np.ndarray],
+        batch: StrokeBatch,
+        t0: float,
     ) -> Guess:
-        """Top-k of ``batch`` drawn by ``render``, through the shared inference path (TTA included)."""
-        probs = predict_proba(self.model, batch, self.spec, self.tta, render)[0]
-        images = render(batch)  # what the page shows: the original view
+        """Top-k of ``batch`` made into inputs by ``render`` (None: the model's own), through the
+        shared inference path (TTA included); ``view`` draws what the page shows."""
+        probs = predict_proba(self.model, batch, tta=self.tta, render=render)[0]
+        images = view(batch)  # what the page shows: the original view
         best = np.argsort(-probs)[: self.top_k]
         return Guess(
             top=[(self.classes[i], float(probs[i])) for i in best],

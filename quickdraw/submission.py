@@ -21,7 +21,6 @@ from quickdraw.inference import (
     blank_proba,
     check_tta,
     iter_input,
-    raster_spec,
     write_unreadable,
 )
 
@@ -61,10 +60,9 @@ def write_submission(
     Kaggle's 112 199 x 340 test set) and rows are written after it.
     """
     words = np.array([submission_word(c) for c in model.hparams.classes])
-    spec = raster_spec(model)
     check_tta(tta)
     prior_shares = load_prior(prior, list(model.hparams.classes)) if prior else None
-    fallback = blank_proba(model, spec)
+    fallback = blank_proba(model)
     stats = InputStats()
     n = 0
     held: list[tuple[np.ndarray, np.ndarray]] = []  # (key_ids, probs) while balancing
@@ -80,7 +78,7 @@ def write_submission(
         for batch in tqdm(iter_input(input_path, batch_size, stats), desc="predict", unit="batch"):
             if strict and stats.unreadable:
                 raise UnreadableRows(_unreadable_message(stats, strict=True))
-            probs = batch_proba(model, batch, spec, fallback, tta)
+            probs = batch_proba(model, batch, None, fallback, tta)
             if balance:
                 held.append((batch.key_ids, probs))
             else:

@@ -48,7 +48,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     ensure_store_of(OmegaConf.to_container(cfg.data, resolve=True))
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup("fit")
-    log.info("data: %s", datamodule.describe())
 
     model = hydra.utils.instantiate(
         cfg.model,
@@ -57,7 +56,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         in_channels=datamodule.raster.channels,
         classes=datamodule.classes,
         raster=asdict(datamodule.raster),
+        inputs=datamodule.input_configs(),
     )
+    datamodule.serve(model.input_names)  # build only the inputs the model reads
+    log.info("data: %s", datamodule.describe())
     ckpt_path = run.resume_checkpoint(cfg.get("ckpt_path"))
     callbacks = instantiate_all(cfg.get("callbacks"))
     loggers = instantiate_all(cfg.get("logger"), resume_from=ckpt_path)

@@ -1,7 +1,8 @@
 """Single-core benchmark of the data pipeline: rasteriser, loader vs the Kaggle-notebook recipe,
-converter, store size and loader memory.
+converter, store size and loader memory, format readers, the stroke-sequence input.
 
-Run ``python scripts/bench_data.py [--quick] [--out results.json] [--cache-dir DIR]``.
+Run ``python scripts/bench_data.py [--quick] [--out results.json] [--cache-dir DIR]``;
+``--formats-only`` and ``--sequence-only`` run one section alone.
 
 Real drawings come from ``../shared/data/quickdraw-sample`` (next to the project root) when it is
 there; otherwise a generated stand-in of the same size takes the sample's place. The sample is
@@ -55,6 +56,7 @@ from quickdraw.data.raster import RasterSpec, rasterize
 from quickdraw.data.readers import Source, iter_records, parse_drawing
 from quickdraw.data.sampling import epoch_rows
 from quickdraw.data.schema import MANIFEST, SCHEMA_VERSION, Manifest
+from quickdraw.data.sequence import SequenceSpec
 from quickdraw.data.store import Store
 from quickdraw.data.strokes import StrokeBatch
 
@@ -72,7 +74,10 @@ CSV_COLUMNS = ["countrycode", "drawing", "key_id", "recognized", "timestamp", "w
 BATCH = 512
 DEFAULT_QUOTA = 500  # the DataModule's default per_class: what a training epoch really draws
 KAGGLE_CANVAS, KAGGLE_THICKNESS = 256, 6  # the public notebooks' BASE_SIZE and line width
-TARGETS = {"loader": 20_000, "speedup": 3.0, "convert": 20_000, "size": 0.7, "memory_mb": 150.0}
+TARGETS = {
+    "loader": 20_000, "speedup": 3.0, "convert": 20_000, "size": 0.7, "memory_mb": 150.0,
+    "sequence": 50_000,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -820,13 +825,51 @@ def bench_formats(sample: Sample, plan: Plan, cache: Path, report: Report) -> No
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+# -- 8. the sequence input --------------------------------------------------------------------------
+def bench_sequence(sample: Sample, plan: Plan, report: Report) -> None:
+    """Drawings/s of the ``sequence`` input (padded pen moves + lengths), batch by batch, from
+    uint8 points as a store hands them over; with the training augmentation before it too."""
+    texts = [r["drawing"] for r in sample.rows()]
+    packed = StrokeBatch.from_drawings([json.loads(t) for t in texts])
+    packed = StrokeBatch(
+        packed.points.astype(np.uint8), packed.stroke_offsets, packed.drawing_offsets
+    )
+    starts = range(0, len(packed), BATCH)
+    batches = [packed.select(np.arange(i, min(i + BATCH, len(packed)))) for i in starts]
+    report.section(
+        f"8. Sequence input: {len(packed):,} drawings of the {sample.label}, batch {BATCH}"
+    )
+    over = {m: float((packed.num_points > m).mean()) for m in (64, 128, 256)}
+    report.note(
+        f"{packed.num_points.mean():.1f} points a drawing; longer than 64/128/256 points: "
+        + ", ".join(f"{share:.1%}" for share in over.values())
+    )
+
+    def run(spec: SequenceSpec, augment: StrokeAugment | None = None) -> Callable[[], int]:
+        rng = np.random.default_rng(0)
+        return lambda: sum(len(spec(augment(b, rng) if augment else b).lengths) for b in batches)
+
+    judged = 0.0
+    for max_points in (64, 128, 256):
+        name = f"SequenceSpec(max_points={max_points})"
+        rate = report.add(
+            "sequence", name, rates(run(SequenceSpec(max_points)), plan.repeats), "drawings/s"
+        )
+        judged = rate if max_points == 128 else judged
+    name = "StrokeAugment + SequenceSpec(max_points=128)"
+    runs = rates(run(SequenceSpec(), StrokeAugment()), plan.repeats)
+    report.add("sequence", name, runs, "drawings/s")
+    report.check("sequence input (max_points=128)", judged, TARGETS["sequence"], "drawings/s")
+
+
 def run(plan: Plan, data: Data, cache: Path, report: Report) -> None:
-    """The seven benchmarks in order, on one core."""
+    """The eight benchmarks in order, on one core."""
     bench_raster(data.sample, plan, report)
     bench_loader_vs_kaggle(*loader_plan(plan, data), plan, report)
     convert_and_size(plan, data, cache, report)
     bench_memory(data.memory_stores, plan, report)
     bench_formats(data.sample, plan, cache, report)
+    bench_sequence(data.sample, plan, report)
 
 
 def main() -> None:
@@ -846,6 +889,9 @@ def main() -> None:
     parser.add_argument(
         "--formats-only", action="store_true", help="only section 7: the .bin and .npz readers"
     )
+    parser.add_argument(
+        "--sequence-only", action="store_true", help="only section 8: the stroke-sequence input"
+    )
     parser.add_argument("--memory-probe", type=Path, help=argparse.SUPPRESS)  # internal: one child
     args = parser.parse_args()
     if args.memory_probe:
@@ -861,6 +907,13 @@ def main() -> None:
         format_files(sample, args.cache_dir, 100_000)
         print(f"\nquickdraw format readers: CPU {pin_one_core()} only, 1 thread")
         bench_formats(sample, plan, args.cache_dir, Report())
+        return
+    if args.sequence_only:
+        sample = load_sample(args.cache_dir)
+        print(f"\nquickdraw sequence input: CPU {pin_one_core()} only, 1 thread")
+        report = Report()
+        bench_sequence(sample, plan, report)
+        report.print_summary()
         return
     data = prepare(plan, args.cache_dir)
 

@@ -1,5 +1,9 @@
 """Training throughput per model (images/s) with each GPU setting, and whether the loader keeps up, at 64 px.
 
+Models reading other inputs than gray images (``strokes_lstm``: pen-move sequences; ``ensemble_mixed``:
+gray + temporal images + sequences) get batches of every input they read, sequences padded to 128
+points with real drawings' lengths (~45 points on average), and the loader is timed serving those inputs.
+
     python scripts/bench_train.py [--steps 20] [--warmup 5] [--batch-size 512] [--models resnet18,ensemble_mean]
                                   [--workers 8] [--compile] [--threads N]
 
@@ -19,19 +23,30 @@ from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from omegaconf import OmegaConf
 
 import quickdraw  # noqa: F401  (registers the ${project_root:} resolver)
+from quickdraw import configs
 from quickdraw.data.augment import StrokeAugment
 from quickdraw.data.datamodule import QuickDrawDataModule
+from quickdraw.data.inputs import spec_from_config
 from quickdraw.models.module import QuickDrawModule
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = ["resnet18", "resnet18_penalized", "ensemble_head", "ensemble_mean"]
-NUM_CLASSES, SIZE = 340, 64
+MODELS = [
+    "resnet18", "resnet18_penalized", "ensemble_head", "ensemble_mean", "strokes_lstm",
+    "ensemble_mixed",
+]  # fmt: skip
+NUM_CLASSES, SIZE, STEPS = 340, 64, 128
+INPUTS = {  # what conf/data/quickdraw.yaml offers, at SIZE
+    "temporal": {"kind": "raster", "size": SIZE, "encoding": "temporal"},
+    "sequence": {"kind": "sequence", "max_points": STEPS},
+}
 
 
 def model_config(name: str) -> dict:
+    configs.register()  # the data node's schema, as every entry point registers it
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[f"model={name}"])
     model = OmegaConf.to_container(cfg.model, resolve=False)
@@ -40,8 +55,10 @@ def model_config(name: str) -> dict:
     return model
 
 
-def loader_rate(batch_size: int, workers: int, device: str, pin: bool, seconds: float) -> float:
-    """Images/s out of the train loader (and onto the GPU, when there is one)."""
+def loader_rate(
+    batch_size: int, workers: int, device: str, pin: bool, seconds: float, inputs=("image",)
+) -> float:
+    """Drawings/s out of the train loader serving ``inputs`` (and onto the GPU, when there is one)."""
     dm = QuickDrawDataModule(
         cache_dir=str(ROOT / "data"),
         per_class=2000,
@@ -49,16 +66,18 @@ def loader_rate(batch_size: int, workers: int, device: str, pin: bool, seconds: 
         num_workers=workers,
         pin_memory=pin,
         augment=StrokeAugment(),
+        inputs={n: spec_from_config(c) for n, c in INPUTS.items()},
     )
     dm.prepare_data()
     dm.setup()
+    dm.serve(list(inputs))
     n, t0 = 0, None
     for batch in dm.train_dataloader(epoch=0):
         if t0 is None:  # worker start-up is not throughput
             t0 = time.perf_counter()
             continue
-        image = batch["image"].to(device, non_blocking=pin)
-        n += len(image)
+        move_data_to_device({k: batch[k] for k in inputs}, device)
+        n += len(batch["label"])
         if time.perf_counter() - t0 > seconds:
             break
     if device == "cuda":
@@ -83,18 +102,20 @@ def model_rate(
         in_channels=1,
         classes=[str(i) for i in range(NUM_CLASSES)],
         raster={"size": SIZE},
+        inputs=INPUTS,
     )
     model.configure_model()  # what the Trainer calls: channels_last weights, compilation
     model.to(device).train()
     model.log = model.log_dict = lambda *a, **k: None  # no trainer attached
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    images = torch.randint(0, 256, (batch_size, 1, SIZE, SIZE), dtype=torch.uint8, device=device)
+    batch = move_data_to_device(random_inputs(batch_size), device)
+    batch = {name: batch[name] for name in model.input_names}
     labels = torch.randint(0, NUM_CLASSES, (batch_size,), device=device)
     autocast = torch.autocast(device, dtype=half) if half else nullcontext()
 
     def step() -> None:
         with autocast:
-            loss = model.training_step({"image": images, "label": labels}, 0)
+            loss = model.training_step({**batch, "label": labels}, 0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -111,6 +132,25 @@ def model_rate(
     return steps * batch_size / (time.perf_counter() - t0)
 
 
+def random_inputs(batch_size: int) -> dict:
+    """A batch of every input INPUTS offers (and gray images), shaped as the loader serves them."""
+    gen = torch.Generator().manual_seed(0)
+    lengths = (torch.distributions.Exponential(1 / 40).sample((batch_size,)) + 5).long()
+    lengths = lengths.clamp(max=STEPS)
+    lengths[0] = STEPS  # a batch of 128 real drawings almost always holds one of >= 128 points
+    points = torch.randn(batch_size, STEPS, 3, generator=gen) * 0.05
+    points *= (torch.arange(STEPS)[None, :] < lengths[:, None])[..., None]
+    return {
+        "image": torch.randint(
+            0, 256, (batch_size, 1, SIZE, SIZE), dtype=torch.uint8, generator=gen
+        ),
+        "temporal": torch.randint(
+            0, 256, (batch_size, 3, SIZE, SIZE), dtype=torch.uint8, generator=gen
+        ),
+        "sequence": (points, lengths),
+    }
+
+
 def variants(device: str, compile_: bool) -> list[tuple[str, torch.dtype | None, bool, bool]]:
     """(label, autocast dtype, channels_last, compile) for each setting worth timing here."""
     if device != "cuda":
@@ -125,6 +165,13 @@ def variants(device: str, compile_: bool) -> list[tuple[str, torch.dtype | None,
         (f"{tag}+channels_last", half, True, False),
     ]
     return out + ([(f"{tag}+channels_last+compile", half, True, True)] if compile_ else [])
+
+
+def model_inputs(name: str) -> tuple[str, ...]:
+    """The inputs model config ``name`` reads (no weights built beyond a tiny class count)."""
+    config = {**model_config(name), "log_images_every_n_epochs": 0}
+    module = QuickDrawModule(**config, num_classes=2, raster={"size": SIZE}, inputs=INPUTS)
+    return tuple(module.input_names)
 
 
 def main() -> None:
@@ -149,13 +196,22 @@ def main() -> None:
     name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
     print(f"device: {name}, {torch.get_num_threads()} threads; batch {batch} at {SIZE} px")
     pins = [False, True] if device == "cuda" else [False]
-    loader = 0.0
-    for pin in pins:
-        loader = loader_rate(batch, workers, device, pin, args.loader_seconds)
-        where = f" -> GPU from {'pinned' if pin else 'pageable'} memory" if device == "cuda" else ""
-        print(f"loader ({workers} workers, augmentation on){where}: {loader:,.0f} images/s")
+    loaders: dict[tuple[str, ...], float] = {}
+    models = args.models.split(",")
+    for inputs in dict.fromkeys(model_inputs(m) for m in models):
+        for pin in pins:
+            rate = loader_rate(batch, workers, device, pin, args.loader_seconds, inputs)
+            loaders[inputs] = rate
+            where = (
+                f" -> GPU from {'pinned' if pin else 'pageable'} memory" if device == "cuda" else ""
+            )
+            what = " + ".join(inputs)
+            print(
+                f"loader of {what} ({workers} workers, augmentation on){where}: {rate:,.0f} drawings/s"
+            )
     print(f"{'model':<22}{'setting':<30}{'images/s':>10}  loader keeps up")
-    for m in args.models.split(","):
+    for m in models:
+        loader = loaders[model_inputs(m)]
         for label, half, nhwc, comp in variants(device, args.compile):
             rate = model_rate(m, batch, args.steps, device, half, nhwc, comp, args.warmup)
             verdict = "yes" if loader >= rate else f"no: {loader / rate:.0%} of the model's rate"

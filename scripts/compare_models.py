@@ -19,6 +19,17 @@ comparison of issue 13:
 
     python scripts/compare_models.py --variants base,prefix25,prefix50,prefix75 --seeds 42,1,2
 
+Mixed ensembles (``--mixed``), per seed: ResNet18 on gray images, ResNet18 on temporal images and the
+stroke-sequence LSTM, each trained ``budget`` epochs; then, with no further training, the averaging
+ensemble of those three (frozen members), the homogeneous averaging ensemble of three gray ResNet18
+runs (this seed's and two more trained with seeds ``1000 + seed`` and ``2000 + seed``, so each seed
+compares three members against three members, paired), and a learned head over the frozen mixed
+members (``--head-epochs``). Reports top-1/MAP@3 per seed, mean ± std, paired gains over the best
+single member and over the homogeneous ensemble, and where the members disagree (``disagreement.md``:
+drawings and classes each member gets right that both others miss):
+
+    python scripts/compare_models.py --mixed --seeds 42,1,2 --budget 15 data.raster.size=32
+
 Equal budget: every run gets the same number of member-epochs (``--budget``): a single ResNet18 trains
 ``budget`` epochs, a K-member ensemble ``budget / K`` epochs, so each run does about the same number of
 ResNet18 forward/backward passes. Each run is an ordinary ``python -m quickdraw.train`` run folder.
@@ -112,6 +123,8 @@ def main() -> None:
     p.add_argument("--only", default=None, help="comma-separated run numbers (0-based) to run")
     p.add_argument("--variants", default=None, help=f"comma-separated, of: {', '.join(VARIANTS)}")
     p.add_argument("--seeds", default="42", help="comma-separated seeds (--variants)")
+    p.add_argument("--mixed", action="store_true", help="mixed vs homogeneous ensembles, per seed")
+    p.add_argument("--head-epochs", type=int, default=2, help="--mixed: epochs of the learned head")
     p.add_argument("overrides", nargs="*", help="Hydra overrides added to every training run")
     args = p.parse_args()
     if not Path(args.source).exists():
@@ -130,6 +143,8 @@ def main() -> None:
     ]
     if args.variants:
         return compare_variants(args, out, common)
+    if args.mixed:
+        return compare_mixed(args, out, common)
     chosen = [int(i) for i in args.only.split(",")] if args.only else range(len(RUNS))
     rows = []
     for i in chosen:
@@ -158,7 +173,7 @@ def main() -> None:
                     f"trainer.max_epochs={epochs}",
                     f"hydra.run.dir={run_dir}",
                 ],
-                run_dir.with_suffix(".log"),
+                run_dir.parent / f"{run_dir.name}.log",
             )
         minutes = (time.perf_counter() - t0) / 60
         metrics = RunDir(run_dir).metrics()
@@ -175,7 +190,7 @@ def main() -> None:
                     f"labels={args.test_labels}",
                     f"hydra.run.dir={eval_dir}",
                 ],
-                run_dir.with_suffix(".eval.log"),
+                run_dir.parent / f"{run_dir.name}.eval.log",
             )
         scores = evaluation.metrics()
         rows.append(
@@ -333,6 +348,119 @@ def compare_early(args, out: Path, order: list[str], seeds: list[int]) -> None:
     (out / "early.json").write_text(json.dumps(results, indent=1, default=str))
     print(f"prefixes by strokes, seeds {seeds}, mean ± standard deviation\n{table}")
     print(f"written: {out / 'early.md'}")
+
+
+# -- mixed ensembles -------------------------------------------------------------------------------
+MEMBERS = {  # name: (label, training overrides); the mixed ensemble's members, in its order
+    "gray": ("ResNet18, gray", ["experiment=resnet18"]),
+    "temporal": ("ResNet18, temporal", ["experiment=resnet18", "+model.net.input=temporal"]),
+    "lstm": ("stroke LSTM", ["experiment=strokes_lstm"]),
+}
+ENSEMBLES = {  # name: (label, members, training overrides)
+    "mixed_mean": ("mixed averaging (gray + temporal + LSTM)", ["gray", "temporal", "lstm"],
+                   ["experiment=ensemble_mixed"]),
+    "homogeneous_mean": ("homogeneous averaging (3 gray ResNet18)", ["gray", "gray_1000", "gray_2000"],
+                         ["experiment=ensemble_mean"]),
+    "mixed_head": ("mixed, learned head over frozen members", ["gray", "temporal", "lstm"],
+                   ["experiment=ensemble_mixed", "model.net.combine=head"]),
+}  # fmt: skip
+
+
+def scored_run(args, run_dir: Path, train: list[str]):
+    """Train ``run_dir`` once, then score its best checkpoint on the test file, in this process
+    (the per-drawing predictions feed the disagreement analysis): (Scores, evaluation metrics)."""
+    from quickdraw.checkpoints import load_model
+    from quickdraw.evaluation import evaluate
+
+    if not RunDir(run_dir).metrics_file.exists():
+        run([sys.executable, "-m", "quickdraw.train", *train, f"hydra.run.dir={run_dir}"],
+            run_dir.parent / f"{run_dir.name}.log")  # fmt: skip
+    model = load_model(RunDir(run_dir).best_link)
+    return evaluate(model, run_dir / "eval", input=args.test_input, labels=args.test_labels)
+
+
+def compare_mixed(args, out: Path, common: list[str]) -> None:
+    seeds = [int(s) for s in args.seeds.split(",")]
+    results: dict[str, dict[int, dict]] = {}
+    analyses = []
+    for seed in seeds:
+        root = out.resolve() / f"seed{seed}"
+        root.mkdir(parents=True, exist_ok=True)
+        scores, ckpts = {}, {}
+        members = {**MEMBERS, **{f"gray_{k}": MEMBERS["gray"] for k in (1000, 2000)}}
+        for name, (_, train) in members.items():
+            member_seed = seed + int(name.split("_")[1]) if name.startswith("gray_") else seed
+            overrides = [
+                *train,
+                *common,
+                f"trainer.max_epochs={args.budget}",
+                f"seed={member_seed}",
+            ]
+            scores[name], results.setdefault(name, {})[seed] = scored_run(
+                args, root / name, overrides
+            )
+            ckpts[name] = RunDir(root / name).best_link.resolve()
+        for name, (_, names, train) in ENSEMBLES.items():
+            listed = ",".join(str(ckpts[n]) for n in names)
+            epochs = args.head_epochs if "model.net.combine=head" in train else 1
+            overrides = [*train, *common, f"seed={seed}", f"trainer.max_epochs={epochs}",
+                         "model.net.freeze_members=true", f"model.net.checkpoints=[{listed}]"]  # fmt: skip
+            results.setdefault(name, {})[seed] = scored_run(args, root / name, overrides)[1]
+        analyses.append(disagreement(seed, {n: scores[n] for n in MEMBERS}))
+    write_mixed_tables(out, seeds, results, analyses)
+
+
+def disagreement(seed: int, scores: dict) -> str:
+    """Per member: test drawings (and their classes) it gets right (top-1) that both others miss."""
+    names = list(scores)
+    labels = scores[names[0]].labels
+    right = {n: s.topk[:, 0] == labels for n, s in scores.items()}
+    classes = scores[names[0]].classes
+    lines = [f"### seed {seed}\n",
+             f"{len(labels)} drawings; every member right: {np.mean(np.all(list(right.values()), 0)):.3f}; "
+             f"at least one right (oracle): {np.mean(np.any(list(right.values()), 0)):.3f}\n"]  # fmt: skip
+    rows = []
+    for n in names:
+        alone = right[n] & ~np.any([right[m] for m in names if m != n], axis=0)
+        counts = np.bincount(labels[alone], minlength=len(classes))
+        top = np.argsort(-counts)[:8]
+        where = ", ".join(f"{classes[c]} ({counts[c]})" for c in top if counts[c])
+        rows.append([MEMBERS[n][0], f"{right[n].mean():.3f}", int(alone.sum()),
+                     int((counts > 0).sum()), where or "-"])  # fmt: skip
+    header = ["member", "top-1", "drawings only it gets right", "classes", "most such drawings"]
+    return "\n".join(lines) + "\n" + markdown_table(header, rows)
+
+
+def write_mixed_tables(out: Path, seeds: list[int], results: dict, analyses: list[str]) -> None:
+    labels = {**{n: v[0] for n, v in MEMBERS.items()}, **{n: v[0] for n, v in ENSEMBLES.items()}}
+    metric = lambda name, key: np.array([results[name][s][key] for s in seeds])  # noqa: E731
+    rows = []
+    for name, label in labels.items():
+        top1, map3 = metric(name, "test/acc"), metric(name, "test/map3")
+        rows.append([label, f"{top1.mean():.3f} ± {sd(top1):.3f}", f"{map3.mean():.3f} ± {sd(map3):.3f}",
+                     ", ".join(f"{t:.3f}" for t in top1), ", ".join(f"{m:.3f}" for m in map3)])  # fmt: skip
+    table = markdown_table(["model", "top-1", "MAP@3", "top-1 per seed", "MAP@3 per seed"], rows)
+    best = np.max([metric(n, "test/map3") for n in MEMBERS], axis=0)  # best single member, per seed
+    best_top1 = np.max([metric(n, "test/acc") for n in MEMBERS], axis=0)
+    gains = []
+    for name in ENSEMBLES:
+        for ref, ref_map3, ref_top1 in (("best single member", best, best_top1),
+                                        ("homogeneous averaging", metric("homogeneous_mean", "test/map3"),
+                                         metric("homogeneous_mean", "test/acc"))):  # fmt: skip
+            if name == "homogeneous_mean" and ref == "homogeneous averaging":
+                continue
+            g1, g3 = metric(name, "test/acc") - ref_top1, metric(name, "test/map3") - ref_map3
+            gains.append([labels[name], ref, f"{g1.mean():+.3f} ± {sd(g1):.3f}",
+                          f"{g3.mean():+.3f} ± {sd(g3):.3f}", ", ".join(f"{g:+.3f}" for g in g3)])  # fmt: skip
+    gain_table = markdown_table(
+        ["ensemble", "against", "top-1 gain", "MAP@3 gain", "MAP@3 gain per seed"], gains
+    )
+    text = f"seeds {seeds}, mean ± standard deviation\n\n{table}\n\npaired gains\n\n{gain_table}\n"
+    (out / "mixed.md").write_text(text)
+    (out / "mixed.json").write_text(json.dumps(results, indent=1, default=str))
+    (out / "disagreement.md").write_text("\n\n".join(analyses) + "\n")
+    print(text + "\n" + "\n\n".join(analyses))
+    print(f"written: {out / 'mixed.md'}, {out / 'disagreement.md'}")
 
 
 if __name__ == "__main__":

@@ -147,3 +147,20 @@ def test_bad_exports_and_missing_pieces_are_named_with_the_fix(
         with pytest.raises(SystemExit) as stop:
             run_export(tmp_path / "x", *overrides)
         assert stop.value.code == 2 and message in caplog.text, (overrides, caplog.text)
+
+
+def test_models_reading_other_inputs_than_one_image_are_refused_by_name(tmp_path):
+    from quickdraw.models.module import QuickDrawModule
+    from quickdraw.onnx_export import ExportError
+
+    rnn = {"_target_": "quickdraw.models.components.sequence.StrokeRNN", "input": "sequence",
+           "conv_channels": [4], "kernel_sizes": [3], "hidden": 4, "layers": 1}  # fmt: skip
+    module = QuickDrawModule(
+        net=rnn, optimizer={"_target_": "torch.optim.AdamW", "_partial_": True}, classes=["a", "b"],
+        inputs={"sequence": {"kind": "sequence", "max_points": 16}},
+    )  # fmt: skip
+    path = tmp_path / "rnn.ckpt"
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
+    with pytest.raises(ExportError, match="unsupported sequence.*backend=torch"):
+        export_onnx(load_model(path), tmp_path / "out")
+    assert not (tmp_path / "out" / "model.onnx").exists()

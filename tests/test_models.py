@@ -443,3 +443,200 @@ def test_checkpoints_of_quickdraw_0_1_still_load(tmp_path, combine):
         assert isinstance(restored.objective, EnsembleMembers) and restored.objective.bootstrap
     images = stroke_batches(1, seed=4)[0]["image"]
     torch.testing.assert_close(restored.predict_proba(images), module.eval().predict_proba(images))
+
+
+# -- stroke-sequence networks and mixed ensembles -----------------------------------------------------
+RNN = {
+    "_target_": "quickdraw.models.components.sequence.StrokeRNN",
+    "input": "sequence",
+    "conv_channels": [8, 8],
+    "kernel_sizes": [3, 3],
+    "hidden": 16,
+    "layers": 2,
+    "dropout": 0.0,  # the overfit test measures capacity, not regularisation
+}
+SEQUENCE = {"kind": "sequence", "max_points": 32}
+TEMPORAL = {"kind": "raster", "size": SIZE, "encoding": "temporal"}
+GRAY = {"size": SIZE, "encoding": "gray"}
+MIXED = {
+    "_target_": ENSEMBLE,
+    "member": None,
+    "members": [RESNET, {**RESNET, "input": "temporal"}, RNN],
+}
+
+
+def line_drawings(n: int, seed: int = 0):
+    """(StrokeBatch, labels): drawing i is three jittered strokes at angle (i % 4) * 45 degrees,
+    each drawn from a random end, so only the lines' direction tells the classes apart."""
+    from quickdraw.data.strokes import StrokeBatch
+
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % NUM_CLASSES
+    drawings = []
+    for c in labels:
+        strokes = []
+        for _ in range(3):
+            angle = c * math.pi / NUM_CLASSES + 0.15 * rng.standard_normal()
+            centre, half = 60 + 130 * rng.random(2), 25 + 35 * rng.random()
+            t = np.linspace(-1, 1, 8) * rng.choice([-1, 1])
+            xy = np.clip(
+                centre[:, None] + half * t * [[math.cos(angle)], [math.sin(angle)]], 0, 255
+            )
+            strokes.append(np.rint(xy).tolist())
+        drawings.append(strokes)
+    return StrokeBatch.from_drawings(drawings), torch.from_numpy(labels)
+
+
+def input_batches(num_batches: int, batch_size: int = 16, seed: int = 0) -> list[dict]:
+    """Loader batches holding the gray ``image``, ``temporal`` and ``sequence`` inputs of the same drawings."""
+    from quickdraw.data.inputs import build_inputs, spec_from_config, to_tensors
+    from quickdraw.data.raster import RasterSpec
+
+    strokes, labels = line_drawings(num_batches * batch_size, seed)
+    specs = {"image": RasterSpec(**GRAY), "temporal": spec_from_config(TEMPORAL)}
+    specs["sequence"] = spec_from_config(SEQUENCE)
+    out = []
+    for b in range(num_batches):
+        index = np.arange(b * batch_size, (b + 1) * batch_size)
+        batch = to_tensors(build_inputs(specs, strokes.select(index)))
+        out.append({**batch, "label": labels[index], "key_id": torch.from_numpy(index)})
+    return out
+
+
+def make_input_module(net: dict, **kwargs) -> QuickDrawModule:
+    inputs = {"temporal": TEMPORAL, "sequence": SEQUENCE}
+    return make_module(net, raster=GRAY, inputs=inputs, log_images_every_n_epochs=0, **kwargs)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_stroke_rnn_shapes_and_gradients(cell):
+    from quickdraw.models.components.sequence import StrokeRNN
+
+    model = StrokeRNN(
+        5, **{k: v for k, v in RNN.items() if k not in ("_target_", "input")}, cell=cell
+    )
+    points, lengths = input_batches(1, batch_size=4)[0]["sequence"]
+    lengths = lengths.clone()
+    lengths[0] = 0  # an empty drawing (blank canvas) still gets logits
+    out = model((points, lengths))
+    assert out.shape == (4, 5) and torch.isfinite(out).all()
+    assert_every_trainable_param_has_grad(model, out)
+    # Padding after a drawing's end does not change its output.
+    model.eval()
+    longer = torch.cat([points, torch.randn(4, 5, 3)], dim=1)  # junk beyond every length
+    with torch.no_grad():
+        # (to float rounding: the kernels may block a longer sequence differently; leaked junk
+        # moves logits by ~1e-2)
+        torch.testing.assert_close(
+            model((longer, lengths)), model((points, lengths)), atol=1e-4, rtol=1e-3
+        )
+
+
+def test_sequence_model_overfits_a_few_batches(tmp_path):
+    # (The mixed ensemble's members are this network and ResNet18s, which overfit above; it
+    # trains end to end in test_train's experiment run and in the frozen-members test below.)
+    torch.manual_seed(0)
+    recorder = LossRecorder()
+    trainer = make_trainer(tmp_path, max_steps=45, limit_val_batches=0, callbacks=[recorder])
+    module = make_input_module(RNN)
+    trainer.fit(module, loader(input_batches(3)))
+    start, end = sum(recorder.losses[:3]) / 3, sum(recorder.losses[-3:]) / 3
+    assert end < 0.6 * start, recorder.losses
+
+
+def test_a_model_records_exactly_the_inputs_it_reads():
+    from quickdraw.data.inputs import spec_config, spec_from_config
+
+    assert make_input_module(RNN).input_names == ["sequence"]
+    rnn = make_input_module(RNN).hparams
+    assert rnn.raster is None and rnn.inputs == {"sequence": SEQUENCE}
+    resnet = make_input_module(RESNET).hparams
+    assert resnet.raster == GRAY and resnet.inputs is None  # as every checkpoint before inputs
+    mixed = make_input_module(MIXED)
+    assert mixed.input_names == ["image", "temporal", "sequence"]
+    full = {
+        n: spec_config(spec_from_config(c))
+        for n, c in (("temporal", TEMPORAL), ("sequence", SEQUENCE))
+    }
+    assert mixed.hparams.inputs == full  # every field, defaults included
+    assert [m.conv1.in_channels for m in mixed.net.members[:2]] == [1, 3]
+    with pytest.raises(ValueError, match="reads input 'sequence'.*data.inputs.sequence"):
+        make_module(RNN, raster=GRAY)
+
+
+@pytest.fixture(scope="module")
+def input_checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """Briefly trained single runs on each input (gray, temporal, sequence), saved as checkpoints."""
+    root = tmp_path_factory.mktemp("inputs")
+    paths = {}
+    for name, net in {
+        "gray": RESNET,
+        "temporal": {**RESNET, "input": "temporal"},
+        "rnn": RNN,
+    }.items():
+        torch.manual_seed(0)
+        trainer = make_trainer(root, max_steps=2)
+        trainer.fit(make_input_module(net), loader(input_batches(2)))
+        paths[name] = root / f"{name}.ckpt"
+        trainer.save_checkpoint(paths[name])
+    return paths
+
+
+def test_sequence_checkpoint_reloads_and_predicts_from_strokes(input_checkpoints):
+    from quickdraw.checkpoints import load_model
+    from quickdraw.inference import blank_proba, model_inputs, predict_proba
+
+    path = input_checkpoints["rnn"]
+    assert set(torch.load(path, weights_only=True)["hyper_parameters"]["inputs"]) == {"sequence"}
+    model = load_model(path)
+    assert list(model_inputs(model)) == ["sequence"]
+    strokes, _ = line_drawings(6, seed=5)
+    probs = predict_proba(model, strokes)
+    assert probs.shape == (6, NUM_CLASSES) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    batch = input_batches(1, batch_size=6, seed=5)[0]
+    np.testing.assert_allclose(
+        probs, model.predict_proba(model.batch_inputs(batch)).numpy(), atol=1e-6
+    )
+    flipped = predict_proba(model, strokes, tta="flip")  # mirrored strokes make a mirrored sequence
+    assert flipped.shape == probs.shape and not np.allclose(flipped, probs)
+    assert blank_proba(model).shape == (NUM_CLASSES,)
+
+
+@pytest.mark.parametrize("combine", ["mean", "head"])
+def test_mixed_ensemble_of_frozen_runs_reloads_and_predicts(input_checkpoints, tmp_path, combine):
+    from quickdraw.checkpoints import load_model
+    from quickdraw.inference import predict_proba
+
+    ckpts = [str(input_checkpoints[k]) for k in ("gray", "temporal", "rnn")]
+    net = {**MIXED, "checkpoints": ckpts, "freeze_members": True, "combine": combine}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a frozen averaging ensemble warns it cannot train
+        module = make_input_module(net)
+    strokes, _ = line_drawings(5, seed=7)
+    singles = [predict_proba(load_model(c), strokes) for c in ckpts]
+    path = tmp_path / "mixed.ckpt"
+    trainer = make_trainer(tmp_path, max_steps=0)
+    trainer.fit(module, loader(input_batches(1))) if combine == "head" else None
+    trainer.strategy.connect(module) if combine == "mean" else None
+    trainer.save_checkpoint(path)
+    model = load_model(path)
+    probs = predict_proba(model, strokes)
+    if combine == "mean":  # the members' probabilities, averaged: each fed its own input
+        np.testing.assert_allclose(probs, np.mean(singles, axis=0), atol=1e-5)
+    assert predict_proba(model, strokes, tta="flip").shape == (5, NUM_CLASSES)
+
+
+def test_mixed_ensemble_refuses_a_member_trained_on_another_input(input_checkpoints):
+    bad = {**MIXED, "checkpoints": [str(input_checkpoints[k]) for k in ("gray", "rnn", "temporal")]}
+    with pytest.raises(Exception, match="rnn.ckpt does not fit"):  # Hydra wraps the CheckpointError
+        make_input_module(bad)
+    resized = {
+        **MIXED,
+        "checkpoints": [str(input_checkpoints[k]) for k in ("gray", "temporal", "rnn")],
+    }
+    with pytest.raises(ValueError, match="trained on .*would read"):
+        make_module(
+            resized,
+            raster={**GRAY, "size": 2 * SIZE},
+            inputs={"temporal": TEMPORAL, "sequence": SEQUENCE},
+        )

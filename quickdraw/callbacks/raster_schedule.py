@@ -56,7 +56,8 @@ class RasterSchedule(L.Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         raster = asdict(trainer.datamodule.raster)
-        if pl_module.hparams.raster != raster:
+        # A model that reads no image (a stroke-sequence network) records no raster.
+        if pl_module.hparams.get("raster") and pl_module.hparams.raster != raster:
             pl_module.hparams.raster = raster  # what this epoch's checkpoints serve
             log.info("epoch %d trains at %d px", trainer.current_epoch, raster["size"])
 

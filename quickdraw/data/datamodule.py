@@ -14,10 +14,12 @@ from typing import Any
 
 import lightning as L
 import numpy as np
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from quickdraw.data.augment import StrokeAugment
 from quickdraw.data.dataset import StrokeDataset
+from quickdraw.data.inputs import IMAGE, InputSpec, spec_config
 from quickdraw.data.raster import RasterSpec
 from quickdraw.data.sampling import epoch_rows, fixed_rows
 from quickdraw.data.sources import StoreSource
@@ -33,7 +35,7 @@ class NotEnoughData(ValueError):
 
 
 class QuickDrawDataModule(L.LightningDataModule):
-    """Epochs of ``quota[c]`` drawings per class, rasterised on the fly; fixed val/test sets.
+    """Epochs of ``quota[c]`` drawings per class, turned into model inputs on the fly; fixed val/test sets.
 
     The defaults below are the project's defaults (``conf/data/quickdraw.yaml`` sets only paths,
     the raster and the augmentation; :mod:`quickdraw.configs`).
@@ -44,6 +46,9 @@ class QuickDrawDataModule(L.LightningDataModule):
       each validation) or ``fixed`` (N always). The one home of the sampling mode.
     per_class: N, drawings per class in an epoch. val_per_class / test_per_class: fixed
       evaluation sets per class (None: the whole split).
+    raster: the ``image`` input. inputs: further named inputs (``temporal``, ``sequence``: any
+      :mod:`quickdraw.data.inputs` spec) a network may read. Only the inputs the model reads are
+      built (:meth:`serve`; ``image`` alone until told), each once per batch.
     shuffle_window: rows shuffled together. group_use: each row group read serves at least this
       share of its rows (I/O on big stores; 1.0 reads whole groups).
     """
@@ -67,6 +72,7 @@ class QuickDrawDataModule(L.LightningDataModule):
         persistent_workers: bool = False,
         raster: RasterSpec | None = None,
         augment: StrokeAugment | None = None,
+        inputs: dict[str, InputSpec] | None = None,
         shuffle_window: int = 16384,
         group_use: float = 0.25,
         drop_last: bool = True,
@@ -90,12 +96,43 @@ class QuickDrawDataModule(L.LightningDataModule):
         self.persistent_workers = persistent_workers and num_workers > 0
         self.raster = raster or RasterSpec()
         self.augment = augment
+        if isinstance(inputs, DictConfig):
+            # Hydra hands specs built inside a dict back as structured configs: rebuild the objects.
+            inputs = OmegaConf.to_object(inputs)
+        self.extra_inputs: dict[str, InputSpec] = dict(inputs or {})
+        if IMAGE in self.extra_inputs:
+            raise ValueError(f"data.inputs.{IMAGE} is data.raster; name the other inputs otherwise")
+        self.served: list[str] = [IMAGE]
         self.shuffle_window, self.group_use = shuffle_window, group_use
         self.drop_last, self.seed = drop_last, seed
         self.store: Store | None = None
         self.quotas: np.ndarray | None = None
         self._warned_short = False
         self._epochs_served = 0
+
+    # -- the model's inputs ------------------------------------------------------------------------
+    @property
+    def inputs(self) -> dict[str, InputSpec]:
+        """Every input this module can build, by name: ``image`` (``raster``) and ``inputs``."""
+        return {IMAGE: self.raster, **self.extra_inputs}
+
+    def input_configs(self) -> dict[str, dict]:
+        """The inputs other than ``image`` as plain data, as the model records them."""
+        return {name: spec_config(spec) for name, spec in self.extra_inputs.items()}
+
+    def serve(self, names: list[str]) -> None:
+        """Build the named inputs (those the model reads) into every batch from now on."""
+        unknown = [n for n in names if n not in self.inputs]
+        if unknown:
+            raise ValueError(
+                f"the model reads inputs {unknown} the data does not offer (data.inputs: "
+                f"{', '.join(self.extra_inputs) or 'none'}); add them under data.inputs"
+            )
+        self.served = list(names)
+
+    def _served_inputs(self) -> dict[str, InputSpec]:
+        specs = self.inputs  # read now: the raster schedule may have changed data.raster
+        return {name: specs[name] for name in self.served}
 
     # -- the store --------------------------------------------------------------------------------
     def resolved_store(self) -> Path:
@@ -204,7 +241,7 @@ class QuickDrawDataModule(L.LightningDataModule):
         dataset = StrokeDataset(
             index,
             rows,
-            self.raster,
+            self._served_inputs(),
             self.batch_size,
             self.augment,
             self.seed,
@@ -227,7 +264,7 @@ class QuickDrawDataModule(L.LightningDataModule):
         dataset = StrokeDataset(
             index,
             rows,
-            self.raster,
+            self._served_inputs(),
             self.eval_batch_size,
             None,
             self.seed,
@@ -273,4 +310,5 @@ class QuickDrawDataModule(L.LightningDataModule):
             "epoch_drawings": int(self.quotas.sum()),
             "sampling": self.sampling,
             "raster": asdict(self.raster),
+            "inputs": {name: self.inputs[name].describe() for name in self.served},
         }

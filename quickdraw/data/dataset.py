@@ -1,4 +1,4 @@
-"""The iterable dataset: reads a plan's rows block by block, augments strokes and rasterises whole batches.
+"""The iterable dataset: reads a plan's rows block by block, augments strokes and builds the model's inputs for whole batches.
 
 It yields ready batches (``batch_size=None`` in the DataLoader) because per-sample ``__getitem__``
 plus collation would cost more than drawing the image itself.
@@ -13,15 +13,19 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from quickdraw.data.augment import StrokeAugment
-from quickdraw.data.raster import RasterSpec, to_tensor
+from quickdraw.data.inputs import IMAGE, InputSpec, build_inputs, to_tensors
+from quickdraw.data.raster import RasterSpec
 from quickdraw.data.sampling import batch_bounds, eval_shard, shard, worker_batches
 from quickdraw.data.store import SplitIndex
 
-Batch = dict[str, torch.Tensor]
+Batch = dict[str, torch.Tensor | tuple[torch.Tensor, ...]]
 
 
 class StrokeDataset(IterableDataset):
     """Serves ``rows`` (global ids, in order) of one split as batches of model inputs.
+
+    ``inputs``: the named inputs to build (:mod:`quickdraw.data.inputs`), each once per batch from
+    the same augmented strokes; a RasterSpec alone is the ``image`` input.
 
     Each rank takes an equal contiguous share, each DataLoader worker a contiguous run of its batches.
     Rows are read in blocks of ``read_block`` rows so every row group in a block is decoded once.
@@ -31,7 +35,7 @@ class StrokeDataset(IterableDataset):
         self,
         index: SplitIndex,
         rows: np.ndarray,
-        raster: RasterSpec,
+        inputs: RasterSpec | dict[str, InputSpec],
         batch_size: int,
         augment: StrokeAugment | None = None,
         seed: int = 0,
@@ -51,7 +55,8 @@ class StrokeDataset(IterableDataset):
             self.rows, self.valid = eval_shard(rows, rank, world_size)
         else:
             self.rows = shard(rows, rank, world_size)
-        self.raster, self.augment = raster, augment
+        self.inputs = {IMAGE: inputs} if isinstance(inputs, RasterSpec) else dict(inputs)
+        self.augment = augment
         self.batch_size, self.drop_last = batch_size, drop_last
         self.seed, self.epoch, self.rank = seed, epoch, rank
         self.read_block = max(batch_size, read_block - read_block % batch_size)
@@ -82,10 +87,11 @@ class StrokeDataset(IterableDataset):
                 yield batch
 
     def make_batch(self, rows, rng: np.random.Generator) -> Batch:
-        """``image`` (B, C, H, W) uint8, ``label`` and ``key_id`` (B,) int64; evaluation adds ``valid`` (B,) bool."""
+        """Each named input (``image``: (B, C, H, W) uint8), ``label`` and ``key_id`` (B,) int64;
+        evaluation adds ``valid`` (B,) bool."""
         strokes = self.augment(rows.strokes, rng) if self.augment is not None else rows.strokes
         return {
-            "image": to_tensor(self.raster(strokes)),
+            **to_tensors(build_inputs(self.inputs, strokes)),
             "label": torch.from_numpy(rows.labels),
             "key_id": torch.from_numpy(rows.key_ids),
         }

@@ -94,6 +94,9 @@ class RasterSpec:
             return float(self.margin)
         return float((self.thickness + 1) // 2 + int(self.antialias))
 
+    def describe(self) -> str:
+        return f"{self.size} px {self.encoding} image"
+
     def __call__(self, batch: StrokeBatch) -> np.ndarray:
         return rasterize(batch, self)
 

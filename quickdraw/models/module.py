@@ -16,14 +16,17 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from quickdraw.data.inputs import IMAGE, recorded_inputs, spec_config, spec_from_config
 from quickdraw.models import figures
 from quickdraw.models.components.ensemble import Ensemble
+from quickdraw.models.components.inputs import build_net, input_names, net_input
 from quickdraw.models.objectives import EnsembleMembers, Plain
 from quickdraw.scoring import class_accuracy, split_metrics, worst_fraction_mean
 
@@ -55,7 +58,13 @@ def _to_unit(images: Tensor) -> Tensor:
 
 
 class QuickDrawModule(L.LightningModule):
-    """Classifier over uint8 images; ``net`` is any component taking ``num_classes``/``in_channels``.
+    """Classifier over drawings; ``net`` is any component taking ``num_classes``/``in_channels``.
+
+    raster / inputs: the named inputs the data offers (:mod:`quickdraw.data.inputs`): ``raster``
+      describes ``image`` (uint8 images), ``inputs`` the others as plain ``{"kind": ...}`` dicts.
+      The net reads one of them (``net.input``, default ``image``), an ensemble's members each
+      their own; the checkpoint keeps exactly the ones read (``raster`` None when no net reads
+      ``image``), and :attr:`input_names` tells the DataModule what to build.
 
     loss: a ``quickdraw.models.losses`` config (default plain cross-entropy); val/test losses are
       always plain cross-entropy, so they stay comparable across epochs and runs.
@@ -83,23 +92,28 @@ class QuickDrawModule(L.LightningModule):
         log_images_every_n_epochs: int = 1,
         compile: bool = False,
         channels_last: bool = False,
+        inputs: dict | None = None,
     ) -> None:
         super().__init__()
-        net, optimizer, scheduler, loss, classes, raster, objective = map(
-            _plain, (net, optimizer, scheduler, loss, classes, raster, objective)
+        net, optimizer, scheduler, loss, classes, raster, objective, inputs = map(
+            _plain, (net, optimizer, scheduler, loss, classes, raster, objective, inputs)
         )
         num_classes = num_classes or len(classes or [])
         if num_classes < 1 or (classes and len(classes) != num_classes):
             raise ValueError(
                 f"need num_classes >= 1 matching classes, got {num_classes} and {len(classes or [])} names"
             )
-        # Every argument as it now stands (plain containers, num_classes filled in): Lightning reads
-        # them from this frame's locals.
+        offered = {n: spec_from_config(c) for n, c in (inputs or {}).items()}
+        channels = {IMAGE: in_channels, **{n: spec.channels for n, spec in offered.items()}}
+        self.net = build_net(net, num_classes, channels)
+        self.input_names = input_names(self.net)
+        # The checkpoint records the inputs the net reads, no others.
+        raster = raster if IMAGE in self.input_names else None
+        inputs = {n: spec_config(offered[n]) for n in self.input_names if n != IMAGE} or None
+        # Every argument as it now stands (plain containers, num_classes filled in, inputs read):
+        # Lightning reads them from this frame's locals.
         self.save_hyperparameters()
-        # _recursive_=False: nets build their own sub-modules (an Ensemble builds K members from one config).
-        self.net = hydra.utils.instantiate(
-            net, num_classes=num_classes, in_channels=in_channels, _recursive_=False
-        )
+        _check_member_inputs(self.net, recorded_inputs(self.hparams))
         is_ensemble = isinstance(self.net, Ensemble)
         self.objective = (
             hydra.utils.instantiate(objective)
@@ -129,29 +143,41 @@ class QuickDrawModule(L.LightningModule):
         self._figures_now = False
 
     # -- inference --------------------------------------------------------------------------------
-    def forward(self, images: Tensor) -> Tensor:
-        """Logits (log-probs for averaging ensembles) from uint8 images, or floats already in [0, 1]."""
-        return self.net(self._prepare(images))
+    def forward(self, inputs: Tensor | dict[str, Any]) -> Tensor:
+        """Logits (log-probs for averaging ensembles) from the named inputs (:meth:`batch_inputs`),
+        or from a tensor of uint8 images (or floats already in [0, 1]) for the ``image`` input."""
+        return self.net(net_input(self.net, self._prepare(inputs)))
 
-    def _prepare(self, images: Tensor) -> Tensor:
-        x = _to_unit(images)
+    def _prepare(self, inputs: Tensor | dict[str, Any]) -> dict[str, Any]:
+        if isinstance(inputs, Tensor):
+            inputs = {IMAGE: inputs}
+        return {name: self._prepare_images(x) for name, x in inputs.items()}
+
+    def _prepare_images(self, x: Any) -> Any:
+        if not isinstance(x, Tensor) or x.ndim != 4:
+            return x  # not images (pen-move sequences and their lengths)
+        x = _to_unit(x)
         # NHWC lets cuDNN pick its fastest convolution kernels on tensor-core GPUs.
         return x.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else x
 
+    def batch_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """The named inputs this model reads, out of a loader batch."""
+        return {name: batch[name] for name in self.input_names}
+
     @torch.no_grad()
-    def predict_proba(self, images: Tensor) -> Tensor:
+    def predict_proba(self, inputs: Tensor | dict[str, Any]) -> Tensor:
         """(B, C) class probabilities, in eval mode whatever mode the module was in."""
         was_training = self.training
         self.eval()
         try:
-            return self(images.to(self.device)).softmax(dim=-1)
+            return self(move_data_to_device(inputs, self.device)).softmax(dim=-1)
         finally:
             self.train(was_training)
 
     # -- training ---------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        images, target = batch["image"], batch["label"]
-        loss, logits, parts = self.objective(self.net, self._prepare(images), target, self.loss)
+        x, target = net_input(self.net, self._prepare(self.batch_inputs(batch))), batch["label"]
+        loss, logits, parts = self.objective(self.net, x, target, self.loss)
         if parts:
             self.log_dict(
                 parts, on_step=False, on_epoch=True, sync_dist=True, batch_size=len(target)
@@ -183,7 +209,7 @@ class QuickDrawModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         preds, target = self._eval_step(batch, "val")
-        if self._figures_now and self.trainer.is_global_zero:
+        if self._figures_now and self.trainer.is_global_zero and IMAGE in batch:
             images = batch["image"] if "valid" not in batch else batch["image"][batch["valid"]]
             self.samples.add(images, preds, target)
 
@@ -193,7 +219,7 @@ class QuickDrawModule(L.LightningModule):
     def _eval_step(self, batch: dict[str, Tensor], split: str) -> tuple[Tensor, Tensor]:
         """Update the split's metrics and confusion counts with the batch's scored rows (DDP
         padding left out); returns their (N,) top-1 predictions and targets."""
-        logits, target = scored_rows(self(batch["image"]), batch)
+        logits, target = scored_rows(self(self.batch_inputs(batch)), batch)
         self.log(
             f"{split}/loss",
             # A sum over no rows is 0, and batch_size=0 gives it no weight in the epoch's mean.
@@ -314,3 +340,17 @@ class QuickDrawModule(L.LightningModule):
         if hasattr(self.net, "portable_config") and "hyper_parameters" in checkpoint:
             hp = checkpoint["hyper_parameters"]
             checkpoint["hyper_parameters"] = {**hp, "net": self.net.portable_config(hp["net"])}
+
+
+def _check_member_inputs(net: Any, inputs: dict[str, Any]) -> None:
+    """Ensemble members loaded from runs must read the input they were trained on (same spec)."""
+    members, loaded = getattr(net, "members", []), getattr(net, "member_hparams", [])
+    for i, (member, hparams) in enumerate(zip(members, loaded, strict=False)):
+        own = (hparams.get("net") or {}).get("input") or IMAGE
+        trained = recorded_inputs(hparams).get(own)
+        given = inputs.get(member.input_name)
+        if trained is not None and given is not None and trained != given:
+            raise ValueError(
+                f"ensemble member {i} was trained on {trained} but would read {given} "
+                f"(input {member.input_name!r}): set the data's input to the member's spec"
+            )

@@ -2,22 +2,27 @@
 
 Members come from one ``member`` config (any ``_target_`` that takes ``num_classes`` and
 ``in_channels`` and returns logits) built K times, so diversity comes from the random init
-(and, in the LightningModule, optional bootstrap resampling), or from checkpoints of earlier
-single-model runs of this project. How the ensemble is trained lives in
-:mod:`quickdraw.models.objectives`.
+(and, in the LightningModule, optional bootstrap resampling), or from a ``members`` list of
+different configs, each reading its own input (``input: temporal``, :mod:`quickdraw.models.components.inputs`):
+a ResNet18 on gray images, one on temporal images and a stroke-sequence network vote together.
+Either can start from checkpoints of earlier single-model runs of this project. How the ensemble
+is trained lives in :mod:`quickdraw.models.objectives`.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
+from typing import Any
 
-import hydra
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor, nn
 
 from quickdraw.checkpoints import load_net_weights
+from quickdraw.data.inputs import IMAGE
+from quickdraw.models.components.inputs import build_net, net_input
 
 
 class Ensemble(nn.Module):
@@ -32,31 +37,34 @@ class Ensemble(nn.Module):
       only learn per-class re-weighting of the members on top of it.
     """
 
+    routes_inputs = True  # members read their own inputs (quickdraw.models.components.inputs)
+
     def __init__(
         self,
-        member: dict,
+        member: dict | None,
         num_classes: int,
-        in_channels: int,
+        in_channels: int | Mapping[str, int],
         num_members: int = 3,
         combine: str = "mean",
         checkpoints: list[str] | None = None,
         freeze_members: bool = False,
+        members: list[dict] | None = None,
     ) -> None:
         super().__init__()
         if combine not in ("mean", "head"):
             raise ValueError(f"combine must be 'mean' or 'head', got {combine!r}")
-        if isinstance(member, DictConfig):
-            member = OmegaConf.to_container(member, resolve=True)
-        k = len(checkpoints) if checkpoints else num_members
+        configs = _member_configs(member, members, checkpoints, num_members)
+        k = len(configs)
         if k < 1:
             raise ValueError(f"an ensemble needs at least one member, got {k}")
+        channels = {IMAGE: in_channels} if isinstance(in_channels, int) else dict(in_channels)
         self.combine, self.num_classes, self.freeze_members = combine, num_classes, freeze_members
-        self.members = nn.ModuleList(
-            hydra.utils.instantiate(member, num_classes=num_classes, in_channels=in_channels)
-            for _ in range(k)
-        )
-        for net, path in zip(self.members, checkpoints or [], strict=False):
+        self.members = nn.ModuleList(build_net(c, num_classes, channels) for c in configs)
+        # The loaded members' own hyperparameters: the module checks their inputs against its own.
+        self.member_hparams: list[dict[str, Any]] = [
             load_net_weights(net, path)
+            for net, path in zip(self.members, checkpoints or [], strict=False)
+        ]
         self.head = nn.Linear(k * num_classes, num_classes) if combine == "head" else None
         if self.head is not None:
             with torch.no_grad():
@@ -82,8 +90,10 @@ class Ensemble(nn.Module):
             self.members.eval()
         return self
 
-    def forward_members(self, x: Tensor) -> Tensor:
-        """(K, B, C) logits of each member on the same input."""
+    def forward_members(self, x: Tensor | Mapping[str, Any]) -> Tensor:
+        """(K, B, C) logits of the members, each on its own named input (``x`` a dict), or all on ``x``."""
+        if isinstance(x, Mapping):
+            return torch.stack([net(net_input(net, x)) for net in self.members])
         return torch.stack([net(x) for net in self.members])
 
     def combine_logits(self, member_logits: Tensor) -> Tensor:
@@ -103,3 +113,26 @@ class Ensemble(nn.Module):
         (demo, evaluation on another machine) must not need the original member files.
         """
         return {**config, "checkpoints": None, "num_members": self.num_members}
+
+
+def _member_configs(
+    member: Any, members: Any, checkpoints: list[str] | None, num_members: int
+) -> list[dict]:
+    """One config per member: ``members`` as given, or ``member`` repeated (once per checkpoint)."""
+    member, members = (
+        OmegaConf.to_container(c, resolve=True) if isinstance(c, DictConfig | ListConfig) else c
+        for c in (member, members)
+    )
+    if members:
+        if member:
+            raise ValueError(
+                "give the ensemble either member (K copies) or members (a list), not both"
+            )
+        if checkpoints and len(checkpoints) != len(members):
+            raise ValueError(
+                f"{len(checkpoints)} checkpoints for {len(members)} members: give one per member, in order"
+            )
+        return list(members)
+    if not member:
+        raise ValueError("an ensemble needs member (one config, K copies) or members (a list)")
+    return [member] * (len(checkpoints) if checkpoints else num_members)
