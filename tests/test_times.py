@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from types import SimpleNamespace
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
 from conftest import SAMPLE, kaggle_row, write_csv
+from lightning.fabric.utilities.data import AttributeDict
 
 from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.data.raster import MissingTimes, RasterSpec
@@ -139,7 +139,7 @@ class _TimeModel(torch.nn.Module):
     def __init__(self):
         super().__init__()
         spec = RasterSpec(size=32, encoding="temporal", time_source="ms")
-        self.hparams = SimpleNamespace(raster=asdict(spec), classes=["a", "b"])
+        self.hparams = AttributeDict(raster=asdict(spec), classes=["a", "b"])  # as Lightning's
         self.device = torch.device("cpu")
 
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
