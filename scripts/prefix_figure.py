@@ -1,0 +1,72 @@
+"""The README's prefix-curve figure: top-1 against the share of the drawing seen, mean over seeds.
+
+    python scripts/compare_models.py --variants base,prefix50 --seeds 42,1,2 ...   # first: the runs
+    python scripts/prefix_figure.py outputs/compare [--out docs/figures/prefix_curves.png]
+
+Reads every ``seed*/<run>/eval-*prefixstrokes*/prefix_curve.csv`` that ``compare_models.py
+--variants`` wrote (``quickdraw.evaluate prefix=strokes`` of each run's best checkpoint), averages
+each run's curve over the seeds and draws the mean with the seeds' range as a band. The y axis is
+scaled to the data (the training-time figure keeps 0-1) so weak models' curves stay readable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def curves(compare: Path) -> dict[str, list[pd.DataFrame]]:
+    """``<run>/<evaluation>`` -> its prefix curves, one per seed."""
+    found: dict[str, list[pd.DataFrame]] = defaultdict(list)
+    for csv in sorted(compare.glob("seed*/*/eval-*prefixstrokes*/prefix_curve.csv")):
+        found[f"{csv.parent.parent.name} ({csv.parent.name.removeprefix('eval-')})"].append(
+            pd.read_csv(csv)
+        )
+    return found
+
+
+def plot(found: dict[str, list[pd.DataFrame]], metric: str = "top1") -> Figure:
+    fig = Figure(figsize=(6.5, 4))
+    ax = fig.add_subplot()
+    for name, frames in found.items():
+        by_fraction = pd.concat(frames).groupby("fraction")[metric]
+        mean, low, high = by_fraction.mean(), by_fraction.min(), by_fraction.max()
+        (line,) = ax.plot(
+            mean.index, mean.values, marker="o", ms=3, label=f"{name}, {len(frames)} seeds"
+        )
+        ax.fill_between(mean.index, low.values, high.values, color=line.get_color(), alpha=0.15)
+    ax.set_xlabel("share of the drawing seen (strokes drawn / strokes, binned down to tenths)")
+    ax.set_ylabel(f"{metric} (mean over seeds; band: min-max)")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, None)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title("recognition of unfinished drawings (test_simplified.csv)")
+    fig.tight_layout()
+    return fig
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("compare", type=Path, help="a compare_models.py --variants output folder")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "figures" / "prefix_curves.png")
+    args = p.parse_args()
+    found = curves(args.compare)
+    if not found:
+        sys.exit(f"no seed*/<run>/eval-*prefixstrokes*/prefix_curve.csv under {args.compare}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    plot(found).savefig(args.out, dpi=110)
+    print(args.out)
+
+
+if __name__ == "__main__":
+    main()
