@@ -354,16 +354,22 @@ def parquet_bytes(store: Path) -> int:
     return sum(p.stat().st_size for p in store.rglob("*.parquet"))
 
 
-# -- 1. rasteriser ---------------------------------------------------------------------------------
-def bench_raster(sample: Sample, plan: Plan, report: Report) -> None:
-    """Images/s of ``rasterize`` per encoding and antialiasing, on uint8 points as a store hands them over."""
+def uint8_batches(sample: Sample) -> tuple[StrokeBatch, list[StrokeBatch]]:
+    """The sample's drawings with uint8 points, as a store hands them over: whole and in batches."""
     texts = [r["drawing"] for r in sample.rows()]
     packed = StrokeBatch.from_drawings([json.loads(t) for t in texts])
     packed = StrokeBatch(
         packed.points.astype(np.uint8), packed.stroke_offsets, packed.drawing_offsets
     )
     starts = range(0, len(packed), BATCH)
-    batches = [packed.select(np.arange(i, min(i + BATCH, len(packed)))) for i in starts]
+    return packed, [packed.select(np.arange(i, min(i + BATCH, len(packed)))) for i in starts]
+
+
+# -- 1. rasteriser ---------------------------------------------------------------------------------
+def bench_raster(sample: Sample, plan: Plan, report: Report) -> None:
+    """Images/s of ``rasterize`` per encoding and antialiasing, on uint8 points as a store hands them over."""
+    texts = [r["drawing"] for r in sample.rows()]
+    packed, batches = uint8_batches(sample)
     report.section(f"1. Rasteriser: {len(packed):,} drawings of the {sample.label}, batch {BATCH}")
     report.note(
         f"{packed.num_points.mean():.1f} points, {packed.num_strokes.mean():.1f} strokes a drawing"
@@ -829,13 +835,7 @@ def bench_formats(sample: Sample, plan: Plan, cache: Path, report: Report) -> No
 def bench_sequence(sample: Sample, plan: Plan, report: Report) -> None:
     """Drawings/s of the ``sequence`` input (padded pen moves + lengths), batch by batch, from
     uint8 points as a store hands them over; with the training augmentation before it too."""
-    texts = [r["drawing"] for r in sample.rows()]
-    packed = StrokeBatch.from_drawings([json.loads(t) for t in texts])
-    packed = StrokeBatch(
-        packed.points.astype(np.uint8), packed.stroke_offsets, packed.drawing_offsets
-    )
-    starts = range(0, len(packed), BATCH)
-    batches = [packed.select(np.arange(i, min(i + BATCH, len(packed)))) for i in starts]
+    packed, batches = uint8_batches(sample)
     report.section(
         f"8. Sequence input: {len(packed):,} drawings of the {sample.label}, batch {BATCH}"
     )
