@@ -134,13 +134,21 @@ def write_prefix_results(
     result.update(early, prefix=recorder.by)
     classes = prefix_scores.per_class_table(accept_threshold)
     table = per_class.merge(classes, on="class", how="left")
-    ranked = table.dropna(subset=["early_auc_top1"]).sort_values("early_auc_top1")
-    log.info(
-        "guessed earliest: %s; latest: %s",
-        ", ".join(ranked["class"].iloc[::-1][:5]),
-        ", ".join(ranked["class"][:5]),
-    )
+    early_first, late_first = earliest_and_latest(table)
+    log.info("guessed earliest: %s; latest: %s", ", ".join(early_first), ", ".join(late_first))
     return table
+
+
+def earliest_and_latest(table: pd.DataFrame, k: int = 5) -> tuple[list[str], list[str]]:
+    """Up to ``k`` classes with the highest and the lowest ``early_auc_top1`` (classes without
+    drawings left out), never the same class in both: with fewer than 2k classes each list gets
+    its half."""
+    ranked = table.dropna(subset=["early_auc_top1"]).sort_values(
+        "early_auc_top1", ascending=False, kind="stable"
+    )
+    names = list(ranked["class"])
+    k = min(k, len(names) // 2)
+    return names[:k], names[::-1][:k]
 
 
 def unmatched_message(matcher: LabelMatcher, classes: list[str]) -> str:

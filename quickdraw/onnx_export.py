@@ -246,16 +246,26 @@ def quantize_int8(
 
             import onnx
 
-            # The softmax stays float: quantised probabilities would come in steps of 1/255.
-            softmax = [n.name for n in onnx.load(str(prep)).graph.node if n.op_type == "Softmax"]
             quantize_static(
                 str(prep), str(dst), Reader(), quant_format=QuantFormat.QDQ,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                nodes_to_exclude=softmax,
+                nodes_to_exclude=_kept_float(onnx.load(str(prep))),
             )  # fmt: skip
     finally:
         prep.unlink(missing_ok=True)
     return dst
+
+
+def _kept_float(graph) -> list[str]:
+    """Nodes static int8 leaves in float: the softmax (quantised probabilities would come in steps
+    of 1/255) and the first convolution. A stem convolution over a 0/1 line image sees one input
+    channel and its outputs span a far wider range than any later layer's, so 8 bits there cost
+    the most; in float it is ~2 % of a ResNet18's multiply-adds. Measured on a 344-class ResNet18
+    (real sample, 1 000 raw test drawings): top-1 agreement with PyTorch 0.533 -> 0.699.
+    """
+    nodes = graph.graph.node
+    convs = [n.name for n in nodes if n.op_type == "Conv"]
+    return [n.name for n in nodes if n.op_type == "Softmax"] + convs[:1]
 
 
 def calibration_images(

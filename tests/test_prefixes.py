@@ -257,3 +257,14 @@ def test_live_experiment_trains_on_prefixes():
     augment = instantiate(cfg.data.augment)
     assert augment.prefix == 0.5 and augment.prefix_by == "strokes"
     assert cfg.callbacks.early_guess.by == "strokes"
+
+
+def test_earliest_and_latest_classes_never_overlap():
+    from quickdraw.evaluation import earliest_and_latest
+
+    table = pd.DataFrame({"class": ["a", "b", "c", "d"], "early_auc_top1": [0.9, np.nan, 0.1, 0.5]})
+    assert earliest_and_latest(table) == (["a"], ["c"])  # 3 classes with drawings: one each
+    assert earliest_and_latest(table, k=1) == (["a"], ["c"])
+    many = pd.DataFrame({"class": list("abcdefghijkl"), "early_auc_top1": np.linspace(1, 0, 12)})
+    early, late = earliest_and_latest(many)
+    assert early == list("abcde") and late == list("lkjih")

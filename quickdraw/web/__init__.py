@@ -1,8 +1,8 @@
 """The static page that guesses in the browser: assets here, assembled by :func:`build_page`.
 
 ``format=web`` writes an ONNX export (see :mod:`quickdraw.onnx_export`) and then this page beside
-it: ``index.html``, ``app.js`` (the loop), ``raster.js`` (the Python preprocessing in JavaScript,
-bit for bit), the demo's own sketchpad files, ``page.json`` (which model, how many guesses, input
+it: ``index.html``, ``app.js`` (the loop), ``worker.js`` (onnxruntime-web in a Web Worker),
+``raster.js`` (the Python preprocessing in JavaScript, bit for bit), the demo's own sketchpad files, ``page.json`` (which model, how many guesses, input
 limits) and onnxruntime-web's WASM build copied from the npm package, so the folder runs from any
 static host with no CDN and no request after load.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 ASSETS = Path(__file__).parent
 STATIC = ASSETS.parent / "static"
-PAGE_FILES = ("index.html", "app.js", "raster.js", "page.css")
+PAGE_FILES = ("index.html", "app.js", "worker.js", "raster.js", "page.css")
 PAD_FILES = ("sketchpad.html", "sketchpad.js", "sketchpad.css")
 # From the onnxruntime-web package's dist/: the WASM-only ES module bundle (its loader inlined)
 # and the SIMD WASM binary it loads next to itself.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -24,7 +25,7 @@ RUN_JS = """async (drawings) => {
   const qd = window.quickdraw, out = [];
   for (const d of drawings) {
     const {image} = qd.preprocess(d);
-    const probs = await qd.classify(image);
+    const probs = await qd.classify(image.slice());  // classify hands its argument to a worker
     out.push({image: Array.from(image), probs: Array.from(probs)});
   }
   return out;
@@ -86,12 +87,19 @@ def open_page(folder: str | Path, viewport: tuple[int, int] = (1100, 760)) -> It
             browser.close()
 
 
-def draw(page, points: list[tuple[float, float]], steps: int = 3) -> None:
-    """One stroke with the mouse through ``points`` given as fractions of the canvas."""
+def draw(page, points: list[tuple[float, float]], steps: int = 3, pace_ms: float = 0.0) -> None:
+    """One stroke with the mouse through ``points`` given as fractions of the canvas.
+
+    ``pace_ms``: start each move that long after the previous one (0: as fast as the driver goes).
+    """
     box = page.locator("#sketchpad canvas").bounding_box()
     xy = [(box["x"] + u * box["width"], box["y"] + v * box["height"]) for u, v in points]
     page.mouse.move(*xy[0])
     page.mouse.down()
+    due = time.perf_counter()
     for x, y in xy[1:]:
+        due += pace_ms / 1000
+        if (left := due - time.perf_counter()) > 0:
+            time.sleep(left)
         page.mouse.move(x, y, steps=steps)
     page.mouse.up()
