@@ -143,6 +143,9 @@ def main() -> None:
     ap.add_argument("--ckpt", type=Path)
     ap.add_argument("--store", type=Path, help="calibrate static int8 on this store (the model's)")
     ap.add_argument("--int8", choices=("static", "dynamic"), default="static")
+    ap.add_argument(
+        "--per-class", type=int, default=8, help="calibration drawings a class (export default 8)"
+    )
     ap.add_argument("--drawings", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--moves", type=int, default=240)
@@ -155,7 +158,9 @@ def main() -> None:
         export_onnx(model, out)
         images, source = None, "weights only"
         if args.int8 == "static" and args.store:
-            images = calibration_images(args.store, raster_spec(model), model.hparams.classes, 8)
+            images = calibration_images(
+                args.store, raster_spec(model), model.hparams.classes, args.per_class
+            )
             source = f"calibrated on {len(images)} drawings of {args.store}"
         elif args.int8 == "static":
             (Path(tmp) / "calibration").mkdir()
