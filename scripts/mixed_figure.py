@@ -1,0 +1,72 @@
+"""The README's mixed-ensemble figure: MAP@3 of each single model and ensemble, per seed, paired.
+
+    python scripts/compare_models.py --mixed --seeds 42,1,2 ...      # first: the runs (mixed.json)
+    python scripts/mixed_figure.py outputs/cmpM [--out docs/figures/mixed_ensembles.png]
+
+One column per model (the three members, the homogeneous and the mixed averaging ensembles, the
+learned head); a bar for the mean over seeds and a dot per seed, the dots of one seed joined by a
+line, so a paired gain shows as every line rising.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+ROOT = Path(__file__).resolve().parents[1]
+LABELS = {"test/map3": "MAP@3", "test/acc": "top-1"}
+ORDER = {  # mixed.json name: axis label
+    "gray": "ResNet18\ngray",
+    "temporal": "ResNet18\ntemporal",
+    "lstm": "stroke\nLSTM",
+    "homogeneous_mean": "3 gray\nResNet18\naveraged",
+    "mixed_mean": "gray +\ntemporal +\nLSTM\naveraged",
+    "mixed_head": "gray +\ntemporal +\nLSTM\nlearned head",
+}
+
+
+def plot(results: dict, metric: str = "test/map3") -> Figure:
+    seeds = sorted(results["gray"], key=int)
+    names = [n for n in ORDER if n in results]
+    fig = Figure(figsize=(7.5, 4))
+    ax = fig.add_subplot()
+    values = {s: [results[n][s][metric] for n in names] for s in seeds}
+    means = [sum(values[s][i] for s in seeds) / len(seeds) for i in range(len(names))]
+    ax.bar(range(len(names)), means, color="#9ecae1", label=f"mean over {len(seeds)} seeds")
+    for s in seeds:
+        ax.plot(
+            range(len(names)), values[s], marker="o", ms=4, lw=0.8, alpha=0.8, label=f"seed {s}"
+        )
+    ax.set_xticks(range(len(names)), [ORDER[n] for n in names], fontsize=8)
+    ax.set_ylabel(f"{LABELS.get(metric, metric)} on test_simplified.csv")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("mixed against homogeneous ensembles (real sample, paired by seed)")
+    fig.tight_layout()
+    return fig
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("compare", type=Path, help="a compare_models.py --mixed output folder")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "figures" / "mixed_ensembles.png")
+    args = p.parse_args()
+    path = args.compare / "mixed.json"
+    if not path.is_file():
+        sys.exit(
+            f"{path} not found: run scripts/compare_models.py --mixed --out {args.compare} first"
+        )
+    fig = plot(json.loads(path.read_text()))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out, dpi=110)
+    print(f"written: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
