@@ -130,9 +130,9 @@ def browser(out: Path, moves: int) -> None:
                       f"({len(lat)} moves, {guesses} guesses, requests after load: {len(s.requests)})")  # fmt: skip
 
 
-def generated_calibration(ckpt: Path, root: Path, n: int = 200) -> np.ndarray:
+def generated_calibration(model, root: Path, n: int = 200) -> np.ndarray:
     """uint8 (n, C, H, W): generated doodles through the model's own preprocessing."""
-    pred = Predictor(load_model(ckpt))
+    pred = Predictor(model)
     return np.concatenate([pred.spec(pred.parse_strokes(d)) for d in browser_drawings(n, root)])
 
 
@@ -164,7 +164,7 @@ def main() -> None:
             source = f"calibrated on {len(images)} drawings of {args.store}"
         elif args.int8 == "static":
             (Path(tmp) / "calibration").mkdir()
-            images = generated_calibration(ckpt, Path(tmp) / "calibration")
+            images = generated_calibration(model, Path(tmp) / "calibration")
             source = f"calibrated on {len(images)} generated drawings"
         quantize_int8(out, args.int8, images)
         write_sidecar(model, out, int8="model.int8.onnx")
