@@ -250,6 +250,13 @@ def quantize_int8(
                 str(prep), str(dst), Reader(), quant_format=QuantFormat.QDQ,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
                 nodes_to_exclude=_kept_float(onnx.load(str(prep))),
+                # Activation ranges: each batch's min/max, averaged over batches, rather than the
+                # extremes of all of them (one outlying drawing stretched a range for every other
+                # one). On the model and drawings of _kept_float, 5 457 calibration drawings:
+                # top-1 agreement 0.921 -> 0.982 (percentile calibration: 0.940); on the export's
+                # default 8 a class (1 062): 0.975. Memory stays bounded: ranges are merged every
+                # 16 batches (the histogram methods hold every batch's activations at once).
+                extra_options={"CalibMovingAverage": True, "CalibMaxIntermediateOutputs": 16},
             )  # fmt: skip
     finally:
         prep.unlink(missing_ok=True)
@@ -258,14 +265,16 @@ def quantize_int8(
 
 def _kept_float(graph) -> list[str]:
     """Nodes static int8 leaves in float: the softmax (quantised probabilities would come in steps
-    of 1/255) and the first convolution. A stem convolution over a 0/1 line image sees one input
-    channel and its outputs span a far wider range than any later layer's, so 8 bits there cost
-    the most; in float it is ~2 % of a ResNet18's multiply-adds. Measured on a 344-class ResNet18
-    (real sample, 1 000 raw test drawings): top-1 agreement with PyTorch 0.533 -> 0.699.
+    of 1/255), the classifiers (``Gemm``: 512 x K multiply-adds, under 1 % of a ResNet18's, whose
+    logits decide between near-tied classes) and the first convolution (a 0/1 line image through
+    one input channel: outputs wider than any later layer's, ~2 % of the multiply-adds). Measured
+    on a 344-class ResNet18 (real sample, 32 px, test top-1 0.245; 1 000 raw test drawings; 5 457
+    calibration drawings, min/max ranges): top-1 agreement with PyTorch 0.671 with the stem in float,
+    0.921 with the classifier too. (A weaker model of this kind: 0.533 all int8, 0.699 stem in float.)
     """
     nodes = graph.graph.node
     convs = [n.name for n in nodes if n.op_type == "Conv"]
-    return [n.name for n in nodes if n.op_type == "Softmax"] + convs[:1]
+    return [n.name for n in nodes if n.op_type in ("Softmax", "Gemm")] + convs[:1]
 
 
 def calibration_images(

@@ -100,6 +100,10 @@ NETWORK_JS = """async (n) => {
 }"""
 
 
+# Where a move's time goes, as the page records it (quickdraw/web/app.js, state.stages).
+STAGES = ("input", "queue", "preprocess", "network", "show")
+
+
 def browser(out: Path, moves: int) -> None:
     from quickdraw.web.browser import draw, open_page
 
@@ -119,15 +123,18 @@ def browser(out: Path, moves: int) -> None:
             s.page.wait_for_function(IDLE)
             for pace, label in ((0.0, "moves back to back"), (1000 / 60, "moves at 60 Hz")):
                 s.page.evaluate(
-                    "window.quickdraw.state.latencies = []; window.quickdraw.state.guesses = 0"
+                    "Object.assign(window.quickdraw.state, {latencies: [], stages: [], guesses: 0})"
                 )
                 draw(s.page, spiral, steps=1, pace_ms=pace)
                 s.page.wait_for_function(IDLE)
                 lat = s.page.evaluate("window.quickdraw.state.latencies")
                 guesses = s.page.evaluate("window.quickdraw.state.guesses")
+                stages = np.median(s.page.evaluate("window.quickdraw.state.stages"), axis=0)
                 p50, p95 = percentiles(lat)
                 print(f"  {name:16s} {label:21s} p50 {p50:5.1f} ms, p95 {p95:5.1f} ms: move -> updated guess "
                       f"({len(lat)} moves, {guesses} guesses, requests after load: {len(s.requests)})")  # fmt: skip
+                print(f"  {'':16s} {'':21s} medians: " + ", ".join(
+                    f"{n} {v:.1f}" for n, v in zip(STAGES, stages, strict=True)) + " ms")  # fmt: skip
 
 
 def generated_calibration(model, root: Path, n: int = 200) -> np.ndarray:

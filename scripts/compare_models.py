@@ -19,6 +19,12 @@ comparison of issue 13:
 
     python scripts/compare_models.py --variants base,prefix25,prefix50,prefix75 --seeds 42,1,2
 
+``--source generated`` trains on the project's generated doodle set instead (15 classes, no download;
+its own store split, ``data.per_class`` from ``--per-class``) and scores the store's test split:
+
+    python scripts/compare_models.py --source generated --variants base,prefix25,prefix50 --seeds 42,1,2 \
+        --budget 6 --per-class 100 data.raster.size=32
+
 Mixed ensembles (``--mixed``), per seed: ResNet18 on gray images, ResNet18 on temporal images and the
 stroke-sequence LSTM, each trained ``budget`` epochs; then, with no further training, the averaging
 ensemble of those three (frozen members), the homogeneous averaging ensemble of three gray ResNet18
@@ -39,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -48,6 +55,7 @@ import numpy as np
 import pandas as pd
 
 from quickdraw import scoring
+from quickdraw.data.sources import StoreSource
 from quickdraw.files import markdown_table
 from quickdraw.runs import RunDir
 
@@ -91,6 +99,21 @@ VARIANTS = {
 }
 
 
+def test_overrides(args, generated: bool) -> list[str]:
+    """What ``quickdraw.evaluate`` scores: the labelled test file, or the generated store's test split
+    (the store every run here trains on: ``data.synthetic_*`` overrides and $QUICKDRAW_DATA honoured)."""
+    if not generated:
+        return [f"input={args.test_input}", f"labels={args.test_labels}"]
+    synthetic = {
+        key: int(o.split("=", 1)[1])
+        for o in args.overrides
+        for key in ("synthetic_per_class", "synthetic_seed")
+        if o.startswith(f"data.{key}=")
+    }
+    data_dir = os.environ.get("QUICKDRAW_DATA", str(ROOT / "data"))
+    return [f"store={StoreSource(cache_dir=data_dir, **synthetic).path}", "split=test"]
+
+
 def run_dir_of(out: Path, i: int) -> Path:
     label, experiment, extra = RUNS[i]
     return out / f"{i}-{experiment}-{extra[0].split('=')[1].replace(',', '')}"
@@ -114,7 +137,9 @@ def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--source", default=str(SAMPLE / "train_simplified.zip"))
+    p.add_argument("--source", default=str(SAMPLE / "train_simplified.zip"),
+                   help="what to train on: a source the converter reads, or 'generated' for the "
+                        "generated doodle set (scored on its store's test split; --test-* unused)")  # fmt: skip
     p.add_argument("--test-input", default=str(SAMPLE / "test_simplified.csv"))
     p.add_argument("--test-labels", default=str(SAMPLE / "test_labels.csv"))
     p.add_argument("--budget", type=int, default=8, help="member-epochs per run")
@@ -127,20 +152,29 @@ def main() -> None:
     p.add_argument("--head-epochs", type=int, default=2, help="--mixed: epochs of the learned head")
     p.add_argument("overrides", nargs="*", help="Hydra overrides added to every training run")
     args = p.parse_args()
-    if not Path(args.source).exists():
-        sys.exit(f"{args.source} not found: pass --source, --test-input and --test-labels")
+    generated = args.source == "generated"
+    if not generated and not Path(args.source).exists():
+        sys.exit(
+            f"{args.source} not found: pass --source (or --source generated), --test-input and "
+            "--test-labels"
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    common = [
+    # The real sample is small: its store gets a bigger validation split and every drawing of it.
+    where = [] if generated else [
         f"data.source={args.source}",
-        f"data.per_class={args.per_class}",
         "data.val_per_class=null",
         "data.test_per_class=null",
         "+data.convert_settings.val_fraction=0.15",
         "+data.convert_settings.test_fraction=0.05",
+    ]  # fmt: skip
+    common = [
+        *where,
+        f"data.per_class={args.per_class}",
         "callbacks.progress_bar.refresh_rate=0",
         *args.overrides,
     ]
+    args.test = test_overrides(args, generated)
     if args.variants:
         return compare_variants(args, out, common)
     if args.mixed:
@@ -186,8 +220,7 @@ def main() -> None:
                     "-m",
                     "quickdraw.evaluate",
                     f"ckpt_path={RunDir(run_dir).best_link}",
-                    f"input={args.test_input}",
-                    f"labels={args.test_labels}",
+                    *args.test,
                     f"hydra.run.dir={eval_dir}",
                 ],
                 run_dir.parent / f"{run_dir.name}.eval.log",
@@ -261,7 +294,7 @@ def evaluate_run(args, run_dir: Path, evaluate: list[str], tag: str) -> dict:
     if not evaluation.metrics_file.exists():
         run(
             [sys.executable, "-m", "quickdraw.evaluate", f"ckpt_path={RunDir(run_dir).best_link}",
-             f"input={args.test_input}", f"labels={args.test_labels}", *evaluate,
+             *args.test, *evaluate,
              f"hydra.run.dir={evaluation.path}"],
             run_dir.parent / f"{run_dir.name}.eval-{tag}.log",
         )  # fmt: skip
@@ -376,7 +409,8 @@ def scored_run(args, run_dir: Path, train: list[str]):
         run([sys.executable, "-m", "quickdraw.train", *train, f"hydra.run.dir={run_dir}"],
             run_dir.parent / f"{run_dir.name}.log")  # fmt: skip
     model = load_model(RunDir(run_dir).best_link)
-    return evaluate(model, run_dir / "eval", input=args.test_input, labels=args.test_labels)
+    where = dict(o.split("=", 1) for o in args.test)  # input/labels, or store/split
+    return evaluate(model, run_dir / "eval", **where)
 
 
 def compare_mixed(args, out: Path, common: list[str]) -> None:

@@ -113,6 +113,15 @@ def test_drawing_with_the_mouse_updates_the_guesses_with_no_request(session):
         page.evaluate("window.quickdraw.state.guesses") > 10
     )  # guessed during the stroke, not only after
     assert "1 stroke" in page.locator("#status").text_content()
+    # Every answered move's latency is accounted for by its stages (input, queue, preprocess,
+    # network, show), none negative.
+    latencies, stages = page.evaluate(
+        "[window.quickdraw.state.latencies, window.quickdraw.state.stages]"
+    )
+    assert len(stages) == len(latencies) > 10
+    for total, parts in zip(latencies, stages, strict=True):
+        assert len(parts) == 5 and min(parts) >= -1e-6
+        assert sum(parts) == pytest.approx(total, abs=1e-3)
     page.get_by_role("button", name="Clear").click()
     page.wait_for_function("document.querySelectorAll('#guesses li').length === 0")
     assert session.requests == []  # everything came with the page

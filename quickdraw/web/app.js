@@ -6,8 +6,11 @@
 // drawing (moves that arrive meanwhile are folded into the next one). The network runs in Web
 // Workers (worker.js), one guess each, so the pen never waits for it; with two workers a new guess
 // starts while the previous one still runs, so a move waits for one network pass, not up to two.
-// At most one guess starts per frame (60 Hz); an idle page starts at once rather than waiting for
-// the next animation frame, which would add up to 17 ms to every guess. `window.quickdraw` exposes the pipeline for the tests and the benchmarks.
+// At most one guess starts per displayed frame: a start closes the gate until the next animation
+// frame. The gate follows the browser's frames, not a 16.7 ms timer since the last start: pointer
+// events arrive once a frame, just before it, so a timer made every move that came a little early
+// wait for the next one (a median 7-10 ms of queueing, measured by scripts/bench_export.py).
+// `window.quickdraw` exposes the pipeline for the tests and the benchmarks.
 import { DrawingRejected, rasterize, simplifyDrawing } from "./raster.js";
 
 const HINT = "Draw something on the canvas: the model guesses while you draw.";
@@ -86,11 +89,13 @@ function show(top, image, status) {
 }
 
 // -- the loop: newest drawing, at most one guess per worker and one start per frame ---------------
-const FRAME_MS = 1000 / 60;
 const props = { value: "[]", live_ms: 1 }; // live_ms 1: the pad asks on every pointer move
 const state = {
-  latest: "[]", waiting: [], asked: [], timer: false, running: 0, busy: false, started: -Infinity,
+  latest: "[]", waiting: [], asked: [], gate: true, running: 0, busy: false, started: -Infinity,
   sent: 0, shown: 0, guesses: 0, latencies: [],
+  // Where each answered move's time went (ms): [input (event -> the page's handler), queue (handler
+  // -> its guess starts), preprocess, network (worker round trip), show]; their sum is its latency.
+  stages: [],
 };
 
 // The latency clock starts when the browser made the input event (event.timeStamp), not when the
@@ -99,17 +104,20 @@ let inputTime = null;
 
 function request() {
   state.latest = props.value;
-  state.waiting.push(inputTime ?? performance.now());
+  const now = performance.now();
+  state.waiting.push([inputTime ?? now, now]);
   inputTime = null;
   schedule();
 }
 
 function schedule() {
-  if (state.running >= pool.length || state.timer || !state.waiting.length) return;
-  const wait = state.started + FRAME_MS - performance.now();
-  if (wait <= 0) return void guess();
-  state.timer = true;
-  setTimeout(() => ((state.timer = false), schedule()), wait);
+  if (state.running < pool.length && state.gate && state.waiting.length) guess();
+}
+
+function closeGate() {
+  // Until the next frame; a hidden page gets no frames, and needs no guesses until it is shown.
+  state.gate = false;
+  requestAnimationFrame(() => ((state.gate = true), schedule()));
 }
 
 async function guess() {
@@ -117,18 +125,21 @@ async function guess() {
   state.running++;
   state.busy = true;
   state.started = performance.now();
+  closeGate();
   state.asked.push([seq, state.waiting]);
   state.waiting = [];
   let view;
+  const t = [state.started, state.started, state.started]; // start, preprocessed, network done
   try {
     const { strokes, image } = preprocess(JSON.parse(state.latest));
+    t[1] = t[2] = performance.now();
     if (!image) view = [[], null, HINT];
     else {
       const shown = image.slice(); // classify hands `image` to a worker
-      const t0 = performance.now();
       const top = topK(await classify(image), page.top_k);
+      t[2] = performance.now();
       const n = strokes.length;
-      view = [top, shown, `${n} stroke${n === 1 ? "" : "s"}, ${(performance.now() - t0).toFixed(0)} ms on this device`];
+      view = [top, shown, `${n} stroke${n === 1 ? "" : "s"}, ${(t[2] - t[1]).toFixed(0)} ms on this device`];
     }
   } catch (e) {
     if (!(e instanceof DrawingRejected)) throw e;
@@ -142,8 +153,13 @@ async function guess() {
     state.shown = seq;
     show(...view);
     const now = performance.now();
-    while (state.asked.length && state.asked[0][0] <= seq)
-      for (const t of state.asked.shift()[1]) state.latencies.push(now - t);
+    while (state.asked.length && state.asked[0][0] <= seq) {
+      // Moves of an older guess still running are answered by this newer one: they queued until it started.
+      for (const [event, handler] of state.asked.shift()[1]) {
+        state.latencies.push(now - event);
+        state.stages.push([handler - event, t[0] - handler, t[1] - t[0], t[2] - t[1], now - t[2]]);
+      }
+    }
     state.guesses++;
     document.dispatchEvent(new CustomEvent("qd-guess", { detail: state.guesses }));
   }
