@@ -2,6 +2,7 @@
 
     python scripts/compare_models.py --variants base,prefix50 --seeds 42,1,2 ...   # first: the runs
     python scripts/prefix_figure.py outputs/compare [--out docs/figures/prefix_curves.png]
+    python scripts/prefix_figure.py outputs/cmpT --runs base,prefix0.25,prefix0.5,prefix0.75   # those runs only
 
 Reads every ``seed*/<run>/eval-*prefixstrokes*/prefix_curve.csv`` that ``compare_models.py
 --variants`` wrote (``quickdraw.evaluate prefix=strokes`` of each run's best checkpoint), averages
@@ -22,17 +23,23 @@ from matplotlib.figure import Figure
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def curves(compare: Path) -> dict[str, list[pd.DataFrame]]:
-    """``<run>/<evaluation>`` -> its prefix curves, one per seed."""
+def curves(compare: Path, runs: list[str] | None = None) -> dict[str, list[pd.DataFrame]]:
+    """``<run>/<evaluation>`` -> its prefix curves, one per seed. ``runs``: only these run folders,
+    scored without evaluation options (no TTA)."""
     found: dict[str, list[pd.DataFrame]] = defaultdict(list)
     for csv in sorted(compare.glob("seed*/*/eval-*prefixstrokes*/prefix_curve.csv")):
+        if runs is not None and (
+            csv.parent.parent.name not in runs or csv.parent.name != "eval-prefixstrokes"
+        ):
+            continue
         found[f"{csv.parent.parent.name} ({csv.parent.name.removeprefix('eval-')})"].append(
             pd.read_csv(csv)
         )
     return found
 
 
-def plot(found: dict[str, list[pd.DataFrame]], metric: str = "top1") -> Figure:
+def plot(found: dict[str, list[pd.DataFrame]], metric: str = "top1",
+         title: str = "recognition of unfinished drawings (test_simplified.csv)") -> Figure:  # fmt: skip
     fig = Figure(figsize=(6.5, 4))
     ax = fig.add_subplot()
     for name, frames in found.items():
@@ -48,7 +55,7 @@ def plot(found: dict[str, list[pd.DataFrame]], metric: str = "top1") -> Figure:
     ax.set_ylim(0, None)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
-    ax.set_title("recognition of unfinished drawings (test_simplified.csv)")
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -59,12 +66,16 @@ def main() -> None:
     )
     p.add_argument("compare", type=Path, help="a compare_models.py --variants output folder")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "figures" / "prefix_curves.png")
+    p.add_argument(
+        "--runs", help="comma-separated run folders to draw (default: every run and evaluation)"
+    )
+    p.add_argument("--title", default="recognition of unfinished drawings (test_simplified.csv)")
     args = p.parse_args()
-    found = curves(args.compare)
+    found = curves(args.compare, args.runs.split(",") if args.runs else None)
     if not found:
         sys.exit(f"no seed*/<run>/eval-*prefixstrokes*/prefix_curve.csv under {args.compare}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    plot(found).savefig(args.out, dpi=110)
+    plot(found, title=args.title).savefig(args.out, dpi=110)
     print(args.out)
 
 
