@@ -255,7 +255,7 @@ def test_live_experiment_trains_on_prefixes():
 
     cfg = compose_config("train", ["experiment=resnet18_live"])
     augment = instantiate(cfg.data.augment)
-    assert augment.prefix == 0.5 and augment.prefix_by == "strokes"
+    assert augment.prefix == 0.25 and augment.prefix_by == "strokes"
     assert cfg.callbacks.early_guess.by == "strokes"
 
 
