@@ -21,6 +21,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 ROOT = Path(__file__).resolve().parents[1]
+TITLE = "recognition of unfinished drawings (test_simplified.csv)"
 
 
 def curves(compare: Path, runs: list[str] | None = None) -> dict[str, list[pd.DataFrame]]:
@@ -38,8 +39,7 @@ def curves(compare: Path, runs: list[str] | None = None) -> dict[str, list[pd.Da
     return found
 
 
-def plot(found: dict[str, list[pd.DataFrame]], metric: str = "top1",
-         title: str = "recognition of unfinished drawings (test_simplified.csv)") -> Figure:  # fmt: skip
+def plot(found: dict[str, list[pd.DataFrame]], metric: str = "top1", title: str = TITLE) -> Figure:
     fig = Figure(figsize=(6.5, 4))
     ax = fig.add_subplot()
     for name, frames in found.items():
@@ -69,7 +69,7 @@ def main() -> None:
     p.add_argument(
         "--runs", help="comma-separated run folders to draw (default: every run and evaluation)"
     )
-    p.add_argument("--title", default="recognition of unfinished drawings (test_simplified.csv)")
+    p.add_argument("--title", default=TITLE)
     args = p.parse_args()
     found = curves(args.compare, args.runs.split(",") if args.runs else None)
     if not found:
