@@ -1,6 +1,7 @@
 """Exported models: parity with PyTorch on real drawings, server latency, and latency in the browser.
 
     python scripts/bench_export.py [--ckpt CKPT] [--store STORE] [--drawings N] [--runs 300] [--moves 240]
+                                  [--page-as this,pointermove,1core] [--skip parity,server,browser]
 
 1. Parity: the real sample's raw test drawings (``../shared/data/quickdraw-sample/test_raw.csv``)
    through the demo's preprocessing, then PyTorch, ONNX fp32 and ONNX int8 (onnxruntime): top-1
@@ -8,10 +9,13 @@
    against PyTorch's top-1 (1.0 = the same first guess every time).
 2. Server side: ``Predictor.predict_strokes`` p50/p95 with each backend on one pinned core, one
    thread (the figure ``scripts/bench_demo.py`` reports for PyTorch), on generated raw drawings.
-3. Browser: the exported page in headless Chromium (onnxruntime-web, WASM, one thread); a mouse
-   stroke of ``--moves`` pointer moves, the time from each move to the guess that includes it,
+3. Browser: the exported page in headless Chromium (onnxruntime-web, WASM, one thread a worker); a
+   mouse stroke of ``--moves`` pointer moves, the time from each move to the guess that includes it,
    twice: moves sent back to back (as fast as the driver can: the worst case, most moves arrive
    while a guess runs) and paced at 60 Hz (a hand on a 60 Hz screen); and the network alone.
+   ``--page-as`` also measures the page as other browsers would run it: ``pointermove`` (a browser
+   without ``pointerrawupdate``, or an http page that is not localhost), ``1core`` (one worker), or
+   both (``pointermove+1core``: the page before it used pointerrawupdate and a second worker).
 Without ``--ckpt`` the model is an untrained ResNet18 for 340 classes at 64 px (latency does not
 depend on the weights; parity is checked on its near-uniform probabilities, the hardest case for
 top-1 agreement). int8 is static (QDQ): calibrated on ``--store`` (the model's training store),
@@ -46,6 +50,7 @@ from quickdraw.onnx_export import calibration_images, export_onnx, quantize_int8
 from quickdraw.scoring import average_precision_at_k  # noqa: E402
 from quickdraw.serving import Predictor  # noqa: E402
 from quickdraw.web import build_page  # noqa: E402
+from quickdraw.web.browser import WITHOUT_RAW_POINTER_EVENTS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT.parent / "shared" / "data" / "quickdraw-sample" / "test_raw.csv"
@@ -102,19 +107,30 @@ NETWORK_JS = """async (n) => {
 
 # Where a move's time goes, as the page records it (quickdraw/web/app.js, state.stages).
 STAGES = ("input", "queue", "preprocess", "network", "show")
+# The page as other browsers and devices run it, by hiding what this Chromium has (run before the
+# page's scripts): "pointermove" hides pointerrawupdate, "1core" reports one core (one worker).
+PAGE_AS = {
+    "this": None,
+    "pointermove": WITHOUT_RAW_POINTER_EVENTS,
+    "1core": "Object.defineProperty(Navigator.prototype, 'hardwareConcurrency', {get: () => 1});",
+}
 
 
-def browser(out: Path, moves: int) -> None:
+def browser(out: Path, moves: int, page_as: list[str]) -> None:
     from quickdraw.web.browser import draw, open_page
 
     spiral = [(0.5 + 0.4 * (i / moves) * math.cos(i / 8), 0.5 + 0.4 * (i / moves) * math.sin(i / 8))
               for i in range(moves + 1)]  # fmt: skip
-    print(
-        f"browser (headless Chromium, onnxruntime-web WASM, 1 thread), one stroke of {moves} moves:"
-    )
-    for name in ("model.onnx", "model.int8.onnx"):
+    print(f"browser (headless Chromium, onnxruntime-web WASM, 1 thread a worker), one stroke of {moves} moves:")  # fmt: skip
+    for name, how in ((n, h) for h in page_as for n in ("model.onnx", "model.int8.onnx")):
         build_page(out, ORT_DIST, name)
-        with open_page(out) as s:
+        script = "\n".join(PAGE_AS[h] for h in how.split("+") if PAGE_AS[h])
+        with open_page(out, init_script=script or None) as s:
+            event = s.page.evaluate(
+                "'onpointerrawupdate' in window ? 'pointerrawupdate' : 'pointermove'"
+            )
+            workers = s.page.evaluate("window.quickdraw.workers")
+            print(f"  {name} as {how}: moves by {event}, {workers} worker(s)")
             net50, net95 = percentiles(s.page.evaluate(NETWORK_JS, 100))
             print(
                 f"  {name:16s} network alone         p50 {net50:5.1f} ms, p95 {net95:5.1f} ms (100 runs)"
@@ -157,7 +173,12 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--moves", type=int, default=240)
     ap.add_argument("--skip", default="", help="comma list of parity,server,browser to skip")
+    ap.add_argument("--page-as", default="this",
+                    help=f"comma list of {','.join(PAGE_AS)} or combinations (pointermove+1core): "
+                         "the browser part for each")  # fmt: skip
     args = ap.parse_args()
+    if unknown := set(args.page_as.replace("+", ",").split(",")) - set(PAGE_AS):
+        ap.error(f"--page-as: unknown {sorted(unknown)}; known: {', '.join(PAGE_AS)}")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "export"
         ckpt = args.ckpt or save_checkpoint("resnet18", 64, Path(tmp) / "resnet18.ckpt")
@@ -182,7 +203,7 @@ def main() -> None:
         if "parity" not in skip and SAMPLE.is_file():
             parity(ckpt, out, args.drawings)
         if "browser" not in skip:
-            browser(out, args.moves)
+            browser(out, args.moves, args.page_as.split(","))
         if "server" not in skip:
             server(ckpt, out, args.runs)
 

@@ -82,6 +82,7 @@ VARIANTS = {
     "smooth": (["model.loss.label_smoothing=0.1"], []),
     "flipaug": (["data.augment.hflip=0.5"], []),
     "ema": (["callbacks=ema"], []),
+    "64px": (["data.raster.size=64"], []),
     "128px": (["data.raster.size=128"], []),
     # Training on unfinished drawings: a share p of drawings cut to their first k strokes.
     "prefix25": (["data.augment.prefix=0.25"], []),

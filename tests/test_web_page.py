@@ -20,7 +20,7 @@ from test_export import run_export
 from quickdraw.checkpoints import load_model
 from quickdraw.data import synthetic
 from quickdraw.serving import Predictor
-from quickdraw.web.browser import CHROMIUM, draw, open_page
+from quickdraw.web.browser import CHROMIUM, WITHOUT_RAW_POINTER_EVENTS, draw, open_page
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = [
@@ -125,3 +125,31 @@ def test_drawing_with_the_mouse_updates_the_guesses_with_no_request(session):
     page.get_by_role("button", name="Clear").click()
     page.wait_for_function("document.querySelectorAll('#guesses li').length === 0")
     assert session.requests == []  # everything came with the page
+
+
+def test_raw_and_frame_aligned_moves_record_the_same_drawing(session):
+    """Moves by pointerrawupdate (this Chromium, on localhost) and by pointermove (browsers without
+    it) give the pad the same points, and both get guesses while drawing."""
+    zigzag = [(0.2 + 0.6 * i / 30, 0.4 + 0.2 * (i % 2)) for i in range(31)]
+    idle = "window.quickdraw.state.waiting.length === 0 && !window.quickdraw.state.busy"
+    recorded = {}
+    # A second tab of the same browser (one Playwright per process), with pointerrawupdate hidden.
+    plain = session.page.context.browser.new_page(viewport=session.page.viewport_size)
+    plain.add_init_script(WITHOUT_RAW_POINTER_EVENTS)
+    plain.goto(session.page.url)
+    plain.wait_for_function("window.quickdraw && window.quickdraw.ready", timeout=60_000)
+    try:
+        for name, page in (("pointerrawupdate", session.page), ("pointermove", plain)):
+            assert page.evaluate("'onpointerrawupdate' in window") == (name == "pointerrawupdate")
+            page.get_by_role("button", name="Clear").click()
+            page.evaluate("window.quickdraw.state.guesses = 0")
+            draw(page, zigzag, steps=4)
+            page.wait_for_function(idle)
+            assert page.evaluate("window.quickdraw.state.guesses") > 10, name
+            recorded[name] = json.loads(page.evaluate("window.quickdraw.state.latest"))
+    finally:
+        plain.close()
+    raw, aligned = recorded["pointerrawupdate"], recorded["pointermove"]
+    assert len(raw) == len(aligned) == 1
+    assert len(raw[0][0]) == 1 + 30 * 4  # every move's point, none lost or doubled
+    assert raw[0][:2] == aligned[0][:2]  # same x and y, point for point

@@ -74,7 +74,12 @@
     redraw();
   });
 
-  canvas.addEventListener("pointermove", (e) => {
+  // Moves: `pointerrawupdate` where the browser has it (Chromium, in secure contexts: https and
+  // localhost), else `pointermove`. Chromium holds pointermove back until just before the next
+  // animation frame, a median ~10 ms at 60 Hz; the raw event comes as soon as the move happens, so
+  // a guess can start a frame earlier. Both carry the same points (with their coalesced events).
+  const MOVE = "onpointerrawupdate" in window ? "pointerrawupdate" : "pointermove";
+  canvas.addEventListener(MOVE, (e) => {
     if (!current) return;
     const from = current[0].length - 1;
     const events = e.getCoalescedEvents ? e.getCoalescedEvents() : [];

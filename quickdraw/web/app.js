@@ -6,10 +6,11 @@
 // drawing (moves that arrive meanwhile are folded into the next one). The network runs in Web
 // Workers (worker.js), one guess each, so the pen never waits for it; with two workers a new guess
 // starts while the previous one still runs, so a move waits for one network pass, not up to two.
+// Moves come as `pointerrawupdate` where the browser has it (sketchpad.js), as soon as the hand
+// moves, rather than as `pointermove`, which Chromium holds until just before the next frame (a
+// median 10 ms of every move's latency, measured by scripts/bench_export.py).
 // At most one guess starts per displayed frame: a start closes the gate until the next animation
-// frame. The gate follows the browser's frames, not a 16.7 ms timer since the last start: pointer
-// events arrive once a frame, just before it, so a timer made every move that came a little early
-// wait for the next one (a median 7-10 ms of queueing, measured by scripts/bench_export.py).
+// frame (the browser's frames, not a 16.7 ms timer, which made moves that came a little early wait).
 // `window.quickdraw` exposes the pipeline for the tests and the benchmarks.
 import { DrawingRejected, rasterize, simplifyDrawing } from "./raster.js";
 
@@ -25,8 +26,10 @@ const [meta, page, padHtml, padJs] = await Promise.all([
 const spec = meta.raster;
 const shape = [1, spec.channels, spec.size, spec.size];
 
-// Workers: two where the device has the cores (a guess while the previous one finishes), else one.
-const WORKERS = Math.max(1, Math.min(2, (navigator.hardwareConcurrency || 1) - 1));
+// Workers: two where the device has two cores or more (a guess starts while the previous one
+// finishes, so a move need not wait for it), else one. Even on two cores, where both passes slow
+// a little when they overlap, two cut the fp32 p95 (README, "Export": scripts/bench_export.py).
+const WORKERS = Math.min(2, navigator.hardwareConcurrency || 1);
 
 function startWorker() {
   const worker = new Worker("worker.js", { type: "module" });
@@ -168,7 +171,9 @@ async function guess() {
 
 const pad = $("#sketchpad");
 pad.innerHTML = padHtml;
-for (const type of ["pointerdown", "pointermove", "pointerup", "pointercancel"])
+// The pad's move event: pointerrawupdate where the browser has it (see sketchpad.js).
+const MOVE = "onpointerrawupdate" in window ? "pointerrawupdate" : "pointermove";
+for (const type of ["pointerdown", MOVE, "pointerup", "pointercancel"])
   pad.addEventListener(type, (e) => (inputTime = e.timeStamp), { capture: true });
 // sketchpad.js is the demo's gr.HTML `js_on_load` body: it gets its element, props and trigger.
 new Function("element", "props", "trigger", padJs)(pad, props, request);

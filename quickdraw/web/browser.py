@@ -20,6 +20,10 @@ CHROMIUM = Path("/usr/bin/chromium")
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync"]  # fmt: skip
 
+# Run before a page's scripts (open_page's init_script): the page as a browser without
+# pointerrawupdate runs it (it is not in every major browser, nor on http pages but localhost).
+WITHOUT_RAW_POINTER_EVENTS = "delete window.onpointerrawupdate;"
+
 # Runs in the page: raw drawings -> the page's preprocessing and model, as plain arrays.
 RUN_JS = """async (drawings) => {
   const qd = window.quickdraw, out = [];
@@ -65,8 +69,14 @@ class PageSession:
 
 
 @contextmanager
-def open_page(folder: str | Path, viewport: tuple[int, int] = (1100, 760)) -> Iterator[PageSession]:
-    """Serve ``folder`` and open it in headless Chromium, ready to draw. Raises RuntimeError on page errors."""
+def open_page(
+    folder: str | Path, viewport: tuple[int, int] = (1100, 760), init_script: str | None = None
+) -> Iterator[PageSession]:
+    """Serve ``folder`` and open it in headless Chromium, ready to draw. Raises RuntimeError on page errors.
+
+    ``init_script``: JavaScript run before the page's own (the benchmarks use it to hide browser
+    features, e.g. ``pointerrawupdate``, and measure the page without them).
+    """
     from playwright.sync_api import sync_playwright
 
     errors: list[str] = []
@@ -75,6 +85,8 @@ def open_page(folder: str | Path, viewport: tuple[int, int] = (1100, 760)) -> It
         try:
             page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
             page.on("pageerror", lambda e: errors.append(str(e)))
+            if init_script:
+                page.add_init_script(init_script)
             page.goto(url)
             try:
                 page.wait_for_function("window.quickdraw && window.quickdraw.ready", timeout=60_000)
