@@ -72,6 +72,7 @@ class WebPage:
     model: str = "fp32"  # fp32 | int8: which export the page runs
     top_k: int = 5
     max_points: int = 5000  # the demo's limits.max_points (quickdraw.serving.Limits)
+    max_strokes: int = 200  # the demo's limits.max_strokes
 
 
 def export_checkpoint(
@@ -116,7 +117,9 @@ def export_checkpoint(
         write_sidecar(model, out, int8=INT8)
     if format == "web":
         model_file = FP32 if web.model == "fp32" else INT8
-        page = build_page(out, web.ort_dist, model_file, web.top_k, web.max_points)
+        page = build_page(
+            out, web.ort_dist, model_file, web.top_k, web.max_points, web.max_strokes
+        )
         log.info("page: %s (serve it with `python -m http.server -d %s`)", page, out)
     return out
 

@@ -1,7 +1,8 @@
 """The README's toolbox figure: each option's paired MAP@3 gain over the plain ResNet18 of its seed.
 
     python scripts/compare_models.py --variants base,tta,balance,... --seeds 42,1,2 ...   # first: the runs
-    python scripts/toolbox_figure.py outputs/cmpT outputs/cmpA:128px [--out docs/figures/toolbox.png]
+    python scripts/toolbox_figure.py outputs/cmpT [--out docs/figures/toolbox.png]
+    python scripts/toolbox_figure.py outputs/cmpS --title "..." --out docs/figures/raster_size.png
 
 Each argument is a ``compare_models.py --variants`` output folder (its ``variants.json``), optionally
 followed by ``:name,name`` to keep only those variants (a folder of another budget contributes its
@@ -22,6 +23,7 @@ from matplotlib.figure import Figure
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = {"test/map3": "MAP@3", "test/acc": "top-1"}
+TITLE = "the Kaggle toolbox on the real sample (dots: seeds; bar: mean ± sd)"
 
 
 def gains(path: Path, keep: list[str] | None, metric: str) -> list[tuple[str, list[float]]]:
@@ -37,7 +39,7 @@ def gains(path: Path, keep: list[str] | None, metric: str) -> list[tuple[str, li
     return out
 
 
-def plot(rows: list[tuple[str, list[float]]], metric: str) -> Figure:
+def plot(rows: list[tuple[str, list[float]]], metric: str, title: str = TITLE) -> Figure:
     fig = Figure(figsize=(7.5, 0.45 * len(rows) + 1.2))
     ax = fig.add_subplot()
     for i, (_, g) in enumerate(rows):
@@ -49,7 +51,7 @@ def plot(rows: list[tuple[str, list[float]]], metric: str) -> Figure:
     ax.invert_yaxis()
     ax.set_xlabel(f"{LABELS.get(metric, metric)} gain over the plain ResNet18 of the same seed")
     ax.grid(axis="x", alpha=0.3)
-    ax.set_title("the Kaggle toolbox on the real sample (dots: seeds; bar: mean ± sd)", fontsize=10)
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -61,6 +63,7 @@ def main() -> None:
     p.add_argument("compare", nargs="+", help="FOLDER or FOLDER:variant,variant")
     p.add_argument("--metric", default="test/map3", choices=list(LABELS))
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "figures" / "toolbox.png")
+    p.add_argument("--title", default=TITLE)
     args = p.parse_args()
     rows = []
     for i, spec in enumerate(args.compare):
@@ -73,7 +76,7 @@ def main() -> None:
             rows.append((name if i == 0 else f"{name} ({path.name})", g))
     if not rows:
         sys.exit("no variants besides base in those folders")
-    fig = plot(rows, args.metric)
+    fig = plot(rows, args.metric, args.title)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=110)
     print(f"written: {args.out}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 from itertools import islice
 from pathlib import Path
 
@@ -19,8 +20,8 @@ from test_export import run_export
 
 from quickdraw.checkpoints import load_model
 from quickdraw.data import synthetic
-from quickdraw.serving import Predictor
-from quickdraw.web.browser import CHROMIUM, WITHOUT_RAW_POINTER_EVENTS, draw, open_page
+from quickdraw.serving import InputRejected, Predictor
+from quickdraw.web.browser import CHROMIUM, WITHOUT_RAW_POINTER_EVENTS, draw, open_page, serve
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = [
@@ -153,3 +154,86 @@ def test_raw_and_frame_aligned_moves_record_the_same_drawing(session):
     assert len(raw) == len(aligned) == 1
     assert len(raw[0][0]) == 1 + 30 * 4  # every move's point, none lost or doubled
     assert raw[0][:2] == aligned[0][:2]  # same x and y, point for point
+
+
+def new_tab(session, url: str | None = None, **options):
+    """Another tab of the session's browser (one Playwright per process), loaded and ready."""
+    page = session.page.context.browser.new_page(viewport=session.page.viewport_size, **options)
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(url or session.page.url)
+    return page, requests
+
+
+def test_page_fetches_the_model_once_for_all_workers(session):
+    page, requests = new_tab(session)
+    try:
+        page.wait_for_function("window.quickdraw && window.quickdraw.ready", timeout=60_000)
+        assert page.evaluate("window.quickdraw.workers") >= 1
+        for name in ("model.onnx", "ort-wasm-simd-threaded.wasm"):
+            assert sum(u.endswith("/" + name) for u in requests) == 1, (name, requests)
+    finally:
+        page.close()
+
+
+def test_a_second_finger_does_not_spoil_the_stroke(session):
+    """Two fingers on a touch screen: the stroke is the first finger's, with none of the second's points."""
+    page, _ = new_tab(session, has_touch=True)
+    try:
+        page.wait_for_function("window.quickdraw && window.quickdraw.ready", timeout=60_000)
+        box = page.locator("#sketchpad canvas").bounding_box()
+        x1, x2, y = box["x"] + 100, box["x"] + 300, box["y"] + 100
+        cdp = page.context.new_cdp_session(page)
+
+        def touch(kind: str, *points: tuple[float, float, int]) -> None:
+            cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [
+                {"x": px, "y": py, "id": i} for px, py, i in points]})  # fmt: skip
+
+        touch("touchStart", (x1, y, 1))
+        touch("touchStart", (x1, y, 1), (x2, y, 2))
+        for i in range(1, 21):
+            touch("touchMove", (x1, y + 5 * i, 1), (x2 + 3 * i, y, 2))
+        touch("touchEnd")  # both lift
+        page.wait_for_function(
+            "window.quickdraw.state.waiting.length === 0 && !window.quickdraw.state.busy"
+        )
+        (stroke,) = json.loads(page.evaluate("window.quickdraw.state.latest"))
+        left = box["x"]
+        assert len(stroke[0]) == 21  # the first finger's down and its 20 moves
+        assert set(stroke[0]) == {round(x1 - left, 1)}  # no point of the second finger
+    finally:
+        page.close()
+
+
+def test_a_page_that_cannot_load_says_why(session, page_dir, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(page_dir, broken)
+    (broken / "model.onnx").write_bytes((page_dir / "model.onnx").read_bytes()[:1000])
+    with serve(broken) as url:
+        page, _ = new_tab(session, url)
+        try:
+            page.wait_for_function(
+                "document.querySelector('#status').textContent.includes('could not')"
+            )
+            assert "model.onnx" in page.locator("#status").text_content()
+        finally:
+            page.close()
+
+
+def test_page_refuses_drawings_over_the_demos_limits(session, demo_checkpoint):
+    """The page refuses what the server refuses (quickdraw.serving.Limits): too many strokes or points."""
+    predictor = Predictor(load_model(demo_checkpoint))
+    limits = predictor.limits
+    many = [[[i, i + 1], [0, 1], [0, 1]] for i in range(limits.max_strokes + 1)]
+    long = [[list(range(limits.max_points + 1)), [0] * (limits.max_points + 1)]]
+    for drawing, message in (
+        (many, f"{len(many)} strokes"),
+        (long, f"more than {limits.max_points} points"),
+    ):
+        with pytest.raises(InputRejected, match=message):
+            predictor.predict_strokes(drawing)
+        got = session.page.evaluate(
+            "(d) => { try { window.quickdraw.preprocess(d); return null } catch (e) { return e.message } }",
+            drawing,
+        )
+        assert got is not None and message in got

@@ -16,6 +16,7 @@
 
   let strokes = []; // finished strokes
   let current = null; // the stroke under the pen
+  let pen = null; // the pointerId drawing it: a second finger or pen is ignored until it lifts
   let t0 = null; // time of the drawing's first point
   let lastSent = 0;
 
@@ -66,8 +67,9 @@
   }
 
   canvas.addEventListener("pointerdown", (e) => {
-    if (e.pointerType === "mouse" && e.button !== 0) return;
+    if ((e.pointerType === "mouse" && e.button !== 0) || (current && e.pointerId !== pen)) return;
     e.preventDefault();
+    pen = e.pointerId;
     canvas.setPointerCapture(e.pointerId);
     current = [[], [], []];
     addPoint(e);
@@ -80,7 +82,7 @@
   // a guess can start a frame earlier. Both carry the same points (with their coalesced events).
   const MOVE = "onpointerrawupdate" in window ? "pointerrawupdate" : "pointermove";
   canvas.addEventListener(MOVE, (e) => {
-    if (!current) return;
+    if (!current || e.pointerId !== pen) return;
     const from = current[0].length - 1;
     const events = e.getCoalescedEvents ? e.getCoalescedEvents() : [];
     for (const ev of events.length ? events : [e]) addPoint(ev);
@@ -89,7 +91,7 @@
   });
 
   function finish(e) {
-    if (!current) return;
+    if (!current || e.pointerId !== pen) return;
     if (canvas.hasPointerCapture(e.pointerId)) canvas.releasePointerCapture(e.pointerId);
     strokes.push(current);
     current = null;
@@ -97,6 +99,7 @@
   }
   canvas.addEventListener("pointerup", finish);
   canvas.addEventListener("pointercancel", finish);
+  canvas.addEventListener("lostpointercapture", finish); // the browser took the pointer away
 
   element.querySelector(".qd-undo").addEventListener("click", () => {
     if (!strokes.length) return;

@@ -33,6 +33,7 @@ def build_page(
     model_file: str = "model.onnx",
     top_k: int = 5,
     max_points: int = 5000,
+    max_strokes: int = 200,
 ) -> Path:
     """Write the page into ``out_dir`` (which already holds the export); returns ``index.html``.
 
@@ -64,7 +65,7 @@ def build_page(
     for name in ORT_FILES:
         shutil.copyfile(dist / name, out / "ort" / name)
     package = json.loads((dist.parent / "package.json").read_text())
-    page = {"model": model_file, "top_k": top_k, "max_points": max_points,
+    page = {"model": model_file, "top_k": top_k, "max_points": max_points, "max_strokes": max_strokes,
             "onnxruntime_web": package.get("version")}  # fmt: skip
     (out / "page.json").write_text(json.dumps(page, indent=1))
     return out / "index.html"

@@ -17,12 +17,28 @@ import { DrawingRejected, rasterize, simplifyDrawing } from "./raster.js";
 const HINT = "Draw something on the canvas: the model guesses while you draw.";
 const $ = (sel) => document.querySelector(sel);
 
+// A page that cannot load says why where the guesses would be, not only in the console.
+function failed(what, e) {
+  $("#status").textContent = `The page could not ${what}: ${e.message ?? e}. Serve this folder `
+    + "as written by `python -m quickdraw.export ... format=web`, e.g. `python -m http.server -d DIR`.";
+  throw e;
+}
+
+async function get(path, as) {
+  const r = await fetch(path);
+  if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
+  return r[as]();
+}
+
 const [meta, page, padHtml, padJs] = await Promise.all([
-  fetch("model.json").then((r) => r.json()),
-  fetch("page.json").then((r) => r.json()),
-  fetch("sketchpad.html").then((r) => r.text()),
-  fetch("sketchpad.js").then((r) => r.text()),
-]);
+  get("model.json", "json"), get("page.json", "json"),
+  get("sketchpad.html", "text"), get("sketchpad.js", "text"),
+]).catch((e) => failed("load its files", e));
+// The model and the WASM runtime are fetched once, here, and copied to each worker (each fetching
+// its own would download them once a worker).
+const [modelBytes, wasmBytes] = await Promise.all([
+  get(page.model, "arrayBuffer"), get("ort/ort-wasm-simd-threaded.wasm", "arrayBuffer"),
+]).catch((e) => failed("load the model", e));
 const spec = meta.raster;
 const shape = [1, spec.channels, spec.size, spec.size];
 
@@ -43,14 +59,16 @@ function startWorker() {
       slot.pending.delete(data.id);
       data.error ? call.reject(new Error(data.error)) : call.resolve(data.probs);
     };
-    worker.postMessage({ model: new URL(page.model, location.href).href });
+    const [model, wasm] = [modelBytes.slice(0), wasmBytes.slice(0)]; // a copy each, moved over
+    worker.postMessage({ model, wasm, name: page.model }, [model, wasm]);
   });
 }
-const pool = await Promise.all(Array.from({ length: WORKERS }, startWorker));
+const pool = await Promise.all(Array.from({ length: WORKERS }, startWorker))
+  .catch((e) => failed(`start the model (${page.model})`, e));
 
 function preprocess(drawing) {
   // Raw strokes [[xs, ys, ts], ...] -> {strokes, image}: null image for an empty drawing.
-  const strokes = simplifyDrawing(drawing, page.max_points);
+  const strokes = simplifyDrawing(drawing, page.max_points, page.max_strokes ?? 200);
   return { strokes, image: strokes ? rasterize(strokes, spec) : null };
 }
 

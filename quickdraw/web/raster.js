@@ -102,8 +102,11 @@ function rdp(xs, ys) {
 export class DrawingRejected extends Error {}
 
 // A raw drawing [[xs, ys(, ts)], ...] in any units -> strokes [[xs], [ys]] of 0..255 integers.
-// Throws DrawingRejected as parse_drawing does (too many points, too much ink); null when empty.
-export function simplifyDrawing(drawing, maxPoints = 5000) {
+// Throws DrawingRejected as the server does (serving.Predictor: too many strokes or points, too
+// much ink); null when empty.
+export function simplifyDrawing(drawing, maxPoints = 5000, maxStrokes = 200) {
+  if (drawing.length > maxStrokes)
+    throw new DrawingRejected(`${drawing.length} strokes; the limit is ${maxStrokes}`);
   const strokes = drawing.filter((s) => s[0].length > 0);
   let count = 0;
   for (const s of strokes) count += s[0].length;

@@ -1,6 +1,7 @@
 // One onnxruntime-web session in a Web Worker, so the page's thread stays free for the pen while
-// the network runs. Messages in: {model} once, then {id, image: Uint8Array, shape}; out: {ready},
-// {id, probs: Float32Array (K,)} or {id, error}.
+// the network runs. Messages in: {model: ArrayBuffer (the .onnx file), wasm: ArrayBuffer (the
+// runtime's .wasm), name} once, then {id, image: Uint8Array, shape}; out: {ready},
+// {id, probs: Float32Array (K,)} or {id, error}. The page fetches the files, once for all workers.
 import * as ort from "./ort/ort.wasm.bundle.min.mjs";
 
 // One thread per worker: multi-threaded WASM needs cross-origin isolation headers a plain static
@@ -11,7 +12,8 @@ let session = null;
 self.onmessage = async ({ data }) => {
   if (data.model) {
     try {
-      session = await ort.InferenceSession.create(data.model, {
+      ort.env.wasm.wasmBinary = data.wasm;
+      session = await ort.InferenceSession.create(new Uint8Array(data.model), {
         executionProviders: ["wasm"],
         graphOptimizationLevel: "all",
         // One drawing at a time: a fixed batch lets onnxruntime plan its buffers once
@@ -20,7 +22,7 @@ self.onmessage = async ({ data }) => {
       });
       self.postMessage({ ready: true });
     } catch (e) {
-      self.postMessage({ error: `loading ${data.model}: ${e.message ?? e}` });
+      self.postMessage({ error: `loading ${data.name}: ${e.message ?? e}` });
     }
     return;
   }
