@@ -117,9 +117,7 @@ def export_checkpoint(
         write_sidecar(model, out, int8=INT8)
     if format == "web":
         model_file = FP32 if web.model == "fp32" else INT8
-        page = build_page(
-            out, web.ort_dist, model_file, web.top_k, web.max_points, web.max_strokes
-        )
+        page = build_page(out, web.ort_dist, model_file, web.top_k, web.max_points, web.max_strokes)
         log.info("page: %s (serve it with `python -m http.server -d %s`)", page, out)
     return out
 
