@@ -36,7 +36,7 @@ const [meta, page, padHtml, padJs] = await Promise.all([
 ]).catch((e) => failed("load its files", e));
 // The model and the WASM runtime are fetched once, here, and copied to each worker (each fetching
 // its own would download them once a worker).
-const [modelBytes, wasmBytes] = await Promise.all([
+let [modelBytes, wasmBytes] = await Promise.all([
   get(page.model, "arrayBuffer"), get("ort/ort-wasm-simd-threaded.wasm", "arrayBuffer"),
 ]).catch((e) => failed("load the model", e));
 const spec = meta.raster;
@@ -65,6 +65,7 @@ function startWorker() {
 }
 const pool = await Promise.all(Array.from({ length: WORKERS }, startWorker))
   .catch((e) => failed(`start the model (${page.model})`, e));
+modelBytes = wasmBytes = null; // the workers hold their copies
 
 function preprocess(drawing) {
   // Raw strokes [[xs, ys, ts], ...] -> {strokes, image}: null image for an empty drawing.
