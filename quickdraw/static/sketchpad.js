@@ -61,8 +61,11 @@
 
   function send() {
     const drawing = current ? strokes.concat([current]) : strokes;
-    props.value = JSON.stringify(drawing);
-    trigger("stroke");
+    if (props.take) props.take(drawing); // the exported page: the arrays, no JSON (quickdraw/web)
+    else {
+      props.value = JSON.stringify(drawing);
+      trigger("stroke");
+    }
     lastSent = performance.now();
   }
 

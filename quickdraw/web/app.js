@@ -111,9 +111,14 @@ function show(top, image, status) {
 }
 
 // -- the loop: newest drawing, at most one guess per worker and one start per frame ---------------
-const props = { value: "[]", live_ms: 1 }; // live_ms 1: the pad asks on every pointer move
+// live_ms 1: the pad asks on every pointer move. `take` gets the pad's drawing itself (its live
+// arrays, read before the next move can change them), not the JSON the Gradio demo sends: raw
+// pointer events come at the device's rate (up to 1000 Hz), too often to serialise it every time.
+let drawing = [];
+const props = { live_ms: 1, take: (d) => ((drawing = d), request()) };
 const state = {
-  latest: "[]", waiting: [], asked: [], gate: true, running: 0, busy: false, started: -Infinity,
+  get latest() { return JSON.stringify(drawing); }, // the drawing the next guess sees, as JSON
+  waiting: [], asked: [], gate: true, running: 0, busy: false, started: -Infinity,
   sent: 0, shown: 0, guesses: 0, latencies: [],
   // Where each answered move's time went (ms): [input (event -> the page's handler), queue (handler
   // -> its guess starts), preprocess, network (worker round trip), show]; their sum is its latency.
@@ -125,7 +130,6 @@ const state = {
 let inputTime = null;
 
 function request() {
-  state.latest = props.value;
   const now = performance.now();
   state.waiting.push([inputTime ?? now, now]);
   inputTime = null;
@@ -153,7 +157,7 @@ async function guess() {
   let view;
   const t = [state.started, state.started, state.started]; // start, preprocessed, network done
   try {
-    const { strokes, image } = preprocess(JSON.parse(state.latest));
+    const { strokes, image } = preprocess(drawing);
     t[1] = t[2] = performance.now();
     if (!image) view = [[], null, HINT];
     else {
