@@ -128,16 +128,25 @@ def test_drawing_with_the_mouse_updates_the_guesses_with_no_request(session):
     assert session.requests == []  # everything came with the page
 
 
+def new_tab(session, url: str | None = None, init_script: str | None = None, **options):
+    """Another tab of the session's browser (one Playwright per process), loading ``url`` (default:
+    the session's page); returns it and the list of every URL it requests."""
+    page = session.page.context.browser.new_page(viewport=session.page.viewport_size, **options)
+    if init_script:
+        page.add_init_script(init_script)
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(url or session.page.url)
+    return page, requests
+
+
 def test_raw_and_frame_aligned_moves_record_the_same_drawing(session):
     """Moves by pointerrawupdate (this Chromium, on localhost) and by pointermove (browsers without
     it) give the pad the same points, and both get guesses while drawing."""
     zigzag = [(0.2 + 0.6 * i / 30, 0.4 + 0.2 * (i % 2)) for i in range(31)]
     idle = "window.quickdraw.state.waiting.length === 0 && !window.quickdraw.state.busy"
     recorded = {}
-    # A second tab of the same browser (one Playwright per process), with pointerrawupdate hidden.
-    plain = session.page.context.browser.new_page(viewport=session.page.viewport_size)
-    plain.add_init_script(WITHOUT_RAW_POINTER_EVENTS)
-    plain.goto(session.page.url)
+    plain, _ = new_tab(session, init_script=WITHOUT_RAW_POINTER_EVENTS)
     plain.wait_for_function("window.quickdraw && window.quickdraw.ready", timeout=60_000)
     try:
         for name, page in (("pointerrawupdate", session.page), ("pointermove", plain)):
@@ -154,15 +163,6 @@ def test_raw_and_frame_aligned_moves_record_the_same_drawing(session):
     assert len(raw) == len(aligned) == 1
     assert len(raw[0][0]) == 1 + 30 * 4  # every move's point, none lost or doubled
     assert raw[0][:2] == aligned[0][:2]  # same x and y, point for point
-
-
-def new_tab(session, url: str | None = None, **options):
-    """Another tab of the session's browser (one Playwright per process), loaded and ready."""
-    page = session.page.context.browser.new_page(viewport=session.page.viewport_size, **options)
-    requests: list[str] = []
-    page.on("request", lambda r: requests.append(r.url))
-    page.goto(url or session.page.url)
-    return page, requests
 
 
 def test_page_fetches_the_model_once_for_all_workers(session):

@@ -84,6 +84,7 @@
   // animation frame, a median ~10 ms at 60 Hz; the raw event comes as soon as the move happens, so
   // a guess can start a frame earlier. Both carry the same points (with their coalesced events).
   const MOVE = "onpointerrawupdate" in window ? "pointerrawupdate" : "pointermove";
+  if (props.take) props.move_event = MOVE; // the exported page times the pad's events (not Gradio's props)
   canvas.addEventListener(MOVE, (e) => {
     if (!current || e.pointerId !== pen) return;
     const from = current[0].length - 1;

@@ -65,7 +65,8 @@ def build_page(
     for name in ORT_FILES:
         shutil.copyfile(dist / name, out / "ort" / name)
     package = json.loads((dist.parent / "package.json").read_text())
-    page = {"model": model_file, "top_k": top_k, "max_points": max_points, "max_strokes": max_strokes,
+    page = {"model": model_file, "runtime": f"ort/{ORT_FILES[1]}", "top_k": top_k,
+            "max_points": max_points, "max_strokes": max_strokes,
             "onnxruntime_web": package.get("version")}  # fmt: skip
     (out / "page.json").write_text(json.dumps(page, indent=1))
     return out / "index.html"

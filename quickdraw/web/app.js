@@ -37,7 +37,7 @@ const [meta, page, padHtml, padJs] = await Promise.all([
 // The model and the WASM runtime are fetched once, here, and copied to each worker (each fetching
 // its own would download them once a worker).
 let [modelBytes, wasmBytes] = await Promise.all([
-  get(page.model, "arrayBuffer"), get("ort/ort-wasm-simd-threaded.wasm", "arrayBuffer"),
+  get(page.model, "arrayBuffer"), get(page.runtime, "arrayBuffer"),
 ]).catch((e) => failed("load the model", e));
 const spec = meta.raster;
 const shape = [1, spec.channels, spec.size, spec.size];
@@ -70,7 +70,7 @@ modelBytes = wasmBytes = null; // the workers hold their copies
 
 function preprocess(drawing) {
   // Raw strokes [[xs, ys, ts], ...] -> {strokes, image}: null image for an empty drawing.
-  const strokes = simplifyDrawing(drawing, page.max_points, page.max_strokes ?? 200);
+  const strokes = simplifyDrawing(drawing, page.max_points, page.max_strokes);
   return { strokes, image: strokes ? rasterize(strokes, spec) : null };
 }
 
@@ -195,12 +195,11 @@ async function guess() {
 
 const pad = $("#sketchpad");
 pad.innerHTML = padHtml;
-// The pad's move event: pointerrawupdate where the browser has it (see sketchpad.js).
-const MOVE = "onpointerrawupdate" in window ? "pointerrawupdate" : "pointermove";
-for (const type of ["pointerdown", MOVE, "pointerup", "pointercancel"])
-  pad.addEventListener(type, (e) => (inputTime = e.timeStamp), { capture: true });
 // sketchpad.js is the demo's gr.HTML `js_on_load` body: it gets its element, props and trigger.
 new Function("element", "props", "trigger", padJs)(pad, props, request);
+// The events the pad draws from (its move event: pointerrawupdate where the browser has it).
+for (const type of ["pointerdown", props.move_event, "pointerup", "pointercancel"])
+  pad.addEventListener(type, (e) => (inputTime = e.timeStamp), { capture: true });
 $("#about").textContent = `Model: ${meta.arch}, ${meta.classes.length} classes, ${spec.size} px ${spec.encoding} input, `
   + `${page.model} (quickdraw ${meta.quickdraw_version}). Trained on Quick, Draw! data (Google, CC BY 4.0).`;
 show([], null, HINT);
