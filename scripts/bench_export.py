@@ -1,7 +1,8 @@
 """Exported models: parity with PyTorch on real drawings, server latency, and latency in the browser.
 
     python scripts/bench_export.py [--ckpt CKPT] [--store STORE] [--drawings N] [--runs 300] [--moves 240]
-                                  [--page-as this,pointermove,1core] [--skip parity,server,browser]
+                                  [--page-as this,pointermove,1core] [--input synthetic,playwright,back-to-back]
+                                  [--skip parity,server,browser]
 
 1. Parity: the real sample's raw test drawings (``../shared/data/quickdraw-sample/test_raw.csv``)
    through the demo's preprocessing, then PyTorch, ONNX fp32 and ONNX int8 (onnxruntime): top-1
@@ -9,13 +10,17 @@
    against PyTorch's top-1 (1.0 = the same first guess every time).
 2. Server side: ``Predictor.predict_strokes`` p50/p95 with each backend on one pinned core, one
    thread (the figure ``scripts/bench_demo.py`` reports for PyTorch), on generated raw drawings.
-3. Browser: the exported page in headless Chromium (onnxruntime-web, WASM, one thread a worker); a
-   mouse stroke of ``--moves`` pointer moves, the time from each move to the guess that includes it,
-   twice: moves sent back to back (as fast as the driver can: the worst case, most moves arrive
-   while a guess runs) and paced at 60 Hz (a hand on a 60 Hz screen); and the network alone.
-   ``--page-as`` also measures the page as other browsers would run it: ``pointermove`` (a browser
-   without ``pointerrawupdate``, or an http page that is not localhost), ``1core`` (one worker), or
-   both (``pointermove+1core``: the page before it used pointerrawupdate and a second worker).
+3. Browser: the exported page in headless Chromium (onnxruntime-web, WASM, one thread a worker); the
+   network alone, then a mouse stroke of ``--moves`` pointer moves and the time from each move to
+   the guess that includes it (p50/p95), for each of ``--input``: ``synthetic``, moves made by
+   Chromium itself (synthetic pointer actions, one a displayed frame: 60 Hz), the closest to a
+   hand on a 60 Hz screen; ``playwright``, moves sent from this script at 60 Hz through Playwright,
+   whose driver (Python, Node, the DevTools pipe) takes ~25 % of a core from the page on a 2-core
+   machine; ``back-to-back``, Playwright moves as fast as the driver goes (most moves arrive while
+   a guess runs). ``--page-as`` also measures the page as other browsers would run it:
+   ``pointermove`` (a browser without ``pointerrawupdate``, or an http page that is not
+   localhost), ``1core`` (one worker), or both (``pointermove+1core``: the page before it used
+   pointerrawupdate and a second worker).
 Without ``--ckpt`` the model is an untrained ResNet18 for 340 classes at 64 px (latency does not
 depend on the weights; parity is checked on its near-uniform probabilities, the hardest case for
 top-1 agreement). int8 is static (QDQ): calibrated on ``--store`` (the model's training store),
@@ -116,16 +121,24 @@ PAGE_AS = {
 }
 
 
-def browser(out: Path, moves: int, page_as: list[str]) -> None:
-    from quickdraw.web.browser import draw, open_page
+INPUTS = ("synthetic", "playwright", "back-to-back")
+
+
+def browser(out: Path, moves: int, page_as: list[str], inputs: list[str]) -> None:
+    from quickdraw.web.browser import draw, draw_synthetic, open_page
 
     spiral = [(0.5 + 0.4 * (i / moves) * math.cos(i / 8), 0.5 + 0.4 * (i / moves) * math.sin(i / 8))
               for i in range(moves + 1)]  # fmt: skip
+    strokes = {  # label -> one stroke through the spiral
+        "synthetic": ("60 Hz, Chromium input", lambda page: draw_synthetic(page, spiral)),
+        "playwright": ("60 Hz, Playwright", lambda page: draw(page, spiral, steps=1, pace_ms=1000 / 60)),
+        "back-to-back": ("back to back, Playwr.", lambda page: draw(page, spiral, steps=1)),
+    }  # fmt: skip
     print(f"browser (headless Chromium, onnxruntime-web WASM, 1 thread a worker), one stroke of {moves} moves:")  # fmt: skip
     for name, how in ((n, h) for h in page_as for n in ("model.onnx", "model.int8.onnx")):
         build_page(out, ORT_DIST, name)
         script = "\n".join(PAGE_AS[h] for h in how.split("+") if PAGE_AS[h])
-        with open_page(out, init_script=script or None) as s:
+        with open_page(out, init_script=script or None, synthetic_input=True) as s:
             event = s.page.evaluate(
                 "'onpointerrawupdate' in window ? 'pointerrawupdate' : 'pointermove'"
             )
@@ -133,23 +146,23 @@ def browser(out: Path, moves: int, page_as: list[str]) -> None:
             print(f"  {name} as {how}: moves by {event}, {workers} worker(s)")
             net50, net95 = percentiles(s.page.evaluate(NETWORK_JS, 100))
             print(
-                f"  {name:16s} network alone         p50 {net50:5.1f} ms, p95 {net95:5.1f} ms (100 runs)"
+                f"  {name:16s} network alone          p50 {net50:5.1f} ms, p95 {net95:5.1f} ms (100 runs)"
             )
             draw(s.page, spiral[:20], steps=1)  # warm-up stroke
             s.page.wait_for_function(IDLE)
-            for pace, label in ((0.0, "moves back to back"), (1000 / 60, "moves at 60 Hz")):
+            for label, stroke in (strokes[i] for i in inputs):
                 s.page.evaluate(
                     "Object.assign(window.quickdraw.state, {latencies: [], stages: [], guesses: 0})"
                 )
-                draw(s.page, spiral, steps=1, pace_ms=pace)
+                stroke(s.page)
                 s.page.wait_for_function(IDLE)
                 lat = s.page.evaluate("window.quickdraw.state.latencies")
                 guesses = s.page.evaluate("window.quickdraw.state.guesses")
                 stages = np.median(s.page.evaluate("window.quickdraw.state.stages"), axis=0)
                 p50, p95 = percentiles(lat)
-                print(f"  {name:16s} {label:21s} p50 {p50:5.1f} ms, p95 {p95:5.1f} ms: move -> updated guess "
+                print(f"  {name:16s} {label:22s} p50 {p50:5.1f} ms, p95 {p95:5.1f} ms: move -> updated guess "
                       f"({len(lat)} moves, {guesses} guesses, requests after load: {len(s.requests)})")  # fmt: skip
-                print(f"  {'':16s} {'':21s} medians: " + ", ".join(
+                print(f"  {'':16s} {'':22s} medians: " + ", ".join(
                     f"{n} {v:.1f}" for n, v in zip(STAGES, stages, strict=True)) + " ms")  # fmt: skip
 
 
@@ -173,12 +186,17 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--moves", type=int, default=240)
     ap.add_argument("--skip", default="", help="comma list of parity,server,browser to skip")
+    ap.add_argument("--input", default="synthetic,playwright,back-to-back",
+                    help="comma list of the strokes to time: synthetic (Chromium's own input, one move "
+                         "a frame), playwright (the mouse driven from here at 60 Hz), back-to-back")  # fmt: skip
     ap.add_argument("--page-as", default="this",
                     help=f"comma list of {','.join(PAGE_AS)} or combinations (pointermove+1core): "
                          "the browser part for each")  # fmt: skip
     args = ap.parse_args()
     if unknown := set(args.page_as.replace("+", ",").split(",")) - set(PAGE_AS):
         ap.error(f"--page-as: unknown {sorted(unknown)}; known: {', '.join(PAGE_AS)}")
+    if unknown := set(args.input.split(",")) - set(INPUTS):
+        ap.error(f"--input: unknown {sorted(unknown)}; known: {', '.join(INPUTS)}")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "export"
         ckpt = args.ckpt or save_checkpoint("resnet18", 64, Path(tmp) / "resnet18.ckpt")
@@ -203,7 +221,7 @@ def main() -> None:
         if "parity" not in skip and SAMPLE.is_file():
             parity(ckpt, out, args.drawings)
         if "browser" not in skip:
-            browser(out, args.moves, args.page_as.split(","))
+            browser(out, args.moves, args.page_as.split(","), args.input.split(","))
         if "server" not in skip:
             server(ckpt, out, args.runs)
 

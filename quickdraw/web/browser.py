@@ -20,6 +20,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync"]  # fmt: skip
 
+# Lets a page synthesise input through Chromium's own input pipeline (draw_synthetic).
+SYNTHETIC_INPUT = "--enable-gpu-benchmarking"
+
 # Run before a page's scripts (open_page's init_script): the page as a browser without
 # pointerrawupdate runs it (it is not in every major browser, nor on http pages but localhost).
 WITHOUT_RAW_POINTER_EVENTS = "delete window.onpointerrawupdate;"
@@ -70,18 +73,23 @@ class PageSession:
 
 @contextmanager
 def open_page(
-    folder: str | Path, viewport: tuple[int, int] = (1100, 760), init_script: str | None = None
+    folder: str | Path,
+    viewport: tuple[int, int] = (1100, 760),
+    init_script: str | None = None,
+    synthetic_input: bool = False,
 ) -> Iterator[PageSession]:
     """Serve ``folder`` and open it in headless Chromium, ready to draw. Raises RuntimeError on page errors.
 
     ``init_script``: JavaScript run before the page's own (the benchmarks use it to hide browser
     features, e.g. ``pointerrawupdate``, and measure the page without them).
+    ``synthetic_input``: start Chromium with :data:`SYNTHETIC_INPUT`, for :func:`draw_synthetic`.
     """
     from playwright.sync_api import sync_playwright
 
     errors: list[str] = []
     with serve(folder) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        args = BROWSER_ARGS + [SYNTHETIC_INPUT] * synthetic_input
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=args)
         try:
             page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
             page.on("pageerror", lambda e: errors.append(str(e)))
@@ -115,3 +123,28 @@ def draw(page, points: list[tuple[float, float]], steps: int = 3, pace_ms: float
             time.sleep(left)
         page.mouse.move(x, y, steps=steps)
     page.mouse.up()
+
+
+# Runs in the page: one mouse stroke as a pointer action sequence, one move a frame.
+SYNTHETIC_JS = """async (points) => {
+  const box = document.querySelector('#sketchpad canvas').getBoundingClientRect();
+  const at = ([u, v]) => ({x: box.left + u * box.width, y: box.top + v * box.height});
+  const actions = [{name: 'pointerDown', ...at(points[0])},
+                   ...points.slice(1).map((p) => ({name: 'pointerMove', ...at(p)})), {name: 'pointerUp'}];
+  const start = performance.now();
+  await new Promise((done) => chrome.gpuBenchmarking.pointerActionSequence([{source: 'mouse', actions}], done));
+  return performance.now() - start;
+}"""
+
+
+def draw_synthetic(page, points: list[tuple[float, float]]) -> float:
+    """One mouse stroke through ``points`` (fractions of the canvas), made by Chromium itself.
+
+    Chromium's synthetic pointer actions (``chrome.gpuBenchmarking.pointerActionSequence``, the
+    input its own latency benchmarks use) enter the browser's input pipeline like a device's
+    events, one move a displayed frame (60 Hz), with no round trip to this process per move: on a
+    2-core machine :func:`draw`'s driver (Python, Playwright's Node process, the DevTools pipe)
+    takes ~25 % of a core away from the page. Needs ``open_page(..., synthetic_input=True)``.
+    Returns the stroke's duration in ms.
+    """
+    return page.evaluate(SYNTHETIC_JS, points)
