@@ -45,7 +45,7 @@ def page_dir(demo_checkpoint, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def session(page_dir):
-    with open_page(page_dir) as s:
+    with open_page(page_dir, synthetic_input=True) as s:  # draw_synthetic works in it too
         yield s
 
 
@@ -172,20 +172,22 @@ def test_raw_and_frame_aligned_moves_record_the_same_drawing(session):
     assert raw[0][:2] == aligned[0][:2]  # same x and y, point for point
 
 
-def test_strokes_made_by_chromium_itself_reach_the_pad_and_get_guesses(page_dir):
+def test_strokes_made_by_chromium_itself_reach_the_pad_and_get_guesses(session):
     """The benchmark's synthetic input (scripts/bench_export.py --input synthetic): every move is a
     real pointer event to the pad, and the page guesses while the stroke goes on."""
+    page = session.page
+    page.get_by_role("button", name="Clear").click()
+    page.evaluate("window.quickdraw.state.guesses = 0")
     circle = [(0.5 + 0.3 * math.cos(2 * math.pi * i / 36), 0.5 + 0.3 * math.sin(2 * math.pi * i / 36))
               for i in range(37)]  # fmt: skip
-    with open_page(page_dir, synthetic_input=True) as s:
-        draw_synthetic(s.page, circle)
-        s.page.wait_for_function(
-            "window.quickdraw.state.waiting.length === 0 && !window.quickdraw.state.busy"
-        )
-        drawing = json.loads(s.page.evaluate("window.quickdraw.state.latest"))
-        assert len(drawing) == 1 and len(drawing[0][0]) == 37  # pointerdown + 36 moves, one stroke
-        assert s.page.evaluate("window.quickdraw.state.guesses") > 3  # while drawing, not once after
-        assert s.page.locator("#guesses li .name").first.text_content() == "circle"
+    draw_synthetic(page, circle)
+    page.wait_for_function(
+        "window.quickdraw.state.waiting.length === 0 && !window.quickdraw.state.busy"
+    )
+    drawing = json.loads(page.evaluate("window.quickdraw.state.latest"))
+    assert len(drawing) == 1 and len(drawing[0][0]) == 37  # pointerdown + 36 moves, one stroke
+    assert page.evaluate("window.quickdraw.state.guesses") > 3  # while drawing, not once after
+    assert page.locator("#guesses li .name").first.text_content() == "circle"
 
 
 def test_page_fetches_the_model_once_for_all_workers(session):
