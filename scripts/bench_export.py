@@ -2,7 +2,7 @@
 
     python scripts/bench_export.py [--ckpt CKPT] [--store STORE] [--drawings N] [--runs 300] [--moves 240]
                                   [--page-as this,pointermove,1core] [--input synthetic,playwright,back-to-back]
-                                  [--skip parity,server,browser]
+                                  [--skip parity,graph,browser,server]
 
 1. Parity: the real sample's raw test drawings (``../shared/data/quickdraw-sample/test_raw.csv``)
    through the demo's preprocessing, then PyTorch, ONNX fp32 and ONNX int8 (onnxruntime): top-1
@@ -21,6 +21,9 @@
    ``pointermove`` (a browser without ``pointerrawupdate``, or an http page that is not
    localhost), ``1core`` (one worker), or both (``pointermove+1core``: the page before it used
    pointerrawupdate and a second worker).
+4. Graph: the fp32 network alone with every convolution a ``Conv`` (``write_graph(rewrite=False)``)
+   and as exported (small maps as MatMul, :mod:`quickdraw.onnx_graph`), in alternating rounds:
+   onnxruntime on one pinned core, one thread, and onnxruntime-web in the page.
 Without ``--ckpt`` the model is an untrained ResNet18 for 340 classes at 64 px (latency does not
 depend on the weights; parity is checked on its near-uniform probabilities, the hardest case for
 top-1 agreement). int8 is static (QDQ): calibrated on ``--store`` (the model's training store),
@@ -38,6 +41,7 @@ import math
 import os
 import sys
 import tempfile
+import time
 from itertools import islice
 from pathlib import Path
 
@@ -51,7 +55,13 @@ from quickdraw.checkpoints import load_model  # noqa: E402
 from quickdraw.data.raster import RasterSpec  # noqa: E402
 from quickdraw.inference import raster_spec  # noqa: E402
 from quickdraw.onnx_backend import load_backend  # noqa: E402
-from quickdraw.onnx_export import calibration_images, export_onnx, quantize_int8, write_sidecar  # noqa: E402
+from quickdraw.onnx_export import (  # noqa: E402
+    calibration_images,
+    export_onnx,
+    quantize_int8,
+    write_graph,
+    write_sidecar,
+)
 from quickdraw.scoring import average_precision_at_k  # noqa: E402
 from quickdraw.serving import Predictor  # noqa: E402
 from quickdraw.web import build_page  # noqa: E402
@@ -166,6 +176,46 @@ def browser(out: Path, moves: int, page_as: list[str], inputs: list[str]) -> Non
                     f"{n} {v:.1f}" for n, v in zip(STAGES, stages, strict=True)) + " ms")  # fmt: skip
 
 
+def graphs(model, out: Path, runs: int = 100) -> None:
+    """The fp32 network with every convolution a Conv ("plain") and as exported ("rewritten":
+    quickdraw.onnx_graph), network alone: onnxruntime on one pinned core, one thread, and
+    onnxruntime-web in the page, each timed in alternating rounds."""
+    from quickdraw.web.browser import open_page
+
+    files = {"plain": out / "model.plain.onnx", "rewritten": out / "model.onnx"}
+    write_graph(model, files["plain"], rewrite=False)
+    spec = raster_spec(model)
+    image = np.zeros((1, spec.channels, spec.size, spec.size), np.uint8)
+    image.reshape(-1)[::7] = 255
+    print("fp32 graph, convolutions as PyTorch writes them (plain) or with small maps as MatMul (rewritten), network alone:")  # fmt: skip
+    affinity = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {max(affinity)})
+    native = {name: load_backend(path, "onnx", threads=1) for name, path in files.items()}
+    ms: dict[str, list[float]] = {name: [] for name in files}
+    for _ in range(3):
+        for name, backend in native.items():
+            for _ in range(10):
+                backend.probabilities(image)
+            for _ in range(runs):
+                t = time.perf_counter()
+                backend.probabilities(image)
+                ms[name].append(1000 * (time.perf_counter() - t))
+    os.sched_setaffinity(0, affinity)
+    for name in files:
+        p50, p95 = percentiles(ms[name])
+        print(f"  onnxruntime, 1 thread   {name:9s} p50 {p50:5.1f} ms, p95 {p95:5.1f} ms ({len(ms[name])} runs)")  # fmt: skip
+    ms = {name: [] for name in files}
+    for _ in range(2):
+        for name, path in files.items():
+            build_page(out, ORT_DIST, path.name)
+            with open_page(out) as s:
+                ms[name] += s.page.evaluate(NETWORK_JS, runs)
+    for name in files:
+        p50, p95 = percentiles(ms[name])
+        print(f"  onnxruntime-web (WASM)  {name:9s} p50 {p50:5.1f} ms, p95 {p95:5.1f} ms ({len(ms[name])} runs)")  # fmt: skip
+    files["plain"].unlink()
+
+
 def generated_calibration(model, root: Path, n: int = 200) -> np.ndarray:
     """uint8 (n, C, H, W): generated doodles through the model's own preprocessing."""
     pred = Predictor(model)
@@ -185,7 +235,7 @@ def main() -> None:
     ap.add_argument("--drawings", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--moves", type=int, default=240)
-    ap.add_argument("--skip", default="", help="comma list of parity,server,browser to skip")
+    ap.add_argument("--skip", default="", help="comma list of parity,graph,browser,server to skip")
     ap.add_argument("--input", default="synthetic,playwright,back-to-back",
                     help="comma list of the strokes to time: synthetic (Chromium's own input, one move "
                          "a frame), playwright (the mouse driven from here at 60 Hz), back-to-back")  # fmt: skip
@@ -212,7 +262,7 @@ def main() -> None:
             (Path(tmp) / "calibration").mkdir()
             images = generated_calibration(model, Path(tmp) / "calibration")
             source = f"calibrated on {len(images)} generated drawings"
-        quantize_int8(out, args.int8, images)
+        quantize_int8(model, out, args.int8, images)
         write_sidecar(model, out, int8="model.int8.onnx")
         spec: RasterSpec = raster_spec(model)
         print(f"model: {ckpt} ({len(model.hparams.classes)} classes, {spec.size} px {spec.encoding}); "
@@ -220,6 +270,8 @@ def main() -> None:
         skip = set(args.skip.split(","))
         if "parity" not in skip and SAMPLE.is_file():
             parity(ckpt, out, args.drawings)
+        if "graph" not in skip:
+            graphs(model, out)
         if "browser" not in skip:
             browser(out, args.moves, args.page_as.split(","), args.input.split(","))
         if "server" not in skip:
