@@ -1,6 +1,6 @@
 """Exported models: parity with PyTorch on real drawings, server latency, and latency in the browser.
 
-    python scripts/bench_export.py [--ckpt CKPT] [--store STORE] [--drawings N] [--runs 300] [--moves 240]
+    python scripts/bench_export.py [--ckpt CKPT | --size 64] [--store STORE] [--drawings N] [--runs 300] [--moves 240]
                                   [--page-as this,pointermove,1core] [--input synthetic,playwright,back-to-back]
                                   [--skip parity,graph,browser,server]
 
@@ -24,7 +24,7 @@
 4. Graph: the fp32 network alone with every convolution a ``Conv`` (``write_graph(rewrite=False)``)
    and as exported (small maps as MatMul, :mod:`quickdraw.onnx_graph`), in alternating rounds:
    onnxruntime on one pinned core, one thread, and onnxruntime-web in the page.
-Without ``--ckpt`` the model is an untrained ResNet18 for 340 classes at 64 px (latency does not
+Without ``--ckpt`` the model is an untrained ResNet18 for 340 classes at ``--size`` px (64) (latency does not
 depend on the weights; parity is checked on its near-uniform probabilities, the hardest case for
 top-1 agreement). int8 is static (QDQ): calibrated on ``--store`` (the model's training store),
 else on generated drawings (fine for latency, not for accuracy); ``--int8 dynamic`` for weights only.
@@ -232,6 +232,9 @@ def main() -> None:
     ap.add_argument(
         "--per-class", type=int, default=8, help="calibration drawings a class (export default 8)"
     )
+    ap.add_argument(
+        "--size", type=int, default=64, help="raster size of the untrained model (no --ckpt)"
+    )
     ap.add_argument("--drawings", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--moves", type=int, default=240)
@@ -249,7 +252,7 @@ def main() -> None:
         ap.error(f"--input: unknown {sorted(unknown)}; known: {', '.join(INPUTS)}")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "export"
-        ckpt = args.ckpt or save_checkpoint("resnet18", 64, Path(tmp) / "resnet18.ckpt")
+        ckpt = args.ckpt or save_checkpoint("resnet18", args.size, Path(tmp) / "resnet18.ckpt")
         model = load_model(ckpt)
         export_onnx(model, out)
         images, source = None, "weights only"
