@@ -31,31 +31,33 @@ class Im2colConv(nn.Module):
     """A ``Conv2d`` (zero padding, no dilation, one group) for one input size, as im2col @ weights.
 
     ``conv``: the convolution; ``size``: its input ``(H, W)`` in px. Takes ``(B, C, H, W)`` float,
-    returns ``(B, O, Ho, Wo)`` as ``conv`` would; the batch axis stays dynamic in ONNX.
+    returns ``(B, O, Ho, Wo)`` as ``conv`` would; the batch axis stays dynamic in ONNX. Kernel taps
+    that only ever read the zero padding at this size are left out with their weights (on a 1 x 1
+    map a 3 x 3 convolution keeps its centre tap: a ninth of the weights and multiply-adds).
     """
 
     def __init__(self, conv: nn.Conv2d, size: tuple[int, int]) -> None:
         super().__init__()
         out_ch, in_ch, kh, kw = conv.weight.shape
-        self.kernel, self.stride, self.padding = (kh, kw), conv.stride, conv.padding
+        self.stride, self.padding = conv.stride, conv.padding
         self.out_size = output_size(conv, size)
-        # (kh, kw, C) rows in the order forward() stacks the im2col columns.
-        weight = conv.weight.detach().permute(2, 3, 1, 0).reshape(kh * kw * in_ch, out_ch)
-        self.register_buffer("weight", weight.contiguous())
+        rows, cols = (
+            [i for i in range(k) if any(0 <= i + s * o - p < n for o in range(m))]
+            for k, s, p, n, m in zip((kh, kw), conv.stride, conv.padding, size, self.out_size, strict=True)
+        )  # fmt: skip
+        self.taps = [(i, j) for i in rows for j in cols]
+        # (tap, C) rows in the order forward() stacks the im2col columns.
+        weight = torch.cat([conv.weight.detach()[:, :, i, j].t() for i, j in self.taps])
+        self.register_buffer("weight", weight.contiguous())  # (taps * C, O)
         bias = conv.bias.detach() if conv.bias is not None else torch.zeros(out_ch)
         self.register_buffer("bias", bias.clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        (kh, kw), (sh, sw), (ph, pw), (ho, wo) = (
-            self.kernel,
-            self.stride,
-            self.padding,
-            self.out_size,
-        )
+        (sh, sw), (ph, pw), (ho, wo) = self.stride, self.padding, self.out_size
         x = F.pad(x, (pw, pw, ph, ph))
         taps = [x[:, :, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw]
-                for i in range(kh) for j in range(kw)]  # fmt: skip
-        cols = torch.cat(taps, dim=1).flatten(2).transpose(1, 2)  # (B, Ho*Wo, kh*kw*C)
+                for i, j in self.taps]  # fmt: skip
+        cols = torch.cat(taps, dim=1).flatten(2).transpose(1, 2)  # (B, Ho*Wo, taps*C)
         out = cols @ self.weight + self.bias  # (B, Ho*Wo, O)
         return out.transpose(1, 2).reshape(-1, self.weight.shape[1], ho, wo)
 

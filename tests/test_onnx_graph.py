@@ -39,8 +39,17 @@ def test_resnet18_at_64_px_rewrites_layer4_only_and_keeps_its_outputs():
     assert isinstance(net.layer4[0].conv1, nn.Conv2d)  # the original is left as it was
     with torch.no_grad():
         assert torch.allclose(fast(x), net(x), atol=1e-5)
-    # 32 px: layer3's maps are 2 x 2 too; 128 px: none under 16 pixels.
-    assert len(rewritten(for_onnx(net, torch.rand(1, 3, 32, 32)))) == 10
+    # 32 px: layer3's maps are 2 x 2 too, layer4's 1 x 1, where a 3 x 3 convolution keeps only the
+    # taps that read the map (the rest read padding); 128 px: no map under 16 pixels.
+    small = for_onnx(net, x32 := torch.rand(3, 3, 32, 32))
+    assert len(rewritten(small)) == 10
+    assert small.layer4[1].conv1.taps == [(1, 1)] and small.layer4[1].conv1.weight.shape == (
+        512,
+        512,
+    )
+    assert small.layer4[0].conv1.taps == [(1, 1), (1, 2), (2, 1), (2, 2)]  # stride 2 from 2 x 2
+    with torch.no_grad():
+        assert torch.allclose(small(x32), net(x32), atol=1e-5)
     assert rewritten(for_onnx(net, torch.rand(1, 3, 128, 128))) == []
 
 
