@@ -92,7 +92,8 @@ function topK(probs, k) {
 
 // The guesses and the model's input are updated in place: rows made once, bars scaled by the
 // compositor, one image buffer. Rebuilding them on every guess (a guess a frame while drawing)
-// cost the browser ~10 % of a 2-core machine in layout and paint, time the network then lacked.
+// cost the browser 0.2-0.3 more core-seconds over a 4 s stroke (2-core machine), in layout and
+// paint, time the network then lacked.
 const rows = Array.from({ length: page.top_k }, () => {
   const li = document.createElement("li");
   li.innerHTML = '<div class="bar"></div><span class="name"></span><span class="p"></span>';
