@@ -51,7 +51,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_demo import browser_drawings, percentiles, save_checkpoint, time_server_side  # noqa: E402
 
-from quickdraw.checkpoints import load_model  # noqa: E402
+from quickdraw.checkpoints import CheckpointError, load_model  # noqa: E402
 from quickdraw.data.raster import RasterSpec  # noqa: E402
 from quickdraw.inference import raster_spec  # noqa: E402
 from quickdraw.onnx_backend import load_backend  # noqa: E402
@@ -132,6 +132,13 @@ PAGE_AS = {
 
 
 INPUTS = ("synthetic", "playwright", "back-to-back")
+PARTS = ("parity", "graph", "browser", "server")
+
+
+def positive(text: str) -> int:
+    if (n := int(text)) < 1:
+        raise argparse.ArgumentTypeError(f"{n}: expected a count of at least 1")
+    return n
 
 
 def browser(out: Path, moves: int, page_as: list[str], inputs: list[str]) -> None:
@@ -171,7 +178,8 @@ def browser(out: Path, moves: int, page_as: list[str], inputs: list[str]) -> Non
                 stages = np.median(s.page.evaluate("window.quickdraw.state.stages"), axis=0)
                 p50, p95 = percentiles(lat)
                 print(f"  {name:16s} {label:22s} p50 {p50:5.1f} ms, p95 {p95:5.1f} ms: move -> updated guess "
-                      f"({len(lat)} moves, {guesses} guesses, requests after load: {len(s.requests)})")  # fmt: skip
+                      f"({len(lat)} events: pointerdown and the moves; {guesses} guesses, "
+                      f"requests after load: {len(s.requests)})")  # fmt: skip
                 print(f"  {'':16s} {'':22s} medians: " + ", ".join(
                     f"{n} {v:.1f}" for n, v in zip(STAGES, stages, strict=True)) + " ms")  # fmt: skip
 
@@ -235,10 +243,10 @@ def main() -> None:
     ap.add_argument(
         "--size", type=int, default=64, help="raster size of the untrained model (no --ckpt)"
     )
-    ap.add_argument("--drawings", type=int, default=1000)
-    ap.add_argument("--runs", type=int, default=300)
-    ap.add_argument("--moves", type=int, default=240)
-    ap.add_argument("--skip", default="", help="comma list of parity,graph,browser,server to skip")
+    ap.add_argument("--drawings", type=positive, default=1000)
+    ap.add_argument("--runs", type=positive, default=300)
+    ap.add_argument("--moves", type=positive, default=240)
+    ap.add_argument("--skip", default="", help=f"comma list of {','.join(PARTS)} to skip")
     ap.add_argument("--input", default="synthetic,playwright,back-to-back",
                     help="comma list of the strokes to time: synthetic (Chromium's own input, one move "
                          "a frame), playwright (the mouse driven from here at 60 Hz), back-to-back")  # fmt: skip
@@ -250,10 +258,19 @@ def main() -> None:
         ap.error(f"--page-as: unknown {sorted(unknown)}; known: {', '.join(PAGE_AS)}")
     if unknown := set(args.input.split(",")) - set(INPUTS):
         ap.error(f"--input: unknown {sorted(unknown)}; known: {', '.join(INPUTS)}")
+    if unknown := set(filter(None, args.skip.split(","))) - set(PARTS):
+        ap.error(f"--skip: unknown {sorted(unknown)}; known: {', '.join(PARTS)}")
+    if args.ckpt and not args.ckpt.is_file():
+        ap.error(f"--ckpt {args.ckpt}: no such file (a training run's checkpoints/best.ckpt)")
+    if not args.ckpt and args.size < 8:
+        ap.error(f"--size {args.size}: the rasteriser needs at least 8 px")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "export"
         ckpt = args.ckpt or save_checkpoint("resnet18", args.size, Path(tmp) / "resnet18.ckpt")
-        model = load_model(ckpt)
+        try:
+            model = load_model(ckpt)
+        except CheckpointError as e:
+            ap.error(str(e))
         export_onnx(model, out)
         images, source = None, "weights only"
         if args.int8 == "static" and args.store:
@@ -271,7 +288,9 @@ def main() -> None:
         print(f"model: {ckpt} ({len(model.hparams.classes)} classes, {spec.size} px {spec.encoding}); "
               f"int8: {args.int8}, {source}")  # fmt: skip
         skip = set(args.skip.split(","))
-        if "parity" not in skip and SAMPLE.is_file():
+        if "parity" not in skip and not SAMPLE.is_file():
+            print(f"parity: skipped, {SAMPLE} not found (the real sample beside the project)")
+        elif "parity" not in skip:
             parity(ckpt, out, args.drawings)
         if "graph" not in skip:
             graphs(model, out)

@@ -96,3 +96,31 @@ def test_convs_it_cannot_rewrite_stay_and_a_shared_output_is_not_folded():
     assert isinstance(fast.bn, nn.BatchNorm2d)  # not folded: the outputs would have changed
     with torch.no_grad():
         assert torch.allclose(fast(x), net(x), atol=1e-6)
+
+
+def test_a_rewrite_that_cannot_hold_leaves_the_module_as_it_is(caplog):
+    class Tied(nn.Module):  # the conv's weight is also used outside it
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+        def forward(self, x):
+            return self.conv(x) + nn.functional.conv2d(x, self.conv.weight, padding=1)
+
+    net, x = Tied().eval(), torch.rand(2, 3, 3, 3)
+    with caplog.at_level("WARNING"):
+        kept = for_onnx(net, x)
+    assert rewritten(kept) == [] and "left as Conv" in caplog.text
+    with torch.no_grad():
+        assert torch.equal(kept(x), net(x))
+
+
+def test_batchnorms_without_running_statistics_are_not_folded_and_sizes_are_checked():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4, track_running_stats=False))
+    x = torch.rand(2, 3, 3, 3)
+    fast = for_onnx(net.eval(), x)
+    assert rewritten(fast) == ["0"] and isinstance(fast[1], nn.BatchNorm2d)
+    with torch.no_grad():
+        assert torch.allclose(fast(x), net(x), atol=1e-5)
+    with pytest.raises(ValueError, match=r"made for \(3, 3\) px inputs, got \(5, 5\)"):
+        fast(torch.rand(1, 3, 5, 5))
