@@ -155,7 +155,7 @@ def browser(out: Path, moves: int, page_as: list[str], inputs: list[str]) -> Non
     for name, how in ((n, h) for h in page_as for n in ("model.onnx", "model.int8.onnx")):
         build_page(out, ORT_DIST, name)
         script = "\n".join(PAGE_AS[h] for h in how.split("+") if PAGE_AS[h])
-        with open_page(out, init_script=script or None, synthetic_input=True) as s:
+        with open_page(out, init_script=script or None) as s:
             event = s.page.evaluate(
                 "'onpointerrawupdate' in window ? 'pointerrawupdate' : 'pointermove'"
             )
@@ -200,15 +200,17 @@ def graphs(model, out: Path, runs: int = 100) -> None:
     os.sched_setaffinity(0, {max(affinity)})
     native = {name: load_backend(path, "onnx", threads=1) for name, path in files.items()}
     ms: dict[str, list[float]] = {name: [] for name in files}
-    for _ in range(3):
-        for name, backend in native.items():
-            for _ in range(10):
-                backend.probabilities(image)
-            for _ in range(runs):
-                t = time.perf_counter()
-                backend.probabilities(image)
-                ms[name].append(1000 * (time.perf_counter() - t))
-    os.sched_setaffinity(0, affinity)
+    try:
+        for _ in range(3):
+            for name, backend in native.items():
+                for _ in range(10):
+                    backend.probabilities(image)
+                for _ in range(runs):
+                    t = time.perf_counter()
+                    backend.probabilities(image)
+                    ms[name].append(1000 * (time.perf_counter() - t))
+    finally:
+        os.sched_setaffinity(0, affinity)
     for name in files:
         p50, p95 = percentiles(ms[name])
         print(f"  onnxruntime, 1 thread   {name:9s} p50 {p50:5.1f} ms, p95 {p95:5.1f} ms ({len(ms[name])} runs)")  # fmt: skip

@@ -45,7 +45,7 @@ def page_dir(demo_checkpoint, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def session(page_dir):
-    with open_page(page_dir, synthetic_input=True) as s:  # draw_synthetic works in it too
+    with open_page(page_dir) as s:
         yield s
 
 

@@ -17,11 +17,10 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 CHROMIUM = Path("/usr/bin/chromium")
+# --enable-gpu-benchmarking: lets a page synthesise input through Chromium's own input pipeline
+# (draw_synthetic); it changes nothing else a page sees.
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync"]  # fmt: skip
-
-# Lets a page synthesise input through Chromium's own input pipeline (draw_synthetic).
-SYNTHETIC_INPUT = "--enable-gpu-benchmarking"
+                "--disable-component-update", "--disable-sync", "--enable-gpu-benchmarking"]  # fmt: skip
 
 # Run before a page's scripts (open_page's init_script): the page as a browser without
 # pointerrawupdate runs it (it is not in every major browser, nor on http pages but localhost).
@@ -76,20 +75,17 @@ def open_page(
     folder: str | Path,
     viewport: tuple[int, int] = (1100, 760),
     init_script: str | None = None,
-    synthetic_input: bool = False,
 ) -> Iterator[PageSession]:
     """Serve ``folder`` and open it in headless Chromium, ready to draw. Raises RuntimeError on page errors.
 
     ``init_script``: JavaScript run before the page's own (the benchmarks use it to hide browser
     features, e.g. ``pointerrawupdate``, and measure the page without them).
-    ``synthetic_input``: start Chromium with :data:`SYNTHETIC_INPUT`, for :func:`draw_synthetic`.
     """
     from playwright.sync_api import sync_playwright
 
     errors: list[str] = []
     with serve(folder) as url, sync_playwright() as p:
-        args = BROWSER_ARGS + [SYNTHETIC_INPUT] * synthetic_input
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
         try:
             page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
             page.on("pageerror", lambda e: errors.append(str(e)))
@@ -144,7 +140,7 @@ def draw_synthetic(page, points: list[tuple[float, float]]) -> float:
     input its own latency benchmarks use) enter the browser's input pipeline like a device's
     events, one move a displayed frame (60 Hz), with no round trip to this process per move: on a
     2-core machine :func:`draw`'s driver (Python, Playwright's Node process, the DevTools pipe)
-    takes ~25 % of a core away from the page. Needs ``open_page(..., synthetic_input=True)``.
+    takes ~25 % of a core away from the page. Needs a browser from :func:`open_page`.
     Returns the stroke's duration in ms.
     """
     return page.evaluate(SYNTHETIC_JS, points)
