@@ -85,7 +85,8 @@ def convert(cfg: DictConfig) -> None:
     print(
         f"{store}: {sum(manifest.rows.values())} rows in {len(manifest.classes)} classes "
         f"({', '.join(f'{k} {v}' for k, v in manifest.rows.items())}); "
-        f"bad rows {sum(manifest.bad_rows.values())}, filtered {sum(manifest.filtered.values())}"
+        f"bad rows {sum(manifest.bad_rows.values())}, filtered {sum(manifest.filtered.values())}; "
+        f"origin {manifest.origin or 'not recorded'}"
     )
 
 

@@ -10,7 +10,9 @@ The sidecar (``model.json`` next to the graph) is the contract between training 
 that runs the export: class names in output order, the raster spec with the numbers the
 rasteriser derives from it (thickness, border: computed here, once, by
 :class:`~quickdraw.data.raster.RasterSpec`), the input's shape, dtype and encoding, the project
-version. :mod:`quickdraw.onnx_backend` and ``quickdraw/web/raster.js`` read it.
+version, and where the training drawings came from (``data.origin``: ``"quickdraw"``,
+``"generated"`` or null when the checkpoint predates the record), which the page's credit line
+follows. :mod:`quickdraw.onnx_backend` and ``quickdraw/web/raster.js`` read it.
 """
 
 from __future__ import annotations
@@ -185,6 +187,7 @@ def sidecar(model) -> dict:
         },
         "output": {"name": OUTPUT, "shape": ["batch", len(model.hparams.classes)]},
         "raster": raster_contract(spec),
+        "data": {"origin": model.hparams.get("data_origin") or None},
         "files": {"fp32": FP32},
     }
 

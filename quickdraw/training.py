@@ -57,6 +57,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         classes=datamodule.classes,
         raster=asdict(datamodule.raster),
         inputs=datamodule.input_configs(),
+        data_origin=datamodule.origin,
     )
     datamodule.serve(model.input_names)  # build only the inputs the model reads
     log.info("data: %s", datamodule.describe())

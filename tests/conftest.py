@@ -203,6 +203,7 @@ def demo_checkpoint(tmp_path_factory) -> Path:
         classes=dm.classes,
         raster=asdict(spec),
         log_images_every_n_epochs=0,
+        data_origin=dm.origin,
     )
     trainer = L.Trainer(
         max_epochs=3, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,

@@ -77,6 +77,7 @@ def test_the_sidecar_describes_the_model_and_the_batch_axis_is_dynamic(exported)
     spec = RasterSpec(size=32)
     assert (meta["raster"]["thickness"], meta["raster"]["border"]) == (spec.thickness, spec.border)
     assert meta["files"] == {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+    assert meta["data"] == {"origin": "generated"}  # the demo model learnt generated doodles
     model = OnnxModel(exported / "model.onnx")
     for batch in (1, 7):
         assert model.probabilities(np.zeros((batch, 1, 32, 32), np.uint8)).shape == (batch, 4)

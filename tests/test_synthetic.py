@@ -7,13 +7,17 @@ import gzip
 import io
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from quickdraw.data import synthetic
+from quickdraw.data.convert import convert
+from quickdraw.data.schema import GENERATED, GENERATED_MARKER, MANIFEST, QUICKDRAW, Manifest
 from quickdraw.data.simplify import resample, simplify_drawing
+from quickdraw.data.sources import StoreSource
 from quickdraw.data.synthetic import (
     CLASSES,
     generate,
@@ -61,7 +65,9 @@ def test_a_class_does_not_depend_on_the_others(csv_dir: Path, tmp_path: Path) ->
 
 
 def test_kaggle_csv_layout(csv_dir: Path) -> None:
-    assert sorted(p.name for p in csv_dir.iterdir()) == [f"{w}.csv.gz" for w in SOME]
+    assert sorted(p.name for p in csv_dir.iterdir()) == [GENERATED_MARKER] + [
+        f"{w}.csv.gz" for w in SOME
+    ]
     keys, flags = [], []
     for word in SOME:
         header, rows = read_csv(csv_dir / f"{word}.csv.gz")
@@ -167,7 +173,7 @@ def test_interrupted_generate_leaves_no_partial_file(
     monkeypatch.setattr(synthetic, "_chunk", failing)
     with pytest.raises(RuntimeError, match="interrupted"):
         generate(tmp_path, 5, ["circle", "sun"], progress=False, workers=1)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["circle.csv.gz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["circle.csv.gz"]  # no marker: incomplete
 
 
 def test_cli_matches_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -179,3 +185,37 @@ def test_cli_matches_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         assert path.read_bytes() == (tmp_path / "cli" / path.name).read_bytes()
     main(["--out", str(tmp_path / "raw"), "--per-class", "2", "--classes", "moon", "--raw-ndjson"])
     assert (tmp_path / "raw" / "moon.ndjson.gz").is_file()
+
+
+def test_the_generated_folder_is_marked_and_stores_record_their_origin(
+    csv_dir: Path, tmp_path: Path
+) -> None:
+    """A model trained on generated doodles must not be credited as Quick, Draw! data: the
+    generator marks its folder, the converter records the origin in the manifest."""
+    marker = json.loads((csv_dir / GENERATED_MARKER).read_text())
+    assert marker == {"generator": "quickdraw.data.synthetic", "seed": 0, "per_class": PER_CLASS,
+                      "classes": list(SOME)}  # fmt: skip
+    assert convert(csv_dir, tmp_path / "gen", progress=False).origin == GENERATED
+    assert convert(csv_dir / "sun.csv.gz", tmp_path / "one", progress=False).origin == GENERATED
+    elsewhere = (
+        tmp_path / "copied" / "sun.csv.gz"
+    )  # the same rows without the marker: taken for Google's
+    elsewhere.parent.mkdir()
+    shutil.copy(csv_dir / "sun.csv.gz", elsewhere)
+    assert convert(elsewhere.parent, tmp_path / "qd", progress=False).origin == QUICKDRAW
+    assert Manifest.load(tmp_path / "qd").origin == QUICKDRAW
+    old = json.loads((tmp_path / "qd" / MANIFEST).read_text())
+    del old["origin"]  # a manifest written before the field: read, origin not recorded
+    (tmp_path / "qd" / MANIFEST).write_text(json.dumps(old))
+    assert Manifest.load(tmp_path / "qd").origin == ""
+
+
+def test_an_interrupted_generated_set_is_made_again_before_converting(tmp_path: Path) -> None:
+    """The default data's folder without its marker (generation killed midway) is not taken for complete."""
+    where = StoreSource(cache_dir=tmp_path, synthetic_per_class=4)
+    partial = tmp_path / "synthetic" / "csv-n4-s0"
+    generate(partial, 4, ["sun"], progress=False, workers=1)
+    (partial / GENERATED_MARKER).unlink()  # as if killed after the first class
+    store = where.ensure()
+    manifest = Manifest.load(store)
+    assert manifest.classes == sorted(CLASSES) and manifest.origin == GENERATED

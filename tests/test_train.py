@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import TINY_CLASSES, run_module
 
 from quickdraw.training import train
@@ -62,6 +63,10 @@ def test_run_folder_holds_checkpoints_logs_and_metrics(smoke_run):
         metrics["best_ckpt"]
     ).resolve()
     assert (smoke_run / "checkpoints" / "last.ckpt").is_file()
+    hparams = torch.load(metrics["best_ckpt"], map_location="cpu", weights_only=False)[
+        "hyper_parameters"
+    ]
+    assert hparams["data_origin"] == "generated", "the store's origin travels with the model"
     events = list((smoke_run / "tensorboard").rglob("events.out.tfevents.*"))
     assert events and {e.parent for e in events} == {smoke_run / "tensorboard"}, (
         "one TensorBoard run"

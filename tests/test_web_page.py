@@ -245,6 +245,31 @@ def test_a_page_that_cannot_load_says_why(session, page_dir, tmp_path):
             page.close()
 
 
+def test_the_credit_line_follows_the_training_datas_origin(session, page_dir, tmp_path):
+    """The demo model learnt generated doodles: its page must not claim Quick, Draw! data; a model
+    trained on Google's data credits it (CC BY 4.0); an older model.json without the record says so."""
+    assert json.loads((page_dir / "model.json").read_text())["data"] == {"origin": "generated"}
+    about = session.page.locator("#about").text_content()
+    assert "generated doodles, not on Quick, Draw! data" in about and "CC BY" not in about
+    for origin, expected in (("quickdraw", "Trained on Quick, Draw! data (Google, CC BY 4.0)."),
+                             (None, "training data is not recorded")):  # fmt: skip
+        folder = tmp_path / str(origin)
+        shutil.copytree(page_dir, folder)
+        meta = json.loads((folder / "model.json").read_text())
+        if origin:
+            meta["data"]["origin"] = origin
+        else:
+            del meta["data"]
+        (folder / "model.json").write_text(json.dumps(meta))
+        with serve(folder) as url:
+            page, _ = new_tab(session, url)
+            try:
+                page.wait_for_function("window.quickdraw && window.quickdraw.ready", timeout=60_000)
+                assert expected in page.locator("#about").text_content()
+            finally:
+                page.close()
+
+
 def test_page_refuses_drawings_over_the_demos_limits(session, demo_checkpoint):
     """The page refuses what the server refuses (quickdraw.serving.Limits): too many strokes or points."""
     predictor = Predictor(load_model(demo_checkpoint))

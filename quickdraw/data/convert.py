@@ -50,6 +50,7 @@ from quickdraw.data.schema import (
     WRITE_OPTIONS,
     Manifest,
     assign_split,
+    data_origin,
     write_json_atomic,
 )
 from quickdraw.data.strokes import StrokeBatch
@@ -443,7 +444,7 @@ def convert(
             _run_parallel(jobs, n_workers, receipts, bar, len(sources))
     finally:
         bar.close()
-    manifest = _build_manifest(sources, receipts, settings)
+    manifest = _build_manifest(sources, receipts, settings, data_origin(source))
     manifest.save(store)
     _report(manifest, receipts, time.perf_counter() - t0)
     return manifest
@@ -554,7 +555,7 @@ def _remove_stray_shards(store: Path, source_id: str) -> None:
 
 
 def _build_manifest(
-    sources: Sequence[Source], receipts: dict, settings: ConvertSettings
+    sources: Sequence[Source], receipts: dict, settings: ConvertSettings, origin: str
 ) -> Manifest:
     n = len(settings.classes)
     counts = {s: [0] * n for s in SPLITS}
@@ -580,6 +581,7 @@ def _build_manifest(
         shards=shards,
         settings=asdict(settings) | {"classes": len(settings.classes)},
         bad_examples=[e for s in sources for e in receipts[s.id]["bad_examples"]][:20],
+        origin=origin,
     )
 
 

@@ -161,6 +161,13 @@ class QuickDrawDataModule(L.LightningDataModule):
     def num_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def origin(self) -> str:
+        """Where the store's drawings come from: ``"quickdraw"``, ``"generated"``, or ``""`` (a store
+        converted before manifests recorded it); models carry it to their exports' credit line."""
+        self._require_setup()
+        return self.store.manifest.origin
+
     # -- the per-class quotas ---------------------------------------------------------------------
     def set_quotas(self, quotas) -> None:
         """Drawings per class for the next training epoch (the adaptive sampler calls this)."""

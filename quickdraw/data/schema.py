@@ -2,7 +2,8 @@
 
 A store is a folder::
 
-    manifest.json                  classes, per-split per-class counts, bad rows, sources, shards
+    manifest.json                  classes, per-split per-class counts, bad rows, sources, shards,
+                                   origin (Quick, Draw! data or the project's generated doodles)
     train/<source-id>-<part>.parquet
     val/...   test/...
     _sources/<source-id>.json      one receipt per finished input (what makes conversion resumable)
@@ -53,6 +54,23 @@ and still decode in numpy without a loop per value.
 READABLE_VERSIONS = (2, 3)
 SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
+
+# Where a store's drawings come from, recorded in its manifest and carried by every model trained
+# on it (checkpoint -> model.json -> the exported page's credit line): Google's Quick, Draw! data
+# (CC BY 4.0, to be credited) or the procedural doodles of quickdraw.data.synthetic, which are not
+# Quick, Draw! data at all. "" in a manifest written before the field existed: not recorded.
+QUICKDRAW, GENERATED = "quickdraw", "generated"
+GENERATED_MARKER = "GENERATED.json"  # written by synthetic.generate beside the files it makes
+
+
+def data_origin(source: str | os.PathLike) -> str:
+    """``GENERATED`` for a folder holding ``GENERATED_MARKER`` (or a file beside one), else ``QUICKDRAW``:
+    the converter reads the Quick, Draw! formats, and a file without the generator's marker is taken
+    for Google's data."""
+    path = Path(source)
+    folder = path if path.is_dir() else path.parent
+    return GENERATED if (folder / GENERATED_MARKER).is_file() else QUICKDRAW
+
 
 SCHEMA = pa.schema(
     [
@@ -112,6 +130,7 @@ class Manifest:
     bad_examples: list[dict] = field(
         default_factory=list
     )  # first bad rows: file, line, reason, detail
+    origin: str = ""  # QUICKDRAW or GENERATED; "" = not recorded (an older store)
     schema_version: int = SCHEMA_VERSION
 
     @property

@@ -29,8 +29,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from quickdraw.data.doodles import CLASSES, SHAPES, random_sign, rotate, stray_mark
+from quickdraw.data.schema import GENERATED_MARKER
 from quickdraw.data.simplify import simplify_drawing
-from quickdraw.files import atomic_open
+from quickdraw.files import atomic_open, write_atomic
 
 CSV_HEADER = ("countrycode", "drawing", "key_id", "recognized", "timestamp", "word")
 CHUNK = 500  # rows per random stream: sets determinism granularity, not just parallelism
@@ -295,7 +296,10 @@ def generate(
     """Write ``<word>.csv.gz`` per class in Kaggle's train_simplified layout; returns the paths.
 
     ``raw_ndjson`` writes Google's raw ``<word>.ndjson.gz`` instead. Output depends only on
-    ``seed`` and each class's own name, never on ``workers`` or on the other classes.
+    ``seed`` and each class's own name, never on ``workers`` or on the other classes. The folder
+    gets ``GENERATED.json`` (generator, seed, drawings a class) last, once every file is whole:
+    by it the converter records the store's origin as generated (so no model trained on it claims
+    Quick, Draw! data) and :mod:`quickdraw.data.sources` knows the folder is complete.
     """
     unknown = set(classes) - set(SHAPES)
     if unknown:
@@ -321,6 +325,9 @@ def generate(
         finally:
             if pool:
                 pool.shutdown(cancel_futures=True)
+    # Written last: a folder with the marker is complete (quickdraw.data.sources generates again otherwise).
+    marker = {"generator": __name__, "seed": seed, "per_class": per_class, "classes": list(classes)}
+    write_atomic(out_dir / GENERATED_MARKER, json.dumps(marker, indent=1))
     return paths
 
 

@@ -75,6 +75,9 @@ class QuickDrawModule(L.LightningModule):
     objective: a :mod:`quickdraw.models.objectives` config: how the net's outputs and the loss
       make the training loss (default: ``Plain``, or ``EnsembleMembers`` for ensembles, whose
       ``bootstrap=true`` gives each member its own bootstrap resample of every batch).
+    data_origin: where the training drawings came from (the store manifest's ``origin``:
+      ``"quickdraw"``, ``"generated"``; None or ``""``: not recorded), kept in the checkpoint for
+      exports, whose credit line must not claim Quick, Draw! data for generated doodles.
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class QuickDrawModule(L.LightningModule):
         compile: bool = False,
         channels_last: bool = False,
         inputs: dict | None = None,
+        data_origin: str | None = None,
     ) -> None:
         super().__init__()
         net, optimizer, scheduler, loss, classes, raster, objective, inputs = map(

@@ -211,8 +211,15 @@ new Function("element", "props", "trigger", padJs)(pad, props, request);
 // The events the pad draws from (its move event: pointerrawupdate where the browser has it).
 for (const type of ["pointerdown", props.move_event, "pointerup", "pointercancel"])
   pad.addEventListener(type, (e) => (inputTime = e.timeStamp), { capture: true });
+// The credit line follows the training data's recorded origin (model.json `data.origin`): Quick,
+// Draw! data must be credited (CC BY 4.0); the generated doodles are not Quick, Draw! data.
+const TRAINED_ON = {
+  quickdraw: "Trained on Quick, Draw! data (Google, CC BY 4.0).",
+  generated: "Trained on the project's generated doodles, not on Quick, Draw! data.",
+};
 $("#about").textContent = `Model: ${meta.arch}, ${meta.classes.length} classes, ${spec.size} px ${spec.encoding} input, `
-  + `${page.model} (quickdraw ${meta.quickdraw_version}). Trained on Quick, Draw! data (Google, CC BY 4.0).`;
+  + `${page.model} (quickdraw ${meta.quickdraw_version}). `
+  + (TRAINED_ON[meta.data?.origin] ?? "Its training data is not recorded in the checkpoint it was exported from.");
 show([], null, HINT);
 
 window.quickdraw = { meta, page, preprocess, classify, topK, state, workers: pool.length, ready: true };
