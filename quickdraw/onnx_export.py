@@ -11,7 +11,7 @@ that runs the export: class names in output order, the raster spec with the numb
 rasteriser derives from it (thickness, border: computed here, once, by
 :class:`~quickdraw.data.raster.RasterSpec`), the input's shape, dtype and encoding, the project
 version, and where the training drawings came from (``data.origin``: ``"quickdraw"``,
-``"generated"`` or null when the checkpoint predates the record), which the page's credit line
+``"generated"``, ``"mixed"`` or null when the checkpoint predates the record), which the page's credit line
 follows. :mod:`quickdraw.onnx_backend` and ``quickdraw/web/raster.js`` read it.
 """
 

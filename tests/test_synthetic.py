@@ -15,7 +15,7 @@ import pytest
 
 from quickdraw.data import synthetic
 from quickdraw.data.convert import convert
-from quickdraw.data.schema import GENERATED, GENERATED_MARKER, MANIFEST, QUICKDRAW, Manifest
+from quickdraw.data.schema import GENERATED, GENERATED_MARKER, MANIFEST, MIXED, QUICKDRAW, Manifest
 from quickdraw.data.simplify import resample, simplify_drawing
 from quickdraw.data.sources import StoreSource
 from quickdraw.data.synthetic import (
@@ -204,6 +204,15 @@ def test_the_generated_folder_is_marked_and_stores_record_their_origin(
     shutil.copy(csv_dir / "sun.csv.gz", elsewhere)
     assert convert(elsewhere.parent, tmp_path / "qd", progress=False).origin == QUICKDRAW
     assert Manifest.load(tmp_path / "qd").origin == QUICKDRAW
+    both = tmp_path / "both"  # Google's files beside a generated folder: the store is mixed
+    shutil.copytree(elsewhere.parent, both)
+    shutil.copytree(csv_dir, both / "generated")
+    (both / "sun.csv.gz").rename(both / "moon.csv.gz")
+    assert convert(both, tmp_path / "mixed", progress=False).origin == MIXED
+    archive = shutil.make_archive(
+        str(tmp_path / "zipped"), "zip", csv_dir
+    )  # the marker travels in the zip
+    assert convert(archive, tmp_path / "z", progress=False).origin == GENERATED
     old = json.loads((tmp_path / "qd" / MANIFEST).read_text())
     del old["origin"]  # a manifest written before the field: read, origin not recorded
     (tmp_path / "qd" / MANIFEST).write_text(json.dumps(old))

@@ -50,7 +50,7 @@ from quickdraw.data.schema import (
     WRITE_OPTIONS,
     Manifest,
     assign_split,
-    data_origin,
+    combined_origin,
     write_json_atomic,
 )
 from quickdraw.data.strokes import StrokeBatch
@@ -444,7 +444,7 @@ def convert(
             _run_parallel(jobs, n_workers, receipts, bar, len(sources))
     finally:
         bar.close()
-    manifest = _build_manifest(sources, receipts, settings, data_origin(source))
+    manifest = _build_manifest(sources, receipts, settings)
     manifest.save(store)
     _report(manifest, receipts, time.perf_counter() - t0)
     return manifest
@@ -555,7 +555,7 @@ def _remove_stray_shards(store: Path, source_id: str) -> None:
 
 
 def _build_manifest(
-    sources: Sequence[Source], receipts: dict, settings: ConvertSettings, origin: str
+    sources: Sequence[Source], receipts: dict, settings: ConvertSettings
 ) -> Manifest:
     n = len(settings.classes)
     counts = {s: [0] * n for s in SPLITS}
@@ -581,7 +581,7 @@ def _build_manifest(
         shards=shards,
         settings=asdict(settings) | {"classes": len(settings.classes)},
         bad_examples=[e for s in sources for e in receipts[s.id]["bad_examples"]][:20],
-        origin=origin,
+        origin=combined_origin(s.origin for s in sources),
     )
 
 

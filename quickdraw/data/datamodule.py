@@ -163,7 +163,7 @@ class QuickDrawDataModule(L.LightningDataModule):
 
     @property
     def origin(self) -> str:
-        """Where the store's drawings come from: ``"quickdraw"``, ``"generated"``, or ``""`` (a store
+        """Where the store's drawings come from: ``"quickdraw"``, ``"generated"``, ``"mixed"`` or ``""`` (a store
         converted before manifests recorded it); models carry it to their exports' credit line."""
         self._require_setup()
         return self.store.manifest.origin

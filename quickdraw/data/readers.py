@@ -25,6 +25,7 @@ import numpy as np
 import orjson
 
 from quickdraw.data.formats import ParsedDrawing
+from quickdraw.data.schema import GENERATED, GENERATED_MARKER, QUICKDRAW
 from quickdraw.data.simplify import simplify_timed
 
 csv.field_size_limit(sys.maxsize)  # a drawing is one (long) CSV field
@@ -77,6 +78,17 @@ class Source:
         if low.endswith(".npz"):
             return "sketchrnn"
         return "ndjson" if ".ndjson" in low else "csv"
+
+    @property
+    def origin(self) -> str:
+        """``GENERATED`` where quickdraw.data.synthetic's marker lies in the file's folder (on disk,
+        or in the archive for a zip member), else ``QUICKDRAW``: the converter reads the Quick, Draw!
+        formats, and a file without the generator's marker is taken for Google's data."""
+        if self.member is None:
+            return GENERATED if (self.path.parent / GENERATED_MARKER).is_file() else QUICKDRAW
+        folder = self.member.rpartition("/")[0]
+        marker = f"{folder}/{GENERATED_MARKER}" if folder else GENERATED_MARKER
+        return GENERATED if marker in _zipfile(self.path).NameToInfo else QUICKDRAW
 
     @property
     def gzipped(self) -> bool:

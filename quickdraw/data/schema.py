@@ -3,7 +3,7 @@
 A store is a folder::
 
     manifest.json                  classes, per-split per-class counts, bad rows, sources, shards,
-                                   origin (Quick, Draw! data or the project's generated doodles)
+                                   origin (Quick, Draw! data, the project's generated doodles, or both)
     train/<source-id>-<part>.parquet
     val/...   test/...
     _sources/<source-id>.json      one receipt per finished input (what makes conversion resumable)
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -57,19 +58,17 @@ MANIFEST = "manifest.json"
 
 # Where a store's drawings come from, recorded in its manifest and carried by every model trained
 # on it (checkpoint -> model.json -> the exported page's credit line): Google's Quick, Draw! data
-# (CC BY 4.0, to be credited) or the procedural doodles of quickdraw.data.synthetic, which are not
-# Quick, Draw! data at all. "" in a manifest written before the field existed: not recorded.
-QUICKDRAW, GENERATED = "quickdraw", "generated"
-GENERATED_MARKER = "GENERATED.json"  # written by synthetic.generate beside the files it makes
+# (CC BY 4.0, to be credited), the procedural doodles of quickdraw.data.synthetic (not Quick,
+# Draw! data at all), or both. "" in a manifest written before the field existed: not recorded.
+# A source file is generated when the generator's marker lies in its folder (readers.Source.origin).
+QUICKDRAW, GENERATED, MIXED = "quickdraw", "generated", "mixed"
+GENERATED_MARKER = "GENERATED.json"  # written last by synthetic.generate beside the files it makes
 
 
-def data_origin(source: str | os.PathLike) -> str:
-    """``GENERATED`` for a folder holding ``GENERATED_MARKER`` (or a file beside one), else ``QUICKDRAW``:
-    the converter reads the Quick, Draw! formats, and a file without the generator's marker is taken
-    for Google's data."""
-    path = Path(source)
-    folder = path if path.is_dir() else path.parent
-    return GENERATED if (folder / GENERATED_MARKER).is_file() else QUICKDRAW
+def combined_origin(origins: Iterable[str]) -> str:
+    """One origin for a store from its sources': theirs when they agree, ``MIXED`` when not."""
+    found = set(origins)
+    return found.pop() if len(found) == 1 else MIXED if found else ""
 
 
 SCHEMA = pa.schema(
@@ -130,7 +129,7 @@ class Manifest:
     bad_examples: list[dict] = field(
         default_factory=list
     )  # first bad rows: file, line, reason, detail
-    origin: str = ""  # QUICKDRAW or GENERATED; "" = not recorded (an older store)
+    origin: str = ""  # QUICKDRAW, GENERATED or MIXED; "" = not recorded (an older store)
     schema_version: int = SCHEMA_VERSION
 
     @property

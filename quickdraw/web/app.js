@@ -216,6 +216,7 @@ for (const type of ["pointerdown", props.move_event, "pointerup", "pointercancel
 const TRAINED_ON = {
   quickdraw: "Trained on Quick, Draw! data (Google, CC BY 4.0).",
   generated: "Trained on the project's generated doodles, not on Quick, Draw! data.",
+  mixed: "Trained on Quick, Draw! data (Google, CC BY 4.0) and the project's generated doodles.",
 };
 $("#about").textContent = `Model: ${meta.arch}, ${meta.classes.length} classes, ${spec.size} px ${spec.encoding} input, `
   + `${page.model} (quickdraw ${meta.quickdraw_version}). `
