@@ -31,6 +31,7 @@ from quickdraw.checkpoints import load_model
 from quickdraw.data import raster
 from quickdraw.data.inputs import IMAGE
 from quickdraw.data.raster import RasterSpec
+from quickdraw.data.schema import ORIGINS
 from quickdraw.inference import model_inputs, raster_spec
 from quickdraw.onnx_graph import for_onnx
 
@@ -133,6 +134,10 @@ def export_onnx(model, out_dir: str | Path) -> Path:
     Returns the graph's path. Raises ExportError when ``onnx`` is missing, or for a model that
     reads anything but one raster image (the page and onnxruntime get images only).
     """
+    if data_origin(model) is None:  # checked before anything is written
+        log.warning("%s: the checkpoint does not record where its training drawings came from (it "
+                    "predates the record): the page says so instead of crediting them; credit "
+                    "Quick, Draw! data yourself if the model learnt it", type(model.net).__name__)  # fmt: skip
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_graph(model, out / FP32)
@@ -187,9 +192,22 @@ def sidecar(model) -> dict:
         },
         "output": {"name": OUTPUT, "shape": ["batch", len(model.hparams.classes)]},
         "raster": raster_contract(spec),
-        "data": {"origin": model.hparams.get("data_origin") or None},
+        "data": {"origin": data_origin(model)},
         "files": {"fp32": FP32},
     }
+
+
+def data_origin(model) -> str | None:
+    """The checkpoint's recorded training-data origin (``quickdraw.data.schema.ORIGINS``), None where
+    it predates the record. Raises ExportError for any other value: the page's credit line follows it."""
+    origin = model.hparams.get("data_origin") or None
+    if origin is not None and origin not in ORIGINS:
+        raise ExportError(
+            f"the checkpoint's data_origin {origin!r} is none of {', '.join(ORIGINS)} (the store "
+            "manifest's origin, recorded at training); set it to the data the model learnt "
+            "(checkpoint['hyper_parameters']['data_origin']) and export again"
+        )
+    return origin
 
 
 def raster_contract(spec: RasterSpec) -> dict:

@@ -236,7 +236,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--ckpt", type=Path)
+    ap.add_argument("--ckpt", type=Path,
+                    help="a training run's checkpoint (default: an untrained ResNet18, 340 classes, --size px)")  # fmt: skip
     ap.add_argument("--store", type=Path, help="calibrate static int8 on this store (the model's)")
     ap.add_argument("--int8", choices=("static", "dynamic"), default="static")
     ap.add_argument(
@@ -245,9 +246,17 @@ def main() -> None:
     ap.add_argument(
         "--size", type=int, default=64, help="raster size of the untrained model (no --ckpt)"
     )
-    ap.add_argument("--drawings", type=positive, default=1000)
-    ap.add_argument("--runs", type=positive, default=300)
-    ap.add_argument("--moves", type=positive, default=240)
+    ap.add_argument("--drawings", type=positive, default=1000,
+                    help="real raw drawings for parity (default 1000)")  # fmt: skip
+    ap.add_argument(
+        "--runs", type=positive, default=300, help="server-side runs per backend (default 300)"
+    )
+    ap.add_argument(
+        "--moves",
+        type=positive,
+        default=240,
+        help="pointer moves in the timed stroke (default 240)",
+    )
     ap.add_argument("--skip", default="", help=f"comma list of {','.join(PARTS)} to skip")
     ap.add_argument("--input", default="synthetic,playwright,back-to-back",
                     help="comma list of the strokes to time: synthetic (Chromium's own input, one move "

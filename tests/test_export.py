@@ -125,6 +125,22 @@ def test_predict_with_backend_onnx_writes_the_same_submission(
     assert torch_rows == (tmp_path / "onnx.csv").read_text().splitlines()
 
 
+def with_origin(checkpoint: Path, tmp_path: Path, origin: str | None) -> Path:
+    """A copy of ``checkpoint`` recording ``origin`` as its training data's (None: not recorded)."""
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    ckpt["hyper_parameters"]["data_origin"] = origin
+    torch.save(ckpt, path := tmp_path / f"origin-{origin}.ckpt")
+    return path
+
+
+def test_an_export_of_a_checkpoint_without_its_datas_origin_says_so(
+    demo_checkpoint, tmp_path, caplog
+):
+    out = run_export(tmp_path / "old", f"ckpt_path={with_origin(demo_checkpoint, tmp_path, None)}")
+    assert json.loads((out / "model.json").read_text())["data"] == {"origin": None}
+    assert "does not record where its training drawings came from" in caplog.text
+
+
 def test_bad_exports_and_missing_pieces_are_named_with_the_fix(
     exported, demo_checkpoint, tmp_path, caplog
 ):
@@ -143,6 +159,10 @@ def test_bad_exports_and_missing_pieces_are_named_with_the_fix(
         ([ckpt, "format=web", "web.model=int8"], "web.model='int8'"),
         ([ckpt, "format=web", f"web.ort_dist={tmp_path / 'nowhere'}"], "make web-deps"),
         ([f"ckpt_path={lone}"], str(lone)),
+        (
+            [f"ckpt_path={with_origin(demo_checkpoint, tmp_path, 'bogus')}"],
+            "data_origin 'bogus' is none of",
+        ),
     ]:
         caplog.clear()
         with pytest.raises(SystemExit) as stop:

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from quickdraw.data import synthetic
-from quickdraw.data.convert import convert
+from quickdraw.data.convert import ConvertSettings, convert
+from quickdraw.data.readers import QuickDrawFormatError
 from quickdraw.data.schema import GENERATED, GENERATED_MARKER, MANIFEST, MIXED, QUICKDRAW, Manifest
 from quickdraw.data.simplify import resample, simplify_drawing
 from quickdraw.data.sources import StoreSource
@@ -190,33 +191,88 @@ def test_cli_matches_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 def test_the_generated_folder_is_marked_and_stores_record_their_origin(
     csv_dir: Path, tmp_path: Path
 ) -> None:
-    """A model trained on generated doodles must not be credited as Quick, Draw! data: the
-    generator marks its folder, the converter records the origin in the manifest."""
+    """A model trained on generated doodles must not be credited as Quick, Draw! data, nor Google's
+    drawings lose their credit: the generator lists the files it made, the converter records the
+    store's origin from them."""
     marker = json.loads((csv_dir / GENERATED_MARKER).read_text())
     assert marker == {"generator": "quickdraw.data.synthetic", "seed": 0, "per_class": PER_CLASS,
-                      "classes": list(SOME)}  # fmt: skip
+                      "classes": list(SOME), "files": [f"{w}.csv.gz" for w in SOME]}  # fmt: skip
     assert convert(csv_dir, tmp_path / "gen", progress=False).origin == GENERATED
     assert convert(csv_dir / "sun.csv.gz", tmp_path / "one", progress=False).origin == GENERATED
-    elsewhere = (
-        tmp_path / "copied" / "sun.csv.gz"
-    )  # the same rows without the marker: taken for Google's
-    elsewhere.parent.mkdir()
-    shutil.copy(csv_dir / "sun.csv.gz", elsewhere)
-    assert convert(elsewhere.parent, tmp_path / "qd", progress=False).origin == QUICKDRAW
-    assert Manifest.load(tmp_path / "qd").origin == QUICKDRAW
-    both = tmp_path / "both"  # Google's files beside a generated folder: the store is mixed
-    shutil.copytree(elsewhere.parent, both)
-    shutil.copytree(csv_dir, both / "generated")
-    (both / "sun.csv.gz").rename(both / "moon.csv.gz")
-    assert convert(both, tmp_path / "mixed", progress=False).origin == MIXED
-    archive = shutil.make_archive(
-        str(tmp_path / "zipped"), "zip", csv_dir
-    )  # the marker travels in the zip
+    archive = shutil.make_archive(str(tmp_path / "zipped"), "zip", csv_dir)  # the marker in the zip
     assert convert(archive, tmp_path / "z", progress=False).origin == GENERATED
+    nested = tmp_path / "nested"  # the folder above a generated one
+    shutil.copytree(csv_dir, nested / "gen")
+    assert convert(nested, tmp_path / "n", progress=False).origin == GENERATED
+
+    google = (
+        tmp_path / "google" / "moon.csv.gz"
+    )  # generated rows without the marker: taken for Google's
+    google.parent.mkdir()
+    shutil.copy(csv_dir / "sun.csv.gz", google)
+    assert convert(google.parent, tmp_path / "qd", progress=False).origin == QUICKDRAW
+    for inside in (nested / "gen", nested):  # Google's file in the generated folder, or beside it
+        shutil.copy(google, inside / "moon.csv.gz")
+        assert convert(nested, tmp_path / f"mixed-{inside.name}", progress=False).origin == MIXED
+        (inside / "moon.csv.gz").unlink()
+
     old = json.loads((tmp_path / "qd" / MANIFEST).read_text())
-    del old["origin"]  # a manifest written before the field: read, origin not recorded
+    del old["origin"]  # a manifest written before the field: read as not recorded ...
     (tmp_path / "qd" / MANIFEST).write_text(json.dumps(old))
     assert Manifest.load(tmp_path / "qd").origin == ""
+    assert (
+        convert(google.parent, tmp_path / "qd", progress=False).origin == QUICKDRAW
+    )  # ... recorded now
+
+
+@pytest.mark.parametrize("text", ["", "{not json", '{"files": "sun.csv.gz"}', '{"seed": 0}'])
+def test_a_marker_that_is_not_the_generators_is_refused_by_name(
+    csv_dir: Path, tmp_path: Path, text: str
+) -> None:
+    folder = tmp_path / "data"
+    shutil.copytree(csv_dir, folder)
+    (folder / GENERATED_MARKER).write_text(text)
+    with pytest.raises(
+        QuickDrawFormatError,
+        match=rf"{GENERATED_MARKER} is not quickdraw.data.synthetic's marker.*Delete it",
+    ):
+        convert(folder, tmp_path / "store", progress=False)
+
+
+def test_generating_into_a_folder_of_other_files_lists_only_its_own(
+    csv_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(csv_dir / "sun.csv.gz", folder / "moon.csv.gz")  # not the generator's here
+    generate(folder, 5, ["sun"], progress=False, workers=1)
+    assert "holds 1 data files the generator did not make (moon.csv.gz)" in caplog.text
+    generate(folder, 5, ["circle"], progress=False, workers=1)  # a second run adds to the list
+    assert json.loads((folder / GENERATED_MARKER).read_text())["files"] == [
+        "circle.csv.gz",
+        "sun.csv.gz",
+    ]
+    assert convert(folder, tmp_path / "store", progress=False).origin == MIXED
+
+
+def test_a_store_holds_one_sources_files(csv_dir: Path, tmp_path: Path) -> None:
+    """Converting another source into a store would drop the first one's rows from its manifest."""
+    same = ConvertSettings(classes=list(SOME))  # the same settings, so that only the source differs
+    convert(csv_dir, tmp_path / "store", same, progress=False)
+    other = tmp_path / "other" / "moon.csv.gz"
+    other.parent.mkdir()
+    shutil.copy(csv_dir / "sun.csv.gz", other)
+    with pytest.raises(
+        ValueError, match=r"holds 3 files converted from another source.*overwrite=true"
+    ):
+        convert(other.parent, tmp_path / "store", same, progress=False)
+    assert sum(Manifest.load(tmp_path / "store").rows.values()) == PER_CLASS * len(
+        SOME
+    )  # nothing lost
+    assert (
+        convert(other.parent, tmp_path / "store", progress=False, overwrite=True).origin
+        == QUICKDRAW
+    )
 
 
 def test_an_interrupted_generated_set_is_made_again_before_converting(tmp_path: Path) -> None:

@@ -140,3 +140,31 @@ def test_averaging_ensemble_of_frozen_runs_is_scored_without_training(
     x = torch.rand(4, 1, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(ensemble(x).softmax(-1), alone(x).softmax(-1))
+
+
+def test_an_ensemble_of_loaded_members_credits_every_members_data(smoke_run, tmp_path):
+    """Members trained on Google's data, combined on a generated store: the ensemble learnt both."""
+    import torch
+
+    from quickdraw.models.module import QuickDrawModule
+
+    member = smoke_run / "checkpoints" / "best.ckpt"
+    ckpt = torch.load(member, map_location="cpu", weights_only=False)
+    hp = ckpt["hyper_parameters"]
+    origins = {}
+    for name, origin in (("qd", "quickdraw"), ("old", None)):
+        ckpt["hyper_parameters"] = {**hp, "data_origin": origin}
+        torch.save(ckpt, origins.setdefault(name, tmp_path / f"{name}.ckpt"))
+
+    def ensemble(*paths: Path, store_origin: str = "generated") -> str | None:
+        net = {"_target_": "quickdraw.models.components.ensemble.Ensemble", "_recursive_": False,
+               "combine": "mean", "member": hp["net"], "checkpoints": [str(p) for p in paths],
+               "num_members": len(paths), "freeze_members": True}  # fmt: skip
+        module = QuickDrawModule(net=net, optimizer=hp["optimizer"], classes=hp["classes"],
+                                 raster=hp["raster"], data_origin=store_origin)  # fmt: skip
+        return module.hparams.data_origin
+
+    assert ensemble(member, member) == "generated"
+    assert ensemble(member, origins["qd"]) == "mixed"
+    assert ensemble(origins["qd"], origins["qd"], store_origin="quickdraw") == "quickdraw"
+    assert ensemble(member, origins["old"]) is None, "one member's data unrecorded: the whole is"

@@ -253,6 +253,7 @@ def test_the_credit_line_follows_the_training_datas_origin(session, page_dir, tm
     assert "generated doodles, not on Quick, Draw! data" in about and "CC BY" not in about
     for origin, expected in (("quickdraw", "Trained on Quick, Draw! data (Google, CC BY 4.0)."),
                              ("mixed", "(Google, CC BY 4.0) and the project's generated doodles"),
+                             ("constructor", 'origin, "constructor", is not one this page knows'),
                              (None, "training data is not recorded")):  # fmt: skip
         folder = tmp_path / str(origin)
         shutil.copytree(page_dir, folder)

@@ -412,6 +412,7 @@ def convert(
         settings.classes = infer_classes(sources, settings.max_bytes)
     settings.classes = sorted(set(settings.classes))
     _check_settings(store, settings)
+    _check_same_source(store, sources)
     if verify:
         _verify(store, sources)
     receipts = _load_receipts(store, sources)
@@ -419,7 +420,11 @@ def convert(
     manifest_path = store / "manifest.json"
     if not todo and manifest_path.exists():
         log.info("%s is up to date (%d input files already converted)", store, len(sources))
-        return Manifest.load(store)
+        manifest = Manifest.load(store)
+        if not manifest.origin:  # converted before manifests recorded it: add it, nothing else changes
+            manifest.origin = combined_origin(s.origin for s in sources)
+            manifest.save(store)
+        return manifest
     for s in todo:
         _remove_stray_shards(store, s.id)
     class_index = {c: i for i, c in enumerate(settings.classes)}
@@ -497,6 +502,27 @@ def _check_settings(store: Path, settings: ConvertSettings) -> None:
             )
     else:
         write_json_atomic(path, wanted)
+
+
+def _check_same_source(store: Path, sources: Sequence[Source]) -> None:
+    """A store holds one source's files: converting another into it would leave the first one's
+    shards on disk but out of the manifest (their rows silently gone from training)."""
+    ids = {s.id for s in sources}
+    others = sorted(
+        p
+        for p in (store / SOURCES_DIR).glob("*.json")
+        if p.name != SETTINGS_FILE and p.stem not in ids
+    )
+    if others:
+        try:
+            name = json.loads(others[0].read_text())["name"]
+        except (OSError, ValueError, KeyError, TypeError):
+            name = others[0].stem
+        raise ValueError(
+            f"{store} holds {len(others)} files converted from another source (e.g. {name}) that "
+            f"the source given does not have; convert into a new store folder, convert the same "
+            f"source again, or pass overwrite=true to replace the store"
+        )
 
 
 def _load_receipts(store: Path, sources: Sequence[Source]) -> dict[str, dict]:

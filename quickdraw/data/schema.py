@@ -62,6 +62,7 @@ MANIFEST = "manifest.json"
 # Draw! data at all), or both. "" in a manifest written before the field existed: not recorded.
 # A source file is generated when the generator's marker lies in its folder (readers.Source.origin).
 QUICKDRAW, GENERATED, MIXED = "quickdraw", "generated", "mixed"
+ORIGINS = (QUICKDRAW, GENERATED, MIXED)
 GENERATED_MARKER = "GENERATED.json"  # written last by synthetic.generate beside the files it makes
 
 

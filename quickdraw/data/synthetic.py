@@ -16,6 +16,7 @@ import csv
 import gzip
 import io
 import json
+import logging
 import os
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -29,9 +30,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from quickdraw.data.doodles import CLASSES, SHAPES, random_sign, rotate, stray_mark
+from quickdraw.data.readers import SUFFIXES, generated_files
 from quickdraw.data.schema import GENERATED_MARKER
 from quickdraw.data.simplify import simplify_drawing
 from quickdraw.files import atomic_open, write_atomic
+
+log = logging.getLogger(__name__)
 
 CSV_HEADER = ("countrycode", "drawing", "key_id", "recognized", "timestamp", "word")
 CHUNK = 500  # rows per random stream: sets determinism granularity, not just parallelism
@@ -297,7 +301,7 @@ def generate(
 
     ``raw_ndjson`` writes Google's raw ``<word>.ndjson.gz`` instead. Output depends only on
     ``seed`` and each class's own name, never on ``workers`` or on the other classes. The folder
-    gets ``GENERATED.json`` (generator, seed, drawings a class) last, once every file is whole:
+    gets ``GENERATED.json`` (the files made, seed, drawings a class) last, once every file is whole:
     by it the converter records the store's origin as generated (so no model trained on it claims
     Quick, Draw! data) and :mod:`quickdraw.data.sources` knows the folder is complete.
     """
@@ -325,10 +329,29 @@ def generate(
         finally:
             if pool:
                 pool.shutdown(cancel_futures=True)
-    # Written last: a folder with the marker is complete (quickdraw.data.sources generates again otherwise).
-    marker = {"generator": __name__, "seed": seed, "per_class": per_class, "classes": list(classes)}
-    write_atomic(out_dir / GENERATED_MARKER, json.dumps(marker, indent=1))
+    _mark(out_dir, [p.name for p in paths], seed=seed, per_class=per_class, classes=list(classes))
     return paths
+
+
+def _mark(out_dir: Path, made: list[str], **how: object) -> None:
+    """Write ``GENERATED.json``, last (a folder with it is complete: quickdraw.data.sources generates
+    again otherwise). It lists the files made here, with an earlier run's into the same folder, so
+    the converter tells them from any other file there (taken for Quick, Draw! data)."""
+    path = out_dir / GENERATED_MARKER
+    files = set(made)
+    if path.is_file():
+        files |= generated_files(path.read_bytes(), str(path))
+    others = sorted(
+        p.name
+        for p in out_dir.iterdir()
+        if p.name.lower().endswith(SUFFIXES) and p.name not in files
+    )
+    if others:
+        log.warning("%s also holds %d data files the generator did not make (%s): a store converted "
+                    "from it mixes them with the generated ones (origin 'mixed')", out_dir, len(others),
+                    ", ".join(others[:5]))  # fmt: skip
+    marker = {"generator": "quickdraw.data.synthetic", **how, "files": sorted(files)}
+    write_atomic(path, json.dumps(marker, indent=1))
 
 
 def _submit(pool: Executor | None, *args: object) -> Callable[[], bytes]:

@@ -218,9 +218,12 @@ const TRAINED_ON = {
   generated: "Trained on the project's generated doodles, not on Quick, Draw! data.",
   mixed: "Trained on Quick, Draw! data (Google, CC BY 4.0) and the project's generated doodles.",
 };
+function trainedOn(origin) {
+  if (origin == null || origin === "") return "Its training data is not recorded in the checkpoint it was exported from.";
+  return Object.hasOwn(TRAINED_ON, origin) ? TRAINED_ON[origin] : `Its training data's origin, "${origin}", is not one this page knows.`;
+}
 $("#about").textContent = `Model: ${meta.arch}, ${meta.classes.length} classes, ${spec.size} px ${spec.encoding} input, `
-  + `${page.model} (quickdraw ${meta.quickdraw_version}). `
-  + (TRAINED_ON[meta.data?.origin] ?? "Its training data is not recorded in the checkpoint it was exported from.");
+  + `${page.model} (quickdraw ${meta.quickdraw_version}). ${trainedOn(meta.data?.origin)}`;
 show([], null, HINT);
 
 window.quickdraw = { meta, page, preprocess, classify, topK, state, workers: pool.length, ready: true };
