@@ -30,8 +30,8 @@ import quickdraw
 from quickdraw.checkpoints import load_model
 from quickdraw.data import raster
 from quickdraw.data.inputs import IMAGE
+from quickdraw.data.origin import ORIGINS
 from quickdraw.data.raster import RasterSpec
-from quickdraw.data.schema import ORIGINS
 from quickdraw.inference import model_inputs, raster_spec
 from quickdraw.onnx_graph import for_onnx
 
@@ -198,7 +198,7 @@ def sidecar(model) -> dict:
 
 
 def data_origin(model) -> str | None:
-    """The checkpoint's recorded training-data origin (``quickdraw.data.schema.ORIGINS``), None where
+    """The checkpoint's recorded training-data origin (:mod:`quickdraw.data.origin`), None where
     it predates the record. Raises ExportError for any other value: the page's credit line follows it."""
     origin = model.hparams.get("data_origin") or None
     if origin is not None and origin not in ORIGINS:

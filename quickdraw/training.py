@@ -24,7 +24,8 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 import quickdraw  # noqa: F401  (registers the ${project_root:} resolver)
-from quickdraw.checkpoints import AtomicCheckpointIO, optimizer_steps
+from quickdraw.checkpoints import AtomicCheckpointIO, optimizer_steps, read_checkpoint
+from quickdraw.data.origin import combined_origin
 from quickdraw.data.sources import ensure_store_of
 from quickdraw.runs import TRAIN, RunDir
 from quickdraw.settings_check import reconcile
@@ -62,6 +63,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule.serve(model.input_names)  # build only the inputs the model reads
     log.info("data: %s", datamodule.describe())
     ckpt_path = run.resume_checkpoint(cfg.get("ckpt_path"))
+    if ckpt_path:  # the weights learnt the checkpoint's data too: its origin joins the store's
+        before = read_checkpoint(ckpt_path).get("hyper_parameters", {}).get("data_origin")
+        model.hparams.data_origin = combined_origin([model.hparams.data_origin, before])
     callbacks = instantiate_all(cfg.get("callbacks"))
     loggers = instantiate_all(cfg.get("logger"), resume_from=ckpt_path)
     trainer: L.Trainer = hydra.utils.instantiate(

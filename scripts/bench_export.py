@@ -239,7 +239,8 @@ def main() -> None:
     ap.add_argument("--ckpt", type=Path,
                     help="a training run's checkpoint (default: an untrained ResNet18, 340 classes, --size px)")  # fmt: skip
     ap.add_argument("--store", type=Path, help="calibrate static int8 on this store (the model's)")
-    ap.add_argument("--int8", choices=("static", "dynamic"), default="static")
+    ap.add_argument("--int8", choices=("static", "dynamic"), default="static",
+                    help="static: weights and activations, calibrated (default); dynamic: weights only")  # fmt: skip
     ap.add_argument(
         "--per-class", type=int, default=8, help="calibration drawings a class (export default 8)"
     )

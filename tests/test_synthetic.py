@@ -15,8 +15,10 @@ import pytest
 
 from quickdraw.data import synthetic
 from quickdraw.data.convert import ConvertSettings, convert
-from quickdraw.data.readers import QuickDrawFormatError
-from quickdraw.data.schema import GENERATED, GENERATED_MARKER, MANIFEST, MIXED, QUICKDRAW, Manifest
+from quickdraw.data.formats.export import export_store
+from quickdraw.data.origin import GENERATED, MIXED, QUICKDRAW, MarkerError
+from quickdraw.data.origin import MARKER as GENERATED_MARKER
+from quickdraw.data.schema import MANIFEST, Manifest
 from quickdraw.data.simplify import resample, simplify_drawing
 from quickdraw.data.sources import StoreSource
 from quickdraw.data.synthetic import (
@@ -225,18 +227,23 @@ def test_the_generated_folder_is_marked_and_stores_record_their_origin(
     )  # ... recorded now
 
 
-@pytest.mark.parametrize("text", ["", "{not json", '{"files": "sun.csv.gz"}', '{"seed": 0}'])
-def test_a_marker_that_is_not_the_generators_is_refused_by_name(
+@pytest.mark.parametrize(
+    "text",
+    ["", "{not json", "[1]", '{"generator": "quickdraw.data.synthetic", "files": "sun.csv.gz"}',
+     '{"generator": "quickdraw.data.synthetic"}', '{"generator": "someone-else", "files": ["sun.csv.gz"]}'],
+)  # fmt: skip
+def test_a_marker_that_is_not_the_generators_is_refused_by_name_before_converting(
     csv_dir: Path, tmp_path: Path, text: str
 ) -> None:
     folder = tmp_path / "data"
     shutil.copytree(csv_dir, folder)
     (folder / GENERATED_MARKER).write_text(text)
-    with pytest.raises(
-        QuickDrawFormatError,
-        match=rf"{GENERATED_MARKER} is not quickdraw.data.synthetic's marker.*Delete it",
-    ):
+    match = rf"{GENERATED_MARKER} is not quickdraw.data.synthetic's marker.*Delete it"
+    with pytest.raises(MarkerError, match=match):
         convert(folder, tmp_path / "store", progress=False)
+    assert not (tmp_path / "store" / "train").exists(), "refused before converting anything"
+    generate(folder, 5, list(SOME), progress=False, workers=1, replace=True)  # the fix it names
+    assert convert(folder, tmp_path / "store", progress=False).origin == GENERATED
 
 
 def test_generating_into_a_folder_of_other_files_lists_only_its_own(
@@ -253,6 +260,32 @@ def test_generating_into_a_folder_of_other_files_lists_only_its_own(
         "sun.csv.gz",
     ]
     assert convert(folder, tmp_path / "store", progress=False).origin == MIXED
+    before = (folder / "moon.csv.gz").read_bytes()
+    with pytest.raises(
+        FileExistsError, match=r"holds moon.csv.gz, not made by the generator.*--replace"
+    ):
+        generate(folder, 5, ["moon"], progress=False, workers=1)  # would write over someone's file
+    assert (folder / "moon.csv.gz").read_bytes() == before
+    generate(folder, 5, ["moon"], progress=False, workers=1, replace=True)
+    assert convert(folder, tmp_path / "again", progress=False).origin == GENERATED
+
+
+def test_links_and_the_sketch_rnn_round_trip_keep_the_origin(csv_dir: Path, tmp_path: Path) -> None:
+    links = tmp_path / "links"
+    links.mkdir()
+    for name in ("sun.csv.gz", "house.csv.gz"):
+        (links / name).symlink_to(csv_dir / name)
+    assert convert(links, tmp_path / "linked", progress=False).origin == GENERATED
+    export_store(tmp_path / "linked", tmp_path / "npz", progress=False)
+    assert convert(tmp_path / "npz", tmp_path / "back", progress=False).origin == GENERATED
+
+
+def test_the_cli_names_an_unknown_class_without_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["--out", "unused", "--classes", "cat"])
+    assert stop.value.code == 2 and "no synthetic class ['cat']" in capsys.readouterr().err
 
 
 def test_a_store_holds_one_sources_files(csv_dir: Path, tmp_path: Path) -> None:
@@ -263,7 +296,8 @@ def test_a_store_holds_one_sources_files(csv_dir: Path, tmp_path: Path) -> None:
     other.parent.mkdir()
     shutil.copy(csv_dir / "sun.csv.gz", other)
     with pytest.raises(
-        ValueError, match=r"holds 3 files converted from another source.*overwrite=true"
+        ValueError,
+        match=r"holds 3 converted files that the source given does not have.*overwrite=true",
     ):
         convert(other.parent, tmp_path / "store", same, progress=False)
     assert sum(Manifest.load(tmp_path / "store").rows.values()) == PER_CLASS * len(

@@ -168,3 +168,20 @@ def test_an_ensemble_of_loaded_members_credits_every_members_data(smoke_run, tmp
     assert ensemble(member, origins["qd"]) == "mixed"
     assert ensemble(origins["qd"], origins["qd"], store_origin="quickdraw") == "quickdraw"
     assert ensemble(member, origins["old"]) is None, "one member's data unrecorded: the whole is"
+
+
+def test_training_on_from_a_checkpoint_adds_its_datas_origin(smoke_run, tiny_config, tmp_path):
+    """Weights that learnt Google's drawings, trained on on the generated store: both are credited."""
+    import torch
+
+    ckpt = torch.load(
+        smoke_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False
+    )
+    ckpt["hyper_parameters"]["data_origin"] = "quickdraw"
+    torch.save(ckpt, google := tmp_path / "google.ckpt")
+    out = tmp_path / "run"
+    metrics = train(
+        tiny_config(out, "experiment=smoke", "trainer.max_epochs=3", f"ckpt_path={google}")
+    )
+    saved = torch.load(metrics["best_ckpt"], map_location="cpu", weights_only=False)
+    assert saved["hyper_parameters"]["data_origin"] == "mixed"

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from quickdraw.data.formats import ParsedDrawing
+from quickdraw.data.origin import combined_origin
 from quickdraw.data.readers import (
     BadRow,
     QuickDrawFormatError,
@@ -50,7 +51,6 @@ from quickdraw.data.schema import (
     WRITE_OPTIONS,
     Manifest,
     assign_split,
-    combined_origin,
     write_json_atomic,
 )
 from quickdraw.data.strokes import StrokeBatch
@@ -408,6 +408,8 @@ def convert(
     if overwrite and store.exists():
         shutil.rmtree(store)
     sources = discover_sources(source)
+    # Before any work: a marker that is not the generator's stops the conversion here.
+    origin = combined_origin(s.origin for s in sources) or ""
     if not settings.classes:
         settings.classes = infer_classes(sources, settings.max_bytes)
     settings.classes = sorted(set(settings.classes))
@@ -421,8 +423,10 @@ def convert(
     if not todo and manifest_path.exists():
         log.info("%s is up to date (%d input files already converted)", store, len(sources))
         manifest = Manifest.load(store)
-        if not manifest.origin:  # converted before manifests recorded it: add it, nothing else changes
-            manifest.origin = combined_origin(s.origin for s in sources)
+        if (
+            not manifest.origin
+        ):  # converted before manifests recorded it: add it, nothing else changes
+            manifest.origin = origin
             manifest.save(store)
         return manifest
     for s in todo:
@@ -449,7 +453,7 @@ def convert(
             _run_parallel(jobs, n_workers, receipts, bar, len(sources))
     finally:
         bar.close()
-    manifest = _build_manifest(sources, receipts, settings)
+    manifest = _build_manifest(sources, receipts, settings, origin)
     manifest.save(store)
     _report(manifest, receipts, time.perf_counter() - t0)
     return manifest
@@ -519,9 +523,9 @@ def _check_same_source(store: Path, sources: Sequence[Source]) -> None:
         except (OSError, ValueError, KeyError, TypeError):
             name = others[0].stem
         raise ValueError(
-            f"{store} holds {len(others)} files converted from another source (e.g. {name}) that "
-            f"the source given does not have; convert into a new store folder, convert the same "
-            f"source again, or pass overwrite=true to replace the store"
+            f"{store} holds {len(others)} converted files that the source given does not have "
+            f"(e.g. {name}): removed from it since, or another source's. Convert into a new store "
+            f"folder, give the source the store was made from, or pass overwrite=true to rebuild it"
         )
 
 
@@ -581,7 +585,7 @@ def _remove_stray_shards(store: Path, source_id: str) -> None:
 
 
 def _build_manifest(
-    sources: Sequence[Source], receipts: dict, settings: ConvertSettings
+    sources: Sequence[Source], receipts: dict, settings: ConvertSettings, origin: str
 ) -> Manifest:
     n = len(settings.classes)
     counts = {s: [0] * n for s in SPLITS}
@@ -607,7 +611,7 @@ def _build_manifest(
         shards=shards,
         settings=asdict(settings) | {"classes": len(settings.classes)},
         bad_examples=[e for s in sources for e in receipts[s.id]["bad_examples"]][:20],
-        origin=combined_origin(s.origin for s in sources),
+        origin=origin,
     )
 
 

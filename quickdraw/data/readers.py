@@ -25,7 +25,7 @@ import numpy as np
 import orjson
 
 from quickdraw.data.formats import ParsedDrawing
-from quickdraw.data.schema import GENERATED, GENERATED_MARKER, QUICKDRAW
+from quickdraw.data.origin import GENERATED, MARKER, QUICKDRAW, generated_files
 from quickdraw.data.simplify import simplify_timed
 
 csv.field_size_limit(sys.maxsize)  # a drawing is one (long) CSV field
@@ -81,23 +81,24 @@ class Source:
 
     @property
     def origin(self) -> str:
-        """``GENERATED`` when the ``GENERATED.json`` in the file's folder (on disk, or in the archive
-        for a zip member) lists it among the files quickdraw.data.synthetic made, else ``QUICKDRAW``:
-        the converter reads the Quick, Draw! formats, and any other file is taken for Google's data.
-        Raises QuickDrawFormatError for a marker that is not the generator's."""
+        """``GENERATED`` when the ``GENERATED.json`` in the file's folder (on disk, the link's or its
+        target's; in the archive for a zip member) lists it, else ``QUICKDRAW``
+        (:mod:`quickdraw.data.origin`). Raises MarkerError for a marker that is not the generator's."""
         if self.member is None:
-            path = self.path.parent / GENERATED_MARKER
-            text = path.read_bytes() if path.is_file() else None
-            where = str(path)
-        else:
-            folder = self.member.rpartition("/")[0]
-            member = f"{folder}/{GENERATED_MARKER}" if folder else GENERATED_MARKER
-            archive = _zipfile(self.path)
-            text = archive.read(member) if member in archive.NameToInfo else None
-            where = f"{self.path}!{member}"
-        if text is None:
+            for path in dict.fromkeys((self.path, self.path.resolve())):
+                marker = path.parent / MARKER
+                if marker.is_file() and path.name in generated_files(
+                    marker.read_bytes(), str(marker)
+                ):
+                    return GENERATED
             return QUICKDRAW
-        return GENERATED if self.filename in generated_files(text, where) else QUICKDRAW
+        folder = self.member.rpartition("/")[0]
+        member = f"{folder}/{MARKER}" if folder else MARKER
+        archive = _zipfile(self.path)
+        if member not in archive.NameToInfo:
+            return QUICKDRAW
+        listed = generated_files(archive.read(member), f"{self.path}!{member}")
+        return GENERATED if self.filename in listed else QUICKDRAW
 
     @property
     def gzipped(self) -> bool:
@@ -125,21 +126,6 @@ class Source:
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", self.stem).strip("._")[:48] or "source"
         digest = hashlib.sha1(f"{self.path.name}!{self.member}".encode()).hexdigest()[:10]
         return f"{safe}-{digest}"
-
-
-def generated_files(marker: bytes, where: str) -> set[str]:
-    """The file names a ``GENERATED.json`` (its bytes; ``where`` names it in errors) lists."""
-    try:
-        files = json.loads(marker)["files"]
-        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
-            raise TypeError("'files' is not a list of names")
-    except (ValueError, KeyError, TypeError) as e:
-        raise QuickDrawFormatError(
-            f"{where} is not quickdraw.data.synthetic's marker ({type(e).__name__}: {e}); it lists "
-            "the files the generator made, so their store is not credited as Quick, Draw! data. "
-            "Delete it if the folder holds Google's files only, or generate the folder again"
-        ) from e
-    return set(files)
 
 
 @functools.lru_cache(maxsize=8)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -55,22 +54,6 @@ and still decode in numpy without a loop per value.
 READABLE_VERSIONS = (2, 3)
 SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
-
-# Where a store's drawings come from, recorded in its manifest and carried by every model trained
-# on it (checkpoint -> model.json -> the exported page's credit line): Google's Quick, Draw! data
-# (CC BY 4.0, to be credited), the procedural doodles of quickdraw.data.synthetic (not Quick,
-# Draw! data at all), or both. "" in a manifest written before the field existed: not recorded.
-# A source file is generated when the generator's marker lies in its folder (readers.Source.origin).
-QUICKDRAW, GENERATED, MIXED = "quickdraw", "generated", "mixed"
-ORIGINS = (QUICKDRAW, GENERATED, MIXED)
-GENERATED_MARKER = "GENERATED.json"  # written last by synthetic.generate beside the files it makes
-
-
-def combined_origin(origins: Iterable[str]) -> str:
-    """One origin for a store from its sources': theirs when they agree, ``MIXED`` when not."""
-    found = set(origins)
-    return found.pop() if len(found) == 1 else MIXED if found else ""
-
 
 SCHEMA = pa.schema(
     [
@@ -130,7 +113,7 @@ class Manifest:
     bad_examples: list[dict] = field(
         default_factory=list
     )  # first bad rows: file, line, reason, detail
-    origin: str = ""  # QUICKDRAW, GENERATED or MIXED; "" = not recorded (an older store)
+    origin: str = ""  # quickdraw.data.origin: "quickdraw", "generated", "mixed"; "" = not recorded
     schema_version: int = SCHEMA_VERSION
 
     @property

@@ -19,7 +19,8 @@ from typing import Any
 
 from quickdraw.data import synthetic
 from quickdraw.data.convert import ConvertSettings, convert
-from quickdraw.data.schema import GENERATED_MARKER, MANIFEST, SCHEMA_VERSION
+from quickdraw.data.origin import MARKER
+from quickdraw.data.schema import MANIFEST, SCHEMA_VERSION
 from quickdraw.data.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -78,9 +79,9 @@ class StoreSource:
         else:
             n, seed = self.synthetic_per_class, self.synthetic_seed
             source = cache / "synthetic" / f"csv-n{n}-s{seed}"
-            if not (source / GENERATED_MARKER).is_file():  # written last: absent if interrupted
+            if not (source / MARKER).is_file():  # written last: absent if interrupted
                 log.info("generating the synthetic doodle set in %s", source)
-                synthetic.generate(source, per_class=n, seed=seed)
+                synthetic.generate(source, per_class=n, seed=seed, replace=True)  # our cache
         log.info("converting %s into %s", source, path)
         convert(source, path, ConvertSettings(**dict(self.convert_settings or {})))
         return path

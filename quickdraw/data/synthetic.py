@@ -30,10 +30,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from quickdraw.data.doodles import CLASSES, SHAPES, random_sign, rotate, stray_mark
-from quickdraw.data.readers import SUFFIXES, generated_files
-from quickdraw.data.schema import GENERATED_MARKER
+from quickdraw.data.origin import MARKER, MarkerError, listed, mark_generated
+from quickdraw.data.readers import SUFFIXES
 from quickdraw.data.simplify import simplify_drawing
-from quickdraw.files import atomic_open, write_atomic
+from quickdraw.files import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +296,7 @@ def generate(
     *,
     raw_ndjson: bool = False,
     workers: int | None = None,
+    replace: bool = False,
 ) -> list[Path]:
     """Write ``<word>.csv.gz`` per class in Kaggle's train_simplified layout; returns the paths.
 
@@ -304,6 +305,10 @@ def generate(
     gets ``GENERATED.json`` (the files made, seed, drawings a class) last, once every file is whole:
     by it the converter records the store's origin as generated (so no model trained on it claims
     Quick, Draw! data) and :mod:`quickdraw.data.sources` knows the folder is complete.
+
+    Raises FileExistsError, before writing anything, for a file it would write over that the
+    folder's marker does not list (someone else's data; ``replace=True`` writes over it, e.g. an
+    interrupted run's files), and KeyError for an unknown class.
     """
     unknown = set(classes) - set(SHAPES)
     if unknown:
@@ -312,6 +317,9 @@ def generate(
         raise ValueError("two class names share a key_id code; rename one")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    _check_out_dir(
+        out_dir, [f"{w}.ndjson.gz" if raw_ndjson else f"{w}.csv.gz" for w in classes], replace
+    )
     workers = min(workers or os.cpu_count() or 1, len(classes) * len(_chunks(per_class)) or 1)
     pool: Executor | None = ProcessPoolExecutor(workers) if workers > 1 else None
     header = b"" if raw_ndjson else (",".join(CSV_HEADER) + "\n").encode()
@@ -329,29 +337,31 @@ def generate(
         finally:
             if pool:
                 pool.shutdown(cancel_futures=True)
-    _mark(out_dir, [p.name for p in paths], seed=seed, per_class=per_class, classes=list(classes))
+    mark_generated(
+        out_dir, [p.name for p in paths], seed=seed, per_class=per_class, classes=list(classes)
+    )
     return paths
 
 
-def _mark(out_dir: Path, made: list[str], **how: object) -> None:
-    """Write ``GENERATED.json``, last (a folder with it is complete: quickdraw.data.sources generates
-    again otherwise). It lists the files made here, with an earlier run's into the same folder, so
-    the converter tells them from any other file there (taken for Quick, Draw! data)."""
-    path = out_dir / GENERATED_MARKER
-    files = set(made)
-    if path.is_file():
-        files |= generated_files(path.read_bytes(), str(path))
-    others = sorted(
-        p.name
-        for p in out_dir.iterdir()
-        if p.name.lower().endswith(SUFFIXES) and p.name not in files
-    )
+def _check_out_dir(out_dir: Path, names: list[str], replace: bool) -> None:
+    """Refuse to write over files the generator did not make; say which other data files share the folder."""
+    try:
+        mine = listed(out_dir)
+    except MarkerError:  # not the generator's: it lists nothing, and mark_generated replaces it
+        mine = set()
+    theirs = sorted(n for n in names if (out_dir / n).exists() and n not in mine)
+    if theirs and not replace:
+        raise FileExistsError(
+            f"{out_dir} holds {', '.join(theirs[:5])}, not made by the generator (its {MARKER} does "
+            "not list them); generating would write over them. Choose another folder, or replace "
+            "them (--replace; replace=True), e.g. an interrupted run's files"
+        )
+    others = sorted(p.name for p in out_dir.iterdir() if p.name.lower().endswith((*SUFFIXES, ".zip"))
+                    and p.name not in mine and p.name not in names)  # fmt: skip
     if others:
         log.warning("%s also holds %d data files the generator did not make (%s): a store converted "
-                    "from it mixes them with the generated ones (origin 'mixed')", out_dir, len(others),
-                    ", ".join(others[:5]))  # fmt: skip
-    marker = {"generator": "quickdraw.data.synthetic", **how, "files": sorted(files)}
-    write_atomic(path, json.dumps(marker, indent=1))
+                    "from the folder mixes them with the generated ones (origin 'mixed')", out_dir,
+                    len(others), ", ".join(others[:5]))  # fmt: skip
 
 
 def _submit(pool: Executor | None, *args: object) -> Callable[[], bytes]:
@@ -392,16 +402,28 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="write Google's raw <word>.ndjson.gz (x, y, t strokes) instead of CSVs",
     )
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="write over files in --out that the generator's GENERATED.json does not list "
+        "(an interrupted run's); without it such files stop the run",
+    )
     args = parser.parse_args(argv)
     classes = [c.strip() for c in args.classes.split(",") if c.strip()]
-    paths = generate(
-        args.out,
-        args.per_class,
-        classes,
-        args.seed,
-        raw_ndjson=args.raw_ndjson,
-        workers=args.workers,
-    )
+    try:
+        paths = generate(
+            args.out,
+            args.per_class,
+            classes,
+            args.seed,
+            raw_ndjson=args.raw_ndjson,
+            workers=args.workers,
+            replace=args.replace,
+        )
+    except KeyError as e:
+        parser.error(e.args[0])
+    except (FileExistsError, ValueError) as e:
+        parser.error(str(e))
     print(f"wrote {len(paths)} files to {args.out}")
 
 

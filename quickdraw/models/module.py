@@ -24,7 +24,7 @@ from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from quickdraw.data.inputs import IMAGE, recorded_inputs, spec_config, spec_from_config
-from quickdraw.data.schema import combined_origin
+from quickdraw.data.origin import combined_origin
 from quickdraw.models import figures
 from quickdraw.models.components.ensemble import Ensemble
 from quickdraw.models.components.inputs import build_net, input_names, net_input
@@ -118,10 +118,8 @@ class QuickDrawModule(L.LightningModule):
         # Members loaded from checkpoints bring their own data: the ensemble learnt from all of it.
         loaded = getattr(self.net, "member_hparams", [])
         if loaded:
-            origins = [data_origin, *(h.get("data_origin") for h in loaded)]
-            data_origin = (
-                combined_origin(origins) if all(origins) else None
-            )  # one unrecorded: unknown
+            # One member's data unrecorded: the whole is unknown (combined_origin gives None).
+            data_origin = combined_origin([data_origin, *(h.get("data_origin") for h in loaded)])
         # Every argument as it now stands (plain containers, num_classes filled in, inputs read):
         # Lightning reads them from this frame's locals.
         self.save_hyperparameters()

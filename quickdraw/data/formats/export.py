@@ -4,12 +4,15 @@ For users who train generative sketch models (sketch-rnn and its successors) on 
 drawings the classifiers see. Each ``<class>.npz`` holds ``train``, ``valid`` and ``test`` object
 arrays of (n, 3) int16 stroke-3 drawings, as Magenta's loaders expect (a split not chosen is an
 empty array), plus ``<split>_key_id`` int64 arrays and a ``frame`` marker that let
-``quickdraw.convert`` read the file back into exactly the same drawings and key_ids.
+``quickdraw.convert`` read the file back into exactly the same drawings and key_ids. A store of
+generated doodles exports a ``GENERATED.json`` listing the files, so they stay generated when
+converted back (:mod:`quickdraw.data.origin`).
 """
 
 from __future__ import annotations
 
 import difflib
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,9 +20,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from quickdraw.data.formats.sketchrnn import FRAME, FRAME_KEY, SPLIT_NAMES, batch_to_stroke3
+from quickdraw.data.origin import GENERATED, QUICKDRAW, mark_generated
 from quickdraw.data.schema import SPLITS
 from quickdraw.data.store import Store
 from quickdraw.files import atomic_open
+
+log = logging.getLogger(__name__)
 
 NPZ_NAMES = {split: name for name, split in SPLIT_NAMES.items()}  # store split -> sketch-rnn array
 
@@ -60,6 +66,12 @@ def export_store(
         with atomic_open(path, "wb") as f:
             np.savez_compressed(f, **arrays)
         written[name] = {s: len(arrays[NPZ_NAMES[s]]) for s in SPLITS}
+    # Generated doodles stay generated through the round trip (quickdraw.data.origin).
+    if opened.manifest.origin == GENERATED:
+        mark_generated(out, [f"{name}.npz" for name in written], exported_from=str(store))
+    elif opened.manifest.origin != QUICKDRAW:
+        log.warning("%s's origin is %r: the .npz files carry none, and a store converted from them "
+                    "is taken for Quick, Draw! data", store, opened.manifest.origin or "not recorded")  # fmt: skip
     return written
 
 
