@@ -423,9 +423,7 @@ def convert(
     if not todo and manifest_path.exists():
         log.info("%s is up to date (%d input files already converted)", store, len(sources))
         manifest = Manifest.load(store)
-        if (
-            not manifest.origin
-        ):  # converted before manifests recorded it: add it, nothing else changes
+        if not manifest.origin:  # converted before manifests recorded it: add it, nothing else
             manifest.origin = origin
             manifest.save(store)
         return manifest

@@ -22,11 +22,8 @@ from quickdraw.files import write_atomic
 log = logging.getLogger(__name__)
 
 QUICKDRAW, GENERATED, MIXED = "quickdraw", "generated", "mixed"
-ORIGINS = (
-    QUICKDRAW,
-    GENERATED,
-    MIXED,
-)  # "" or None: not recorded (data converted before the record)
+# The recorded values; "" (a manifest) or None (a checkpoint): not recorded, data from before the record.
+ORIGINS = (QUICKDRAW, GENERATED, MIXED)
 MARKER = "GENERATED.json"
 GENERATOR = "quickdraw.data.synthetic"
 
