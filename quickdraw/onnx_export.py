@@ -11,8 +11,8 @@ that runs the export: class names in output order, the raster spec with the numb
 rasteriser derives from it (thickness, border: computed here, once, by
 :class:`~quickdraw.data.raster.RasterSpec`), the input's shape, dtype and encoding, the project
 version, and where the training drawings came from (``data.origin``: ``"quickdraw"``,
-``"generated"``, ``"mixed"`` or null when the checkpoint predates the record), which the page's credit line
-follows. :mod:`quickdraw.onnx_backend` and ``quickdraw/web/raster.js`` read it.
+``"generated"``, ``"mixed"``, or null when the checkpoint predates the record), which the page's
+credit line follows. :mod:`quickdraw.onnx_backend` and ``quickdraw/web/raster.js`` read it.
 """
 
 from __future__ import annotations
@@ -199,7 +199,8 @@ def sidecar(model) -> dict:
 
 def data_origin(model) -> str | None:
     """The checkpoint's recorded training-data origin (:mod:`quickdraw.data.origin`), None where
-    it predates the record. Raises ExportError for any other value: the page's credit line follows it."""
+    it predates the record. Raises ExportError for any other value: the page's credit line
+    follows it."""
     origin = model.hparams.get("data_origin") or None
     if origin is not None and origin not in ORIGINS:
         raise ExportError(

@@ -163,8 +163,9 @@ class QuickDrawDataModule(L.LightningDataModule):
 
     @property
     def origin(self) -> str:
-        """Where the store's drawings come from: ``"quickdraw"``, ``"generated"``, ``"mixed"`` or ``""`` (a store
-        converted before manifests recorded it); models carry it to their exports' credit line."""
+        """Where the store's drawings come from: ``"quickdraw"``, ``"generated"``, ``"mixed"``, or
+        ``""`` (a store converted before manifests recorded it); models carry it to their exports'
+        credit line (:mod:`quickdraw.data.origin`)."""
         self._require_setup()
         return self.store.manifest.origin
 

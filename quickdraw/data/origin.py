@@ -22,7 +22,7 @@ from quickdraw.files import write_atomic
 log = logging.getLogger(__name__)
 
 QUICKDRAW, GENERATED, MIXED = "quickdraw", "generated", "mixed"
-# The recorded values; "" (a manifest) or None (a checkpoint): not recorded, data from before the record.
+# The recorded values; "" (a manifest) or None (a checkpoint): not recorded (older data).
 ORIGINS = (QUICKDRAW, GENERATED, MIXED)
 MARKER = "GENERATED.json"
 GENERATOR = "quickdraw.data.synthetic"
@@ -34,7 +34,8 @@ class MarkerError(ValueError):
 
 def combined_origin(origins: Iterable[str | None]) -> str | None:
     """One origin from several (a store's files, an ensemble's members): theirs when they agree,
-    ``MIXED`` when not; None when any is not recorded (the whole is then unknown) or none is given."""
+    ``MIXED`` when not; None when any is not recorded (the whole is then unknown) or none is
+    given."""
     found = list(origins)
     if not found or not all(found):
         return None

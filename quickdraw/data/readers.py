@@ -81,9 +81,10 @@ class Source:
 
     @property
     def origin(self) -> str:
-        """``GENERATED`` when the ``GENERATED.json`` in the file's folder (on disk, the link's or its
-        target's; in the archive for a zip member) lists it, else ``QUICKDRAW``
-        (:mod:`quickdraw.data.origin`). Raises MarkerError for a marker that is not the generator's."""
+        """``GENERATED`` when the ``GENERATED.json`` in the file's folder (on disk, the link's or
+        its target's; in the archive for a zip member) lists it, else ``QUICKDRAW``
+        (:mod:`quickdraw.data.origin`). Raises MarkerError for a marker that is not the
+        generator's."""
         if self.member is None:
             for path in dict.fromkeys((self.path, self.path.resolve())):
                 marker = path.parent / MARKER

@@ -344,7 +344,7 @@ def generate(
 
 
 def _check_out_dir(out_dir: Path, names: list[str], replace: bool) -> None:
-    """Refuse to write over files the generator did not make; say which other data files share the folder."""
+    """Refuse to write over files the generator did not make; name the other data files beside."""
     try:
         mine = listed(out_dir)
     except MarkerError:  # not the generator's: it lists nothing, and mark_generated replaces it

@@ -77,8 +77,9 @@ class QuickDrawModule(L.LightningModule):
       make the training loss (default: ``Plain``, or ``EnsembleMembers`` for ensembles, whose
       ``bootstrap=true`` gives each member its own bootstrap resample of every batch).
     data_origin: where the training drawings came from (the store manifest's ``origin``:
-      ``"quickdraw"``, ``"generated"``, ``"mixed"``; None or ``""``: not recorded), kept in the checkpoint for
-      exports, whose credit line must not claim Quick, Draw! data for generated doodles.
+      ``"quickdraw"``, ``"generated"``, ``"mixed"``; None or ``""``: not recorded), kept in the
+      checkpoint for exports, whose credit line must not claim Quick, Draw! data for generated
+      doodles (:mod:`quickdraw.data.origin`).
     """
 
     def __init__(
