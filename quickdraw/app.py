@@ -11,6 +11,7 @@ model's input image, and an image upload. All preprocessing and prediction live 
 from __future__ import annotations
 
 import base64
+import binascii
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -19,9 +20,12 @@ import cv2
 import gradio as gr
 import hydra
 import numpy as np
+from gradio import processing_utils
+from gradio.utils import get_upload_folder, is_in_or_equal
 from omegaconf import DictConfig
 
 import quickdraw  # noqa: F401  (registers the ${project_root:} resolver)
+from quickdraw.data.image_decode import UNREADABLE, limit_decoding
 from quickdraw.guessing import GuessHistory, announcement
 from quickdraw.onnx_backend import load_backend
 from quickdraw.runs import RunDir, latest_best_checkpoint
@@ -43,6 +47,29 @@ THEME = gr.themes.Soft(font=["system-ui", "sans-serif"], font_mono=["ui-monospac
 
 Outputs = tuple[dict[str, float] | None, str, str]  # guesses, model-input view, status line
 HistoryOutputs = tuple[str, str, str, GuessHistory]  # announcement, history, got-it line, state
+
+
+def uploaded_file(payload: dict, cache_dir: str) -> str:
+    """The file an image came in as (upload, paste or an API call's ``data:`` URL), never decoded.
+
+    The image event skips Gradio's preprocessing (``preprocess=False``): that opened every upload
+    with Pillow, so a file Pillow cannot identify (an iPhone HEIC photo, a PDF) failed there as a
+    bare error, and it decoded a ``data:`` URL in full and re-encoded it as WebP before anything
+    saw its size: 5-9 s of CPU and about 1 GB of memory for a 12,000 x 12,000 PNG in a 55 kB
+    request. Here a data URL's bytes are written to Gradio's cache as they are, and the demo opens
+    the file itself, checking its size from the header first (:mod:`quickdraw.data.image_decode`).
+    Raises ``InputRejected`` for a data URL that is not base64 and for a path that Gradio did not
+    receive as an upload (a request naming a file of the server).
+    """
+    url, path = payload.get("url") or "", payload.get("path")
+    if url.startswith("data:"):
+        try:
+            return processing_utils.save_base64_to_cache(url, cache_dir)
+        except (binascii.Error, ValueError):
+            raise InputRejected(UNREADABLE.format("a data URL that is not base64")) from None
+    if not path or not any(is_in_or_equal(path, d) for d in (get_upload_folder(), cache_dir)):
+        raise InputRejected(UNREADABLE.format("no uploaded file or data URL was sent"))
+    return path
 
 
 def find_checkpoint(cfg: DictConfig) -> Path:
@@ -120,10 +147,10 @@ def build_app(
     def on_history(drawing: str | None, target: str | None, history: GuessHistory | None):
         return follow(predictor, drawing or "[]", target, history or GuessHistory(accept_threshold))
 
-    def on_image(path: str | None) -> Outputs:
-        if path is None:
+    def on_image(payload: dict | None) -> Outputs:
+        if payload is None:
             return None, input_view(None), HINT
-        return respond(lambda: predictor.predict_image(path))
+        return respond(lambda: predictor.predict_image(uploaded_file(payload, image.GRADIO_CACHE)))
 
     with gr.Blocks(
         title="Quick, Draw! live", analytics_enabled=False, delete_cache=(3600, 3600)
@@ -145,8 +172,8 @@ def build_app(
                     live_ms=live_ms,
                 )
                 image = gr.Image(
-                    type="filepath",  # opened by the demo itself: size checked before decoding
-                    image_mode=None,  # else Gradio decodes a non-RGB upload to convert it first
+                    type="filepath",
+                    image_mode=None,
                     sources=["upload", "clipboard"],
                     label="...or upload / paste a photo or scan of a doodle",
                     height=220,
@@ -201,12 +228,14 @@ def build_app(
             outputs=outputs,
             api_name="predict_image",
             show_progress="minimal",
+            preprocess=False,  # the file as it came: see uploaded_file
         )
     return app
 
 
 def launch(app: gr.Blocks, cfg: DictConfig, **kwargs) -> gr.Blocks:
-    """Serve ``app`` with the config's network settings and limits."""
+    """Serve ``app`` with the config's network settings and limits (Pillow's own included)."""
+    limit_decoding(cfg.limits.max_image_pixels)
     app.queue(max_size=cfg.queue.max_size, default_concurrency_limit=cfg.queue.concurrency)
     app.launch(
         server_name=cfg.server_name,

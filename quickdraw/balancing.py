@@ -1,121 +1,275 @@
-"""Test-set class balancing: rescale class scores so that predicted class counts match a prior.
+"""Test-set class balancing: re-rank class scores so that top-1 class counts equal target counts.
 
 Kaggle's Quick, Draw! test set held the same number of drawings of every class, and the 2018
-winners gained about +0.7 % MAP@3 per model by forcing their top-1 counts to match. The method
-here is iterative prior correction on the probability matrix P (N, C): find one weight w_c per
-class so that the rows of P * w, renormalised, give every class its target share, in two stages:
+winners gained about +0.7 % MAP@3 per model by forcing their top-1 counts to match, rescaling
+each class's probabilities by one factor per class. Choosing those factors is a transportation
+problem: give each of the N rows one class, class c exactly ``target_c`` rows (``N * prior``
+rounded by largest remainder, so the targets add up to N), maximising the summed log-probability
+of the chosen classes. Its dual variables are one price per class, and the per-class factors are
+``exp(-price)``: a row's top class under ``log p - price`` is the class it is given.
 
-1. Sinkhorn scaling (the soft stage): w_c <- w_c * target_c / sum_i q_ic, where q is P * w with
-   rows renormalised; this matches the *expected* counts and converges in a few dozen passes.
-2. Hard-count correction: the same kind of update on the counts of each row's top class, with a
-   shrinking step, keeping the best weights seen, so that top-1 counts match too: exactly on small
-   matrices; on Kaggle's 112 k x 340, within a few drawings of the 330 per class after the default
-   100 passes (``scripts/bench_balance.py`` prints the figure).
+The solver (:func:`assign`) is exact, whatever the matrix (flat or peaked, ties, zero shares):
 
-Each pass is one (N, C) multiply-and-reduce in float32: 112 k x 340 takes seconds on one core
-(``python scripts/bench_balance.py``).
+1. Sinkhorn scaling (Cuturi 2013) gives starting prices that match the *expected* counts; the
+   rows' top classes under them are already near the targets.
+2. Successive shortest paths with potentials (the Hungarian method for transportation problems:
+   Tomizawa 1971, Edmonds & Karp 1972) moves the rest, one row-chain at a time: from a class with
+   too many rows to the nearest class with too few, over a graph of the C classes whose edge
+   c -> d costs the smallest loss of moving one of c's rows to d. Each search moves at least one
+   row off a class with too many, so it stops after at most N searches with **every count equal
+   to its target**, and the prices keep each row's class its best under ``log p - price``: the
+   assignment maximises the summed log-probability among all with these counts (up to float64
+   rounding, and 1e-9 nats a row where rows tie).
 
-It needs the whole matrix, so ``predict balance=true`` holds N x C float32 (150 MB for Kaggle's
-112 199 x 340 test set) before writing anything. **Only for test sets known to be balanced** (or
-whose class counts are known: ``prior=FILE``): on a user's own data, whose classes are as unbalanced
-as the world, it pushes correct answers of common classes onto rare ones and lowers the score.
+Memory: the (N, C) float32 log-probabilities (150 MB for Kaggle's 112 199 x 340 test set) plus C x C
+edge tables; no N x N matrix. Time: ``python scripts/bench_balance.py`` prints it at 1 720 x 344
+and 112 199 x 340, and the count spread (always the targets).
+
+It needs the whole matrix, so ``predict balance=true`` holds N x C float32 before writing anything.
+**Only for test sets known to be balanced** (or whose class counts are known: ``prior=FILE``): on a
+user's own data, whose classes are as unbalanced as the world, it pushes correct answers of common
+classes onto rare ones and lowers the score.
 """
 
 from __future__ import annotations
 
 import csv
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 
+from quickdraw.data.readers import open_text_file
+from quickdraw.data.text import excerpt
 from quickdraw.inference import LabelMatcher
 
 
-def balance(
-    probs: np.ndarray,
-    prior: np.ndarray | None = None,
-    soft_iters: int = 100,
-    hard_iters: int = 100,
-    candidates: int = 16,
-) -> np.ndarray:
-    """(N, C) scores whose row-wise top classes have counts ``N * prior`` (uniform when None).
+def balance(probs: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray:
+    """(N, C) float32 scores whose row-wise top classes have exactly :func:`target_counts` counts.
 
-    The scores are ``probs * w`` renormalised per row, so each row's ranking changes only through
-    the class weights; use them for top-k lists, not as calibrated probabilities. The hard stage
-    looks at each row's ``candidates`` best classes after the soft stage (the top class of a row
-    is among them unless a weight moves more than the soft stage left it).
+    ``probs``: (N, C) non-negative class probabilities (rows need not sum to 1); ``prior``: C
+    non-negative class shares (uniform when None; classes of share 0 get no row and score 0).
+    Each row's scores are the softmax of ``log p - price`` over the classes, with the row's
+    assigned class (:func:`assign`) lifted just above the others where it only ties: the top-1 is
+    the assigned class, and the other classes keep the order of the rescaled probabilities, for
+    top-k lists (MAP@3). Use them for ranking, not as calibrated probabilities.
     """
-    probs = np.asarray(probs, np.float32)
+    probs = _checked(probs)
     n, c = probs.shape
-    prior = np.full(c, 1 / c) if prior is None else np.asarray(prior, np.float64)
-    if prior.shape != (c,) or (prior < 0).any() or prior.sum() <= 0:
-        raise ValueError(f"prior must be {c} non-negative class shares, got shape {prior.shape}")
-    target = n * prior / prior.sum()
+    if prior is not None and np.shape(prior) != (c,):
+        raise ValueError(
+            f"prior must be one finite, non-negative share per class ({c} classes), "
+            f"got shape {np.shape(prior)}"
+        )
+    target = target_counts(n, np.full(c, 1.0) if prior is None else prior)
     if n == 0:
-        return probs
-    w = sinkhorn_weights(probs, target, soft_iters)
-    w = _match_top1(probs, w, target, hard_iters, min(candidates, c))
-    out = probs * w
-    out /= out.sum(axis=1, keepdims=True) + 1e-30
+        return probs.copy()
+    logp = _log(probs)
+    rows, price = assign(logp, target, probs)
+    return _scores(logp, price, rows, target)
+
+
+def target_counts(n: int, prior: np.ndarray) -> np.ndarray:
+    """(C,) int64 counts adding up to ``n``: ``n * prior / sum(prior)`` rounded by largest remainder.
+
+    Each count is its exact share rounded down or up; remainders that tie go to the lower class
+    index. Raises ValueError for shares that are negative, not finite or add up to 0.
+    """
+    prior = np.asarray(prior, np.float64)
+    if prior.ndim != 1 or not np.isfinite(prior).all() or (prior < 0).any() or prior.sum() <= 0:
+        raise ValueError(
+            f"prior must be one finite, non-negative share per class adding up to more than 0; "
+            f"got shape {prior.shape}, sum {prior.sum() if prior.size else 0}"
+        )
+    exact = n * prior / prior.sum()
+    counts = np.floor(exact).astype(np.int64)
+    order = np.argsort(-(exact - counts), kind="stable")
+    counts[order[: n - int(counts.sum())]] += 1
+    return counts
+
+
+def assign(
+    logp: np.ndarray, target: np.ndarray, probs: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's class (N,) int64, class c given to exactly ``target[c]`` rows, and the (C,)
+    float64 prices under which every row's class is its best: ``argmax(logp[i] - price)``.
+
+    ``logp``: (N, C) float32 finite log-probabilities; ``target``: (C,) ints adding up to N.
+    The assignment maximises ``sum_i logp[i, class_i]`` among all with these counts. ``probs``:
+    ``exp(logp)`` where the caller holds it already (saves an (N, C) copy).
+    """
+    n, c = logp.shape
+    if int(np.sum(target)) != n:
+        raise ValueError(f"the target counts add up to {int(np.sum(target))}, not to the {n} rows")
+    with np.errstate(over="ignore", invalid="ignore"):
+        price = _sinkhorn_prices(np.exp(logp) if probs is None else probs, target)
+    if not np.isfinite(price).all():  # overflow on extreme inputs: the exact stage starts from 0
+        price = np.zeros(c)
+    chosen = _argmax_rows(logp, price)
+    if (np.bincount(chosen, minlength=c) == target).all():
+        return chosen, price
+    return _ClassGraph(logp, price, chosen).move_until(np.asarray(target, np.int64))
+
+
+def _checked(probs: np.ndarray) -> np.ndarray:
+    probs = np.asarray(probs, np.float32)
+    if probs.ndim != 2:
+        raise ValueError(f"balance needs an (N, C) probability matrix, got shape {probs.shape}")
+    if probs.size and not (np.isfinite(probs).all() and (probs >= 0).all()):
+        raise ValueError("balance needs finite, non-negative probabilities (got NaN, inf or < 0)")
+    return probs
+
+
+def _log(probs: np.ndarray) -> np.ndarray:
+    """log p in float32, probabilities of 0 at the smallest normal float32 (about -87.3)."""
+    return np.log(np.maximum(probs, np.finfo(np.float32).tiny))
+
+
+def _argmax_rows(logp: np.ndarray, price: np.ndarray, chunk: int = 8192) -> np.ndarray:
+    """argmax over classes of ``logp - price``, in row chunks (no (N, C) float64 copy)."""
+    out = np.empty(len(logp), np.int64)
+    for k in range(0, len(logp), chunk):
+        out[k : k + chunk] = np.argmax(logp[k : k + chunk] - price, axis=1)
     return out
 
 
-def sinkhorn_weights(probs: np.ndarray, target: np.ndarray, iters: int) -> np.ndarray:
-    """Class weights w with sum_i p_ic w_c / (p_i . w) = target_c: expected counts matched.
+def _sinkhorn_prices(probs: np.ndarray, target: np.ndarray, iters: int = 100) -> np.ndarray:
+    """Starting prices: Sinkhorn's class weights w on p (expected counts matched), as -log w.
 
-    Two matrix-vector products a pass (expected count of c = w_c * sum_i p_ic / (p_i . w)).
+    Only a start: two matrix-vector products a pass, in float32; where it stalls (very peaked
+    matrices) the exact stage has more rows to move, and takes longer, but ends the same.
     """
     w = np.ones(probs.shape[1], np.float32)
-    target = target.astype(np.float32)
+    goal = np.asarray(target, np.float32)
     for _ in range(iters):
         expected = w * (probs.T @ (1 / np.maximum(probs @ w, 1e-30)))
-        if np.abs(expected - target).max() < 0.5:  # within half a drawing of every target
+        if np.abs(expected - goal).max() < 0.5:  # within half a row of every target
             break
-        w *= target / np.maximum(expected, 1e-12)
+        w *= goal / np.maximum(expected, 1e-12)
         w /= w.max()
-    return w
+    return -np.log(np.maximum(w, 1e-30)).astype(np.float64)
 
 
-def _match_top1(
-    probs: np.ndarray, w: np.ndarray, target: np.ndarray, iters: int, k: int
-) -> np.ndarray:
-    """Weights nudged until top-1 counts match ``target`` (the best weights seen are returned).
+class _ClassGraph:
+    """Rows grouped by class, and the cheapest move between each pair of classes.
 
-    Works on each row's ``k`` best candidates under the starting weights: (N, k) arrays a pass.
+    ``loss[c, d]``: the smallest ``(logp[i, c] - price[c]) - (logp[i, d] - price[d])`` over the
+    rows i of class c (>= 0 while every row sits in its best class), ``row[c, d]`` that row.
     """
-    n, c = probs.shape
-    cand = np.argpartition(-(probs * w), k - 1, axis=1)[:, :k] if k < c else None
-    if cand is None:
-        cand = np.broadcast_to(np.arange(c), (n, c))
-    scores = np.log(np.take_along_axis(probs, cand, 1) + 1e-30).astype(np.float32)
-    start = np.log(w + 1e-30).astype(np.float32)
-    # A class in no row's candidates gets no rows from this stage whatever its weight: raising it
-    # without end would only make it win everywhere once all classes compete again. And weights
-    # stay within a factor e^3 of the soft stage's, where the candidate lists remain valid.
-    reachable = np.bincount(cand.ravel(), minlength=c) > 0
-    log_w, rows, best, best_dev = start.copy(), np.arange(n), start.copy(), np.inf
-    log_target = np.log(target + 1).astype(np.float32)
-    for it in range(iters):
-        counts = np.bincount(cand[rows, np.argmax(scores + log_w[cand], axis=1)], minlength=c)
-        dev = np.abs(counts - target)[reachable].max()
-        if dev < best_dev:
-            best, best_dev = log_w.copy(), dev
-        if best_dev < 1:
-            break
-        # Over-predicted classes lose weight, under-predicted gain (+1 keeps empty classes
-        # finite); a step shrinking over the passes settles classes that swap rows back and forth.
-        step = np.float32(0.5 / (1 + it / 50))
-        log_w -= step * reachable * (np.log(counts + 1).astype(np.float32) - log_target)
-        np.clip(log_w, start - 3, start + 3, out=log_w)
-    # The candidate lists are an approximation: keep the soft weights unless the full matrix agrees.
-    if _top1_deviation(probs, best, target) > _top1_deviation(probs, start, target):
-        best = start
-    return np.exp(best - best.max())
+
+    def __init__(self, logp: np.ndarray, price: np.ndarray, chosen: np.ndarray) -> None:
+        self.logp, self.price, self.chosen = logp, price.copy(), chosen
+        c = logp.shape[1]
+        order = np.argsort(chosen, kind="stable")
+        split = np.split(order, np.cumsum(np.bincount(chosen, minlength=c))[:-1])
+        self.members = [set(m.tolist()) for m in split]
+        self.loss = np.full((c, c), np.inf)
+        self.row = np.zeros((c, c), np.int64)
+        for k in range(c):
+            self._refresh(k, np.arange(c))
+
+    def move_until(self, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Move rows along shortest class paths until every class holds ``target`` rows."""
+        excess = np.bincount(self.chosen, minlength=len(target)) - target
+        while (excess > 0).any():
+            path, dist = self._nearest_short_class(excess)
+            # Potentials: lowering each class's price by its distance (capped at the path's) keeps
+            # every row in its best class, and makes the path's moves cost nothing in reduced terms.
+            shift = np.minimum(dist, dist[path[-1]])
+            self.price -= shift
+            self.loss += shift[:, None] - shift[None, :]
+            moved = self._move(path, min(excess[path[0]], -excess[path[-1]]))
+            excess[path[0]] -= moved
+            excess[path[-1]] += moved
+        return self.chosen, self.price
+
+    def _nearest_short_class(self, excess: np.ndarray) -> tuple[list[int], np.ndarray]:
+        """Dijkstra from every class with too many rows to the nearest with too few (dense, C^2)."""
+        loss = np.maximum(self.loss, 0)  # float rounding can leave -1e-12
+        sources = np.flatnonzero(excess > 0)
+        first = np.argmin(loss[sources], axis=0)
+        dist, pred = loss[sources[first], np.arange(len(loss))], sources[first]
+        dist[sources], pred[sources] = 0.0, -1
+        done = np.zeros(len(loss), bool)
+        done[sources] = True
+        while True:
+            u = int(np.argmin(np.where(done, np.inf, dist)))
+            if excess[u] < 0:
+                break
+            done[u] = True
+            through = dist[u] + loss[u]
+            better = (through < dist) & ~done
+            dist[better], pred[better] = through[better], u
+        path = [u]
+        while pred[path[-1]] >= 0:
+            path.append(int(pred[path[-1]]))
+        return path[::-1], dist
+
+    def _move(self, path: list[int], most: int) -> int:
+        """Move up to ``most`` rows along each edge of ``path``; returns how many moved (>= 1).
+
+        Every row tied with the edge's cheapest (within 1e-9 nats) may move: rows that tie, as
+        identical rows do, go many at a time instead of one shortest-path search each.
+        """
+        moves = [(c, d, self._tight_rows(c, d)) for c, d in pairwise(path)]
+        count = min(most, *(len(rows) for _, _, rows in moves))
+        for c, d, rows in moves:
+            rows = rows[:count]
+            self.chosen[rows] = d
+            self.members[c].difference_update(rows.tolist())
+            self.members[d].update(rows.tolist())
+            self._refresh(c, np.flatnonzero(np.isin(self.row[c], rows)))  # their cheapest moves
+            reduced = self.logp[rows].astype(np.float64) - self.price
+            through = reduced[:, d : d + 1] - reduced
+            best = np.argmin(through, axis=0)
+            value = through[best, np.arange(len(self.price))]
+            better = value < self.loss[d]
+            self.loss[d, better], self.row[d, better] = value[better], rows[best[better]]
+            self.loss[d, d] = np.inf
+        return count
+
+    def _tight_rows(self, c: int, d: int) -> np.ndarray:
+        """Class c's rows whose move to d costs the least (ties within 1e-9 nats)."""
+        rows = np.fromiter(self.members[c], np.int64, len(self.members[c]))
+        through = (self.logp[rows, c].astype(np.float64) - self.price[c]) - (
+            self.logp[rows, d].astype(np.float64) - self.price[d]
+        )
+        return rows[through <= through.min() + 1e-9]
+
+    def _refresh(self, c: int, cols: np.ndarray, chunk: int = 8192) -> None:
+        """Recompute ``loss[c, cols]`` over class c's rows, in row chunks."""
+        self.loss[c, cols] = np.inf
+        rows = np.fromiter(self.members[c], np.int64, len(self.members[c]))
+        for k in range(0, len(rows), chunk):
+            part = rows[k : k + chunk]
+            reduced = self.logp[part].astype(np.float64) - self.price
+            through = reduced[:, c : c + 1] - reduced[:, cols]
+            best = np.argmin(through, axis=0)
+            value = through[best, np.arange(len(cols))]
+            better = value < self.loss[c, cols]
+            self.loss[c, cols[better]] = value[better]
+            self.row[c, cols[better]] = part[best[better]]
+        self.loss[c, c] = np.inf
 
 
-def _top1_deviation(probs: np.ndarray, log_w: np.ndarray, target: np.ndarray) -> float:
-    top = np.argmax(probs * np.exp(log_w - log_w.max()), axis=1)
-    return float(np.abs(np.bincount(top, minlength=len(target)) - target).max())
+def _scores(
+    logp: np.ndarray, price: np.ndarray, rows: np.ndarray, target: np.ndarray
+) -> np.ndarray:
+    """Row softmax of ``logp - price``, the assigned class lifted to the top where it only ties
+    (computed in ``logp``'s buffer)."""
+    n = len(logp)
+    out = logp
+    out -= price.astype(np.float32)
+    out[:, target == 0] = -np.inf  # classes of share 0 score 0
+    mine = out[np.arange(n), rows].copy()
+    out[np.arange(n), rows] = -np.inf
+    others = out.max(axis=1)
+    # 1e-3 nats: a ratio of 1.001, far above float32 resolution, far below any real preference.
+    out[np.arange(n), rows] = np.maximum(mine, others + np.float32(1e-3))
+    out -= out.max(axis=1, keepdims=True)
+    np.exp(out, out=out)
+    out /= out.sum(axis=1, keepdims=True)
+    return out
 
 
 def load_prior(path: str | Path, classes: list[str]) -> np.ndarray:
@@ -125,16 +279,20 @@ def load_prior(path: str | Path, classes: list[str]) -> np.ndarray:
     """
     matcher = LabelMatcher(classes)
     counts = np.zeros(len(classes), np.float64)
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    with open_text_file(path) as f:
         reader = csv.DictReader(f)
         fields = {h.strip() for h in reader.fieldnames or []}
         if not {"word", "count"} <= fields:
-            raise ValueError(f"{path}: expected columns word,count, found {reader.fieldnames}")
+            raise ValueError(
+                f"{path}: expected columns word,count, found {excerpt(reader.fieldnames)}"
+            )
         for row in reader:
             row = {k.strip(): v for k, v in row.items()}
             i = matcher(row["word"])
             if i is None:
-                raise ValueError(f"{path} line {reader.line_num}: {row['word']!r} names no class")
+                raise ValueError(
+                    f"{path} line {reader.line_num}: {excerpt(row['word'], 40)} names no class"
+                )
             counts[i] += float(row["count"])
     if counts.sum() <= 0:
         raise ValueError(f"{path}: the counts add up to 0")

@@ -19,7 +19,6 @@ callbacks their state under ``callbacks[<class name>]``.
 
 from __future__ import annotations
 
-import errno
 import importlib
 import os
 import pickle
@@ -31,11 +30,17 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from torch import nn
 
-from quickdraw.files import atomic_open
+import quickdraw
+from quickdraw.files import OUT_OF_SPACE, atomic_open
 
 # Packages whose classes and functions a checkpoint may name as Hydra ``_target_``s: rebuilding the
 # model instantiates them, so a crafted file naming anything else (``builtins.open``) would run it.
 TRUSTED_TARGETS = ("quickdraw.models.", "torch.optim.")
+# The two reasons a _target_ is refused: it names code outside TRUSTED_TARGETS, or a name under
+# them that the installed versions lack (a checkpoint of another quickdraw or torch).
+FOREIGN, MISSING = "foreign", "missing"
+# The top-level checkpoint key holding the quickdraw version that wrote it (QuickDrawModule adds it).
+VERSION_KEY = "quickdraw_version"
 # QuickDrawModule stores its network as ``self.net``: its weights are the state-dict keys ``net.*``.
 NET_PREFIX = "net."
 # Errors torch.load raises for files that are not plain-data checkpoints (weights_only refuses
@@ -51,8 +56,6 @@ _UNREADABLE = (
     ValueError,
     IndexError,
 )
-# Disk full, file too large, over quota: the same advice for each.
-_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 class CheckpointError(ValueError):
@@ -86,36 +89,62 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def untrusted_targets(value: Any, where: str = "hyper_parameters") -> list[str]:
-    """Every ``_target_`` in ``value`` that is not a module-level class or function of TRUSTED_TARGETS.
+def untrusted_targets(
+    value: Any, where: str = "hyper_parameters", kind: str = FOREIGN
+) -> list[str]:
+    """Every ``_target_`` in ``value`` of ``kind``: :data:`FOREIGN` (not a module-level class or
+    function of TRUSTED_TARGETS) or :data:`MISSING` (a name under TRUSTED_TARGETS that the installed
+    quickdraw or torch does not have: a checkpoint of another version).
 
     The module part must import as a module and the object must be defined under a trusted package,
     so ``quickdraw.models.x.Path.touch`` (an attribute walk to another module) is refused too.
-    Lightning's ``_instantiator`` hook is never used by this project and always refused.
+    Lightning's ``_instantiator`` hook is never used by this project and always foreign.
     """
     found = []
     if isinstance(value, dict):
         for key, item in value.items():
             here = f"{where}.{key}"
-            if key == "_instantiator" or (key == "_target_" and not _trusted(item)):
+            hook = key == "_instantiator" and kind == FOREIGN
+            if hook or (key == "_target_" and _target_kind(item) == kind):
                 found.append(f"{here}={str(item)[:100]!r}")
-            elif key != "_target_":
-                found += untrusted_targets(item, here)
+            elif key not in ("_target_", "_instantiator"):
+                found += untrusted_targets(item, here, kind)
     elif isinstance(value, list | tuple):
         for i, item in enumerate(value):
-            found += untrusted_targets(item, f"{where}[{i}]")
+            found += untrusted_targets(item, f"{where}[{i}]", kind)
     return found
 
 
-def _trusted(target: Any) -> bool:
+def _target_kind(target: Any) -> str | None:
+    """None for a trusted target, else :data:`FOREIGN` or :data:`MISSING`."""
     if not isinstance(target, str) or not target.startswith(TRUSTED_TARGETS) or "." not in target:
-        return False
+        return FOREIGN
     module_name, name = target.rsplit(".", 1)
     try:
         obj = getattr(importlib.import_module(module_name), name, None)
     except ImportError:
-        return False
-    return callable(obj) and str(getattr(obj, "__module__", "")).startswith(TRUSTED_TARGETS)
+        return MISSING
+    if obj is None:
+        return MISSING
+    trusted = callable(obj) and str(getattr(obj, "__module__", "")).startswith(TRUSTED_TARGETS)
+    return None if trusted else FOREIGN
+
+
+def written_by(ckpt: dict[str, Any]) -> str:
+    """Which quickdraw wrote ``ckpt``, said against this one: checkpoints record their version
+    under :data:`VERSION_KEY`; those written before they did are "an unknown version"."""
+    from packaging.version import InvalidVersion, Version
+
+    version = ckpt.get(VERSION_KEY)
+    if not isinstance(version, str):
+        return "an unknown version of quickdraw (the checkpoint does not record it)"
+    try:
+        theirs, ours = Version(version), Version(quickdraw.__version__)
+    except InvalidVersion:
+        return f"quickdraw {version[:40]!r}"
+    if theirs == ours:
+        return f"quickdraw {version}, this version"
+    return f"quickdraw {version} ({'newer' if theirs > ours else 'older'} than this one)"
 
 
 def load_model(ckpt_path: str | Path, map_location: str = "cpu"):
@@ -130,7 +159,15 @@ def load_model(ckpt_path: str | Path, map_location: str = "cpu"):
     path = Path(ckpt_path)
     ckpt = read_checkpoint(path)
     hparams = upgrade_hparams(ckpt.get("hyper_parameters") or {})
-    refused = untrusted_targets(hparams)
+    missing = untrusted_targets(hparams, kind=MISSING)
+    if missing and not untrusted_targets(hparams):
+        raise CheckpointError(
+            f"{path} was written by {written_by(ckpt)} and names {'; '.join(missing[:3])} to build "
+            f"its model, which this installation does not have (quickdraw {quickdraw.__version__}, "
+            f"torch {torch.__version__}); refusing to load it. Load it with the version that "
+            "wrote it, or train the model again with this one"
+        )
+    refused = untrusted_targets(hparams) + missing
     if refused:
         raise CheckpointError(
             f"{path} names code outside this project to build its model ({'; '.join(refused[:3])}); "
@@ -151,7 +188,8 @@ def load_model(ckpt_path: str | Path, map_location: str = "cpu"):
         model.load_state_dict(ckpt["state_dict"])
     except (KeyError, TypeError, RuntimeError, ValueError) as e:
         raise CheckpointError(
-            f"{path} does not rebuild into a model of this version of quickdraw "
+            f"{path}, written by {written_by(ckpt)}, does not rebuild into a model of this "
+            f"version of quickdraw ({quickdraw.__version__}) "
             f"({str(e).splitlines()[0][:300]}). Checkpoints of quickdraw 0.1 load as they are; "
             "if this one was written by another version, train again or load it with that version."
         ) from e
@@ -238,7 +276,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 def _write_error(path: Path, error: OSError) -> str:
     kept = [p for p in path.parent.glob("*.ckpt") if p.is_file()]
     kept.sort(key=lambda p: p.stat().st_mtime_ns, reverse=True)
-    why = "the disk is full" if error.errno in _FULL else (error.strerror or str(error))
+    why = "the disk is full" if error.errno in OUT_OF_SPACE else (error.strerror or str(error))
     return (
         f"cannot write checkpoint {path}: {why}. Nothing was written under its name; the "
         f"checkpoints already in {path.parent} are intact"

@@ -2,8 +2,13 @@
 
 Every command runs as ``python -m quickdraw.<name>`` (a two-line module that calls the function
 here) and as a console script (``quickdraw-<name>``, ``[project.scripts]`` in pyproject.toml).
-Nothing here computes anything: errors the library raises for bad input become one log line
-and exit code 2.
+Nothing here computes anything. Every command reports the same way (:func:`command`; ``report``
+through :func:`user_message` too): an error the library raises for bad input or settings (see
+:func:`user_message`), and running out of disk space anywhere, is one line naming the file or
+setting and the fix, with exit code 2; an override Hydra cannot parse (a path with ``é`` or
+brackets) gets the quoted form to type instead, exit code 2; any other exception is a bug and keeps
+its traceback (so does every error with ``HYDRA_FULL_ERROR=1``). In a multirun (``-m``), errors go
+to Hydra's sweeper unchanged, which records the job as failed.
 
 ==============================  ==================================  ============================
 command                         config                              library
@@ -24,17 +29,24 @@ command                         config                              library
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
+import os
+import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 import quickdraw  # registers the ${project_root:} resolver
 from quickdraw import configs
-from quickdraw.checkpoints import CheckpointError
+from quickdraw.files import DiskFullError, out_of_space
 
 # The checkout's conf/ (editable installs), else ./conf: an absolute path, since Hydra reads a
 # relative one as a Python package when the command is not the __main__ module.
@@ -43,12 +55,139 @@ log = logging.getLogger("quickdraw")
 configs.register()
 
 
-def _fail(error: Exception) -> None:
-    log.error("%s", error)
-    sys.exit(2)
+# Errors that are the user's input or settings, not bugs: each message names the file or the
+# setting and the fix. The project's own (CheckpointError, ExportError, QuickDrawFormatError,
+# IncompatibleSettings...) derive from ValueError, WebBuildError from FileNotFoundError; StoreError
+# and CheckpointWriteError are added where they are imported (user_message).
+USER_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    FileNotFoundError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+)
 
 
-@hydra.main(version_base="1.3", config_path=CONF, config_name="train")
+def user_message(error: Exception, output: Any = None) -> str | None:
+    """The one line a user sees for ``error``, or None for a bug (whose traceback must show).
+
+    ``output``: where the command writes, named when the disk fills up during a write that does
+    not say which file it was writing.
+    """
+    from quickdraw.checkpoints import CheckpointWriteError
+    from quickdraw.data.store import StoreError
+
+    if isinstance(error, CheckpointWriteError):
+        return error.strerror  # the file, that the other checkpoints are intact, and the fix
+    if isinstance(error, DiskFullError):
+        return str(error)
+    if out_of_space(error):
+        where = getattr(error, "filename", None) or output or "the output"
+        return (
+            f"no space left on the disk while writing {where}: free some space there, or choose "
+            "another folder for the output"
+        )
+    if isinstance(error, MissingMandatoryValue):
+        return f"{error.full_key} is not set: give {error.full_key}=VALUE on the command line"
+    if isinstance(error, USER_ERRORS + (StoreError,)):
+        return str(error)
+    return None
+
+
+def _in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def command(
+    config_name: str,
+    writes: Callable[[DictConfig], Any],
+    hint: Callable[[DictConfig], str] | None = None,
+) -> Callable:
+    """``hydra.main`` for ``conf/<config_name>.yaml``, reporting errors as the module docstring says.
+
+    ``writes(cfg)``: where the command writes (named in a disk-full message that has no file);
+    ``hint(cfg)``: said after a disk-full message (train: the command that resumes the run).
+    ``cmd.__wrapped__(cfg)`` runs the command, with its error reporting, on a composed config.
+    """
+
+    def decorate(task: Callable[[DictConfig], Any]) -> Callable:
+        @functools.wraps(task)
+        def reported(cfg: DictConfig) -> Any:
+            try:
+                return task(cfg)
+            except Exception as error:
+                message = user_message(error, _output(writes, cfg))
+                if message is None or _in_multirun() or os.environ.get("HYDRA_FULL_ERROR") == "1":
+                    raise
+                if hint is not None and out_of_space(error):
+                    message = f"{message.rstrip('.')}. {hint(cfg)}"
+                log.error("%s", message)
+                sys.exit(2)
+
+        main = hydra.main(version_base="1.3", config_path=CONF, config_name=config_name)(reported)
+
+        @functools.wraps(main)
+        def entry(cfg_passthrough: DictConfig | None = None) -> Any:
+            if cfg_passthrough is None:
+                check_overrides(sys.argv[1:])
+            return main(cfg_passthrough)
+
+        entry.__wrapped__ = reported
+        return entry
+
+    return decorate
+
+
+def _output(writes: Callable[[DictConfig], Any], cfg: DictConfig) -> str | None:
+    try:
+        return str(hydra.utils.to_absolute_path(str(writes(cfg))))
+    except Exception:  # an unset or unresolvable path: the message says "the output"
+        return None
+
+
+def check_overrides(argv: Sequence[str]) -> None:
+    """Exit with code 2 and how to quote it when an override on the command line is one that
+    Hydra's grammar refuses unquoted (letters outside ASCII, brackets, ``=``, quotes, ``~``...)."""
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    args, _ = get_args_parser().parse_known_args(list(argv))
+    parser = OverridesParser.create()
+    for override in args.overrides or []:
+        try:
+            parser.parse_overrides([override])
+        except OverrideParseException:
+            print(f"error: {quoting_hint(override)}", file=sys.stderr)
+            sys.exit(2)
+
+
+def quoting_hint(override: str) -> str:
+    """One line for an override Hydra cannot parse: what it reads unquoted, and the override
+    quoted for Hydra (double quotes) inside quotes for the shell (single), ready to paste."""
+    key, _, value = override.partition("=")
+    if value.startswith("~"):  # inside quotes neither the shell nor Hydra expands it
+        value = os.path.expanduser(value)
+    if '"' not in value:
+        quoted = f'"{value}"'
+    elif "'" not in value:
+        quoted = f"'{value}'"
+    else:
+        quoted = '"' + value.replace('"', '\\"') + '"'
+    return (
+        f"Hydra cannot read the override {override!r}: unquoted, a value may hold only ASCII "
+        "letters, digits, spaces and _-+./\\:$%*@?| (no accents, brackets, =, quotes, ~). "
+        f"Quote the value, keeping the quotes from the shell: {shlex.quote(f'{key}={quoted}')}"
+    )
+
+
+def _resume_command(cfg: DictConfig) -> str:
+    from quickdraw.training import resume_hint
+
+    return resume_hint(Path(cfg.paths.output_dir))
+
+
+@command("train", writes=lambda cfg: cfg.paths.output_dir, hint=_resume_command)
 def train(cfg: DictConfig) -> float | None:
     """Fit and test one configuration; returns ``optimized_metric`` for sweepers."""
     from quickdraw.training import train as fit
@@ -58,50 +197,43 @@ def train(cfg: DictConfig) -> float | None:
     return None if value is None else float(value)
 
 
-@hydra.main(version_base="1.3", config_path=CONF, config_name="convert")
+@command("convert", writes=lambda cfg: cfg.export.to or cfg.store)
 def convert(cfg: DictConfig) -> None:
     """Convert a source (zip, CSV, ndjson, .bin, .npz, folder) into a Parquet store, or
     (``export.to=OUT``) export a store to sketch-rnn ``.npz`` files."""
     from quickdraw.data.convert import ConvertSettings
     from quickdraw.data.convert import convert as run
-    from quickdraw.data.readers import QuickDrawFormatError
 
     if cfg.export.to:
         return _export_stroke3(cfg)
     store = hydra.utils.to_absolute_path(cfg.store)
-    try:
-        settings = ConvertSettings(**OmegaConf.to_container(cfg.settings, resolve=True))
-        manifest = run(
-            hydra.utils.to_absolute_path(cfg.source),
-            store,
-            settings,
-            workers=cfg.workers,
-            overwrite=cfg.overwrite,
-            verify=cfg.verify,
-            progress=cfg.progress,
-        )
-    except (QuickDrawFormatError, FileNotFoundError, ValueError) as e:
-        _fail(e)
+    settings = ConvertSettings(**OmegaConf.to_container(cfg.settings, resolve=True))
+    manifest = run(
+        hydra.utils.to_absolute_path(cfg.source),
+        store,
+        settings,
+        workers=cfg.workers,
+        overwrite=cfg.overwrite,
+        verify=cfg.verify,
+        progress=cfg.progress,
+    )
     print(
         f"{store}: {sum(manifest.rows.values())} rows in {len(manifest.classes)} classes "
         f"({', '.join(f'{k} {v}' for k, v in manifest.rows.items())}); "
-        f"bad rows {sum(manifest.bad_rows.values())}, filtered {sum(manifest.filtered.values())}; "
+        f"bad rows {sum(manifest.bad_rows.values())}, filtered {sum(manifest.filtered.values())}, "
+        f"repeated key_ids {manifest.duplicates.get('rows', 0)}; "
         f"origin {manifest.origin or 'not recorded'}"
     )
 
 
 def _export_stroke3(cfg: DictConfig) -> None:
     from quickdraw.data.formats.export import export_store
-    from quickdraw.data.store import StoreError
 
     store = hydra.utils.to_absolute_path(cfg.store)
     out = hydra.utils.to_absolute_path(cfg.export.to)
-    try:
-        written = export_store(
-            store, out, list(cfg.export.classes), list(cfg.export.splits), cfg.progress
-        )
-    except (StoreError, ValueError) as e:
-        _fail(e)
+    written = export_store(
+        store, out, list(cfg.export.classes), list(cfg.export.splits), cfg.progress
+    )
     totals = {s: sum(c[s] for c in written.values()) for s in next(iter(written.values()))}
     print(
         f"{out}: {len(written)} sketch-rnn .npz files "
@@ -109,33 +241,32 @@ def _export_stroke3(cfg: DictConfig) -> None:
     )
 
 
-@hydra.main(version_base="1.3", config_path=CONF, config_name="evaluate")
+@command("evaluate", writes=lambda cfg: cfg.paths.output_dir)
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Score a checkpoint on labelled drawings; metrics.json and per_class.csv in the run folder."""
     from quickdraw.checkpoints import load_model
-    from quickdraw.data.store import StoreError
     from quickdraw.evaluation import evaluate as run
+    from quickdraw.evaluation import require_labels
 
     absolute = lambda p: p and hydra.utils.to_absolute_path(p)  # noqa: E731
-    try:
-        model = load_model(absolute(cfg.ckpt_path), cfg.device)
-        scores, result = run(
-            model,
-            cfg.paths.output_dir,
-            input=absolute(cfg.input),
-            labels=absolute(cfg.labels),
-            store=absolute(cfg.store),
-            split=cfg.split,
-            batch_size=cfg.batch_size,
-            ckpt_path=cfg.ckpt_path,
-            tta=cfg.tta,
-            balance=cfg.balance,
-            prior=absolute(cfg.prior),
-            prefix=cfg.prefix,
-            accept_threshold=cfg.accept_threshold,
-        )
-    except (CheckpointError, StoreError, ValueError, FileNotFoundError) as e:
-        _fail(e)
+    if cfg.input:  # before the model is loaded: no labels, nothing to score
+        require_labels(absolute(cfg.input), absolute(cfg.labels))
+    model = load_model(absolute(cfg.ckpt_path), cfg.device)
+    scores, result = run(
+        model,
+        cfg.paths.output_dir,
+        input=absolute(cfg.input),
+        labels=absolute(cfg.labels),
+        store=absolute(cfg.store),
+        split=cfg.split,
+        batch_size=cfg.batch_size,
+        ckpt_path=cfg.ckpt_path,
+        tta=cfg.tta,
+        balance=cfg.balance,
+        prior=absolute(cfg.prior),
+        prefix=cfg.prefix,
+        accept_threshold=cfg.accept_threshold,
+    )
     m, wrong = result, result["unreadable_counted_wrong"]
     print(
         f"{result['drawings']} drawings: top-1 {m['test/acc']:.4f}  top-3 {m['test/acc3']:.4f}  "
@@ -151,29 +282,27 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     return {k: v for k, v in m.items() if k.startswith("test/")}
 
 
-@hydra.main(version_base="1.3", config_path=CONF, config_name="predict")
+@command("predict", writes=lambda cfg: cfg.output)
 def predict(cfg: DictConfig) -> None:
     """Write a Kaggle submission (top-3 words per key_id) for an unlabelled input file."""
     from quickdraw.onnx_backend import load_backend
     from quickdraw.submission import unreadable_path, write_submission
 
     output = Path(hydra.utils.to_absolute_path(cfg.output))
-    try:
-        model = load_backend(
-            hydra.utils.to_absolute_path(cfg.ckpt_path), cfg.backend, cfg.device, int8=cfg.int8
-        )
-        n, stats = write_submission(
-            model,
-            hydra.utils.to_absolute_path(cfg.input),
-            output,
-            cfg.batch_size,
-            cfg.strict,
-            tta=cfg.tta,
-            balance=cfg.balance,
-            prior=cfg.prior and hydra.utils.to_absolute_path(cfg.prior),
-        )
-    except (CheckpointError, ValueError, FileNotFoundError) as e:
-        _fail(e)
+    model = load_backend(
+        hydra.utils.to_absolute_path(cfg.ckpt_path), cfg.backend, cfg.device, int8=cfg.int8
+    )
+    n, stats = write_submission(
+        model,
+        hydra.utils.to_absolute_path(cfg.input),
+        output,
+        cfg.batch_size,
+        cfg.strict,
+        tta=cfg.tta,
+        balance=cfg.balance,
+        prior=cfg.prior and hydra.utils.to_absolute_path(cfg.prior),
+        ckpt_path=hydra.utils.to_absolute_path(cfg.ckpt_path),
+    )
     skipped = sum(stats.bad.values()) - len(stats.unreadable)
     print(
         f"{output}: {n} predictions"
@@ -187,7 +316,7 @@ def predict(cfg: DictConfig) -> None:
     )
 
 
-@hydra.main(version_base="1.3", config_path=CONF, config_name="demo")
+@command("demo", writes=lambda cfg: cfg.paths.output_dir)
 def demo(cfg: DictConfig) -> None:
     """Serve the sketchpad for a checkpoint (or the latest training run's best)."""
     import torch
@@ -195,36 +324,28 @@ def demo(cfg: DictConfig) -> None:
     from quickdraw.app import build_app, launch, load_predictor
 
     torch.set_num_threads(cfg.threads)
-    try:
-        predictor, ckpt = load_predictor(cfg)
-    except (CheckpointError, FileNotFoundError, ValueError) as e:
-        _fail(e)
+    predictor, ckpt = load_predictor(cfg)
     log.info("serving %s: %s", ckpt, predictor.description)
     launch(build_app(predictor, str(ckpt), cfg.live_ms, cfg.accept_threshold), cfg)
 
 
-@hydra.main(version_base="1.3", config_path=CONF, config_name="export")
+@command("export", writes=lambda cfg: cfg.out or cfg.paths.output_dir)
 def export(cfg: DictConfig) -> None:
     """Export a checkpoint to ONNX (``quantize=int8``: also int8), or (``format=web``) as a static
     page that guesses in the browser."""
-    from quickdraw.data.store import StoreError
-    from quickdraw.onnx_export import ExportError, Quantization, WebPage, export_checkpoint
-    from quickdraw.web import WebBuildError
+    from quickdraw.onnx_export import Quantization, WebPage, export_checkpoint
 
     absolute = lambda p: p and hydra.utils.to_absolute_path(p)  # noqa: E731
     quantization = OmegaConf.to_container(cfg.quantization, resolve=True)
     web = OmegaConf.to_container(cfg.web, resolve=True)
-    try:
-        out = export_checkpoint(
-            absolute(cfg.ckpt_path),
-            absolute(cfg.out) or cfg.paths.output_dir,
-            cfg.format,
-            cfg.quantize,
-            Quantization(**{**quantization, "store": absolute(quantization["store"])}),
-            WebPage(**web),
-        )
-    except (CheckpointError, ExportError, StoreError, WebBuildError, ValueError) as e:
-        _fail(e)
+    out = export_checkpoint(
+        absolute(cfg.ckpt_path),
+        absolute(cfg.out) or cfg.paths.output_dir,
+        cfg.format,
+        cfg.quantize,
+        Quantization(**{**quantization, "store": absolute(quantization["store"])}),
+        WebPage(**web),
+    )
     print(out)
 
 
@@ -257,8 +378,11 @@ def report(argv: Sequence[str] | None = None) -> None:
         path = write_report(
             args.folders, args.out, args.split, args.device, args.pairs, args.evaluate
         )
-    except (FileNotFoundError, ValueError) as e:
-        parser.exit(2, f"error: {e}\n")
+    except Exception as error:
+        message = user_message(error, args.out or f"{args.folders[0]}/report")
+        if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        parser.exit(2, f"error: {message}\n")
     print(path)
 
 

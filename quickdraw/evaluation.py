@@ -21,9 +21,11 @@ from tqdm.auto import tqdm
 from quickdraw.balancing import balance as balance_scores
 from quickdraw.balancing import load_prior
 from quickdraw.data.prefixes import check_kind
+from quickdraw.data.readers import BadRow, discover_sources, iter_records
 from quickdraw.data.sampling import fixed_rows
 from quickdraw.data.store import Store, StoreError
 from quickdraw.data.strokes import StrokeBatch
+from quickdraw.files import write_atomic, write_figure
 from quickdraw.inference import (
     InputStats,
     LabelMatcher,
@@ -31,10 +33,12 @@ from quickdraw.inference import (
     iter_input,
     load_labels,
     predict_proba,
+    refuse_repeated,
     write_unreadable,
 )
+from quickdraw.outputs import OverwriteError, refuse_overwrite
 from quickdraw.prefix_scoring import PrefixRecorder, plot_prefix_curves
-from quickdraw.runs import EVALUATE, RunDir
+from quickdraw.runs import EVALUATE, TRAIN, RunDir
 from quickdraw.scoring import Scores, score
 
 log = logging.getLogger("quickdraw.evaluate")
@@ -47,6 +51,23 @@ def store_batches(store: Store, split: str, batch_size: int) -> Iterator[tuple]:
     for start in tqdm(range(0, len(rows), batch_size), desc=f"{split}", unit="batch"):
         got = index.gather(rows[start : start + batch_size])
         yield got.strokes, got.labels
+
+
+def require_labels(path: str, labels_path: str | None, max_bytes: int = 16 << 30) -> None:
+    """Raise ``ValueError`` when ``path`` has no word column and no ``labels_path`` is given:
+    nothing could be scored. Reads rows only up to the first one naming a class (one row for a
+    labelled file), so that a forgotten ``labels=`` is said before a model is loaded."""
+    if labels_path:
+        return
+    for source in discover_sources(path):
+        for record in iter_records(source, max_bytes, require_word=False):
+            # ndjson may hold any JSON value as its word: only a non-empty string names a class.
+            if not isinstance(record, BadRow) and isinstance(record[2], str) and record[2]:
+                return
+    raise ValueError(
+        f"{path} has no word column (no row names its class), so there is nothing to score "
+        "against: pass labels=FILE, a key_id,word CSV such as Kaggle's test_labels.csv"
+    )
 
 
 def file_batches(
@@ -65,6 +86,7 @@ def file_batches(
     """
     labels = load_labels(labels_path) if labels_path else None
     for batch in tqdm(iter_input(path, batch_size, stats), desc="evaluate", unit="batch"):
+        refuse_repeated(stats)
         words = [labels.get(int(k)) for k in batch.key_ids] if labels is not None else batch.words
         target = np.array([-1 if (c := matcher(w)) is None else c for w in words], np.int64)
         stats.bad["unlabelled_or_unknown_word"] += int((target < 0).sum())
@@ -125,9 +147,8 @@ def write_prefix_results(
     """
     prefix_scores = recorder.scores()
     curve = prefix_scores.curve()
-    curve.to_csv(run.prefix_curve_file, index=False)
-    fig = plot_prefix_curves({run.path.name: curve})
-    fig.savefig(run.prefix_curve_figure, dpi=110)
+    write_atomic(run.prefix_curve_file, curve.to_csv(index=False))
+    write_figure(plot_prefix_curves({run.path.name: curve}), run.prefix_curve_figure)
     early = prefix_scores.metrics(accept_threshold)
     shares = {k: v for k, v in early.items() if k.endswith(("auc_top1", "correct_before_end"))}
     early.update(count_as_wrong(shares, prefix_scores.drawings, wrong))
@@ -160,6 +181,25 @@ def unmatched_message(matcher: LabelMatcher, classes: list[str]) -> str:
     )
 
 
+def refuse_overwrite_of(out: str | Path, **reads: str | None) -> None:
+    """Refuse an evaluation folder ``out`` that is a training run's (its metrics.json would
+    become the evaluation's, hiding the run from the demo and the report), or whose files would
+    replace a file or lie in a folder of ``reads`` (setting -> path)."""
+    run = RunDir(out)
+    if run.kind == TRAIN or run.checkpoints.is_dir():
+        raise OverwriteError(
+            f"{run.path} is a training run's folder: the evaluation's metrics.json would replace "
+            "the run's. Nothing was written. Leave hydra.run.dir out for a new folder"
+        )
+    files = [run.metrics_file, run.per_class_file, run.path / "unreadable.csv"]
+    files += [run.prefix_curve_file, run.prefix_curve_figure]
+    refuse_overwrite(
+        {f"hydra.run.dir ({f.name})": f for f in files},
+        reads,
+        "Leave hydra.run.dir out for a new folder, or choose one without the inputs.",
+    )
+
+
 def evaluate(
     model,
     out: str | Path,
@@ -187,15 +227,21 @@ def evaluate(
     wrong), ``out/per_class.csv`` and, when some drawings cannot be read, ``out/unreadable.csv``
     (source, line, key_id, reason); with a prefix, ``out/prefix_curve.csv`` and ``.png``, the
     ``early/*`` metrics and ``early_*`` columns in ``per_class.csv``. Raises ``ValueError`` when
-    neither input nor store is given, when no label names a class, when nothing labelled could be
+    neither input nor store is given, when the input has no word column and no labels are
+    given (:func:`require_labels`), when no label names a class, when nothing labelled could be
     scored, for ``prefix=time`` on drawings without times, or for a prefix with ``balance``;
-    ``StoreError`` when the store's classes differ from the model's.
+    ``StoreError`` when the store's classes differ from the model's; ``OverwriteError`` before
+    any work when ``out`` is a training run's folder or a file written is one read.
     """
+    refuse_overwrite_of(
+        out, input=input, labels=labels, store=store, prior=prior, ckpt_path=ckpt_path
+    )
     classes = list(model.hparams.classes)
     stats = InputStats()
     matcher = LabelMatcher(classes)
     unreadable_labelled: set[int] = set()
     if input:
+        require_labels(input, labels)
         batches = file_batches(input, labels, matcher, batch_size, stats, unreadable_labelled)
     elif store:
         st = Store(store)
@@ -255,7 +301,7 @@ def evaluate(
             run, recorder, accept_threshold, result, per_class, len(wrong)
         )
     run.write_metrics(result, EVALUATE)
-    per_class.to_csv(run.per_class_file, index=False)
+    write_atomic(run.per_class_file, per_class.to_csv(index=False))
     if stats.unreadable:
         side = run.path / "unreadable.csv"
         write_unreadable(side, stats.unreadable)

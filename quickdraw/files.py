@@ -5,11 +5,20 @@ sweep summaries, checkpoints, shards) goes through :func:`atomic_open`: it write
 temporary file beside the target (unique per call, so parallel writers of the same target never
 share one), syncs it to disk and renames it over the target. A crash, a kill or a full disk
 leaves the previous file intact, never a truncated one under the final name.
+
+Running out of space while writing is one error, :class:`DiskFullError`, naming the file: whether
+the operating system said so (``ENOSPC``, ``EDQUOT``, ``EFBIG``) or a library wrapped it in its own
+error (PyTorch's checkpoint writer raises ``RuntimeError: ... unexpected pos``). JSON goes through
+:func:`write_json`, which writes strict JSON (RFC 8259: no ``NaN`` or ``Infinity``).
 """
 
 from __future__ import annotations
 
+import errno
+import json
+import math
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -31,9 +40,10 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
         raise ValueError(f"atomic_open writes whole files: mode 'w' or 'wb', not {mode!r}")
     tmp = temporary_path(path)
     try:
-        with open(tmp, mode, **kwargs) as f:
+        with reporting_full_disk(path), open(tmp, mode, **kwargs) as f:
             yield f
-        commit(tmp, path)
+        with reporting_full_disk(path):
+            commit(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -65,6 +75,110 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
     with atomic_open(path, "wb") as f:
         f.write(data.encode() if isinstance(data, str) else data)
     return Path(path)
+
+
+def copy_atomic(source: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Copy the file ``source`` to ``path`` through :func:`atomic_open`; returns ``path``."""
+    with open(source, "rb") as src, atomic_open(path, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    return Path(path)
+
+
+def write_figure(figure: Any, path: str | os.PathLike, dpi: int = 110) -> Path:
+    """Save a matplotlib ``figure`` to ``path`` (format from its suffix) through
+    :func:`atomic_open`; returns ``path``."""
+    with atomic_open(path, "wb") as f:
+        figure.savefig(f, dpi=dpi, format=Path(path).suffix.lstrip("."))
+    return Path(path)
+
+
+# Out of space, over quota, file too large for its filesystem: the same advice for each.
+OUT_OF_SPACE = frozenset({errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)})
+# PyTorch's zip writer checks each write's position and raises these instead of the OSError (with
+# a file object the OSError is the RuntimeError's __context__; with a path there is none).
+_TORCH_WRITE_FAILED = ("unexpected pos", "PytorchStreamWriter failed writing file")
+
+
+class DiskFullError(OSError):
+    """No room to write ``filename``; nothing was written under its name.
+
+    Built as ``DiskFullError(errno, strerror, filename)`` (OSError's own arguments, so that it
+    survives pickling from a worker process); :func:`reporting_full_disk` raises it.
+    """
+
+    def __str__(self) -> str:
+        return (
+            f"cannot write {self.filename}: {self.strerror}. Free some space on that disk, or "
+            "choose another folder for the output; nothing was written under that name"
+        )
+
+
+def out_of_space(error: BaseException) -> bool:
+    """Whether ``error``, or an error it was raised from or while handling, is a write that found
+    no room: an ``OSError`` with an errno of :data:`OUT_OF_SPACE`, or PyTorch's failed write
+    (unless an ``OSError`` in the chain names another cause, such as ``EIO``)."""
+    chain: list[BaseException] = []
+    while error is not None and all(error is not e for e in chain):
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    codes = {e.errno for e in chain if isinstance(e, OSError) and e.errno is not None}
+    if codes & OUT_OF_SPACE:
+        return True
+    torch_failed = any(
+        isinstance(e, RuntimeError) and any(s in str(e) for s in _TORCH_WRITE_FAILED) for e in chain
+    )
+    return torch_failed and not codes
+
+
+@contextmanager
+def reporting_full_disk(path: str | os.PathLike) -> Iterator[None]:
+    """Turn running out of space inside the block into :class:`DiskFullError` naming ``path``."""
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except (OSError, RuntimeError) as e:
+        if not out_of_space(e):
+            raise
+        code = e.errno if isinstance(e, OSError) and e.errno in OUT_OF_SPACE else errno.ENOSPC
+        raise DiskFullError(code, os.strerror(code), str(path)) from e
+
+
+def strict_json(value: Any) -> Any:
+    """``value`` with every float that is not finite (NaN, ±inf) replaced by None (JSON ``null``);
+    numpy scalars become Python numbers. Dicts, lists and tuples are copied, others kept."""
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy or torch scalar
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def json_text(
+    value: Any,
+    indent: int | None = 1,
+    sort_keys: bool = False,
+    separators: tuple[str, str] | None = None,
+) -> str:
+    """``value`` as strict JSON text (RFC 8259): non-finite floats become ``null``. The other
+    arguments are ``json.dumps``'s (``indent=None``: one line, such as an ndjson row)."""
+    return json.dumps(
+        strict_json(value),
+        indent=indent,
+        sort_keys=sort_keys,
+        separators=separators,
+        allow_nan=False,
+    )
+
+
+def write_json(path: str | os.PathLike, value: Any, sort_keys: bool = False) -> Path:
+    """``value`` as indented strict JSON (see :func:`json_text`), written atomically; returns
+    ``path``. Every JSON file the project writes goes through here."""
+    return write_atomic(path, json_text(value, sort_keys=sort_keys))
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 4) -> str:

@@ -30,10 +30,12 @@ from quickdraw.data.readers import (
     BadRow,
     discover_sources,
     iter_records,
+    open_text_file,
     parse_key_id,
     parse_timed_drawing,
 )
 from quickdraw.data.strokes import StrokeBatch
+from quickdraw.data.text import excerpt
 from quickdraw.files import atomic_open
 
 log = logging.getLogger(__name__)
@@ -163,10 +165,34 @@ class Unreadable:
 
 
 @dataclass
+class Repeat:
+    """A row whose key_id an earlier row of the input already has."""
+
+    source: str
+    line: int | str | None
+    key_id: int
+    first: str  # where the key_id was first met: "<source> line <n>"
+
+
+@dataclass
 class InputStats:
     rows: int = 0
     bad: Counter = field(default_factory=Counter)
     unreadable: list[Unreadable] = field(default_factory=list)
+    repeated: list[Repeat] = field(default_factory=list)
+    first_seen: dict[int, str] = field(default_factory=dict, repr=False)  # key_id -> where
+
+
+def refuse_repeated(stats: InputStats) -> None:
+    """A ValueError naming the first key_id the input repeats, if any (predict and evaluate call it
+    after each batch): a Kaggle submission listing a key_id twice is refused by Kaggle, and an
+    evaluation would score that drawing twice."""
+    if stats.repeated:
+        r = stats.repeated[0]
+        raise ValueError(
+            f"{r.source} line {r.line}: key_id {r.key_id} again (first at {r.first}); each drawing "
+            "must appear once: remove the repeated rows"
+        )
 
 
 def iter_input(
@@ -212,6 +238,10 @@ def iter_input(
                 _count_bad(stats, source.name, line, e)
                 stats.unreadable.append(Unreadable(source.name, line, key_id, e.reason, e.detail))
                 drawing = None
+            if key_id in stats.first_seen:
+                stats.repeated.append(Repeat(source.name, line, key_id, stats.first_seen[key_id]))
+            else:
+                stats.first_seen[key_id] = f"{source.name} line {line}"
             rows.append((key_id, word, line, drawing))
             if len(rows) >= batch_size:
                 yield flush()
@@ -270,20 +300,40 @@ class LabelMatcher:
 
 
 def load_labels(path: str | Path) -> dict[int, str]:
-    """``key_id,word`` (Kaggle's test_labels.csv layout) into a dict."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    """``key_id,word`` (Kaggle's test_labels.csv layout) into a dict.
+
+    A key_id listed again with the same word (in any spelling :func:`word_key` accepts) is kept
+    once; with another word it is a ValueError naming the key_id, both words and their lines:
+    which one is right cannot be guessed, and letting the last one win changes every metric.
+    """
+    with open_text_file(path) as f:
         reader = csv.DictReader(f)
         if not reader.fieldnames or not {"key_id", "word"} <= {
             h.strip() for h in reader.fieldnames
         }:
-            raise ValueError(f"{path}: expected columns key_id,word, found {reader.fieldnames}")
+            raise ValueError(
+                f"{path}: expected columns key_id,word, found {excerpt(reader.fieldnames)}"
+            )
         reader.fieldnames = [h.strip() for h in reader.fieldnames]
-        labels = {}
+        labels: dict[int, str] = {}
+        lines: dict[int, int] = {}
         for r in reader:
             try:
-                labels[int(r["key_id"])] = r["word"]
+                key = int(r["key_id"])
             except (TypeError, ValueError):
                 raise ValueError(
-                    f"{path} line {reader.line_num}: key_id {r['key_id']!r} is not an integer"
+                    f"{path} line {reader.line_num}: key_id {excerpt(r['key_id'], 40)} is not an integer"
                 ) from None
+            if key in labels and _label_key(labels[key]) != _label_key(r["word"]):
+                raise ValueError(
+                    f"{path}: key_id {key} has two labels, {excerpt(labels[key], 60)} on line "
+                    f"{lines[key]} and {excerpt(r['word'], 60)} on line {reader.line_num}; "
+                    "a drawing has one label: remove the wrong line"
+                )
+            labels.setdefault(key, r["word"])
+            lines.setdefault(key, reader.line_num)
         return labels
+
+
+def _label_key(word: str | None) -> str | None:
+    return word_key(word) if word else None

@@ -32,13 +32,16 @@ from quickdraw.data import raster
 from quickdraw.data.inputs import IMAGE
 from quickdraw.data.origin import ORIGINS
 from quickdraw.data.raster import RasterSpec
+from quickdraw.files import commit, reporting_full_disk, temporary_path, write_json
 from quickdraw.inference import model_inputs, raster_spec
 from quickdraw.onnx_graph import for_onnx
+from quickdraw.outputs import refuse_overwrite
 
 log = logging.getLogger(__name__)
 
 SIDECAR = "model.json"
 FP32, INT8 = "model.onnx", "model.int8.onnx"
+CONV, PREP = "model.conv.onnx", "model.prep.onnx"  # steps of the int8 graph, deleted after
 INPUT, OUTPUT = "image", "probs"
 OPSET = 18
 FORMATS = ("onnx", "web")
@@ -93,7 +96,7 @@ def export_checkpoint(
     ``model.onnx`` + ``model.json``; ``quantize="int8"`` adds ``model.int8.onnx``; ``format="web"``
     adds the page (:func:`quickdraw.web.build_page`). Raises ExportError for bad settings,
     CheckpointError for a file that is not a project checkpoint, WebBuildError without
-    onnxruntime-web.
+    onnxruntime-web, OverwriteError (before any work) when a file it writes is one it reads.
     """
     from quickdraw.web import build_page
 
@@ -107,6 +110,15 @@ def export_checkpoint(
     if web.model not in ("fp32", "int8") or (web.model == "int8" and not quantize):
         raise ExportError(f"web.model={web.model!r}: expected fp32, or int8 with quantize=int8")
     out = Path(out)
+    refuse_overwrite(
+        {f"out ({f.relative_to(out)})": f for f in export_files(out, quantize, format)},
+        {
+            "ckpt_path": ckpt_path,
+            "quantization.store": quantization.store if quantize else None,
+            "web.ort_dist": web.ort_dist if format == "web" else None,
+        },
+        "Export into another folder (out=DIR).",
+    )
     model = load_model(ckpt_path)
     log.info("exporting %s to %s", ckpt_path, out / FP32)
     export_onnx(model, out)
@@ -123,8 +135,24 @@ def export_checkpoint(
     if format == "web":
         model_file = FP32 if web.model == "fp32" else INT8
         page = build_page(out, web.ort_dist, model_file, web.top_k, web.max_points, web.max_strokes)
-        log.info("page: %s (serve it with `python -m http.server -d %s`)", page, out)
+        log.info("page: %s (serve it with `%s`)", page, serve_command(out))
     return out
+
+
+def export_files(out: Path, quantize: str | None, format: str) -> list[Path]:
+    """Every file an export writes into ``out``, the int8 steps included: none may be an input."""
+    from quickdraw.web import ORT_FILES, PAD_FILES, PAGE_FILES
+
+    names = [FP32, SIDECAR, *([INT8, CONV, PREP] if quantize else [])]
+    if format == "web":
+        names += [*PAGE_FILES, *PAD_FILES, *(f"ort/{name}" for name in ORT_FILES)]
+    return [out / name for name in names]
+
+
+def serve_command(folder: str | Path, port: int = 8000) -> str:
+    """The command that serves an exported page on this machine only, as the demo binds 127.0.0.1
+    (``http.server`` alone listens on every network interface)."""
+    return f"python -m http.server --bind 127.0.0.1 -d {folder} {port}"
 
 
 def export_onnx(model, out_dir: str | Path) -> Path:
@@ -162,16 +190,27 @@ def write_graph(model, path: Path, rewrite: bool = True) -> None:
         # Im2colConv's strided slices: the exporter says it cannot constant-fold them, and there
         # is nothing to fold (they slice activations).
         warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")
-        torch.onnx.export(
-            wrapper,
-            (example,),
-            str(path),  # one self-contained file: a static host serves it in one request
-            input_names=[INPUT],
-            output_names=[OUTPUT],
-            dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
+        # Written beside ``path`` and renamed: a full disk leaves no half graph under its name.
+        tmp = temporary_path(path)
+        try:
+            with reporting_full_disk(path):
+                _export_graph(wrapper, example, tmp)
+                commit(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def _export_graph(wrapper: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
+    torch.onnx.export(
+        wrapper,
+        (example,),
+        str(path),  # one self-contained file: a static host serves it in one request
+        input_names=[INPUT],
+        output_names=[OUTPUT],
+        dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+        opset_version=OPSET,
+        dynamo=False,
+    )
 
 
 def sidecar(model) -> dict:
@@ -234,7 +273,7 @@ def write_sidecar(model, out_dir: Path, **files: str) -> Path:
     path = Path(out_dir) / SIDECAR
     meta = json.loads(path.read_text()) if path.is_file() and files else sidecar(model)
     meta["files"].update(files)
-    path.write_text(json.dumps(meta, indent=1))
+    write_json(path, meta)
     return path
 
 
@@ -265,46 +304,52 @@ def quantize_int8(
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     out = Path(out_dir)
-    src, dst, prep = out / "model.conv.onnx", out / INT8, out / "model.prep.onnx"
+    src, dst, prep = out / CONV, out / INT8, out / PREP
     if mode not in ("static", "dynamic"):
         raise ExportError(f"quantization.mode={mode!r}: expected static or dynamic")
+    if mode == "static" and (calibration is None or not len(calibration)):
+        raise ExportError(
+            "static int8 quantisation needs calibration drawings: set quantization.store=DIR "
+            "(a converted store, e.g. the training data) or quantization.mode=dynamic"
+        )
+    # The int8 graph is written beside dst and renamed: a full disk leaves no half file.
+    partial = temporary_path(dst)
     try:
-        write_graph(model, src, rewrite=False)
-        quant_pre_process(str(src), str(prep), skip_symbolic_shape=True)
-        if mode == "dynamic":
-            quantize_dynamic(str(prep), str(dst), weight_type=QuantType.QInt8)
-        else:
-            if calibration is None or not len(calibration):
-                raise ExportError(
-                    "static int8 quantisation needs calibration drawings: set quantization.store=DIR "
-                    "(a converted store, e.g. the training data) or quantization.mode=dynamic"
-                )
+        with reporting_full_disk(dst):
+            write_graph(model, src, rewrite=False)
+            quant_pre_process(str(src), str(prep), skip_symbolic_shape=True)
+            if mode == "dynamic":
+                quantize_dynamic(str(prep), str(partial), weight_type=QuantType.QInt8)
+            else:
 
-            class Reader(CalibrationDataReader):
-                def __init__(self) -> None:
-                    self.batches = iter(np.array_split(calibration, max(1, len(calibration) // 32)))
+                class Reader(CalibrationDataReader):
+                    def __init__(self) -> None:
+                        self.batches = iter(
+                            np.array_split(calibration, max(1, len(calibration) // 32))
+                        )
 
-                def get_next(self):
-                    batch = next(self.batches, None)
-                    return None if batch is None else {INPUT: batch}
+                    def get_next(self):
+                        batch = next(self.batches, None)
+                        return None if batch is None else {INPUT: batch}
 
-            import onnx
+                import onnx
 
-            quantize_static(
-                str(prep), str(dst), Reader(), quant_format=QuantFormat.QDQ,
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                nodes_to_exclude=_kept_float(onnx.load(str(prep))),
-                # Activation ranges: each batch's min/max, averaged over batches, rather than the
-                # extremes of all of them (one outlying drawing stretched a range for every other
-                # one). On the model and drawings of _kept_float, 5 457 calibration drawings:
-                # top-1 agreement 0.921 -> 0.982 (percentile calibration: 0.940); on the export's
-                # default 8 a class (1 062): 0.975. Memory stays bounded: ranges are merged every
-                # 16 batches (the histogram methods hold every batch's activations at once).
-                extra_options={"CalibMovingAverage": True, "CalibMaxIntermediateOutputs": 16},
-            )  # fmt: skip
+                quantize_static(
+                    str(prep), str(partial), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                    nodes_to_exclude=_kept_float(onnx.load(str(prep))),
+                    # Activation ranges: each batch's min/max, averaged over batches, rather than the
+                    # extremes of all of them (one outlying drawing stretched a range for every other
+                    # one). On the model and drawings of _kept_float, 5 457 calibration drawings:
+                    # top-1 agreement 0.921 -> 0.982 (percentile calibration: 0.940); on the export's
+                    # default 8 a class (1 062): 0.975. Memory stays bounded: ranges are merged every
+                    # 16 batches (the histogram methods hold every batch's activations at once).
+                    extra_options={"CalibMovingAverage": True, "CalibMaxIntermediateOutputs": 16},
+                )  # fmt: skip
+            commit(partial, dst)
     finally:
-        src.unlink(missing_ok=True)
-        prep.unlink(missing_ok=True)
+        for path in (src, prep, partial):
+            path.unlink(missing_ok=True)
     return dst
 
 
@@ -327,7 +372,8 @@ def calibration_images(
 ) -> np.ndarray:
     """Up to ``per_class`` drawings of each class from a store's ``split``, rasterised: uint8 (N, C, H, W).
 
-    Raises ExportError when the store's classes differ from the model's (wrong store).
+    Raises ExportError when the store's classes differ from the model's (wrong store), or when
+    ``split`` is not one of the store's or holds no drawings (the message names the split).
     """
     from quickdraw.data.sampling import fixed_rows
     from quickdraw.data.store import Store
@@ -338,9 +384,18 @@ def calibration_images(
             f"quantization.store={store_dir} holds other classes than the model "
             f"({len(store.classes)} vs {len(classes)}); give the store the model was trained on"
         )
+    sizes = ", ".join(f"{name} {len(rows)}" for name, rows in store.splits.items())
+    if split not in store.splits:
+        raise ExportError(f"quantization.split={split}: {store_dir} has the splits {sizes}")
     index = store[split]
-    rows = index.gather(fixed_rows(index, per_class, seed=0))
-    return spec(rows.strokes)
+    picked = fixed_rows(index, per_class, seed=0)
+    if not len(picked):
+        raise ExportError(
+            f"quantization.split={split} of {store_dir} holds no drawings to calibrate int8 on "
+            f"(drawings per split: {sizes}); choose a split that has some "
+            "(quantization.split=train), another store, or quantization.mode=dynamic"
+        )
+    return spec(index.gather(picked).strokes)
 
 
 def _require_raster_only(model) -> None:

@@ -22,8 +22,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from omegaconf import OmegaConf
 
+from quickdraw.files import atomic_open, json_text, write_atomic, write_figure
 from quickdraw.files import markdown_table as _markdown
-from quickdraw.files import write_atomic
+from quickdraw.outputs import OverwriteError, is_within
 from quickdraw.prefix_scoring import plot_prefix_curves
 from quickdraw.runs import RunDir, find_prefix_curves, find_runs
 from quickdraw.scoring import Scores
@@ -254,15 +255,16 @@ def predict_split(
     pred = Predictions(
         scored.classes, scored.labels, scored.topk, scored.metrics, rows, store.path, split
     )
-    np.savez(
-        cache,
-        labels=pred.labels,
-        topk=pred.topk,
-        rows=rows,
-        stamp=stamp,
-        metrics=json.dumps(pred.metrics),
-    )
-    pred.per_class_table().to_csv(out / f"per_class-{split}.csv", index=False)
+    with atomic_open(cache, "wb") as f:  # half a cache would stop every later report
+        np.savez(
+            f,
+            labels=pred.labels,
+            topk=pred.topk,
+            rows=rows,
+            stamp=stamp,
+            metrics=json_text(pred.metrics, indent=None),
+        )
+    write_atomic(out / f"per_class-{split}.csv", pred.per_class_table().to_csv(index=False))
     return pred
 
 
@@ -463,12 +465,23 @@ def write_report(
     pairs: int = 6,
     evaluate: bool = True,
 ) -> Path:
-    """Figures, CSVs and report.md for the runs under ``paths``; returns report.md's path."""
+    """Figures, CSVs and report.md for the runs under ``paths``; returns report.md's path.
+
+    Raises OverwriteError, before writing, when ``out`` is or lies inside one of the runs read
+    (other than its ``report/`` folder): the report's files would mix with the run's.
+    """
     if out is None and len(paths) != 1:
         raise ValueError("with several folders, say where the report goes (out=...)")
     out = Path(out) if out is not None else Path(paths[0]) / "report"
-    out.mkdir(parents=True, exist_ok=True)
     runs = load_runs(paths)
+    for run in runs:
+        if is_within(out, run.path) and not is_within(out, run.dir.report_dir):
+            raise OverwriteError(
+                f"--out {out} lies inside the run folder {run.path}, which this report reads: "
+                f"its files would mix with the run's. Nothing was written. Use --out "
+                f"{run.dir.report_dir} or a folder outside the runs"
+            )
+    out.mkdir(parents=True, exist_ok=True)
     preds: dict[str, Predictions] = {}
     for run in runs if evaluate else []:
         try:
@@ -476,7 +489,7 @@ def write_report(
         except (FileNotFoundError, RuntimeError, ValueError) as e:
             log.warning("%s: no per-class results (%s)", run.path, e)
     table = comparison_table(runs, preds)
-    table.to_csv(out / "comparison.csv")
+    write_atomic(out / "comparison.csv", table.to_csv())
     figures = {
         "learning_curves": plot_learning_curves(runs),
         "scores": plot_scores(runs, preds),
@@ -486,7 +499,7 @@ def write_report(
     confused = ""
     if preds:
         per_class = pd.DataFrame({name: p.class_accuracy() for name, p in preds.items()})
-        per_class.to_csv(out / "per_class_accuracy.csv")
+        write_atomic(out / "per_class_accuracy.csv", per_class.to_csv())
         best = max(
             (r for r in runs if r.name in preds), key=lambda r: r.metrics.get("test/map3", 0)
         )
@@ -500,7 +513,7 @@ def write_report(
     md = ["# Results\n", markdown_table(table)]
     for name, fig in figures.items():
         if fig is not None:
-            fig.savefig(out / f"{name}.png", dpi=110)
+            write_figure(fig, out / f"{name}.png")
             md.append(f"![{name.replace('_', ' ')}]({name}.png)\n")
     md.append(confused)
     write_atomic(out / "report.md", "\n".join(md))

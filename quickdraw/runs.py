@@ -24,7 +24,9 @@ import csv
 import io
 import json
 import logging
+import os
 import re
+import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +36,8 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from quickdraw.files import markdown_table, write_atomic
+from quickdraw.files import markdown_table, write_atomic, write_json
+from quickdraw.outputs import is_within
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +123,8 @@ class RunDir:
         """``metrics.json`` with ``kind`` (``train`` or ``evaluate``), written atomically."""
         if kind not in (TRAIN, EVALUATE):
             raise ValueError(f"kind must be {TRAIN!r} or {EVALUATE!r}, got {kind!r}")
-        return write_atomic(
-            self.metrics_file, json.dumps({**metrics, "kind": kind}, indent=1, sort_keys=True)
-        )
+        # Strict JSON: a metric that is NaN (nothing to average) is written as null.
+        return write_json(self.metrics_file, {**metrics, "kind": kind}, sort_keys=True)
 
     @property
     def kind(self) -> str | None:
@@ -177,6 +179,75 @@ class RunDir:
         if not Path(ckpt_path).is_file():
             raise FileNotFoundError(f"ckpt_path={ckpt_path} does not exist")
         return str(ckpt_path)
+
+    def prepare_training(self, ckpt_path: str | None, overwrite: bool = False) -> None:
+        """Make sure a training run in this folder cannot mix with an earlier one.
+
+        A folder holding an earlier run's files (:data:`RUN_ARTEFACTS`: checkpoints, TensorBoard,
+        metrics...) is refused unless this run resumes it (``ckpt_path=last``, ``auto`` with a
+        last.ckpt, or a checkpoint inside the folder) or ``overwrite`` deletes them first.
+        ``ckpt_path=auto`` without a last.ckpt starts afresh as it promises, so it deletes the
+        leftovers of an attempt that died before its first checkpoint (a requeued cluster job).
+        Hydra's ``.hydra/`` and log of this run, and files no run writes, are never deleted.
+        Only the process that launches the run decides: DDP ranks started after it find the
+        folder it has begun to fill.
+        """
+        if not _launching_process():
+            return
+        resumes = self._resumes(ckpt_path)
+        if overwrite and (resumes or ckpt_path == "auto"):
+            raise ValueError(
+                f"overwrite=true would delete the checkpoint ckpt_path={ckpt_path} resumes from "
+                f"in {self.path}: resume (ckpt_path alone) or start afresh (overwrite=true alone)"
+            )
+        earlier = self.earlier_run()
+        if resumes or not earlier:
+            return
+        shown = ", ".join(p.name for p in earlier[:5])
+        if not (overwrite or ckpt_path == "auto"):
+            raise RunFolderError(
+                f"{self.path} holds an earlier run ({shown}): training into it would mix two "
+                "runs. Resume it with ckpt_path=last, or start afresh there with overwrite=true "
+                "(deletes its checkpoints, TensorBoard logs and metrics), or leave hydra.run.dir "
+                "out for a new folder"
+            )
+        for path in earlier:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        log.warning("%s: deleted the earlier run's %s to start afresh", self.path, shown)
+
+    def earlier_run(self) -> list[Path]:
+        """The files and folders of a training run (:data:`RUN_ARTEFACTS`) the folder holds."""
+        return sorted(p for p in map(self.path.joinpath, RUN_ARTEFACTS) if os.path.lexists(p))
+
+    def _resumes(self, ckpt_path: str | None) -> bool:
+        """Whether ``ckpt_path`` continues the run in this folder rather than starting one."""
+        if ckpt_path == "last":
+            return True
+        if ckpt_path == "auto":
+            return self.last_checkpoint.exists()
+        return bool(ckpt_path) and is_within(ckpt_path, self.path)
+
+
+class RunFolderError(ValueError):
+    """Training into a folder that holds an earlier run, neither resumed nor overwritten."""
+
+
+# Everything a training run writes at the top of its folder (the layout above, the loggers' and
+# Lightning's folders): what overwrite=true may delete.
+RUN_ARTEFACTS = frozenset(
+    {"checkpoints", "tensorboard", "csv", "lightning_logs", "report", "metrics.json",
+     "quotas.csv", "per_class.csv", "unreadable.csv", "prefix_curve.csv", "prefix_curve.png"}
+)  # fmt: skip
+
+
+def _launching_process() -> bool:
+    """Whether this is the process that starts a run (rank 0 of node 0), from the variables DDP
+    launchers set (Lightning, torchrun, SLURM); a process without any of them is."""
+    ranks = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+    return all(os.environ.get(name, "0") == "0" for name in ranks)
 
 
 # -- finding runs ----------------------------------------------------------------------------------

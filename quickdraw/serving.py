@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import torch
+from PIL import Image
 
 from quickdraw.checkpoints import load_model
 from quickdraw.data.images import FRAME, ImageError, image_to_strokes, load_gray
@@ -36,7 +37,8 @@ from quickdraw.inference import Render, check_tta, model_inputs, predict_proba
 
 HINT = "Draw something on the canvas: the model guesses after every stroke."
 NO_INK = (
-    "No drawing found in that image: it needs dark lines on a light background (or light on dark)."
+    "No drawing found in that image: it needs dark lines on a light background, light on dark, "
+    "or lines of any colour on a transparent background."
 )
 NEEDS_TIMES = (
     "This model was trained on the time of every point (raster.time_source=ms): "
@@ -161,7 +163,7 @@ class Predictor:
         return self._guess(None, self.spec, batch, t0)
 
     # -- images -----------------------------------------------------------------------------------
-    def image_strokes(self, image: np.ndarray | str | Path) -> StrokeBatch:
+    def image_strokes(self, image: np.ndarray | Image.Image | str | Path) -> StrokeBatch:
         """A photo or scan -> the strokes traced from it (a one-drawing batch)."""
         try:
             strokes = image_to_strokes(load_gray(image, self.limits.max_image_pixels))
@@ -186,7 +188,7 @@ class Predictor:
             for name, spec in self.inputs.items()
         }
 
-    def predict_image(self, image: np.ndarray | str | Path) -> Guess:
+    def predict_image(self, image: np.ndarray | Image.Image | str | Path) -> Guess:
         t0 = time.perf_counter()
         view = lambda batch: rasterize_untimed(batch, self.spec)  # noqa: E731
         return self._guess(self._untimed, view, self.image_strokes(image), t0)

@@ -21,8 +21,10 @@ from quickdraw.inference import (
     blank_proba,
     check_tta,
     iter_input,
+    refuse_repeated,
     write_unreadable,
 )
+from quickdraw.outputs import refuse_overwrite
 
 log = logging.getLogger("quickdraw.predict")
 
@@ -45,20 +47,32 @@ def write_submission(
     tta: str = "none",
     balance: bool = False,
     prior: str | None = None,
+    ckpt_path: str | None = None,
 ) -> tuple[int, InputStats]:
     """Stream ``input_path`` through the model and write ``key_id,word`` rows with the top-3 guesses.
 
-    One row per input row with a key_id, in input order. A drawing that cannot be read gets the
-    model's guess for a blank canvas (:func:`~quickdraw.inference.blank_proba`) and is listed,
-    with its line and reason, in ``<output>.unreadable.csv``; with ``strict`` it is an error
-    (:class:`UnreadableRows`) and no file is written.
+    One row per input row with a key_id, in input order; an input that lists a key_id twice is
+    refused (ValueError naming both lines, no file written): Kaggle refuses such a submission.
+    A drawing that cannot be read gets the model's guess for a blank canvas
+    (:func:`~quickdraw.inference.blank_proba`) and is listed, with its line and reason, in
+    ``<output>.unreadable.csv``; with ``strict`` it is an error (:class:`UnreadableRows`) and no
+    file is written.
 
     ``tta``: test-time augmentation (:data:`quickdraw.inference.TTA_VIEWS`). ``balance``: top-1
     class counts made to match ``prior`` (a ``word,count`` CSV; uniform when None) by
     :func:`quickdraw.balancing.balance`. Balancing needs every row's probabilities at once, so
     the input still streams but the (N, C) float32 matrix is held until the end (150 MB for
     Kaggle's 112 199 x 340 test set) and rows are written after it.
+
+    Raises :class:`~quickdraw.outputs.OverwriteError` before reading anything when ``output``
+    (or its unreadable list) is ``input_path``, ``prior`` or ``ckpt_path`` (the model's file,
+    only for the check) or lies inside an input folder.
     """
+    refuse_overwrite(
+        {"output": output, "output's unreadable list": unreadable_path(Path(output))},
+        {"input": input_path, "prior": prior, "ckpt_path": ckpt_path},
+        "Write the submission to another file (output=submission.csv).",
+    )
     words = np.array([submission_word(c) for c in model.hparams.classes])
     check_tta(tta)
     prior_shares = load_prior(prior, list(model.hparams.classes)) if prior else None
@@ -76,6 +90,7 @@ def write_submission(
         w = csv.writer(f)
         w.writerow(["key_id", "word"])
         for batch in tqdm(iter_input(input_path, batch_size, stats), desc="predict", unit="batch"):
+            refuse_repeated(stats)
             if strict and stats.unreadable:
                 raise UnreadableRows(_unreadable_message(stats, strict=True))
             probs = batch_proba(model, batch, None, fallback, tta)

@@ -27,6 +27,7 @@ import quickdraw  # noqa: F401  (registers the ${project_root:} resolver)
 from quickdraw.checkpoints import AtomicCheckpointIO, optimizer_steps, read_checkpoint
 from quickdraw.data.origin import combined_origin
 from quickdraw.data.sources import ensure_store_of
+from quickdraw.files import out_of_space
 from quickdraw.runs import TRAIN, RunDir
 from quickdraw.settings_check import reconcile
 
@@ -42,6 +43,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     adopt_submitit_ranks()
     run = RunDir(cfg.paths.output_dir)
     run.path.mkdir(parents=True, exist_ok=True)
+    # Before any work: an earlier run's files in this folder are resumed or cleared, never mixed in.
+    run.prepare_training(cfg.get("ckpt_path"), bool(cfg.get("overwrite")))
     reconcile(cfg)  # before any work: settings that cannot run together are adapted or refused
     L.seed_everything(cfg.seed, workers=True)
 
@@ -90,10 +93,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         except SIGTERMException as stop:
             # Lightning stops at the end of a batch; last.ckpt still holds the last complete epoch.
-            log.warning("SIGTERM: stopped. %s", _resume_hint(run.path))
+            log.warning("SIGTERM: stopped. %s", resume_hint(run.path))
             raise SystemExit(128 + signal.SIGTERM) from stop
-        except Exception:
-            log.error("training failed. %s", _resume_hint(run.path))
+        except Exception as error:
+            if not out_of_space(error):  # quickdraw.cli says it in one line, with this hint
+                log.error("training failed. %s", resume_hint(run.path))
             raise
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     else:
@@ -207,7 +211,7 @@ def _refuse_relaunch_in_multirun(trainer: L.Trainer) -> None:
         )
 
 
-def _resume_hint(out: Path) -> str:
+def resume_hint(out: Path) -> str:
     overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
     kept = [o for o in overrides if not o.startswith("ckpt_path=")]
     return "Resume from the last complete epoch: python -m quickdraw.train " + " ".join(

@@ -1,11 +1,12 @@
-"""Time test-set balancing (quickdraw.balancing.balance) on a matrix the size of Kaggle's test set.
+"""Time test-set balancing (quickdraw.balancing.balance) and print its top-1 count spread.
 
-    python scripts/bench_balance.py [--rows 112199 --classes 340]
+    python scripts/bench_balance.py [--sizes 1720x344,112199x340 --kinds random,weak]
 
-The matrix is a synthetic classifier's softmax: every class equally common in truth, the model
-biased towards some classes (a random per-class offset), about a fifth of rows right at top-1.
-Prints the seconds taken, the top-1 counts per class before and after, and the top-1 accuracy
-before and after (on balanced truth, balancing should raise it).
+Two kinds of (N, C) probability matrix at each size (the sample's test set, Kaggle's test set):
+``random``, rows drawn from a flat Dirichlet; ``weak``, a peaked synthetic classifier that sends
+most rows to a few classes (every class equally common in truth, a strong per-class bias, logits
+scaled x3, about a fortieth of rows right at top-1). Prints the seconds taken, the top-1 counts per
+class before and after against the target, and the top-1 accuracy before and after.
 """
 
 from __future__ import annotations
@@ -15,37 +16,50 @@ import time
 
 import numpy as np
 
-from quickdraw.balancing import balance
+from quickdraw.balancing import balance, target_counts
+
+
+def matrix(kind: str, n: int, c: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, c) float32 probabilities; the true class of row i is ``i % c``."""
+    if kind == "random":
+        return rng.dirichlet(np.ones(c), n).astype(np.float32)
+    logits = rng.normal(0, 1, (n, c)).astype(np.float32) + 3 * rng.normal(0, 1, c).astype(
+        np.float32
+    )
+    logits[np.arange(n), np.arange(n) % c] += 2.5
+    logits *= 3
+    logits -= logits.max(axis=1, keepdims=True)
+    probs = np.exp(logits, out=logits)
+    return probs / probs.sum(axis=1, keepdims=True)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--rows", type=int, default=112_199)
-    p.add_argument("--classes", type=int, default=340)
+    p.add_argument("--sizes", default="1720x344,112199x340", help="NxC, comma-separated")
+    p.add_argument("--kinds", default="random,weak")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    rng = np.random.default_rng(args.seed)
-    n, c = args.rows, args.classes
-    labels = np.arange(n) % c
-    logits = rng.normal(0, 1, (n, c)).astype(np.float32) + rng.normal(0, 1, c).astype(np.float32)
-    logits[np.arange(n), labels] += 2.5
-    probs = np.exp(logits - logits.max(1, keepdims=True))
-    probs /= probs.sum(1, keepdims=True)
-    del logits
-    t0 = time.perf_counter()
-    scores = balance(probs)
-    seconds = time.perf_counter() - t0
-    before = np.bincount(probs.argmax(1), minlength=c)
-    after = np.bincount(scores.argmax(1), minlength=c)
-    print(f"{n} x {c} float32 ({probs.nbytes / 1e6:.0f} MB): balanced in {seconds:.1f} s")
-    print(
-        f"top-1 counts per class (target {n / c:.1f}): before {before.min()}-{before.max()}, after {after.min()}-{after.max()}"
-    )
-    print(
-        f"top-1 accuracy: before {(probs.argmax(1) == labels).mean():.3f}, after {(scores.argmax(1) == labels).mean():.3f}"
-    )
+    for size in args.sizes.split(","):
+        n, c = (int(v) for v in size.split("x"))
+        for kind in args.kinds.split(","):
+            probs = matrix(kind, n, c, np.random.default_rng(args.seed))
+            labels = np.arange(n) % c
+            t0 = time.perf_counter()
+            scores = balance(probs)
+            seconds = time.perf_counter() - t0
+            target = target_counts(n, np.ones(c))
+            before = np.bincount(probs.argmax(1), minlength=c)
+            after = np.bincount(scores.argmax(1), minlength=c)
+            print(
+                f"{n} x {c} {kind}: balanced in {seconds:.1f} s; top-1 counts per class "
+                f"{before.min()}-{before.max()} before, {after.min()}-{after.max()} after "
+                f"(target {target.min()}-{target.max()}, all equal: {(after == target).all()}); "
+                f"top-1 accuracy {(probs.argmax(1) == labels).mean():.3f} -> "
+                f"{(scores.argmax(1) == labels).mean():.3f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

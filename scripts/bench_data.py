@@ -2,7 +2,7 @@
 converter, store size and loader memory, format readers, the stroke-sequence input.
 
 Run ``python scripts/bench_data.py [--quick] [--out results.json] [--cache-dir DIR]``;
-``--formats-only`` and ``--sequence-only`` run one section alone.
+``--formats-only``, ``--sequence-only`` and ``--integrity-only`` run one section alone.
 
 Real drawings come from ``../shared/data/quickdraw-sample`` (next to the project root) when it is
 there; otherwise a generated stand-in of the same size takes the sample's place. The sample is
@@ -57,7 +57,7 @@ from quickdraw.data.readers import Source, iter_records, parse_drawing
 from quickdraw.data.sampling import epoch_rows
 from quickdraw.data.schema import MANIFEST, SCHEMA_VERSION, Manifest
 from quickdraw.data.sequence import SequenceSpec
-from quickdraw.data.store import Store
+from quickdraw.data.store import Store, shard_check
 from quickdraw.data.strokes import StrokeBatch
 
 try:
@@ -343,10 +343,11 @@ def resampled_real_set(cache: Path, sample: Sample, per_class: int) -> Path:
 
 
 def ensure_store(source: Path, store: Path) -> Path:
-    """Convert ``source`` into ``store`` with every core, unless a finished store is cached there."""
-    if not (store / MANIFEST).exists():
+    """Convert ``source`` into ``store`` with every core, unless a finished store is cached there
+    (one converted before shards carried checksums is converted again)."""
+    if not (store / MANIFEST).exists() or not Manifest.load(store).shard_checks:
         print(f"converting {source.name} into {store} (cached for re-runs)")
-        convert(source, store, ConvertSettings(), progress=True)
+        convert(source, store, ConvertSettings(), overwrite=True, progress=True)
     return store
 
 
@@ -862,14 +863,63 @@ def bench_sequence(sample: Sample, plan: Plan, report: Report) -> None:
     report.check("sequence input (max_points=128)", judged, TARGETS["sequence"], "drawings/s")
 
 
+# -- 9. integrity checks ---------------------------------------------------------------------------
+def bench_integrity(store: Path, plan: Plan, report: Report) -> None:
+    """Rows/s of reading every train row of ``store`` a row group at a time as the loader does
+    (open, page CRC-32s and footer SHA-256 checked, strokes decoded), with the checks and without,
+    runs interleaved; and MB/s of ``verify=true``'s SHA-256 of whole shards."""
+    report.section(f"9. Integrity checks: every train row of {store.name}, a row group at a time")
+
+    def full_pass(verify: bool) -> Callable[[], int]:
+        def once() -> int:
+            index = Store(store, verify=verify)["train"]
+            for start, rows in zip(index.rg_start, index.rg_rows, strict=True):
+                index.gather(np.arange(start, start + rows))
+            return len(index)
+
+        return once
+
+    runs = {True: Timing(), False: Timing()}
+    for _ in range(plan.repeats):
+        for verify in runs:
+            runs[verify].extend(rates(full_pass(verify), 1))
+    checked = report.add("integrity", "read with checksums (the default)", runs[True], "rows/s")
+    unchecked = report.add("integrity", "read without (Store(verify=False))", runs[False], "rows/s")
+    report.note(f"cost of the checks: {1 - checked / unchecked:.1%} of read throughput")
+    shards = [store / p for files in Manifest.load(store).shards.values() for p in files]
+    mb = sum(p.stat().st_size for p in shards) / 1e6
+
+    def hash_all() -> int:
+        for path in shards:
+            shard_check(path)
+        return 1
+
+    per_s = rates(hash_all, plan.repeats)
+    runs_mb = Timing([r * mb for r in per_s.wall], [r * mb for r in per_s.cpu])
+    report.add(
+        "integrity", f"verify=true: SHA-256 of {len(shards)} shards ({mb:.0f} MB)", runs_mb, "MB/s"
+    )
+
+
 def run(plan: Plan, data: Data, cache: Path, report: Report) -> None:
-    """The eight benchmarks in order, on one core."""
+    """The nine benchmarks in order, on one core."""
     bench_raster(data.sample, plan, report)
     bench_loader_vs_kaggle(*loader_plan(plan, data), plan, report)
     convert_and_size(plan, data, cache, report)
     bench_memory(data.memory_stores, plan, report)
     bench_formats(data.sample, plan, cache, report)
     bench_sequence(data.sample, plan, report)
+    bench_integrity(data.resampled_store or data.generated_store, plan, report)
+
+
+def integrity_store(plan: Plan, cache: Path) -> Path:
+    """The 240k-row store section 9 reads (real drawings resampled, or generated), alone."""
+    sample = load_sample(cache)
+    if sample.real:
+        folder = resampled_real_set(cache, sample, plan.big_per_class)
+    else:
+        folder = synthetic_set(cache, plan.big_per_class)
+    return ensure_store(folder, cache / f"stores-v{SCHEMA_VERSION}" / folder.name)
 
 
 def main() -> None:
@@ -892,6 +942,11 @@ def main() -> None:
     parser.add_argument(
         "--sequence-only", action="store_true", help="only section 8: the stroke-sequence input"
     )
+    parser.add_argument(
+        "--integrity-only",
+        action="store_true",
+        help="only section 9: read speed with and without the shards' checksums",
+    )
     parser.add_argument("--memory-probe", type=Path, help=argparse.SUPPRESS)  # internal: one child
     args = parser.parse_args()
     if args.memory_probe:
@@ -907,6 +962,11 @@ def main() -> None:
         format_files(sample, args.cache_dir, 100_000)
         print(f"\nquickdraw format readers: CPU {pin_one_core()} only, 1 thread")
         bench_formats(sample, plan, args.cache_dir, Report())
+        return
+    if args.integrity_only:
+        store = integrity_store(plan, args.cache_dir)
+        print(f"\nquickdraw integrity checks: CPU {pin_one_core()} only, 1 thread")
+        bench_integrity(store, plan, Report())
         return
     if args.sequence_only:
         sample = load_sample(args.cache_dir)

@@ -1,6 +1,7 @@
 """Demo latency: strokes -> probabilities on the server (p50/p95), and one request through the HTTP API.
 
     python scripts/bench_demo.py [--size 64] [--runs 300] [--models resnet18,ensemble_mean] [--no-server]
+    python scripts/bench_demo.py --models resnet18 --big-image-only [--big-image-requests 3]
 
 Models are built from ``conf/model/<name>.yaml`` for the 340 Quick, Draw! classes (untrained:
 latency does not depend on the weights), saved as checkpoints and loaded the way the demo loads
@@ -10,12 +11,16 @@ starts ``python -m quickdraw.demo`` on another core and times ``gradio_client`` 
 and the same request as plain REST (``/gradio_api/call/predict_strokes``, what curl would do).
 Targets (one core): p95 <= 15 ms single model, <= 40 ms 3-member ensemble; a new guess within
 100 ms of pen-up. Last, ``--clients`` concurrent REST clients x ``--per-client`` guesses load the
-same server: throughput, latency, failed requests and the deepest queue seen.
+same server: throughput, latency, failed requests and the deepest queue seen. Then the worst
+image request, one at a time over loopback: a ``--big-image`` square PNG (12,000: 144 MP in
+55 kB) as a ``data:`` URL, with the server's CPU seconds and peak RSS growth for each.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import io
 import json
 import os
 import socket
@@ -25,7 +30,9 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
@@ -33,6 +40,7 @@ import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from PIL import Image
 
 import quickdraw  # noqa: F401
 from quickdraw import configs
@@ -162,18 +170,12 @@ def time_load(url: str, drawings: list[str], clients: int, per_client: int) -> d
     }
 
 
-def time_http(
-    ckpt: Path,
-    drawings: list[str],
-    runs: int,
-    cpu: int | None,
-    workdir: Path,
-    load: tuple[int, int] = (0, 0),
-) -> tuple[dict[str, list[float]], dict[str, float] | None]:
-    """Start the real demo on core ``cpu``; time /predict_strokes through gradio_client and plain REST."""
-    import httpx
-    from gradio_client import Client
-
+@contextmanager
+def running_demo(
+    ckpt: Path, cpu: int | None, workdir: Path
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``python -m quickdraw.demo`` serving ``ckpt`` on a free loopback port (core ``cpu``): its URL
+    and process, stopped afterwards."""
     port = free_port()
     cmd = [
         sys.executable,
@@ -187,8 +189,8 @@ def time_http(
     pin = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
     log = open(workdir / "server.log", "w")  # noqa: SIM115  (closed after the server stops)
     server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=pin)
+    url = f"http://127.0.0.1:{port}/"
     try:
-        url = f"http://127.0.0.1:{port}/"
         for _ in range(600):
             if server.poll() is not None:
                 raise RuntimeError((workdir / "server.log").read_text()[-3000:])
@@ -197,6 +199,26 @@ def time_http(
                 break
             except OSError:
                 time.sleep(0.5)
+        yield url, server
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def time_http(
+    ckpt: Path,
+    drawings: list[str],
+    runs: int,
+    cpu: int | None,
+    workdir: Path,
+    load: tuple[int, int] = (0, 0),
+) -> tuple[dict[str, list[float]], dict[str, float] | None]:
+    """Start the real demo on core ``cpu``; time /predict_strokes through gradio_client and plain REST."""
+    import httpx
+    from gradio_client import Client
+
+    with running_demo(ckpt, cpu, workdir) as (url, _):
         client = Client(url, verbose=False)
 
         def via_client(d: str) -> None:
@@ -220,10 +242,51 @@ def time_http(
         http.close()
         under_load = time_load(url, drawings, *load) if load[0] else None
         return times, under_load
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
+
+
+def big_data_url(side: int) -> str:
+    """A ``side`` x ``side`` blank bilevel PNG as a ``data:`` URL: 55 kB for 144 MP at 12,000."""
+    png = io.BytesIO()
+    Image.new("1", (side, side), 1).save(png, "PNG")
+    return "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
+
+
+def time_big_images(
+    ckpt: Path, cpu: int | None, workdir: Path, side: int, requests: int
+) -> list[tuple[float, float, float, str]]:
+    """``requests`` plain-HTTP calls of /predict_image, each a ``side``^2 PNG as a data URL, one at a time.
+
+    Per request: (server CPU s, peak server RSS over its RSS before the request in MB, wall s, the
+    page's status line). CPU is the demo process's user + system time; RSS is sampled every 5 ms.
+    """
+    import httpx
+    import psutil
+
+    body = {"data": [{"url": big_data_url(side), "meta": {"_type": "gradio.FileData"}}]}
+    out = []
+    with running_demo(ckpt, cpu, workdir) as (url, server), httpx.Client(timeout=300) as http:
+        proc = psutil.Process(server.pid)
+        for _ in range(requests):
+            peak, stop = [proc.memory_info().rss], threading.Event()
+
+            def sample(peak: list[int] = peak, stop: threading.Event = stop) -> None:
+                while not stop.is_set():
+                    peak.append(proc.memory_info().rss)
+                    time.sleep(0.005)
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            cpu0, t0 = proc.cpu_times(), time.perf_counter()
+            sampler.start()
+            r = http.post(url + "gradio_api/call/predict_image", json=body)
+            lines = http.get(url + f"gradio_api/call/predict_image/{r.json()['event_id']}").text
+            wall, cpu1 = time.perf_counter() - t0, proc.cpu_times()
+            stop.set()
+            sampler.join()
+            data = [json.loads(x[6:]) for x in lines.splitlines() if x.startswith("data: ")]
+            status = data[-1][2] if data and isinstance(data[-1], list) else str(data[-1:])
+            used = cpu1.user + cpu1.system - cpu0.user - cpu0.system
+            out.append((used, (max(peak) - peak[0]) / 2**20, wall, status))
+    return out
 
 
 def main() -> None:
@@ -239,6 +302,15 @@ def main() -> None:
     parser.add_argument(
         "--per-client", type=int, default=25, help="guesses per client in the load test"
     )
+    parser.add_argument(
+        "--big-image", type=int, default=12_000, help="side of the oversized data-URL PNG"
+    )
+    parser.add_argument(
+        "--big-image-requests", type=int, default=3, help="oversized requests sent (0: none)"
+    )
+    parser.add_argument(
+        "--big-image-only", action="store_true", help="only the oversized-image figures"
+    )
     args = parser.parse_args()
 
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
@@ -247,6 +319,11 @@ def main() -> None:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        if args.big_image_only:
+            name = args.models.split(",")[0]
+            ckpt = save_checkpoint(name, args.size, work / f"{name}.ckpt")
+            print_big_images(ckpt, cpus[-1] if cpus else None, work, args)
+            return
         drawings = browser_drawings(200, work)
         n_points = [sum(len(s[0]) for s in json.loads(d)) for d in drawings]
         print(
@@ -298,6 +375,24 @@ def main() -> None:
                 f"p95 {load['p95']:.0f} ms, {load['failed']} failed, deepest queue "
                 f"{load['deepest_queue']}"
             )
+        print_big_images(ckpts[name], server_cpu, work, args)
+
+
+def print_big_images(ckpt: Path, cpu: int | None, work: Path, args: argparse.Namespace) -> None:
+    """The worst image request: a PNG far over ``limits.max_image_pixels`` as a data URL."""
+    if args.big_image_requests <= 0:
+        return
+    side = args.big_image
+    url_kb = len(big_data_url(side)) / 1000
+    print(
+        f"oversized image: {args.big_image_requests} plain-HTTP /predict_image requests, each a "
+        f"{side:,} x {side:,} PNG as a {url_kb:.0f} kB data URL, one at a time, server on 1 core"
+    )
+    for used, rss, wall, status in time_big_images(ckpt, cpu, work, side, args.big_image_requests):
+        print(
+            f"  server CPU {used:6.2f} s   peak RSS +{rss:5.0f} MB   wall {wall:5.2f} s   "
+            f"page: {status[:90]}"
+        )
 
 
 if __name__ == "__main__":

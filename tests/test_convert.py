@@ -270,10 +270,10 @@ def test_verify_rebuilds_only_damaged_files(tmp_path):
 def test_zip_members_read_in_place_and_path_names_cannot_escape(tmp_path):
     archive = tmp_path / "train_simplified.zip"
     with zipfile.ZipFile(archive, "w") as zf:
-        for word in ("../../etc", "cat"):
+        for i, word in enumerate(("../../etc", "cat")):  # own key_ids: one key_id, one word
             body = "countrycode,drawing,key_id,recognized,timestamp,word\n" + "".join(
                 f'US,"{json.dumps(SQUARE)}",{k},True,2017-01-01 00:00:00,{word}\n'
-                for k in range(1, 11)
+                for k in range(10 * i + 1, 10 * i + 11)
             )
             zf.writestr(f"{word}.csv", body)
     store = tmp_path / "out" / "qd"

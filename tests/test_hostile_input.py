@@ -17,6 +17,7 @@ import tempfile
 import time
 import zipfile
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -198,6 +199,27 @@ def ndjson_file(data, n: int) -> tuple[bytes, set[int]]:
     return b"\n".join(lines) + b"\n", good
 
 
+def first_non_utf8_line(body: bytes) -> int | None:
+    """The line (counted in newlines, from 1) of the first bytes that are not UTF-8; None if all are."""
+    for n, line in enumerate(body.split(b"\n"), 1):
+        try:
+            line.decode()
+        except UnicodeDecodeError:
+            return n
+    return None
+
+
+def refused_as_not_utf8(body: bytes, name: str, read) -> bool:
+    """Whether ``read()`` had to stop on bytes that are not UTF-8 (issue 27: a file in another
+    encoding is an error naming its line, never U+FFFD), and did, at that line."""
+    line = first_non_utf8_line(body)
+    if line is None:
+        return False
+    with pytest.raises(QuickDrawFormatError, match=rf"{name} line {line} is not UTF-8 text"):
+        read()
+    return True
+
+
 @FUZZ
 @given(data=st.data(), n=st.integers(1, 25))
 @example(data=None, n=0)  # a file holding only its first line
@@ -206,7 +228,10 @@ def test_ndjson_fuzz_never_crashes_and_keeps_the_ledger(data, n):
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "cat.ndjson"
         src.write_bytes(body)
-        m = convert(src, Path(tmp) / "qd", ConvertSettings(classes=["cat"]), progress=False)
+        run = partial(convert, src, Path(tmp) / "qd", ConvertSettings(classes=["cat"]), progress=False)  # fmt: skip
+        if refused_as_not_utf8(body, "cat.ndjson", run):
+            return
+        m = run()
         kept = kept_rows(Path(tmp) / "qd")
     read = m.sources[0]["rows_read"]
     assert read == len(kept) + sum(m.bad_rows.values()) + sum(m.filtered.values())
@@ -221,6 +246,8 @@ def test_predict_reader_never_crashes_and_counts_bad_rows(data, n):
         src = Path(tmp) / "cat.ndjson"
         src.write_bytes(body)
         stats = InputStats()
+        if refused_as_not_utf8(body, "cat.ndjson", lambda: list(iter_input(src, 4, stats))):
+            return
         batches = list(iter_input(src, batch_size=4, stats=stats))
     keys = [int(k) for b in batches for k in b.key_ids]
     # Every row is answered (its key_id kept) or counted bad; an unreadable drawing with a
@@ -238,7 +265,10 @@ def test_random_bytes_after_a_good_row_are_bad_rows_not_crashes(junk):
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "cat.csv"
         src.write_bytes(head.encode() + junk)
-        m = convert(src, Path(tmp) / "qd", ConvertSettings(classes=["cat"]), progress=False)
+        run = partial(convert, src, Path(tmp) / "qd", ConvertSettings(classes=["cat"]), progress=False)  # fmt: skip
+        if refused_as_not_utf8(head.encode() + junk, "cat.csv", run):
+            return
+        m = run()
         kept = kept_rows(Path(tmp) / "qd")
     assert 1 in kept
     assert m.sources[0]["rows_read"] == len(kept) + sum(m.bad_rows.values())

@@ -16,9 +16,11 @@ import os
 import shutil
 import threading
 import time
+import zipfile
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,14 +30,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from quickdraw.data.duplicates import FILTERED, Duplicates, SeenKeys, check_policy, find_duplicates
 from quickdraw.data.formats import ParsedDrawing
 from quickdraw.data.origin import combined_origin
 from quickdraw.data.readers import (
     BadRow,
     QuickDrawFormatError,
     Source,
-    discover_sources,
     iter_records,
+    list_sources,
     parse_key_id,
     parse_recognized,
     parse_timed_drawing,
@@ -53,8 +56,10 @@ from quickdraw.data.schema import (
     assign_split,
     write_json_atomic,
 )
+from quickdraw.data.store import shard_check
 from quickdraw.data.strokes import StrokeBatch
-from quickdraw.files import commit, temporary_path
+from quickdraw.files import commit, reporting_full_disk, temporary_path
+from quickdraw.outputs import refuse_overwrite
 
 log = logging.getLogger(__name__)
 SOURCES_DIR = "_sources"
@@ -83,8 +88,11 @@ class ConvertSettings:
     keep_source_split: bool = (
         False  # sketch-rnn .npz: keep its train/valid/test, not the key_id hash
     )
+    # a key_id met again: drop (keep the first copy, warn) | keep | error; quickdraw.data.duplicates
+    duplicates: str = "drop"
 
     def __post_init__(self) -> None:
+        check_policy(self.duplicates)
         if not (
             self.val_fraction >= 0
             and self.test_fraction >= 0
@@ -114,6 +122,7 @@ class _ShardWriter:
         self.split, self.source_id, self.shard_rows = split, source_id, shard_rows
         self.part, self.rows, self.writer, self.tmp = 0, 0, None, None
         self.done: list[str] = []
+        self.checks: dict[str, dict] = {}  # finished part -> its shard_check, for the receipt
 
     def write(self, table: pa.Table) -> None:
         """Append ``table`` (``SCHEMA``, or ``TIMED_SCHEMA`` when it has times); a part holds
@@ -126,10 +135,12 @@ class _ShardWriter:
             schema, options = (
                 (TIMED_SCHEMA, TIMED_WRITE_OPTIONS) if timed else (SCHEMA, WRITE_OPTIONS)
             )
-            self.writer = pq.ParquetWriter(self.tmp, schema, **options)
+            with self._removed_on_error():
+                self.writer = pq.ParquetWriter(self.tmp, schema, **options)
         if self.writer.schema == TIMED_SCHEMA and not timed:
             table = table.append_column("times", pa.nulls(len(table), pa.binary()))
-        self.writer.write_table(table, row_group_size=len(table))
+        with self._removed_on_error():
+            self.writer.write_table(table, row_group_size=len(table))
         self.rows += len(table)
         if self.rows >= self.shard_rows:
             self.close()
@@ -137,14 +148,33 @@ class _ShardWriter:
     def close(self) -> None:
         if self.writer is None:
             return
-        self.writer.close()
         final = self._final()
-        commit(self.tmp, final)
+        with self._removed_on_error():
+            self.writer.close()
+            check = shard_check(self.tmp)  # of the bytes as written, before anything can touch them
+            commit(self.tmp, final)
         self.done.append(f"{self.split}/{final.name}")
+        self.checks[self.done[-1]] = check
         self.writer, self.part, self.rows = None, self.part + 1, 0
 
     def _final(self) -> Path:
         return self.dir / f"{self.source_id}-{self.part:04d}.parquet"
+
+    @contextmanager
+    def _removed_on_error(self) -> Iterator[None]:
+        """A failed write (a full disk: :class:`DiskFullError` naming the part) leaves no
+        temporary file and no open writer behind."""
+        try:
+            with reporting_full_disk(self._final()):
+                yield
+        except BaseException:
+            if self.writer is not None:
+                with suppress(OSError, pa.ArrowException):  # closing writes to a file we drop
+                    self.writer.close()
+            self.writer = None
+            if self.tmp is not None:
+                self.tmp.unlink(missing_ok=True)
+            raise
 
 
 @dataclass
@@ -224,6 +254,7 @@ def convert_source(
     progress=None,
 ) -> dict:
     """Convert one input file; returns its receipt (counts, bad rows, shards)."""
+    stamp = source_stamp(source)  # before reading: a change made meanwhile shows on the next run
     writers = {s: _ShardWriter(store, s, source.id, settings.shard_rows) for s in SPLITS}
     buffers: dict[tuple[int, int], _Buffer] = defaultdict(_Buffer)
     counts = {s: [0] * len(class_index) for s in SPLITS}
@@ -233,6 +264,10 @@ def convert_source(
     kept_per_class: Counter = Counter()
     rows_read = 0
     pending: list = []  # validated rows waiting for their split
+    # Under keep, every copy is written and find_duplicates counts them all from the shards.
+    classes = sorted(class_index, key=class_index.get)
+    seen = SeenKeys(source.name, settings.duplicates, classes)
+    seen = None if settings.duplicates == "keep" else seen
 
     def reject(reason: str, line: int | None, detail: str) -> None:
         bad[reason] += 1
@@ -302,6 +337,9 @@ def convert_source(
         except BadRow as e:
             reject(e.reason, line, e.detail)
             continue
+        if seen is not None and seen.repeats(key_id, label, line, pts, lens):
+            filtered[FILTERED] += 1
+            continue
         kept_per_class[label] += 1
         own = drawing.split if isinstance(drawing, ParsedDrawing) else None
         pending.append(
@@ -340,6 +378,9 @@ def convert_source(
         "filtered": dict(filtered),
         "bad_examples": examples,
         "shards": {s: w.done for s, w in writers.items()},
+        "checks": {p: c for w in writers.values() for p, c in w.checks.items()},
+        "stamp": stamp,
+        "duplicates": seen.receipt() if seen is not None else {},
     }
 
 
@@ -363,8 +404,14 @@ def _init_worker(queue) -> None:
 
 def _work(args) -> dict:
     source, store, class_index, settings = args
-    receipt = convert_source(source, store, class_index, settings, _progress_queue)
-    write_json_atomic(store / SOURCES_DIR / f"{source.id}.json", receipt)
+    try:
+        receipt = convert_source(source, store, class_index, settings, _progress_queue)
+        write_json_atomic(store / SOURCES_DIR / f"{source.id}.json", receipt)
+    except BaseException:
+        # Without its receipt a file's finished parts are converted again next time: remove them
+        # now, with any temporary file, so that a full disk gets its space back.
+        _remove_stray_shards(store, source.id)
+        raise
     return receipt
 
 
@@ -405,9 +452,12 @@ def convert(
     """Convert ``source`` (zip, file or folder) into the Parquet store ``store``; returns its manifest."""
     settings = settings or ConvertSettings()
     store = Path(store)
+    # Before overwrite=true deletes the store: it must not be, hold or lie inside the source.
+    refuse_overwrite({}, {"source": source}, "Convert into a new folder.", {"store": store})
     if overwrite and store.exists():
         shutil.rmtree(store)
-    sources = discover_sources(source)
+    listing = list_sources(source)  # OS artefacts (._*, .DS_Store) skipped and counted
+    sources = listing.sources
     # Before any work: a marker that is not the generator's stops the conversion here.
     origin = combined_origin(s.origin for s in sources) or ""
     if not settings.classes:
@@ -425,6 +475,13 @@ def convert(
         manifest = Manifest.load(store)
         if not manifest.origin:  # converted before manifests recorded it: add it, nothing else
             manifest.origin = origin
+            manifest.save(store)
+        if manifest.duplicates.get("policy") != settings.duplicates:
+            # Built before duplicates were looked for, or drop <-> error (the same shards).
+            found = find_duplicates(store, sources, receipts, settings.classes, settings.duplicates)
+            manifest = _build_manifest(sources, receipts, settings, manifest.origin, found)
+            manifest.source = _resolved(source)
+            manifest.skipped_files = listing.skipped_counts()
             manifest.save(store)
         return manifest
     for s in todo:
@@ -451,10 +508,17 @@ def convert(
             _run_parallel(jobs, n_workers, receipts, bar, len(sources))
     finally:
         bar.close()
-    manifest = _build_manifest(sources, receipts, settings, origin)
+    found = find_duplicates(store, sources, receipts, settings.classes, settings.duplicates)
+    manifest = _build_manifest(sources, receipts, settings, origin, found)
+    manifest.source = _resolved(source)  # what training checks the store against at each start
+    manifest.skipped_files = listing.skipped_counts()
     manifest.save(store)
     _report(manifest, receipts, time.perf_counter() - t0)
     return manifest
+
+
+def _resolved(source: str | Path) -> str:
+    return str(Path(source).expanduser().resolve())
 
 
 def _run_parallel(jobs, n_workers: int, receipts: dict, bar, n_sources: int) -> None:
@@ -481,9 +545,15 @@ def _run_parallel(jobs, n_workers: int, receipts: dict, bar, n_sources: int) -> 
         with ProcessPoolExecutor(
             n_workers, mp_context=ctx, initializer=_init_worker, initargs=(queue,)
         ) as pool:
-            for receipt in pool.map(_work, jobs):
-                receipts[receipt["id"]] = receipt
-                bar.set_postfix(files=f"{len(receipts)}/{n_sources}", refresh=False)
+            try:
+                for receipt in pool.map(_work, jobs):
+                    receipts[receipt["id"]] = receipt
+                    bar.set_postfix(files=f"{len(receipts)}/{n_sources}", refresh=False)
+            except BaseException:
+                # One failed file (a full disk) stops the others not yet started: one error,
+                # not one per file.
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     finally:
         stop.set()
         thread.join()
@@ -496,7 +566,11 @@ def _check_settings(store: Path, settings: ConvertSettings) -> None:
         have = json.loads(path.read_text())
         # A setting added after the store was built counts as its default.
         default = asdict(ConvertSettings())
-        diff = {k: (have.get(k), v) for k, v in wanted.items() if have.get(k, default[k]) != v}
+        diff = {
+            k: (have.get(k), v)
+            for k, v in wanted.items()
+            if _shapes_shards(k, have.get(k, default[k])) != _shapes_shards(k, v)
+        }
         if diff:
             shown = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(diff.items())[:5])
             raise ValueError(
@@ -504,6 +578,12 @@ def _check_settings(store: Path, settings: ConvertSettings) -> None:
             )
     else:
         write_json_atomic(path, wanted)
+
+
+def _shapes_shards(key: str, value):
+    """What a setting's value changes in the shards: duplicates=drop and error write the same
+    (error refuses where drop leaves a copy out), so a store may switch between them."""
+    return value == "keep" if key == "duplicates" else value
 
 
 def _check_same_source(store: Path, sources: Sequence[Source]) -> None:
@@ -528,18 +608,43 @@ def _check_same_source(store: Path, sources: Sequence[Source]) -> None:
 
 
 def _load_receipts(store: Path, sources: Sequence[Source]) -> dict[str, dict]:
+    """Receipts of the files converted already and unchanged since (the others are converted again)."""
     out = {}
     for s in sources:
         path = store / SOURCES_DIR / f"{s.id}.json"
         if path.exists():
             receipt = json.loads(path.read_text())
+            if not same_stamp(receipt, s):
+                log.info("%s changed since it was converted: converting it again", s.name)
+                continue
             if all((store / p).exists() for shards in receipt["shards"].values() for p in shards):
                 out[s.id] = receipt
     return out
 
 
+def source_stamp(source: Source) -> dict:
+    """What tells a changed input file without reading it: size and modification time on disk;
+    a zip member's compressed and full sizes and CRC-32 (a content checksum the archive keeps)."""
+    if source.member is None:
+        st = source.path.stat()
+        return {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+    with zipfile.ZipFile(source.path) as archive:  # fresh: the archive may have changed
+        info = archive.getinfo(source.member)
+    return {"bytes": info.compress_size, "size": info.file_size, "crc32": info.CRC}
+
+
+def same_stamp(recorded: dict, source: Source) -> bool:
+    """Whether ``source`` is as ``recorded`` (a receipt or the manifest's entry) saw it; an entry
+    from before stamps were recorded has only its size to go by."""
+    stamp = source_stamp(source)
+    if recorded.get("stamp") is None:
+        return recorded.get("bytes") == stamp["bytes"]
+    return recorded["stamp"] == stamp
+
+
 def _verify(store: Path, sources: Sequence[Source]) -> None:
-    """Re-read every finished file's shards; drop the receipt of any file whose shards are damaged."""
+    """Check every finished file's shards against the SHA-256 its receipt recorded; drop the
+    receipt of any file whose shards differ in any byte, or were written without checksums."""
     damaged = 0
     for s in sources:
         path = store / SOURCES_DIR / f"{s.id}.json"
@@ -550,13 +655,7 @@ def _verify(store: Path, sources: Sequence[Source]) -> None:
             rows = 0
             for shards in receipt["shards"].values():
                 for rel in shards:
-                    table = pq.read_table(store / rel)
-                    StrokeBatch.from_arrow(
-                        table["points"],
-                        table["stroke_lengths"],
-                        table["times"] if "times" in table.column_names else None,
-                    )
-                    rows += table.num_rows
+                    rows += _verified_rows(store / rel, receipt.get("checks", {}).get(rel))
             if rows != receipt["rows_kept"]:
                 raise ValueError(f"{rows} rows in shards, {receipt['rows_kept']} in the receipt")
         except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as e:
@@ -574,6 +673,20 @@ def _verify(store: Path, sources: Sequence[Source]) -> None:
     log.info("verify: %d of %d input files need converting again", damaged, len(sources))
 
 
+def _verified_rows(shard: Path, check: dict | None) -> int:
+    """Rows of ``shard``, once its bytes are what the converter wrote (ValueError otherwise)."""
+    if check is None:
+        raise ValueError(f"{shard} has no checksum (converted by an older quickdraw)")
+    try:
+        found = shard_check(shard)
+    except ValueError as e:  # no footer to be found
+        raise ValueError(f"{shard} is damaged ({e})") from e
+    for key in ("bytes", "sha256"):
+        if found[key] != check[key]:
+            raise ValueError(f"{shard} is damaged: its {key} differs from when it was converted")
+    return pq.read_metadata(shard).num_rows
+
+
 def _remove_stray_shards(store: Path, source_id: str) -> None:
     for split in SPLITS:
         d = store / split
@@ -583,12 +696,19 @@ def _remove_stray_shards(store: Path, source_id: str) -> None:
 
 
 def _build_manifest(
-    sources: Sequence[Source], receipts: dict, settings: ConvertSettings, origin: str
+    sources: Sequence[Source],
+    receipts: dict,
+    settings: ConvertSettings,
+    origin: str,
+    duplicates: Duplicates,
 ) -> Manifest:
+    """The receipts summed, less the later copies of key_ids that ``duplicates`` leaves out."""
     n = len(settings.classes)
     counts = {s: [0] * n for s in SPLITS}
     bad: Counter = Counter()
-    filtered: Counter = Counter()
+    filtered: Counter = Counter(
+        {FILTERED: sum(duplicates.dropped_by_file.values())} if duplicates.dropped else {}
+    )
     shards: dict[str, list[str]] = {s: [] for s in SPLITS}
     for src in sources:
         r = receipts[src.id]
@@ -597,20 +717,29 @@ def _build_manifest(
             shards[s] += r["shards"][s]
         bad.update(r["bad_rows"])
         filtered.update(r["filtered"])
+    for s, dropped in duplicates.dropped_counts.items():
+        counts[s] = [a - b for a, b in zip(counts[s], dropped, strict=True)]
     return Manifest(
         classes=list(settings.classes),
         counts=counts,
         bad_rows=dict(sorted(bad.items())),
         filtered=dict(sorted(filtered.items())),
-        sources=[
-            {k: receipts[s.id][k] for k in ("name", "bytes", "rows_read", "rows_kept")}
-            for s in sources
-        ],
+        sources=[_source_entry(receipts[s.id], duplicates) for s in sources],
         shards=shards,
         settings=asdict(settings) | {"classes": len(settings.classes)},
         bad_examples=[e for s in sources for e in receipts[s.id]["bad_examples"]][:20],
         origin=origin,
+        duplicates=duplicates.record(),
+        shard_checks={p: c for s in sources for p, c in receipts[s.id].get("checks", {}).items()},
     )
+
+
+def _source_entry(receipt: dict, duplicates: Duplicates) -> dict:
+    """A file's line in the manifest: rows kept once duplicates are left out, and its repeats."""
+    entry = {k: receipt[k] for k in ("name", "bytes", "rows_read", "rows_kept")}
+    entry |= {"id": receipt["id"], "stamp": receipt.get("stamp")}  # to tell a changed file
+    entry["rows_kept"] -= duplicates.dropped_by_file.get(entry["name"], 0)
+    return entry | {"duplicates": duplicates.by_file.get(entry["name"], 0)}
 
 
 def _report(manifest: Manifest, receipts: dict, seconds: float) -> None:

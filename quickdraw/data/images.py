@@ -12,57 +12,49 @@ rasteriser); its unknown stroke order and timing are handled by
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-# The ink must be at least this much darker than the paper around it (0-255).
-MIN_CONTRAST = 40
+from quickdraw.data.image_decode import MIN_CONTRAST, ImageError, read_frames
+
 FRAME = 256  # images are traced at the resolution of the Quick, Draw! frame (0-255)
 
 
-class ImageError(ValueError):
-    """An image that cannot be read, or is too large; the message is written for a person."""
+def load_gray(image: np.ndarray | Image.Image | str | Path, max_pixels: int) -> np.ndarray:
+    """Grey uint8 (H, W) of a file, PIL image or array of any mode (:mod:`quickdraw.data.image_decode`).
 
-
-def load_gray(image: np.ndarray | str | Path, max_pixels: int) -> np.ndarray:
-    """Grey uint8 (H, W) from a file or an array (grey, RGB or RGBA); transparency becomes white paper."""
-    if isinstance(image, (str, Path)):
-        try:
-            with Image.open(image) as im:
-                _check_size(im.width, im.height, max_pixels)  # from the header, before decoding
-                im = ImageOps.exif_transpose(im)
-                return _pil_gray(im)
-        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as e:
-            raise ImageError(
-                f"That file could not be read as an image ({type(e).__name__})."
-            ) from None
-    arr = np.asarray(image)
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)) or arr.size == 0:
-        raise ImageError(f"Expected a grey, RGB or RGBA image, got an array of shape {arr.shape}.")
-    _check_size(arr.shape[1], arr.shape[0], max_pixels)
-    if arr.dtype != np.uint8:
-        arr = np.clip(arr, 0, 255).astype(np.uint8)
-    return _pil_gray(
-        Image.fromarray(arr.squeeze(2) if arr.ndim == 3 and arr.shape[2] == 1 else arr)
-    )
-
-
-def _check_size(width: int, height: int, max_pixels: int) -> None:
-    if width * height > max_pixels:
+    Of an animation or a multi-page file, the frame that holds a drawing; frames that are all
+    blank give the first (the caller then finds no ink). Raises :class:`ImageError` when it cannot
+    be decoded, is over ``max_pixels``, or holds several different drawings (which to guess?).
+    """
+    frames, count = read_frames(image, max_pixels)
+    if count == 1:
+        return frames[0]
+    # identical frames (a still saved as an animation, a repeated page) are one drawing
+    drawn = {_digest(f): f for f in frames if frame_mask(f) is not None}
+    if len(drawn) == 1:
+        return next(iter(drawn.values()))
+    if len(drawn) > 1:
         raise ImageError(
-            f"That image is {width}x{height} ({width * height / 1e6:.3g} megapixels); "
-            f"the limit is {max_pixels / 1e6:g} megapixels. Use a smaller copy."
+            f"That image has {count} frames and {len(drawn)} of them hold different drawings; "
+            "save the one to guess as a still image (PNG or JPEG)."
         )
+    if len(frames) < count:
+        raise ImageError(
+            f"That image has {count} frames; the first {len(frames)} (all that fit the limit of "
+            f"{max_pixels / 1e6:g} megapixels) hold no drawing. Save the frame with the drawing "
+            "as a still image (PNG or JPEG)."
+        )
+    return frames[0]
 
 
-def _pil_gray(im: Image.Image) -> np.ndarray:
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        im = Image.alpha_composite(Image.new("RGBA", im.size, "white"), im.convert("RGBA"))
-    return np.asarray(im.convert("L"))
+def _digest(frame: np.ndarray) -> bytes:
+    return hashlib.blake2b(frame.tobytes(), digest_size=16).digest()
 
 
 def image_to_strokes(gray: np.ndarray, work: int = 1024) -> list[np.ndarray] | None:

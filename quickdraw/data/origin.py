@@ -17,7 +17,7 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from quickdraw.files import write_atomic
+from quickdraw.files import write_json
 
 log = logging.getLogger(__name__)
 
@@ -82,4 +82,4 @@ def mark_generated(folder: Path, made: Iterable[str], **how: object) -> None:
         log.warning("%s; replacing it", e)
         files = set(made)
     marker = {"generator": GENERATOR, **how, "files": sorted(files)}
-    write_atomic(folder / MARKER, json.dumps(marker, indent=1))
+    write_json(folder / MARKER, marker)

@@ -14,19 +14,22 @@ import hashlib
 import io
 import json
 import logging
+import os
 import re
 import sys
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import orjson
 
+from quickdraw.data.artefacts import artefact_in_path, artefact_kind
 from quickdraw.data.formats import ParsedDrawing
 from quickdraw.data.origin import GENERATED, MARKER, QUICKDRAW, generated_files
 from quickdraw.data.simplify import simplify_timed
+from quickdraw.data.text import excerpt, head_problem, sniff_bom, undecodable_message
 
 csv.field_size_limit(sys.maxsize)  # a drawing is one (long) CSV field
 log = logging.getLogger(__name__)
@@ -68,7 +71,11 @@ class Source:
 
     @property
     def filename(self) -> str:
-        return self.member.rsplit("/", 1)[-1] if self.member else self.path.name
+        return (
+            _member_name(self.path, self.member).rsplit("/", 1)[-1]
+            if self.member
+            else self.path.name
+        )
 
     @property
     def kind(self) -> str:
@@ -115,6 +122,20 @@ class Source:
         return name
 
     @property
+    def class_name(self) -> str:
+        """:attr:`stem` as the class of a one-class-per-file layout (``.bin``, ``.npz``); a file
+        name whose bytes are not UTF-8 (Linux keeps them as surrogates) is refused, never stored."""
+        stem = self.stem
+        if any("\udc80" <= c <= "\udcff" for c in stem):
+            raw = stem.encode("utf-8", "surrogateescape")
+            raise QuickDrawFormatError(
+                f"{excerpt(self.name)}: the file name is not UTF-8 ({excerpt(raw)}; as Windows-1252 "
+                f"it reads {excerpt(raw.decode('cp1252', 'replace'))}) and it names the class: "
+                "rename the file"
+            )
+        return stem
+
+    @property
     def size(self) -> int:
         """Bytes on disk (compressed size for zip members)."""
         if self.member is None:
@@ -129,14 +150,76 @@ class Source:
         return f"{safe}-{digest}"
 
 
-@functools.lru_cache(maxsize=8)
 def _zipfile(path: Path) -> zipfile.ZipFile:
-    """One open archive per process: Kaggle's zip has 340 members, and each open re-reads its directory."""
+    """One open archive per process and version of the file: Kaggle's zip has 340 members, and
+    each open re-reads its directory; an archive replaced since is opened anew (a stale directory
+    would read the new file's bytes at the old offsets)."""
+    st = path.stat()
+    return _open_zipfile(path, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _open_zipfile(path: Path, size: int, mtime_ns: int) -> zipfile.ZipFile:
     return zipfile.ZipFile(path)
 
 
+@dataclass
+class Listing:
+    """What a source path holds: its input files, and the operating-system artefacts skipped
+    (:mod:`quickdraw.data.artefacts`; kind -> the paths skipped, a hidden folder counted once)."""
+
+    sources: list[Source] = field(default_factory=list)
+    skipped: dict[str, list[str]] = field(default_factory=dict)
+
+    def skip(self, kind: str, where: str) -> None:
+        self.skipped.setdefault(kind, []).append(where)
+
+    def add(self, other: Listing) -> None:
+        self.sources += other.sources
+        for kind, names in other.skipped.items():
+            self.skipped.setdefault(kind, []).extend(names)
+
+    def skipped_counts(self) -> dict[str, int]:
+        """Kind -> count: what the manifest records as ``skipped_files``."""
+        return {kind: len(names) for kind, names in sorted(self.skipped.items())}
+
+    def log(self, path: Path) -> None:
+        if self.skipped:
+            first = [n for names in self.skipped.values() for n in names][:3]
+            log.info(
+                "%s: skipped %d operating-system files (%s), e.g. %s",
+                path,
+                sum(map(len, self.skipped.values())),
+                ", ".join(f"{k}: {v}" for k, v in self.skipped_counts().items()),
+                ", ".join(first),
+            )
+
+
+def _member_name(path: Path, member: str) -> str:
+    """A zip member's name as its maker wrote it. Names without the UTF-8 flag (bit 11) are cp437
+    by the zip spec, as Python reads them, but macOS's Archive Utility and older Info-ZIP write
+    UTF-8 without setting it (``café.csv`` read as ``cafÃ©.csv``): such names are read as UTF-8
+    when their bytes are UTF-8, which cp437 names with accents practically never are."""
+    try:
+        if _zipfile(path).getinfo(member).flag_bits & 0x800:
+            return member
+        return member.encode("cp437").decode("utf-8")
+    except (KeyError, OSError, zipfile.BadZipFile, UnicodeError):
+        return member
+
+
 def discover_sources(path: str | Path) -> list[Source]:
-    """All inputs under ``path``: a zip, a CSV/ndjson file (gzip or not), or a folder of them."""
+    """All inputs under ``path``: a zip, a CSV/ndjson file (gzip or not), or a folder of them
+    (:func:`list_sources` without the artefacts it skipped)."""
+    return list_sources(path).sources
+
+
+def list_sources(path: str | Path) -> Listing:
+    """The inputs under ``path`` (a zip, an input file, or a folder of them, zips included, at any
+    depth) and the operating-system artefacts skipped on the way (``__MACOSX/``, ``._*``,
+    ``.DS_Store``, hidden files and folders...), logged. The one listing of input files, for the
+    converter, evaluate and predict. A path named directly is read even if it looks like an artefact.
+    """
     path = Path(path)
     if not path.exists():
         near = sorted(p.name for p in path.parent.iterdir()) if path.parent.is_dir() else []
@@ -145,29 +228,67 @@ def discover_sources(path: str | Path) -> list[Source]:
             + (f"; {path.parent} holds: {', '.join(near[:20])}" if near else "")
         )
     if path.is_dir():
-        files = sorted(
-            p for p in path.rglob("*") if p.is_file() and _is_input(p.name, allow_zip=True)
-        )
-        sources = [s for p in files for s in discover_sources(p)]
-        if not sources:
-            raise QuickDrawFormatError(f"{path} holds no {', '.join(SUFFIXES)} or .zip files")
-        return sources
-    if path.suffix.lower() == ".zip":
-        try:
-            with zipfile.ZipFile(path) as zf:
-                members = sorted(
-                    i.filename for i in zf.infolist() if not i.is_dir() and _is_input(i.filename)
-                )
-        except zipfile.BadZipFile as e:
-            raise QuickDrawFormatError(f"{path} is not a valid zip archive ({e})") from e
-        if not members:
-            raise QuickDrawFormatError(f"{path} contains no {', '.join(SUFFIXES)} members")
-        return [Source(path, m) for m in members]
-    if not _is_input(path.name):
+        listing = _list_folder(path)
+    elif path.suffix.lower() == ".zip":
+        listing = _list_zip(path)
+    elif not _is_input(path.name):
         raise QuickDrawFormatError(
             f"{path}: unsupported file type (expected {', '.join(SUFFIXES)} or .zip)"
         )
-    return [Source(path)]
+    else:
+        listing = Listing([Source(path)])
+    listing.log(path)
+    return listing
+
+
+def _list_folder(root: Path) -> Listing:
+    listing, files = Listing(), []
+    # os.walk, not rglob: skipped folders (.git, __MACOSX) are not even descended into.
+    for folder, dirs, names in os.walk(root):
+        here = Path(folder)
+        for d in sorted(dirs):
+            kind = artefact_kind(d, folder=True)
+            if kind:
+                dirs.remove(d)
+                listing.skip(kind, f"{(here / d).relative_to(root)}/")
+        for name in names:
+            kind = artefact_kind(name)
+            if kind:
+                listing.skip(kind, str((here / name).relative_to(root)))
+            elif _is_input(name, allow_zip=True) and (here / name).is_file():
+                files.append(here / name)
+    for file in sorted(files):
+        listing.add(_list_zip(file) if file.suffix.lower() == ".zip" else Listing([Source(file)]))
+    if not listing.sources:
+        raise QuickDrawFormatError(
+            f"{root} holds no {', '.join(SUFFIXES)} or .zip files{_skipped_note(listing)}"
+        )
+    return listing
+
+
+def _list_zip(path: Path) -> Listing:
+    listing = Listing()
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = [i for i in zf.infolist() if not i.is_dir()]
+    except zipfile.BadZipFile as e:
+        raise QuickDrawFormatError(f"{path} is not a valid zip archive ({e})") from e
+    for info in sorted(infos, key=lambda i: i.filename):
+        kind = artefact_in_path(info.filename)
+        if kind:
+            listing.skip(kind, f"{path.name}!{info.filename}")
+        elif _is_input(info.filename):
+            listing.sources.append(Source(path, info.filename))
+    if not listing.sources:
+        raise QuickDrawFormatError(
+            f"{path} contains no {', '.join(SUFFIXES)} members{_skipped_note(listing)}"
+        )
+    return listing
+
+
+def _skipped_note(listing: Listing) -> str:
+    n = sum(map(len, listing.skipped.values()))
+    return f" (skipped {n} operating-system files: {listing.skipped_counts()})" if n else ""
 
 
 def _is_input(name: str, allow_zip: bool = False) -> bool:
@@ -222,10 +343,57 @@ def open_bytes(source: Source, max_bytes: int) -> io.BufferedReader:
 
 
 def open_text(source: Source, max_bytes: int) -> io.TextIOWrapper:
-    """The decompressed text of a source; BOMs are dropped, undecodable bytes become U+FFFD."""
-    return io.TextIOWrapper(
-        open_bytes(source, max_bytes), encoding="utf-8-sig", errors="replace", newline=""
-    )
+    """The decompressed text of a source (:mod:`quickdraw.data.text`): UTF-8, or UTF-16/UTF-32 by
+    their byte-order mark (dropped, as is UTF-8's). A file that is not text, or bytes that are not
+    in its encoding, raise ``QuickDrawFormatError`` naming the file, the line and the encoding they
+    most likely are; nothing is ever replaced by U+FFFD. Lines keep their endings (``newline=""``).
+    """
+    raw = open_bytes(source, max_bytes)
+    head = raw.peek(4096)[:4096]
+    codec, skip = sniff_bom(head)
+    problem = None if skip else head_problem(head)
+    if problem:
+        raw.close()
+        raise QuickDrawFormatError(f"{source.name} is not UTF-8 text: {problem}")
+    raw.read(skip)
+
+    def error() -> QuickDrawFormatError:
+        reopen = functools.partial(open_bytes, source, max_bytes)
+        return QuickDrawFormatError(undecodable_message(source.name, reopen, codec, skip))
+
+    return _StrictText(raw, codec, error)
+
+
+def open_text_file(path: str | Path, max_bytes: int = 16 << 30) -> io.TextIOWrapper:
+    """:func:`open_text` for a side file named by a path (labels, class priors), gzip included."""
+    return open_text(Source(Path(path)), max_bytes)
+
+
+class _StrictText(io.TextIOWrapper):
+    """Text decoded strictly, whose decoding errors become the error ``on_error`` builds (the
+    decoder reads ahead in chunks, so the line is found by :func:`quickdraw.data.text.first_undecodable`)."""
+
+    def __init__(self, buffer, encoding: str, on_error) -> None:
+        super().__init__(buffer, encoding=encoding, errors="strict", newline="")
+        self._on_error = on_error
+
+    def __next__(self) -> str:
+        try:
+            return super().__next__()
+        except UnicodeDecodeError:
+            raise self._on_error() from None
+
+    def readline(self, size: int = -1) -> str:
+        try:
+            return super().readline(size)
+        except UnicodeDecodeError:
+            raise self._on_error() from None
+
+    def read(self, size: int | None = -1) -> str:
+        try:
+            return super().read(size)
+        except UnicodeDecodeError:
+            raise self._on_error() from None
 
 
 # A record before validation: (line, key_id, word, countrycode, recognized, timestamp, drawing).
@@ -263,7 +431,7 @@ def _iter_csv(source: Source, text, require_word: bool) -> Iterator[Record | Bad
     missing = [c for c in required if c not in header]
     if missing:
         raise QuickDrawFormatError(
-            f"{source.name}: not a Quick, Draw! CSV: header {header[:8]} lacks {missing} "
+            f"{source.name}: not a Quick, Draw! CSV: header {excerpt(','.join(header))} lacks {missing} "
             "(expected countrycode,drawing,key_id,recognized,timestamp,word)"
         )
     col = {name: header.index(name) for name in header}
@@ -463,6 +631,7 @@ def parse_timed_drawing(
                 raise BadRow("too_many_points", f"more than {max_points} points")
     if not lens:
         raise BadRow("empty_drawing")
+    _check_numbers(xs, "coordinate", "bad_coordinates", ys)
     try:
         arr = np.array((xs, ys), dtype=np.float64).T
     except (ValueError, TypeError, OverflowError):
@@ -508,10 +677,40 @@ def parse_timed_drawing(
     return ints, lens, None
 
 
+# JSON numbers as the parsers give them (numpy scalars for lists built from arrays). ``bool`` is an
+# ``int`` and numpy turns "12" into 12.0, so both would pass as numbers unless refused by type.
+_NUMBERS = (int, float, np.integer, np.floating)
+_PLAIN = frozenset((int, float))
+
+
+def _check_numbers(values: list, what: str, reason: str, more: list = ()) -> None:
+    """Raise ``BadRow(reason)`` naming the first value of ``values`` + ``more`` that is not a JSON
+    number (``true``, ``"12"``, ``null``, a list...). Types are collected in C (``map``), so a
+    1000-point drawing costs a set of one or two types, not a Python loop (~2 us a drawing)."""
+    types = set(map(type, values))
+    types.update(map(type, more))
+    if types <= _PLAIN or all(
+        issubclass(t, _NUMBERS) and not issubclass(t, (bool, np.bool_)) for t in types
+    ):
+        return
+    values = [*values, *more]
+    bad = next(v for v in values if not isinstance(v, _NUMBERS) or isinstance(v, (bool, np.bool_)))
+    raise BadRow(reason, f"a {what} is {excerpt(_json_text(bad), 40)}, not a JSON number")
+
+
+def _json_text(value) -> str:
+    """``value`` as JSON text, as the file wrote it (``true``, ``"12"``); repr where it has none."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return repr(value)
+
+
 def _times(ts: list | None) -> np.ndarray | None:
     """Raw ``ts`` values as float64 ms since the drawing's first point (None stays None)."""
     if ts is None:
         return None
+    _check_numbers(ts, "time", "bad_times")
     try:
         times = np.array(ts, dtype=np.float64)
     except (ValueError, TypeError, OverflowError):

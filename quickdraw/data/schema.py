@@ -2,8 +2,10 @@
 
 A store is a folder::
 
-    manifest.json                  classes, per-split per-class counts, bad rows, sources, shards,
-                                   origin (Quick, Draw! data, the project's generated doodles, or both)
+    manifest.json                  classes, per-split per-class counts, bad rows, sources (with the
+                                   stamps that tell a changed file), shards and their checksums,
+                                   the path converted, origin (Quick, Draw! data, the project's
+                                   generated doodles, or both)
     train/<source-id>-<part>.parquet
     val/...   test/...
     _sources/<source-id>.json      one receipt per finished input (what makes conversion resumable)
@@ -21,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from quickdraw.files import write_atomic
+from quickdraw.files import write_json
 
 SCHEMA_VERSION = 3
 """Version 3 adds per-point times, where the source has them; otherwise it is version 2, which
@@ -73,6 +75,9 @@ WRITE_OPTIONS = {
     "compression_level": 6,
     "use_dictionary": ["label", "countrycode", "recognized"],
     "column_encoding": {"points": "DELTA_LENGTH_BYTE_ARRAY"},
+    # A CRC-32 in every page, verified on every read: a flipped bit fails the read instead of
+    # decoding to another drawing (older readers ignore it, so shards stay readable by them).
+    "write_page_checksum": True,
 }
 TIMED_WRITE_OPTIONS = WRITE_OPTIONS | {
     "column_encoding": {"points": "DELTA_LENGTH_BYTE_ARRAY", "times": "DELTA_LENGTH_BYTE_ARRAY"}
@@ -114,6 +119,14 @@ class Manifest:
         default_factory=list
     )  # first bad rows: file, line, reason, detail
     origin: str = ""  # quickdraw.data.origin: "quickdraw", "generated", "mixed"; "" = not recorded
+    source: str = ""  # the converted path, absolute; "" = not recorded (converted before it was)
+    # shard path -> {bytes, sha256, footer_sha256} (quickdraw.data.store.shard_check); shards
+    # missing here were converted without checksums (read with a warning)
+    shard_checks: dict[str, dict] = field(default_factory=dict)
+    # quickdraw.data.duplicates: repeated key_ids by file, rows the Store leaves out; {} = not recorded
+    duplicates: dict = field(default_factory=dict)
+    # quickdraw.data.artefacts: operating-system files the listing skipped, kind -> count
+    skipped_files: dict[str, int] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -149,6 +162,5 @@ class Manifest:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    """``obj`` as indented JSON, written atomically (readers never see half a file)."""
-    write_atomic(path, json.dumps(obj, indent=1))
+# The store's name for the project's one JSON writer (strict JSON, written atomically).
+write_json_atomic = write_json

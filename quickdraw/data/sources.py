@@ -5,22 +5,33 @@ training (the DataModule's ``prepare_data``), the report and the notebooks. Unde
 processes (DDP ranks, SLURM tasks) only the first process of each node builds it; the others
 wait for its manifest. Cached stores are named by schema version too: after an upgrade that
 changes the schema, a cache is rebuilt beside the old one rather than refused.
+
+A store converted from ``data.source`` is checked against it at every start
+(:mod:`quickdraw.data.staleness`): files added to the source or changed since are converted into
+it (the whole source again when the classes change, since every label changes), files removed
+from it are refused with the command that rebuilds the store, and the log says which store is
+used and that it is up to date. A store given as ``data.store`` is used as it is; the log says
+whether it is up to date with the source it records, when that source is on this machine.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from quickdraw.data import synthetic
-from quickdraw.data.convert import ConvertSettings, convert
+from quickdraw.data.convert import ConvertSettings, convert, infer_classes
 from quickdraw.data.origin import MARKER
-from quickdraw.data.schema import MANIFEST, SCHEMA_VERSION
+from quickdraw.data.readers import discover_sources
+from quickdraw.data.schema import MANIFEST, SCHEMA_VERSION, Manifest
+from quickdraw.data.staleness import convert_command, log_recorded_source, staleness
 from quickdraw.data.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -60,13 +71,19 @@ class StoreSource:
     def ensure(self, timeout: float = 24 * 3600) -> Path:
         """The store, built first when missing; see :func:`ensure_store`."""
         path = self.path
+        if self.source:
+            return self._ensure_current(path, Path(self.source).expanduser(), timeout)
         if (path / MANIFEST).exists():
+            if self.store:
+                log_recorded_source(path)
+            else:
+                log.info("data: store %s (the generated doodle set)", path)
             return path
         if local_rank() != 0:
             _wait_for(path, timeout)
             return path
         cache = Path(self.cache_dir).expanduser()
-        if self.store and not self.source:
+        if self.store:
             found = _stores_under(path.parent, cache)
             raise StoreError(
                 f"data.store={path} {f'has no {MANIFEST}' if path.exists() else 'does not exist'}"
@@ -74,25 +91,99 @@ class StoreSource:
                 + f". Build it with `python -m quickdraw.convert source=PATH store={path}` "
                 "or set data.source=PATH"
             )
-        if self.source:
-            source = Path(self.source).expanduser()
-        else:
-            n, seed = self.synthetic_per_class, self.synthetic_seed
-            source = cache / "synthetic" / f"csv-n{n}-s{seed}"
-            if not (source / MARKER).is_file():  # written last: absent if interrupted
-                log.info("generating the synthetic doodle set in %s", source)
-                synthetic.generate(source, per_class=n, seed=seed, replace=True)  # our cache
+        n, seed = self.synthetic_per_class, self.synthetic_seed
+        source = cache / "synthetic" / f"csv-n{n}-s{seed}"
+        if not (source / MARKER).is_file():  # written last: absent if interrupted
+            log.info("generating the synthetic doodle set in %s", source)
+            synthetic.generate(source, per_class=n, seed=seed, replace=True)  # our cache
         log.info("converting %s into %s", source, path)
         convert(source, path, ConvertSettings(**dict(self.convert_settings or {})))
         return path
+
+    def _ensure_current(self, path: Path, source: Path, timeout: float) -> Path:
+        """The store of ``source``, converted first where it lacks a file the source has or holds an
+        older version of one; refused where the source lost files (the store has their drawings)."""
+        if local_rank() != 0:  # the first process converts; the others wait until it is current
+            _wait_for(path, timeout, lambda: bool(self._current(path, source, say=False)))
+            return path
+        current = self._current(path, source)
+        if current:
+            return path
+        overwrite = current is not None and self._classes_changed(path, source)
+        try:
+            convert(source, path, self._settings(), overwrite=overwrite)
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            raise StoreError(
+                f"{path} must be converted from {source} again but cannot be written ({e}); "
+                f"make it writable, or convert into a new folder and train on it: "
+                f"{convert_command(source, Path('NEW_DIR'), self._settings_dict(), False)}, "
+                "then data.store=NEW_DIR"
+            ) from e
+        log.info("data: store %s, up to date with %s", path, source)
+        return path
+
+    def _current(self, path: Path, source: Path, say: bool = True) -> bool | None:
+        """True: ``path`` is up to date with ``source`` (or ``source`` is gone: the store is used
+        as converted). False: it needs converting. None: not built yet. ``say``: log which."""
+        if not (path / MANIFEST).exists():
+            return None
+        if not source.exists():
+            if say:
+                log.warning(
+                    "data: %s does not exist: using its store %s as converted", source, path
+                )
+            return True
+        found = staleness(path, discover_sources(source))
+        if found.removed:
+            command = convert_command(source, path, self._settings_dict(), overwrite=True)
+            raise StoreError(
+                f"{path} was converted from {source}, which has changed since: {found} files. "
+                "The store still holds the removed files' drawings; rebuild it from the source "
+                f"as it is now: {command}"
+            )
+        if say and found.fresh:
+            log.info("data: store %s, up to date with %s", path, source)
+        elif say:
+            log.warning(
+                "data: %s has %s since %s was converted: converting them", source, found, path
+            )
+        return found.fresh
+
+    def _classes_changed(self, path: Path, source: Path) -> bool:
+        """Whether the classes read from ``source`` now differ from the store's: every label
+        changes then, so the whole source is converted again."""
+        settings = self._settings()
+        if settings.classes:
+            return False
+        now = infer_classes(discover_sources(source), settings.max_bytes)
+        had = Manifest.load(path).classes
+        if sorted(now) == sorted(had):
+            return False
+        log.warning(
+            "data: classes of %s changed (added: %s; gone: %s): converting all of it again",
+            source,
+            ", ".join(sorted(set(now) - set(had))) or "none",
+            ", ".join(sorted(set(had) - set(now))) or "none",
+        )
+        return True
+
+    def _settings_dict(self) -> dict:
+        return dict(self.convert_settings or {})
+
+    def _settings(self) -> ConvertSettings:
+        return ConvertSettings(**self._settings_dict())
 
 
 def ensure_store(**where: Any) -> Path:
     """The store that ``where`` (:class:`StoreSource`'s fields) names, built first when missing.
 
     A missing ``store`` folder without a ``source`` is an error (``StoreError``) that lists the
-    stores found nearby and the command that builds one. Non-zero local ranks wait for the first
-    process of the node to finish (``TimeoutError`` after a day).
+    stores found nearby and the command that builds one. A store of a ``source`` is brought up
+    to date with it first, or refused (``StoreError``) when files were removed from the source.
+    Non-zero local ranks wait for the first process of the node to finish (``TimeoutError``
+    after a day).
     """
     return StoreSource(**where).ensure()
 
@@ -111,9 +202,10 @@ def local_rank() -> int:
     return int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", 0)))
 
 
-def _wait_for(store: Path, timeout: float) -> None:
+def _wait_for(store: Path, timeout: float, ready: Callable[[], bool] = lambda: True) -> None:
+    """Until ``store`` has a manifest and ``ready()`` holds (raises what ``ready`` raises)."""
     t0 = time.monotonic()
-    while not (store / MANIFEST).exists():
+    while not ((store / MANIFEST).exists() and ready()):
         if time.monotonic() - t0 > timeout:
             raise TimeoutError(f"{store} was not built within {timeout:.0f} s")
         time.sleep(2)

@@ -2,10 +2,20 @@
 
 The index is a handful of small arrays per split (one entry per row group), so a 50 M-row store
 costs kilobytes of memory; rows are read on demand with ``gather``.
+
+Damage to a shard is found on read, never decoded into other drawings: the converter writes a
+CRC-32 into every Parquet page (data and dictionary pages), which every row-group read verifies,
+and records each shard's size and the SHA-256 of its footer (the Parquet metadata: row counts,
+offsets, and the label statistics the index is built from), which every open verifies. What is
+left, page headers, changes no decoded row or makes the read fail (``tests/test_integrity_store.py``
+flips bytes across whole shards). ``convert ... verify=true`` compares each shard's SHA-256 as a
+whole (:func:`shard_check`). Measured cost on read speed: README, Data.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +29,8 @@ from quickdraw.data.strokes import StrokeBatch
 
 READ_COLUMNS = ["key_id", "points", "stroke_lengths"]  # and "times" in shards that have it
 MAX_OPEN_FILES = 512  # Kaggle's layout gives ~1,000 shard files; reopening costs a footer parse
+log = logging.getLogger(__name__)
+_warned_unchecked: set[Path] = set()  # stores without checksums, warned about once per process
 
 
 class StoreError(RuntimeError):
@@ -27,6 +39,54 @@ class StoreError(RuntimeError):
 
 def _fix(store: Path) -> str:
     return f"re-check and repair it with: python -m quickdraw.convert source=PATH store={store} verify=true"
+
+
+def shard_check(path: Path) -> dict:
+    """What the manifest records of a shard to find damage later: its size in bytes, the SHA-256
+    of the whole file (``verify=true``) and of its footer (every open)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    footer = _footer_bytes(path)
+    return {
+        "bytes": path.stat().st_size,
+        "sha256": digest.hexdigest(),
+        "footer_sha256": hashlib.sha256(footer).hexdigest(),
+    }
+
+
+def _footer_bytes(path: Path) -> bytes:
+    """The Parquet footer (metadata, its 4-byte length and the closing magic), read as stored."""
+    with open(path, "rb") as f:
+        size = f.seek(0, 2)
+        if size < 12:
+            raise ValueError(f"{size} bytes, shorter than any Parquet file")
+        f.seek(size - 8)
+        tail = f.read(8)
+        length = int.from_bytes(tail[:4], "little")
+        if tail[4:] != b"PAR1" or length > size - 12:
+            raise ValueError("no Parquet footer at its end")
+        f.seek(size - 8 - length)
+        return f.read(length + 8)
+
+
+def _checked_metadata(path: Path, store: Path, check: dict | None) -> pq.FileMetaData:
+    """The footer of ``path``, parsed from the very bytes checked against ``check`` (None: an
+    unchecked shard of an older store)."""
+    if not path.is_file():
+        raise StoreError(
+            f"{path} is listed in {store / 'manifest.json'} but missing; {_fix(store)}"
+        )
+    try:
+        if check and path.stat().st_size != check["bytes"]:
+            raise ValueError(f"{path.stat().st_size} bytes, {check['bytes']} when converted")
+        footer = _footer_bytes(path)
+        if check and hashlib.sha256(footer).hexdigest() != check["footer_sha256"]:
+            raise ValueError("its footer does not match the checksum recorded when converted")
+        return pq.read_metadata(pa.BufferReader(footer))
+    except (OSError, ValueError, pa.ArrowException) as e:
+        raise StoreError(f"{path} is damaged ({e}); {_fix(store)}") from e
 
 
 @dataclass
@@ -47,13 +107,31 @@ class Rows:
 class SplitIndex:
     """Row groups of one split: which file, which group, which class, how many rows."""
 
-    def __init__(self, store: Path, files: list[str], num_classes: int):
+    def __init__(
+        self,
+        store: Path,
+        files: list[str],
+        num_classes: int,
+        checks: dict[str, dict] | None = None,
+        verify: bool = True,
+        dropped: dict[str, list[int]] | None = None,
+    ):
+        """``dropped``: per file, rows left out (later copies of a key_id, manifest.duplicates)."""
         self.store = store
         self.files = [store / f for f in files]
+        # Per file, what its footer must hash to (None: not recorded); verify=False reads without
+        # any check, for the benchmark that measures their cost.
+        self.checks = [(checks or {}).get(f) if verify else None for f in files]
+        self.verify = verify
         file_ids, groups, labels, rows = [], [], [], []
         self.file_columns: list[list[str]] = []
+        # Row groups that lose rows to ``dropped``: group -> offsets of the rows served, so that
+        # every row id below counts served rows only and the samplers never see a left-out one.
+        self.rg_keep: dict[int, np.ndarray] = {}
         for i, path in enumerate(self.files):
-            meta = _read_footer(path, store)
+            drop = np.asarray((dropped or {}).get(files[i], []), np.int64)
+            first = 0  # the row group's first row in the file
+            meta = _checked_metadata(path, store, self.checks[i])
             arrow_schema = meta.schema.to_arrow_schema()
             label_col = arrow_schema.get_field_index("label")
             timed = "times" in arrow_schema.names  # schema version 3 shards of timed sources
@@ -65,10 +143,17 @@ class SplitIndex:
                     raise StoreError(
                         f"{path}: row group {g} mixes classes, not written by quickdraw.convert; {_fix(store)}"
                     )
+                gone = drop[(drop >= first) & (drop < first + rg.num_rows)] - first
+                first += rg.num_rows
+                if len(gone):
+                    keep = np.setdiff1d(np.arange(rg.num_rows), gone)
+                    if not len(keep):
+                        continue
+                    self.rg_keep[len(groups)] = keep
                 file_ids.append(i)
                 groups.append(g)
                 labels.append(stats.min)
-                rows.append(rg.num_rows)
+                rows.append(rg.num_rows - len(gone))
         self.rg_file = np.asarray(file_ids, np.int32)
         self.rg_group = np.asarray(groups, np.int32)
         self.rg_label = np.asarray(labels, np.int64)
@@ -107,7 +192,10 @@ class SplitIndex:
         bounds = np.flatnonzero(np.diff(g[order])) + 1
         for chunk in np.split(order, bounds) if len(order) else []:
             group = int(g[chunk[0]])
-            table = self._read_group(group).take(pa.array(ids[chunk] - self.rg_start[group]))
+            offsets = ids[chunk] - self.rg_start[group]
+            if group in self.rg_keep:
+                offsets = self.rg_keep[group][offsets]
+            table = self._read_group(group).take(pa.array(offsets))
             times = table["times"] if "times" in table.column_names else None
             try:
                 parts.append(
@@ -129,7 +217,10 @@ class SplitIndex:
         file_id = int(self.rg_file[group])
         pf = self._open.pop(file_id, None)
         if pf is None:
-            pf = pq.ParquetFile(self.files[file_id])
+            path = self.files[file_id]
+            # The footer is checked again: a DataLoader worker opens the file anew.
+            meta = _checked_metadata(path, self.store, self.checks[file_id])
+            pf = pq.ParquetFile(path, metadata=meta, page_checksum_verification=self.verify)
             if len(self._open) >= MAX_OPEN_FILES:
                 self._open.popitem(last=False)[1].close()
         self._open[file_id] = pf
@@ -139,7 +230,8 @@ class SplitIndex:
             )
         except (OSError, pa.ArrowException) as e:
             raise StoreError(
-                f"{self.files[file_id]}: cannot read row group ({e}); {_fix(self.store)}"
+                f"{self.files[file_id]} is damaged: cannot read row group "
+                f"{int(self.rg_group[group])} ({e}); {_fix(self.store)}"
             ) from e
 
     def __getstate__(self) -> dict:
@@ -147,21 +239,11 @@ class SplitIndex:
         return {**self.__dict__, "_open": OrderedDict()}
 
 
-def _read_footer(path: Path, store: Path):
-    if not path.is_file():
-        raise StoreError(
-            f"{path} is listed in {store / 'manifest.json'} but missing; {_fix(store)}"
-        )
-    try:
-        return pq.read_metadata(path)
-    except (OSError, pa.ArrowException) as e:
-        raise StoreError(f"{path} is not a readable Parquet file ({e}); {_fix(store)}") from e
-
-
 class Store:
     """A converted store: its manifest and one row-group index per split, checked against each other."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, verify: bool = True):
+        """``verify=False`` skips the checksums (only the benchmark that measures them does)."""
         self.path = Path(path)
         try:
             self.manifest = Manifest.load(self.path)
@@ -169,8 +251,12 @@ class Store:
             raise StoreError(str(e)) from e
         self.classes = list(self.manifest.classes)
         self.splits: dict[str, SplitIndex] = {}
+        checks = self.manifest.shard_checks
+        self._warn_if_unchecked()
         for split in SPLITS:
-            index = SplitIndex(self.path, self.manifest.shards.get(split, []), len(self.classes))
+            files = self.manifest.shards.get(split, [])
+            dropped = self.manifest.duplicates.get("dropped")
+            index = SplitIndex(self.path, files, len(self.classes), checks, verify, dropped)
             expected = np.asarray(self.manifest.counts[split], np.int64)
             if not np.array_equal(index.class_rows, expected):
                 bad = int(np.flatnonzero(index.class_rows != expected)[0])
@@ -179,6 +265,22 @@ class Store:
                     f"but {expected[bad]} in the manifest; {_fix(self.path)}"
                 )
             self.splits[split] = index
+
+    def _warn_if_unchecked(self) -> None:
+        """An older store (no checksums recorded) is still read, with a warning that says how to add them."""
+        shards = [p for files in self.manifest.shards.values() for p in files]
+        unchecked = [p for p in shards if p not in self.manifest.shard_checks]
+        if unchecked and self.path.resolve() not in _warned_unchecked:
+            _warned_unchecked.add(self.path.resolve())
+            log.warning(
+                "%s: %d of %d shards were converted without checksums (by an older quickdraw), "
+                "so damage to them may go unnoticed; add them with: python -m quickdraw.convert "
+                "source=PATH store=%s verify=true",
+                self.path,
+                len(unchecked),
+                len(shards),
+                self.path,
+            )
 
     def require_times(self) -> None:
         """Refuse, naming the fix, a store whose shards lack per-point times (for ``time_source=ms``)."""

@@ -15,7 +15,6 @@ import argparse
 import csv
 import gzip
 import io
-import json
 import logging
 import os
 import zlib
@@ -29,11 +28,12 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from quickdraw.data.artefacts import artefact_kind
 from quickdraw.data.doodles import CLASSES, SHAPES, random_sign, rotate, stray_mark
 from quickdraw.data.origin import MARKER, MarkerError, listed, mark_generated
 from quickdraw.data.readers import SUFFIXES
 from quickdraw.data.simplify import simplify_drawing
-from quickdraw.files import atomic_open
+from quickdraw.files import atomic_open, json_text
 
 log = logging.getLogger(__name__)
 
@@ -253,10 +253,10 @@ def _chunk(word: str, seed: int, chunk: int, n: int, raw: bool) -> bytes:
                     for s in strokes
                 ],
             }
-            buf.write(json.dumps(row, separators=(",", ":")) + "\n")
+            buf.write(json_text(row, indent=None, separators=(",", ":")) + "\n")
         else:
             simple = simplify_drawing([s[:, :2] for s in strokes])
-            drawing = json.dumps([[s[:, 0].tolist(), s[:, 1].tolist()] for s in simple])
+            drawing = json_text([[s[:, 0].tolist(), s[:, 1].tolist()] for s in simple], indent=None)
             writer.writerow((countries[i], drawing, keys[i], bool(recognized[i]), timestamp, word))
     return buf.getvalue().encode()
 
@@ -357,7 +357,7 @@ def _check_out_dir(out_dir: Path, names: list[str], replace: bool) -> None:
             "them (--replace; replace=True), e.g. an interrupted run's files"
         )
     others = sorted(p.name for p in out_dir.iterdir() if p.name.lower().endswith((*SUFFIXES, ".zip"))
-                    and p.name not in mine and p.name not in names)  # fmt: skip
+                    and p.name not in mine and p.name not in names and not artefact_kind(p.name))  # fmt: skip
     if others:
         log.warning("%s also holds %d data files the generator did not make (%s): a store converted "
                     "from the folder mixes them with the generated ones (origin 'mixed')", out_dir,

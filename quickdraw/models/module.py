@@ -23,6 +23,8 @@ from torch import Tensor
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+import quickdraw
+from quickdraw.checkpoints import VERSION_KEY
 from quickdraw.data.inputs import IMAGE, recorded_inputs, spec_config, spec_from_config
 from quickdraw.data.origin import combined_origin
 from quickdraw.models import figures
@@ -347,6 +349,8 @@ class QuickDrawModule(L.LightningModule):
         return functools.partial(factory, **{missing[0]: int(length)})
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Which quickdraw wrote it: a later version that cannot rebuild it says so by name.
+        checkpoint[VERSION_KEY] = quickdraw.__version__
         # A net may hold references to files (ensemble member checkpoints) it no longer needs.
         if hasattr(self.net, "portable_config") and "hyper_parameters" in checkpoint:
             hp = checkpoint["hyper_parameters"]

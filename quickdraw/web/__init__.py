@@ -10,8 +10,9 @@ static host with no CDN and no request after load.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
+
+from quickdraw.files import copy_atomic, write_json
 
 ASSETS = Path(__file__).parent
 STATIC = ASSETS.parent / "static"
@@ -58,15 +59,15 @@ def build_page(
             "web.ort_dist=DIR at the dist folder of an installed onnxruntime-web"
         )
     for name in PAGE_FILES:
-        shutil.copyfile(ASSETS / name, out / name)
+        copy_atomic(ASSETS / name, out / name)
     for name in PAD_FILES:
-        shutil.copyfile(STATIC / name, out / name)
+        copy_atomic(STATIC / name, out / name)
     (out / "ort").mkdir(exist_ok=True)
     for name in ORT_FILES:
-        shutil.copyfile(dist / name, out / "ort" / name)
+        copy_atomic(dist / name, out / "ort" / name)
     package = json.loads((dist.parent / "package.json").read_text())
     page = {"model": model_file, "runtime": f"ort/{ORT_FILES[1]}", "top_k": top_k,
             "max_points": max_points, "max_strokes": max_strokes,
             "onnxruntime_web": package.get("version")}  # fmt: skip
-    (out / "page.json").write_text(json.dumps(page, indent=1))
+    write_json(out / "page.json", page)
     return out / "index.html"

@@ -20,7 +20,7 @@ const $ = (sel) => document.querySelector(sel);
 // A page that cannot load says why where the guesses would be, not only in the console.
 function failed(what, e) {
   $("#status").textContent = `The page could not ${what}: ${e.message ?? e}. Serve this folder `
-    + "as written by `python -m quickdraw.export ... format=web`, e.g. `python -m http.server -d DIR`.";
+    + "as written by `python -m quickdraw.export ... format=web`, e.g. `python -m http.server --bind 127.0.0.1 -d DIR`.";
   throw e;
 }
 

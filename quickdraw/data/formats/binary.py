@@ -130,7 +130,7 @@ def _records(
     point_ends = np.concatenate([[0], np.cumsum(counts)]).tolist()
     counts = counts.tolist()
     times = np.array([h[4] for h in heads], "datetime64[s]").astype(str).tolist()
-    s, word = 0, source.stem
+    s, word = 0, source.class_name
     for i, (pos, key_id, country, recognized, _, n_strokes) in enumerate(heads):
         lengths = [n for n in counts[s : s + n_strokes] if n]  # empty strokes carry nothing
         p0, p1 = point_ends[s], point_ends[s + n_strokes]

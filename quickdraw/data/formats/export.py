@@ -24,6 +24,7 @@ from quickdraw.data.origin import GENERATED, QUICKDRAW, mark_generated
 from quickdraw.data.schema import SPLITS
 from quickdraw.data.store import Store
 from quickdraw.files import atomic_open
+from quickdraw.outputs import refuse_overwrite
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,17 @@ def export_store(
     """Write ``out/<class>.npz`` for each of ``classes`` (default: all); returns drawings per class and split.
 
     Raises ``StoreError`` for a damaged store and ``ValueError`` naming an unknown class or split
-    (with the close matches) or a class name that cannot be a file name.
+    (with the close matches) or a class name that cannot be a file name; ``OverwriteError``,
+    before writing, when ``out`` is, lies inside or holds the store or one of the files the
+    store was converted from (its manifest's sources): the export would replace them.
     """
     opened = Store(store)
+    refuse_overwrite(
+        {},
+        [("store", store), *(("the store's source", p) for p in source_files(opened))],
+        "Export into a new folder (export.to=DIR).",
+        {"export.to": out},
+    )
     classes = list(classes or opened.classes)
     _check(classes, opened.classes, "class", Path(store))
     _check(list(splits), list(SPLITS), "split", Path(store))
@@ -73,6 +82,13 @@ def export_store(
         log.warning("%s's origin is %r: the .npz files carry none, and a store converted from them "
                     "is taken for Quick, Draw! data", store, opened.manifest.origin or "not recorded")  # fmt: skip
     return written
+
+
+def source_files(store: Store) -> list[Path]:
+    """The files ``store`` was converted from, as its manifest names them (a zip for its members:
+    ``archive.zip!member``)."""
+    names = (s["name"] for s in store.manifest.sources)
+    return list(dict.fromkeys(Path(n if Path(n).exists() else n.partition("!")[0]) for n in names))
 
 
 def _check(asked: list[str], known: list[str], what: str, store: Path) -> None:

@@ -5,7 +5,10 @@ numpy keeps object arrays (sketch-rnn's arrays of drawings) as pickles, and
 crafted file can call ``os.system`` while loading. Here plain arrays load with
 ``allow_pickle=False``, and object arrays go through an unpickler that can rebuild numpy arrays
 and dtypes and nothing else: any other global is refused before it is looked up, let alone
-called. Python 2 pickles (sketch-rnn's own files) are read as their loader does, ``latin1``.
+called. Python 2 pickles (sketch-rnn's own files) are read as their loader does, ``latin1``;
+the few other calls numpy's own pickles make (``_codecs.encode`` for protocol 2's bytes,
+``_frombuffer`` for protocol 5) are stand-ins that check their arguments and can only make bytes
+or a numeric array.
 """
 
 from __future__ import annotations
@@ -38,11 +41,48 @@ def _reconstruct(subtype, shape, dtype) -> np.ndarray:
     return np.ndarray((0,), np.int8)
 
 
+def _latin1_bytes(text, encoding) -> bytes:
+    # Protocol 2 has no bytes opcode: Python 3 writes bytes as _codecs.encode(str, "latin1"), which
+    # numpy <= 1.16 files hold for every array's data. Only that call, only to make bytes.
+    if not isinstance(text, str) or encoding != "latin1":
+        raise pickle.UnpicklingError(f"_codecs.encode({type(text).__name__}, {encoding!r})")
+    return text.encode("latin1")
+
+
+def _empty_bytes(*args) -> bytes:
+    # ... and empty bytes (an empty array's data) as bytes(); bytes(n) would allocate n bytes.
+    if args:
+        raise pickle.UnpicklingError(f"bytes{args!r} is not an empty bytes object")
+    return b""
+
+
+def _frombuffer(buffer, dtype, shape, order) -> np.ndarray:
+    # Protocol 5 (pickle.dumps(array, protocol=5)) stores plain arrays as _frombuffer(data, dtype,
+    # shape, order); checked so that only a numeric array of exactly that data comes out.
+    if (
+        not isinstance(buffer, (bytes, bytearray))
+        or not isinstance(dtype, np.dtype)
+        or dtype.hasobject
+        or order not in ("C", "F")
+        or not isinstance(shape, tuple)
+        or not all(type(n) is int and n >= 0 for n in shape)
+    ):
+        raise pickle.UnpicklingError(f"_frombuffer(..., {dtype!r}, {shape!r}, {order!r})")
+    return np.frombuffer(buffer, dtype).reshape(shape, order=order)
+
+
+# Every global the pickles of released numpy versions name for object arrays of arrays: np.save
+# writes protocol 2 (numpy <= 1.16), 3 (1.17-1.26) or 4 (2.x); pickle.dump gives any protocol.
 ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"): _reconstruct,  # numpy 1.x and Python 2 files
     ("numpy._core.multiarray", "_reconstruct"): _reconstruct,  # numpy 2
+    ("numpy.core.numeric", "_frombuffer"): _frombuffer,  # protocol 5, numpy 1.x
+    ("numpy._core.numeric", "_frombuffer"): _frombuffer,  # protocol 5, numpy 2
     ("numpy", "ndarray"): _NdarrayType,
     ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _latin1_bytes,  # protocol 2 on Python 3
+    ("__builtin__", "bytes"): _empty_bytes,
+    ("builtins", "bytes"): _empty_bytes,
 }
 
 

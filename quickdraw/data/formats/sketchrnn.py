@@ -61,7 +61,7 @@ def iter_records(source: Source, max_bytes: int) -> Iterator[Record | BadRow]:
                 "of (n, 3) stroke-3 drawings"
             )
         keys = _key_ids(source, arrays, name, len(drawings))
-        split, word = SPLIT_NAMES[name], source.stem
+        split, word = SPLIT_NAMES[name], source.class_name
         for i, decoded in enumerate(decode(drawings, in_frame)):
             where = f"{name}[{i}]"
             if isinstance(decoded, BadRow):
@@ -73,7 +73,7 @@ def iter_records(source: Source, max_bytes: int) -> Iterator[Record | BadRow]:
 def _key_ids(source: Source, arrays: dict, name: str, n: int) -> list[int]:
     keys = arrays.get(f"{name}_key_id")
     if keys is None:
-        prefix = f"{source.stem}/{name}/"
+        prefix = f"{source.class_name}/{name}/"
         return [synthetic_key_id(prefix + str(i)) for i in range(n)]
     if keys.shape != (n,) or not np.issubdtype(keys.dtype, np.integer):
         raise QuickDrawFormatError(
