@@ -275,10 +275,12 @@ def _scores(
 def load_prior(path: str | Path, classes: list[str]) -> np.ndarray:
     """Class shares from a ``word,count`` CSV (any accepted spelling of the class names).
 
-    Classes the file does not list get a count of 0; a word naming no class is an error.
+    Classes the file does not list get a count of 0. A word naming no class, a class listed twice
+    (which count is meant?) and a count that is not a finite number >= 0 are errors naming the line.
     """
     matcher = LabelMatcher(classes)
     counts = np.zeros(len(classes), np.float64)
+    seen: dict[int, int] = {}  # class -> the line that gave its count
     with open_text_file(path) as f:
         reader = csv.DictReader(f)
         fields = {h.strip() for h in reader.fieldnames or []}
@@ -287,13 +289,29 @@ def load_prior(path: str | Path, classes: list[str]) -> np.ndarray:
                 f"{path}: expected columns word,count, found {excerpt(reader.fieldnames)}"
             )
         for row in reader:
-            row = {k.strip(): v for k, v in row.items()}
-            i = matcher(row["word"])
+            row = {k.strip(): v for k, v in row.items() if k is not None}
+            where = f"{path} line {reader.line_num}"
+            i = matcher(row["word"] or "")
             if i is None:
+                raise ValueError(f"{where}: {excerpt(row['word'], 40)} names no class")
+            if i in seen:
                 raise ValueError(
-                    f"{path} line {reader.line_num}: {excerpt(row['word'], 40)} names no class"
+                    f"{where}: {classes[i]!r} is listed again (first on line {seen[i]}); "
+                    "give each class one count"
                 )
-            counts[i] += float(row["count"])
+            seen[i] = reader.line_num
+            counts[i] = _count(row["count"], where)
     if counts.sum() <= 0:
         raise ValueError(f"{path}: the counts add up to 0")
     return counts / counts.sum()
+
+
+def _count(text: str | None, where: str) -> float:
+    """A prior's count: a finite number >= 0, else a ValueError naming ``where`` and the value."""
+    try:
+        value = float((text or "").strip())
+    except ValueError:
+        value = float("nan")
+    if not (np.isfinite(value) and value >= 0):
+        raise ValueError(f"{where}: the count {excerpt(text, 40)} is not a number >= 0")
+    return value

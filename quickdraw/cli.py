@@ -46,7 +46,7 @@ from omegaconf.errors import MissingMandatoryValue
 
 import quickdraw  # registers the ${project_root:} resolver
 from quickdraw import configs
-from quickdraw.files import DiskFullError, out_of_space
+from quickdraw.files import DiskFullError, out_of_space, quiet_full_disk_echoes
 
 # The checkout's conf/ (editable installs), else ./conf: an absolute path, since Hydra reads a
 # relative one as a Python package when the command is not the __main__ module.
@@ -113,6 +113,7 @@ def command(
     def decorate(task: Callable[[DictConfig], Any]) -> Callable:
         @functools.wraps(task)
         def reported(cfg: DictConfig) -> Any:
+            quiet_full_disk_echoes()  # the log file and background writers on a full disk
             try:
                 return task(cfg)
             except Exception as error:
@@ -156,8 +157,12 @@ def check_overrides(argv: Sequence[str]) -> None:
     parser = OverridesParser.create()
     for override in args.overrides or []:
         try:
-            parser.parse_overrides([override])
+            parsed = parser.parse_overrides([override])[0]
         except OverrideParseException:
+            print(f"error: {quoting_hint(override)}", file=sys.stderr)
+            sys.exit(2)
+        # without -m, commas (a path "a,b.csv") are a sweep Hydra then calls ambiguous, exit 1
+        if parsed.is_sweep_override() and not args.multirun and "," in override:
             print(f"error: {quoting_hint(override)}", file=sys.stderr)
             sys.exit(2)
 
@@ -176,7 +181,8 @@ def quoting_hint(override: str) -> str:
         quoted = '"' + value.replace('"', '\\"') + '"'
     return (
         f"Hydra cannot read the override {override!r}: unquoted, a value may hold only ASCII "
-        "letters, digits, spaces and _-+./\\:$%*@?| (no accents, brackets, =, quotes, ~). "
+        "letters, digits, spaces and _-+./\\:$%*@?| (no accents, brackets, =, quotes, ~; a comma "
+        "makes a sweep). "
         f"Quote the value, keeping the quotes from the shell: {shlex.quote(f'{key}={quoted}')}"
     )
 

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import math
 import os
 import shutil
+import sys
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -128,6 +131,41 @@ def out_of_space(error: BaseException) -> bool:
         isinstance(e, RuntimeError) and any(s in str(e) for s in _TORCH_WRITE_FAILED) for e in chain
     )
     return torch_failed and not codes
+
+
+class LogFile(logging.FileHandler):
+    """A run's log file that a full disk silences instead of printing logging's "--- Logging
+    error ---" traceback for every later line: the console still shows each line, and the command
+    reports the full disk in one line where its own write fails. :func:`quiet_full_disk_echoes`
+    makes Hydra's log file one."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802  (logging's name)
+        error = sys.exc_info()[1]
+        if error is None or not out_of_space(error):
+            super().handleError(record)
+
+
+def quiet_full_disk_echoes(logger: logging.Logger | None = None) -> None:
+    """One line, not pages of tracebacks, where a full disk also stops writers the command does not
+    call itself: every plain file handler of ``logger`` (the root logger: Hydra's ``<task>.log``)
+    becomes a :class:`LogFile` (it holds no state of its own, so it keeps its file and settings),
+    and a background thread that finds no room (TensorBoard's event writer) logs one warning
+    instead of "Exception in thread" and its traceback; the command's own writes report the rest."""
+    for handler in (logger or logging.getLogger()).handlers:
+        if type(handler) is logging.FileHandler:
+            handler.__class__ = LogFile
+    threading.excepthook = _thread_out_of_space
+
+
+def _thread_out_of_space(args: threading.ExceptHookArgs) -> None:
+    if args.exc_value is None or not out_of_space(args.exc_value):
+        threading.__excepthook__(args)
+        return
+    where = getattr(args.exc_value, "filename", None) or "its file"
+    name = args.thread.name if args.thread else "?"
+    logging.getLogger(__name__).warning(
+        "a background writer (thread %s) could not write %s: the disk is full", name, where
+    )
 
 
 @contextmanager

@@ -57,6 +57,12 @@ def refuse_overwrite(writes: Named, reads: Named, fix: str, folders: Named | Non
     as replaced: an earlier output, allowed.
     """
     reads, files, folders = _given(reads), _given(writes), _given(folders or {})
+    for label, path in files:
+        if Path(path).expanduser().is_dir():  # found only when the finished file is moved in
+            raise OverwriteError(
+                f"{_show(label, path)} is a folder: name a file to write, in that folder or "
+                "elsewhere. Nothing was written."
+            )
     for (label, path), whole in [(w, False) for w in files] + [(f, True) for f in folders]:
         for source, read in reads:
             if same_file(path, read):

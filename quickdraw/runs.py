@@ -27,6 +27,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,19 +205,27 @@ class RunDir:
         if resumes or not earlier:
             return
         shown = ", ".join(p.name for p in earlier[:5])
-        if not (overwrite or ckpt_path == "auto"):
-            raise RunFolderError(
-                f"{self.path} holds an earlier run ({shown}): training into it would mix two "
-                "runs. Resume it with ckpt_path=last, or start afresh there with overwrite=true "
-                "(deletes its checkpoints, TensorBoard logs and metrics), or leave hydra.run.dir "
-                "out for a new folder"
-            )
+        self.refuse_training_into(ckpt_path, overwrite)
         for path in earlier:
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
             else:
                 path.unlink()
         log.warning("%s: deleted the earlier run's %s to start afresh", self.path, shown)
+
+    def refuse_training_into(self, ckpt_path: str | None, overwrite: bool = False) -> None:
+        """Raise :class:`RunFolderError` when a training run may not start in this folder: it holds
+        an earlier run that this one neither resumes nor overwrites (``ckpt_path=auto`` counts as
+        overwriting: its promise is a fresh start)."""
+        earlier = self.earlier_run()
+        if not earlier or self._resumes(ckpt_path) or overwrite or ckpt_path == "auto":
+            return
+        raise RunFolderError(
+            f"{self.path} holds an earlier run ({', '.join(p.name for p in earlier[:5])}): "
+            "training into it would mix two runs. Resume it with ckpt_path=last, or start afresh "
+            "there with overwrite=true (deletes its checkpoints, TensorBoard logs and metrics), "
+            "or leave hydra.run.dir out for a new folder"
+        )
 
     def earlier_run(self) -> list[Path]:
         """The files and folders of a training run (:data:`RUN_ARTEFACTS`) the folder holds."""
@@ -241,6 +250,18 @@ RUN_ARTEFACTS = frozenset(
     {"checkpoints", "tensorboard", "csv", "lightning_logs", "report", "metrics.json",
      "quotas.csv", "per_class.csv", "unreadable.csv", "prefix_curve.csv", "prefix_curve.png"}
 )  # fmt: skip
+
+
+def _trained(run: RunDir) -> bool:
+    """Whether ``run``'s metrics.json is a training run's (an unreadable one is left to the command)."""
+    try:
+        return run.kind == TRAIN
+    except (OSError, ValueError):
+        return False
+
+
+# What only a training run writes (an evaluation writes metrics.json and per_class.csv too).
+TRAINING_ONLY = ("checkpoints", "tensorboard", "csv", "lightning_logs", "quotas.csv")
 
 
 def _launching_process() -> bool:
@@ -343,13 +364,45 @@ def _parse_overrides(overrides: Sequence[str]) -> dict[str, str]:
 
 
 def _cell(value: Any) -> str:
-    """Metrics to 4 decimals, swept numbers (Optuna's floats) to 4 significant digits."""
+    """Metrics to 4 decimals, swept numbers (Optuna's floats) to 4 significant digits; a metric
+    that was not finite (NaN, inf: ``null`` in metrics.json) as "n/a", never Python's "None"."""
+    if value is None:
+        return "n/a"
     if isinstance(value, float):
         return f"{value:.4f}"
     try:
         return f"{float(value):.4g}" if "." in str(value) else str(value)
     except ValueError:
         return str(value)
+
+
+class KeepEarlierRuns(Callback):
+    """Hydra callback (``hydra.callbacks``): refuses a ``hydra.run.dir`` that holds a training run
+    this command may not write into *before* Hydra writes its ``.hydra/`` files and log there,
+    which would replace the earlier run's record of its settings (what resuming, ``evaluate`` and
+    the report read) even when the command itself then refuses. Training may enter a run it
+    resumes or overwrites (:meth:`RunDir.refuse_training_into`); other commands never enter one.
+    A folder Hydra makes itself (``${unique_dir:}``) is new, so only a given one is looked at.
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        given = [o for o in config.hydra.overrides.hydra if o.startswith("hydra.run.dir=")]
+        if not given or not _launching_process():
+            return
+        run = RunDir(os.path.expanduser(given[-1].split("=", 1)[1]))
+        try:
+            if config.get("task_name") == TRAIN:
+                run.refuse_training_into(config.get("ckpt_path"), bool(config.get("overwrite")))
+            elif any(run.path.joinpath(p).exists() for p in TRAINING_ONLY) or _trained(run):
+                raise RunFolderError(
+                    f"{run.path} holds a training run: "
+                    f"{config.get('task_name', 'this command')} would replace its .hydra/ settings "
+                    "and mix with its files. Nothing was written. Leave hydra.run.dir out for a "
+                    "new folder"
+                )
+        except RunFolderError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
 
 
 class SweepSummary(Callback):

@@ -9,11 +9,19 @@ the ranking of the other classes, and a 20 000 x 340 matrix for the size Kaggle'
 
 from __future__ import annotations
 
+import csv
+from collections import Counter
+from pathlib import Path
+
 import numpy as np
 import pytest
+from conftest import RESNET, compose_config, run_module
+from omegaconf import open_dict
 from scipy.optimize import linear_sum_assignment
+from test_demo import save_untrained
 
-from quickdraw.balancing import assign, balance, target_counts
+from quickdraw import cli, evaluation
+from quickdraw.balancing import assign, balance, load_prior, target_counts
 
 
 def matrix(kind: str, n: int, c: int, seed: int = 0) -> np.ndarray:
@@ -37,6 +45,12 @@ def matrix(kind: str, n: int, c: int, seed: int = 0) -> np.ndarray:
         return np.full((n, c), 1 / c, np.float32)
     if kind == "unnormalised":  # scores near float32's largest: Sinkhorn overflows
         return rng.uniform(0, 3e38, (n, c)).astype(np.float32)
+    if kind == "one class everywhere":  # a collapsed model: probability 1 for one class, 0 else
+        p = np.zeros((n, c), np.float32)
+        p[:, c // 2] = 1
+        return p
+    if kind == "float16":  # scores saved as float16: small ones 0 or subnormal, many ties
+        return rng.dirichlet(np.full(c, 0.05), n).astype(np.float16).astype(np.float32)
     raise ValueError(kind)
 
 
@@ -58,7 +72,8 @@ def top1_counts(scores: np.ndarray) -> np.ndarray:
 
 
 KINDS = ["flat", "peaked", "weak", "saturated", "identical", "coarse", "uniform", "unnormalised"]
-SHAPES = [(1720, 344), (101, 7), (5, 30), (9, 1), (0, 5), (64, 64)]
+KINDS += ["one class everywhere", "float16"]
+SHAPES = [(1720, 344), (101, 7), (5, 30), (9, 1), (0, 5), (64, 64), (1, 344), (345, 344)]
 
 
 @pytest.mark.parametrize("prior_kind", ["uniform", "random", "zeros"])
@@ -155,3 +170,118 @@ def test_a_kaggle_sized_weak_model_balances_exactly():
 def test_bad_input_is_refused_with_what_is_wrong(probs, prior, match):
     with pytest.raises(ValueError, match=match):
         balance(probs, prior)
+
+
+CLASSES = ["cat", "The Eiffel Tower", "ice cream", "dog"]
+# a prior file as people write them -> the shares it gives
+GOOD_PRIORS = {
+    "spaces around names and counts": (
+        "word , count\n cat , 3 \n The Eiffel Tower ,1\n",
+        [3, 1, 0, 0],
+    ),
+    "byte-order mark, CRLF": ("\ufeffword,count\r\ncat,3\r\ndog,1\r\n", [3, 0, 0, 1]),
+    "Kaggle spelling": ("word,count\nThe_Eiffel_Tower,2\nice_cream,2\n", [0, 2, 2, 0]),
+    "blank lines, 1e3": ("word,count\n\ncat,1e3\n\ndog,1000\n", [1, 0, 0, 1]),
+    "a class of share 0": ("word,count\ncat,0\ndog,5\n", [0, 0, 0, 1]),
+}
+BAD_PRIORS = {
+    "unknown class": ("word,count\ncat,1\nunicorn,2\n", "line 3: 'unicorn' names no class"),
+    "all shares 0": ("word,count\ncat,0\ndog,0\n", "the counts add up to 0"),
+    "no rows": ("word,count\n", "the counts add up to 0"),
+    "empty file": ("", "expected columns word,count"),
+    "semicolons": ("word;count\ncat;1\n", "expected columns word,count"),
+    "negative count": (
+        "word,count\ncat,-1\ndog,3\n",
+        "line 2: the count '-1' is not a number >= 0",
+    ),
+    "NaN count": ("word,count\ncat,nan\ndog,3\n", "line 2: the count 'nan' is not a number"),
+    "infinite count": ("word,count\ncat,inf\ndog,3\n", "line 2: the count 'inf' is not a number"),
+    "empty count": ("word,count\ncat,\ndog,3\n", "line 2: the count '' is not a number"),
+    "words as count": ("word,count\ncat,many\n", "line 2: the count 'many' is not a number"),
+    "short row": ("word,count\ncat\n", "line 2: the count None is not a number"),
+    "a class twice": (
+        "word,count\ncat,1\nCat,2\n",
+        "line 3: 'cat' is listed again .first on line 2",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", GOOD_PRIORS)
+def test_prior_files_as_people_write_them_give_their_shares(name, tmp_path):
+    text, counts = GOOD_PRIORS[name]
+    (tmp_path / "prior.csv").write_text(text, encoding="utf-8", newline="")
+    shares = load_prior(tmp_path / "prior.csv", CLASSES)
+    assert shares.tolist() == pytest.approx((np.array(counts) / sum(counts)).tolist())
+
+
+@pytest.mark.parametrize("name", BAD_PRIORS)
+def test_a_bad_prior_file_is_refused_naming_the_line(name, tmp_path):
+    """A NaN, negative or empty count gave NaN shares or a bare float() error; a class listed
+    twice had its counts added silently."""
+    text, match = BAD_PRIORS[name]
+    (tmp_path / "prior.csv").write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=match) as error:
+        load_prior(tmp_path / "prior.csv", CLASSES)
+    assert str(tmp_path / "prior.csv") in str(error.value)
+
+
+# -- the commands, end to end on the real sample ----------------------------------------------------
+@pytest.fixture(scope="module")
+def sample_words(sample_dir) -> list[str]:
+    with open(sample_dir / "test_labels.csv", encoding="utf-8") as f:
+        return sorted({row["word"] for row in csv.DictReader(f)})
+
+
+@pytest.fixture(scope="module")
+def weak_344_class_model(sample_words, tmp_path_factory) -> Path:
+    """An untrained network over the sample's 344 classes: it sends most drawings to a few."""
+    assert len(sample_words) == 344
+    path = tmp_path_factory.mktemp("weak") / "model.ckpt"
+    return save_untrained(path, RESNET, classes=sample_words)
+
+
+def uneven_prior(words: list[str], folder: Path) -> tuple[Path, np.ndarray]:
+    """A prior file (Kaggle spelling, some classes 0) and its shares in ``words`` order."""
+    counts = np.array([(3, 1, 0)[i % 3] for i in range(len(words))], float)
+    rows = "".join(f"{w.replace(' ', '_')},{c:g}\n" for w, c in zip(words, counts, strict=True))
+    (folder / "prior.csv").write_text("word,count\n" + rows, encoding="utf-8")
+    return folder / "prior.csv", counts
+
+
+@pytest.mark.parametrize("prior", ["uniform", "prior file"])
+def test_predict_balance_gives_the_target_counts_on_the_sample(sample_dir, sample_words, weak_344_class_model, prior, tmp_path):  # fmt: skip
+    """`predict balance=true` on test_simplified.csv (5 drawings of each of 344 classes) gave top-1
+    counts over 206 classes, from 1 to 39 a class."""
+    args = [f"ckpt_path={weak_344_class_model}", f"input={sample_dir / 'test_simplified.csv'}"]
+    args += [f"output={tmp_path / 'sub.csv'}", "balance=true"]
+    shares = np.ones(len(sample_words))
+    if prior == "prior file":
+        path, shares = uneven_prior(sample_words, tmp_path)
+        args.append(f"prior={path}")
+    done = run_module("quickdraw.predict", *args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(tmp_path / "sub.csv", encoding="utf-8") as f:
+        top1 = Counter(row["word"].split()[0] for row in csv.DictReader(f))
+    expected = target_counts(1720, shares)
+    got = [top1.get(w.replace(" ", "_"), 0) for w in sample_words]
+    assert got == expected.tolist()
+
+
+def test_evaluate_balance_scores_the_target_counts_on_the_sample(sample_dir, weak_344_class_model, tmp_path, monkeypatch):  # fmt: skip
+    """The scores `evaluate balance=true` ranks (all 1 720 rows balanced together, not per batch)."""
+    ranked = []
+
+    def spy(probs, prior=None):
+        assert top1_counts(probs).max() > 20  # the weak model's own top-1s: a few classes take most
+        ranked.append(balance(probs, prior))
+        return ranked[-1]
+
+    monkeypatch.setattr(evaluation, "balance_scores", spy)
+    overrides = [f"ckpt_path={weak_344_class_model}", f"input={sample_dir / 'test_simplified.csv'}"]
+    overrides += [f"labels={sample_dir / 'test_labels.csv'}", "balance=true"]
+    cfg = compose_config("evaluate", overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path)
+    cli.evaluate.__wrapped__(cfg)
+    assert len(ranked) == 1 and ranked[0].shape == (1720, 344)
+    assert top1_counts(ranked[0]).tolist() == [5] * 344

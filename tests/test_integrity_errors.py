@@ -17,12 +17,13 @@ import re
 import shlex
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import RESNET, SQUARE, compose_config, kaggle_row, write_csv
+from conftest import RESNET, SQUARE, compose_config, kaggle_row, run_module, write_csv
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import open_dict
 from test_demo import save_untrained
@@ -34,6 +35,7 @@ from quickdraw.files import (
     DiskFullError,
     json_text,
     out_of_space,
+    quiet_full_disk_echoes,
     write_atomic,
     write_json,
 )
@@ -215,17 +217,19 @@ def full_disk_cases(ckpt: Path, labelled: Path, store: Path, tiny: Path, out: Pa
         "convert": (("convert", [f"source={labelled}", f"store={out}", "progress=false"]), "manifest.json"),
         "stroke-3 export": (("convert", [f"store={tiny}", f"export.to={out}", "progress=false"]), ".npz"),
         "evaluate": (("evaluate", [f"ckpt_path={ckpt}", f"input={labelled}"]), "metrics.json"),
+        "evaluate per_class.csv": (("evaluate", [f"ckpt_path={ckpt}", f"input={labelled}"]), "per_class.csv"),
         "predict": (("predict", [f"ckpt_path={ckpt}", f"input={labelled}", f"output={out / 'sub.csv'}"]), "sub.csv"),
         "export onnx": (export, "model.onnx"),
         "export sidecar": (export, "model.json"),
         "export int8": ((export[0], [*export[1], "quantize=int8", "quantization.mode=dynamic"]), "model.int8.onnx"),
         "export web": ((export[0], [*export[1], "format=web"]), "page.json"),
+        "export web runtime": ((export[0], [*export[1], "format=web"]), ".wasm"),
     }  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    "case", ["convert", "stroke-3 export", "evaluate", "predict", "export onnx", "export sidecar",
-             "export int8", "export web"],
+    "case", ["convert", "stroke-3 export", "evaluate", "evaluate per_class.csv", "predict",
+             "export onnx", "export sidecar", "export int8", "export web", "export web runtime"],
 )  # fmt: skip
 def test_every_command_out_of_space_is_one_line_naming_the_file(
     case, ckpt, labelled, cat_dog_store, tiny_store, tmp_path, monkeypatch, caplog
@@ -234,7 +238,7 @@ def test_every_command_out_of_space_is_one_line_naming_the_file(
     (name, overrides), failing = full_disk_cases(ckpt, labelled, cat_dog_store, tiny_store, out)[
         case
     ]
-    if case == "export web" and not (ROOT / "build" / "web-deps").is_dir():
+    if case.startswith("export web") and not (ROOT / "build" / "web-deps").is_dir():
         pytest.skip("onnxruntime-web not installed (make web-deps)")
     pytest.importorskip("onnxruntime") if name == "export" else None
     fail_writes_of(monkeypatch, failing)
@@ -276,6 +280,65 @@ def test_report_out_of_space_is_one_line(smoke_run, tmp_path, monkeypatch, capsy
     assert leftovers(tmp_path) == []
 
 
+def test_a_full_disk_under_the_run_folder_is_one_line_and_no_logging_traceback(full_disk, ckpt, labelled):  # fmt: skip
+    """With the run folder (and its cli.log) on the full disk, logging printed "--- Logging error
+    ---" and a 40-line traceback for each line it could not write, the one-line message among them."""
+    done = run_module("quickdraw.evaluate", f"ckpt_path={ckpt}", f"input={labelled}", cwd=full_disk)
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output[-3000:]
+    assert "Traceback" not in output and "Logging error" not in output, output[-3000:]
+    errors = [line for line in output.splitlines() if "[ERROR]" in line]
+    assert (
+        len(errors) == 1
+        and "No space left on device" in errors[0]
+        and "Free some space" in errors[0]
+    )
+    assert leftovers(full_disk) == []
+
+
+def test_a_log_file_on_a_full_disk_is_silent_but_other_log_errors_are_not(full_disk, capsys):
+    handler = logging.FileHandler(full_disk / "cli.log")
+    logger = logging.getLogger("quickdraw.test_log_file")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        quiet_full_disk_echoes(logger)
+        logger.error("%s", "x" * 100_000)  # a page more than the disk has
+        assert "Logging error" not in capsys.readouterr().err
+        logger.error("%d", "not a number")  # a bug in a log call still shows
+        assert "Logging error" in capsys.readouterr().err
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+        threading.excepthook = threading.__excepthook__
+
+
+def test_a_background_writer_on_a_full_disk_is_one_warning(caplog, capsys):
+    """TensorBoard's event writer thread printed "Exception in thread" and its traceback."""
+
+    def full():
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def bug():
+        raise ZeroDivisionError("a bug")
+
+    quiet_full_disk_echoes(logging.getLogger("quickdraw.test_threads"))
+    try:
+        with caplog.at_level(logging.WARNING):
+            for target in (full, bug):
+                thread = threading.Thread(target=target, name=target.__name__)
+                thread.start()
+                thread.join()
+    finally:
+        threading.excepthook = threading.__excepthook__
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "a background writer (thread full) could not write its file: the disk is full"
+    ]
+    err = capsys.readouterr().err
+    assert "ZeroDivisionError: a bug" in err and "ENOSPC" not in err and "No space" not in err
+
+
 def test_other_write_errors_are_not_called_a_full_disk(ckpt, labelled, tmp_path, monkeypatch):
     """EIO is a failing disk, not a full one: it keeps its traceback (a bug or hardware)."""
     fail_writes_of(monkeypatch, "metrics.json", OSError(errno.EIO, "Input/output error"))
@@ -288,7 +351,12 @@ def test_other_write_errors_are_not_called_a_full_disk(ckpt, labelled, tmp_path,
 # -- checkpoints of another version ---------------------------------------------------------------
 @pytest.mark.parametrize(
     "where, target",
-    [("net", "quickdraw.models.components.NoSuchNet"), ("optimizer", "torch.optim.NoSuchOpt")],
+    [
+        ("net", "quickdraw.models.components.NoSuchNet"),
+        ("net", "quickdraw.models.zoo.vit.ViT"),  # a whole module this version lacks
+        ("optimizer", "torch.optim.NoSuchOpt"),
+        ("optimizer", "torch.optim.zoo.Lion"),
+    ],
 )
 @pytest.mark.parametrize(
     "version, said",
@@ -322,7 +390,7 @@ def test_checkpoints_record_the_version_that_wrote_them(tmp_path):
 
 
 # -- overrides Hydra cannot parse ---------------------------------------------------------------
-NAMES = ["Téléchargements", "日本語", "straße", "My Files", "cat (1)", "~backup", "a=b", "a,b",
+NAMES = ["Téléchargements", "日本語", "straße", "My Files", "cat (1)", "~backup", "a=b", "a,b", "1,2",
          "[draft]", "it's", 'say "hi"', "x{y}", "a#b", "a!b", "a&b", "a;b", "plain-name_1.2"]  # fmt: skip
 
 
@@ -342,10 +410,8 @@ def test_each_path_either_parses_or_gets_a_hint_that_does(name, capsys):
         assert parser.parse_overrides(typed)[0].value() == value, typed
         return
     parsed = parser.parse_overrides([override])[0]
-    if parsed.is_sweep_override():  # a comma: Hydra's own error says how to quote it
-        assert "," in value
-    else:
-        assert parsed.value() == value.strip()
+    assert not parsed.is_sweep_override()  # a comma made a sweep, then Hydra's "Ambiguous value"
+    assert parsed.value() == value.strip()
 
 
 @pytest.mark.parametrize("command", ["train", "convert", "evaluate", "predict", "export", "demo"])
@@ -355,6 +421,13 @@ def test_every_hydra_command_gives_the_hint(command, monkeypatch, capsys):
         getattr(cli, command)()
     assert stop.value.code == 2
     assert "'source=\"/home/me/Téléchargements/x.zip\"'" in capsys.readouterr().err
+
+
+def test_a_comma_is_a_sweep_only_with_multirun(capsys):
+    cli.check_overrides(["-m", "optimizer.lr=0.1,0.01"])  # a sweep, as asked
+    with pytest.raises(SystemExit) as stop:
+        cli.check_overrides(["labels=/data/a,b.csv"])
+    assert stop.value.code == 2 and "'labels=\"/data/a,b.csv\"'" in capsys.readouterr().err
 
 
 def test_a_tilde_is_expanded_in_the_hint():
@@ -424,6 +497,20 @@ def test_json_written_is_strict_with_null_for_non_finite_numbers(writer, tmp_pat
     data = strict_load(writers(tmp_path)[writer](NON_FINITE))
     assert data["acc"] is None and data["loss"] == [None, None, 1.5] and data["n"] is None
     assert data["k"] == 3
+
+
+def test_a_sweep_summary_shows_a_diverged_jobs_metrics_as_n_a(tmp_path):
+    """A job whose loss went NaN has ``null`` in its strict metrics.json: "n/a", never "None"."""
+    from quickdraw.runs import summarise_sweep
+
+    for job, lr, acc in (("0", "0.1", 0.5), ("1", "10", float("nan"))):
+        (tmp_path / job / ".hydra").mkdir(parents=True)
+        (tmp_path / job / ".hydra" / "overrides.yaml").write_text(f"- optimizer.lr={lr}\n")
+        write_json(tmp_path / job / "metrics.json", {"test/acc": acc, "test/loss": -math.inf})
+    strict_load((tmp_path / "1" / "metrics.json").read_text())
+    table = summarise_sweep(tmp_path).read_text()
+    assert "| 1 | 10 | n/a | n/a |" in table and "None" not in table and "nan" not in table.lower()
+    assert (tmp_path / "summary.csv").read_text().splitlines()[2] == "1,10,,"
 
 
 def test_no_json_is_written_outside_the_one_writer():

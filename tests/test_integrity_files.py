@@ -79,6 +79,15 @@ ARTEFACTS = {
     ".git/objects/cat.csv": csv_text("cat", 3, key_base=900).encode(),
     ".ipynb_checkpoints/cat-checkpoint.csv": csv_text("cat", 5).encode(),  # a copy: would double
     "__MACOSX/data/._cat.csv": APPLEDOUBLE,
+    # Volumes and NAS shares: index copies named like the data, bins of deleted files (copies).
+    ".Spotlight-V100/Store-V2/cat.csv": csv_text("cat", 5).encode(),
+    ".Trashes/501/cat.csv": csv_text("cat", 5).encode(),
+    ".fseventsd/fseventsd-uuid": b"\x00" * 16,
+    "@eaDir/cat.csv/SYNOINDEX_MEDIA_INFO.csv": csv_text("cat", 5).encode(),
+    "#recycle/cat.csv": csv_text("cat", 5).encode(),
+    "@Recycle/cat.csv": csv_text("cat", 5).encode(),
+    "$RECYCLE.BIN/S-1-5-21-1004/$RA1B2C3.csv": csv_text("cat", 5).encode(),
+    "System Volume Information/IndexerVolumeGuid.csv": b"\xff\xfe{\x00",
 }
 EXPECTED_KINDS = {
     "._cat.csv": "._* (macOS AppleDouble)",
@@ -91,6 +100,14 @@ EXPECTED_KINDS = {
     ".git/objects/cat.csv": ".*/ (hidden folder)",
     ".ipynb_checkpoints/cat-checkpoint.csv": ".*/ (hidden folder)",
     "__MACOSX/data/._cat.csv": "__MACOSX/ (macOS Finder zip)",
+    ".Spotlight-V100/Store-V2/cat.csv": ".*/ (hidden folder)",
+    ".Trashes/501/cat.csv": ".*/ (hidden folder)",
+    ".fseventsd/fseventsd-uuid": ".*/ (hidden folder)",
+    "@eaDir/cat.csv/SYNOINDEX_MEDIA_INFO.csv": "@eaDir/ (Synology NAS)",
+    "#recycle/cat.csv": "#recycle/ (Synology NAS)",
+    "@Recycle/cat.csv": "@Recycle/ (QNAP NAS)",
+    "$RECYCLE.BIN/S-1-5-21-1004/$RA1B2C3.csv": "$RECYCLE.BIN/ (Windows)",
+    "System Volume Information/IndexerVolumeGuid.csv": "System Volume Information/ (Windows)",
 }
 
 
@@ -147,6 +164,26 @@ def test_appledouble_twin_in_a_copied_folder_is_skipped(cases, tmp_path, caplog)
     assert [s.filename for s in list_sources(folder).sources] == ["cat.csv"]
 
 
+@pytest.mark.parametrize("inner", ["drawings.zip", "sub/MORE.ZIP"])
+def test_a_zip_inside_a_zip_is_refused_not_left_out(tmp_path, inner):
+    """A zip member that is itself a zip would be left out with its drawings: refused, naming it."""
+    payload = io.BytesIO()
+    with zipfile.ZipFile(payload, "w") as zf:
+        zf.writestr("dog.csv", csv_text("dog", 4, key_base=500))
+    archive = tmp_path / "outer.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("cat.csv", csv_text("cat", 5))
+        zf.writestr(inner, payload.getvalue())
+        zf.writestr(f"__MACOSX/._{Path(inner).name}", APPLEDOUBLE)  # its twin stays an artefact
+    for read in (lambda: converted(archive, tmp_path / "qd"), lambda: list_sources(archive)):
+        with pytest.raises(QuickDrawFormatError, match=rf"outer.zip holds the zip archive '{inner}'.*extract outer.zip"):  # fmt: skip
+            read()
+    # The same zip in a folder is read, and so are a folder's zips: only a zip's zips are refused.
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "dog.zip").write_bytes(payload.getvalue())
+    assert converted(tmp_path / "folder", tmp_path / "qd2").classes == ["dog"]
+
+
 def test_a_folder_of_artefacts_only_is_refused_saying_what_was_skipped(tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "._cat.csv").write_bytes(APPLEDOUBLE)
@@ -196,6 +233,7 @@ READABLE = {  # how the file is saved -> its bytes
 REFUSED = {  # how the file is saved -> (its bytes, what the error must say)
     "cp1252": (lambda t: t.encode("cp1252"), r"line 2 is not UTF-8 text.*Windows-1252"),
     "latin-1": (lambda t: t.encode("latin-1"), r"line 2 is not UTF-8 text.*Windows-1252"),
+    "mac roman": (lambda t: t.encode("mac_roman"), r"line 2 is not UTF-8 text.*Mac Roman"),
     "utf-16-le, no BOM": (lambda t: t.encode("utf-16-le"), "UTF-16-LE without a byte-order mark"),
     "utf-16-be, no BOM": (lambda t: t.encode("utf-16-be"), "UTF-16-BE without a byte-order mark"),
 }
@@ -250,6 +288,25 @@ def test_text_not_in_utf8_is_refused_naming_file_line_and_encoding(
             read()
         assert f"{WORD}.{kind}" in str(e.value) and "\ufffd" not in str(e.value)
         assert "Save it as UTF-8" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "word,codec,named",
+    [
+        ("café", "cp1252", "Windows-1252"),
+        ("Ärger", "latin-1", "Windows-1252"),
+        ("café", "mac_roman", "Mac Roman"),  # as Windows-1252: 'cafŽ'
+        ("crème brûlée", "mac_roman", "Mac Roman"),  # as Shift-JIS: a kanji inside 'cr?me'
+        ("猫", "shift_jis", "Shift-JIS"),  # as Windows-1252: '”L'
+        ("ねこ", "shift_jis", "Shift-JIS"),
+    ],
+)
+def test_the_encoding_a_class_name_was_saved_in_is_named(tmp_path, word, codec, named):
+    path = tmp_path / "drawings.csv"
+    path.write_bytes(csv_text(word, 2).encode(codec))
+    with pytest.raises(QuickDrawFormatError, match=f"line 2 is not UTF-8 text.*looks like {named}") as e:  # fmt: skip
+        converted(path, tmp_path / "qd", classes=[word])
+    assert repr(word)[1:-1] in str(e.value) or word in str(e.value)  # the word as it would read
 
 
 def test_bad_bytes_far_into_a_file_are_found_on_their_line(tmp_path):

@@ -31,7 +31,7 @@ from quickdraw.data.image_decode import UNREADABLE
 from quickdraw.data.images import ImageError, load_gray
 from quickdraw.data.pen_images import iou
 from quickdraw.data.raster import rasterize_untimed
-from quickdraw.serving import InputRejected, Predictor
+from quickdraw.serving import EmptyDrawing, InputRejected, Predictor
 
 SIDE = 300
 NOT_SENT = "**Not sent to the model:**"
@@ -93,11 +93,16 @@ def lab(rgb: Image.Image) -> Image.Image:
     return ImageCms.profileToProfile(rgb, srgb, lab_profile, outputMode="LAB")
 
 
-def exif_rotated(rgb: Image.Image, path: Path) -> Path:
-    """Stored turned a quarter left, with EXIF orientation 6 ("turn right to show"): as phones save."""
+def turned() -> Image.Exif:
+    """EXIF orientation 6 ("turn right to show"), for an image stored turned a quarter left."""
     exif = Image.Exif()
     exif[0x0112] = 6
-    return saved(rgb.transpose(Image.Transpose.ROTATE_90), path, exif=exif, quality=92)
+    return exif
+
+
+def exif_rotated(rgb: Image.Image, path: Path) -> Path:
+    """Stored turned a quarter left, with EXIF orientation 6: as phones save."""
+    return saved(rgb.transpose(Image.Transpose.ROTATE_90), path, exif=turned(), quality=92)
 
 
 def png16(bgr: np.ndarray, path: Path) -> Path:
@@ -142,6 +147,20 @@ OPAQUE_FORMS: dict[str, Callable[[np.ndarray, Path], Path | Image.Image]] = {
     "HSV in memory": lambda c, d: Image.fromarray(u8(c)).convert("HSV"),
     "uint16 RGB array": lambda c, d: np.rint(65535 * c).astype(np.uint16),
     "float RGB array": lambda c, d: c.astype(np.float32),
+    "RGB webp, lossy": lambda c, d: saved(Image.fromarray(u8(c)), d / "a.webp", quality=80),
+    "RGB avif": lambda c, d: saved(Image.fromarray(u8(c)), d / "a.avif", quality=80),
+    "RGB jpeg 2000": lambda c, d: saved(Image.fromarray(u8(c)), d / "a.jp2"),
+    "RGB bmp": lambda c, d: saved(Image.fromarray(u8(c)), d / "a.bmp"),
+    "L tga, run-length": lambda c, d: saved(
+        Image.fromarray(u8(grey(c))), d / "a.tga", compression="tga_rle"
+    ),  # fmt: skip
+    "P gif": lambda c, d: saved(Image.fromarray(u8(c)).quantize(16), d / "a.gif"),
+    "1 tiff, group 4 fax": lambda c, d: saved(
+        Image.fromarray(u8(grey(c))).convert("1", dither=Image.Dither.NONE),
+        d / "a.tif",
+        compression="group4",
+    ),  # fmt: skip
+    "I 16-bit pgm": lambda c, d: png16(np.rint(65535 * grey(c)).astype(np.uint16), d / "a.pgm"),
 }
 
 
@@ -183,6 +202,24 @@ ALPHA_FORMS: dict[str, Callable[[np.ndarray, Path], Path | Image.Image]] = {
         Image.fromarray(u8(c)).quantize(32), d / "a.png"
     ),  # fmt: skip
     "PA tiff": lambda c, d: saved(Image.fromarray(u8(c)).convert("PA"), d / "a.tif"),
+    "RGBA 16-bit png": lambda c, d: png16(
+        np.rint(65535 * c[..., [2, 1, 0, 3]]).astype(np.uint16), d / "a.png"
+    ),  # fmt: skip
+    "RGBA bmp (BITMAPV5, alpha mask)": lambda c, d: png16(u8(c[..., [2, 1, 0, 3]]), d / "a.bmp"),
+    "RGBA tga, run-length": lambda c, d: saved(
+        Image.fromarray(u8(c)), d / "a.tga", compression="tga_rle"
+    ),  # fmt: skip
+    "RGBA ico (256 px)": lambda c, d: saved(
+        Image.fromarray(u8(c)).resize((256, 256), Image.Resampling.LANCZOS),
+        d / "a.ico",
+        sizes=[(256, 256)],
+    ),  # fmt: skip
+    "RGBA webp, lossy": lambda c, d: saved(Image.fromarray(u8(c)), d / "a.webp", quality=80),
+    "RGBA avif": lambda c, d: saved(Image.fromarray(u8(c)), d / "a.avif", quality=90),
+    "RGBA jpeg 2000": lambda c, d: saved(Image.fromarray(u8(c)), d / "a.jp2"),
+    "RGBA png, EXIF orientation 6": lambda c, d: saved(
+        Image.fromarray(u8(c)).transpose(Image.Transpose.ROTATE_90), d / "a.png", exif=turned()
+    ),  # fmt: skip
     "RGBa in memory": lambda c, d: Image.fromarray(u8(c)).convert("RGBa"),
     "La in memory": lambda c, d: Image.fromarray(u8(c)).convert("LA").convert("La"),
     "RGBA array": lambda c, d: u8(c),
@@ -196,6 +233,73 @@ def test_ink_is_found_in_the_alpha_channel_when_the_colours_carry_none(predictor
     image = ALPHA_FORMS[form](ALPHA_LOOKS[look](), tmp_path)
     got = iou(reference, model_input(predictor, image))
     assert got >= 0.9, (look, form, got)
+
+
+# A faint scan: ink at 30000 on paper at 32000 of 65535 (0.8 of 255 apart once made 8-bit), with
+# and without sensor noise, in every deep form; scaled by its bit depth it held "No drawing found".
+FAINT = 32000 - 2000 * COVER
+NOISE = np.random.default_rng(27).normal(0, 100, COVER.shape)
+DEEP_FORMS: dict[str, Callable[[np.ndarray, Path], Path | np.ndarray]] = {
+    "I;16 png": lambda v, d: saved(Image.fromarray(v.astype(np.uint16)), d / "a.png"),
+    "I;16B tiff": lambda v, d: saved(
+        Image.frombytes("I;16B", (SIDE, SIDE), v.astype(">u2").tobytes()), d / "a.tif"
+    ),  # fmt: skip
+    "I 16-bit pgm": lambda v, d: png16(v.astype(np.uint16), d / "a.pgm"),
+    "F tiff, 0-1": lambda v, d: saved(Image.fromarray((v / 65535).astype(np.float32)), d / "a.tif"),
+    "F tiff, 0-255": lambda v, d: saved(Image.fromarray((v / 257).astype(np.float32)), d / "a.tif"),
+    "F tiff, negative": lambda v, d: saved(
+        Image.fromarray((v / 32768 - 1).astype(np.float32)), d / "a.tif"
+    ),  # fmt: skip
+    "uint16 array": lambda v, d: v.astype(np.uint16),
+}
+
+
+@pytest.mark.parametrize("noise", [0, 1], ids=["clean", "sensor noise"])
+@pytest.mark.parametrize("form", DEEP_FORMS)
+def test_a_faint_deep_scan_is_stretched_by_its_real_range(predictor, reference, form, noise, tmp_path):  # fmt: skip
+    image = DEEP_FORMS[form](np.rint(FAINT + noise * NOISE), tmp_path)
+    got = iou(reference, model_input(predictor, image))
+    assert got >= 0.9, (form, got)
+
+
+@pytest.mark.parametrize("form", DEEP_FORMS)
+def test_noise_on_a_blank_deep_sheet_is_not_stretched_into_a_drawing(predictor, form, tmp_path):
+    image = DEEP_FORMS[form](np.rint(32000 + NOISE), tmp_path)
+    with pytest.raises(EmptyDrawing, match="No drawing found"):
+        predictor.image_strokes(image)
+
+
+def one_pixel_house(side: int, look: str) -> np.ndarray:
+    """The house drawn with a 1 px pen on a ``side`` px sheet, ink coverage 0-1."""
+    return 1 - pen_images.pen_drawing(side, 1, pen_images.LOOKS[look])[..., 0] / 255.0
+
+
+@pytest.mark.parametrize(
+    ("side", "form"),
+    [(2000, "L png"), (2000, "RGBA png, white ink"), (4000, "RGB jpeg"), (2000, "1 bilevel png")],
+)
+def test_a_one_pixel_line_on_a_large_sheet_gives_the_drawings_input(predictor, reference, side, form, tmp_path):  # fmt: skip
+    cover = one_pixel_house(side, "black on white")
+    if form == "RGBA png, white ink":
+        image = saved(Image.fromarray(u8(straight((1, 1, 1), cover))), tmp_path / "a.png")
+    elif form == "RGB jpeg":
+        image = saved(Image.fromarray(u8(1 - cover)).convert("RGB"), tmp_path / "a.jpg", quality=80)
+    elif form == "1 bilevel png":  # every pixel the pen touched: at half cover the line breaks up
+        image = saved(Image.fromarray(cover < 0.2), tmp_path / "a.png")
+    else:
+        image = saved(Image.fromarray(u8(1 - cover)), tmp_path / "a.png")
+    got = iou(reference, model_input(predictor, image))
+    assert got >= 0.9, (side, form, got)
+
+
+@pytest.mark.parametrize("look", ["black on white", "white ink on transparent"])
+def test_ink_touching_every_edge_gives_the_drawings_input(predictor, reference, look, tmp_path):
+    ys, xs = np.nonzero(COVER > 0.3)
+    cover = COVER[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    paper = np.repeat(1 - cover[..., None], 3, 2)
+    rgba = straight((1, 1, 1), cover) if "transparent" in look else straight(paper, cover * 0 + 1)
+    image = saved(Image.fromarray(u8(rgba)), tmp_path / "a.png")
+    assert iou(reference, model_input(predictor, image)) >= 0.9
 
 
 def test_the_grey_pencil_case_gives_the_black_on_white_input(predictor, cases):
@@ -225,6 +329,19 @@ def test_an_animation_or_multi_page_file_uses_the_frame_with_the_drawing(predict
     assert iou(reference, model_input(predictor, path)) >= 0.9
     same = frames_file([DRAWN, DRAWN], tmp_path / f"same{suffix}")  # a still saved as animation
     assert iou(reference, model_input(predictor, same)) >= 0.9
+
+
+CLEAR, WHITE_INK = np.zeros((SIDE, SIDE, 4), np.uint8), u8(straight((1, 1, 1), COVER))
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".png", ".webp", ".tif"])
+@pytest.mark.parametrize(
+    ("blank", "drawn"), [(BLANK, DRAWN), (CLEAR, WHITE_INK)], ids=["on white", "white ink, clear"]
+)
+def test_blank_first_and_last_frames_are_passed_over(predictor, reference, blank, drawn, suffix, tmp_path):  # fmt: skip
+    path = frames_file([blank, drawn, drawn, blank], tmp_path / f"a{suffix}")
+    assert getattr(Image.open(path), "n_frames", 1) >= 3
+    assert iou(reference, model_input(predictor, path)) >= 0.9
 
 
 @pytest.mark.parametrize("suffix", [".gif", ".tif"])
@@ -277,6 +394,14 @@ UNDECODABLE: dict[str, Callable[[Path], Path]] = {
     "text chunk over 1 MB": lambda d: big_chunk_png(d / "text.png", "text"),
     "iCCP chunk over 1 MB": lambda d: big_chunk_png(d / "iccp.png", "iccp"),
     "SVG": lambda d: d / "drawing.svg",
+    "text renamed .png": lambda d: d / "notes.png",
+    "zip renamed .jpg": lambda d: d / "archive.jpg",
+    "HTML saved as .png": lambda d: d / "page.png",
+    "truncated GIF": lambda d: d / "cut.gif",
+    "PNG with a bad CRC": lambda d: d / "crc.png",
+    "WebP with damaged data": lambda d: d / "bad.webp",
+    "EPS": lambda d: d / "drawing.eps",
+    "0x0 PNG": lambda d: d / "nothing.png",
 }
 CONTENTS = {
     "photo.heic": HEIC,
@@ -288,6 +413,14 @@ CONTENTS = {
     + png_chunk(b"IDAT", zlib.compress(b""))
     + png_chunk(b"IEND", b""),  # fmt: skip
     "drawing.svg": b'<svg xmlns="http://www.w3.org/2000/svg"><path d="M0 0L9 9"/></svg>',
+    "notes.png": b"a shopping list\nmilk\n",
+    "archive.jpg": b"PK\x03\x04" + bytes(26) + b"PK\x05\x06" + bytes(18),
+    "page.png": b"<!DOCTYPE html><html><body>Not found</body></html>",
+    "cut.gif": encoded("GIF")[:400],
+    "crc.png": (lambda b: b[:-20] + bytes([b[-20] ^ 0xFF]) + b[-19:])(encoded("PNG")),
+    "bad.webp": b"RIFF\x00\x10\x00\x00WEBPVP8 " + bytes(range(256)) * 16,
+    "drawing.eps": b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n",
+    "nothing.png": png_header(0, 0) + png_chunk(b"IEND", b""),
 }
 
 
@@ -325,6 +458,82 @@ def test_sizes_are_checked_from_the_header_and_a_bomb_gets_the_limit_message(pre
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 16_000_000)  # as the demo sets it at start
     with pytest.raises(InputRejected, match="over 32 megapixels; the limit is 16 megapixels"):
         predictor.predict_image(bomb)
+
+
+def tiff_of_size(width: int, height: int, page: int = 0) -> bytes:
+    """A two-page 10 x 10 TIFF whose page ``page`` claims ``width`` x ``height`` (no such pixels)."""
+    buffer = io.BytesIO()
+    Image.new("L", (10, 10), 255).save(buffer, "TIFF", save_all=True, append_images=[Image.new("L", (10, 10), 255)])  # fmt: skip
+    tiff = bytearray(buffer.getvalue())
+    ifd = struct.unpack("<I", tiff[4:8])[0]
+    for _ in range(page):
+        ifd = struct.unpack("<I", tiff[ifd + 2 + 12 * tiff[ifd] : ifd + 6 + 12 * tiff[ifd]])[0]
+    for k in range(struct.unpack("<H", tiff[ifd : ifd + 2])[0]):
+        entry = ifd + 2 + 12 * k
+        tag = struct.unpack("<H", tiff[entry : entry + 2])[0]
+        if tag in (256, 257):  # ImageWidth, ImageLength as one LONG each
+            value = width if tag == 256 else height
+            tiff[entry + 2 : entry + 12] = struct.pack("<HII", 4, 1, value)
+    return bytes(tiff)
+
+
+def gif_of_size(width: int, height: int, frame: bool) -> bytes:
+    """A 2 x 2 GIF whose screen (or first frame) claims ``width`` x ``height``."""
+    gif = bytearray(_small("GIF"))
+    at = gif.index(b"\x2c") + 5 if frame else 6  # the image descriptor's size, or the screen's
+    gif[at : at + 4] = struct.pack("<HH", width, height)
+    return bytes(gif)
+
+
+def webp_of_size(width: int, height: int) -> bytes:
+    """A 16 x 16 lossless WebP whose VP8L header claims ``width`` x ``height`` (at most 16384)."""
+    webp = bytearray(_small("WEBP", lossless=True))
+    at = webp.index(b"VP8L") + 9  # after the chunk size and the signature byte 0x2f
+    bits = int.from_bytes(webp[at : at + 4], "little") & ~((1 << 28) - 1)
+    webp[at : at + 4] = (bits | (width - 1) | (height - 1) << 14).to_bytes(4, "little")
+    return bytes(webp)
+
+
+def _small(fmt: str, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (16, 16) if fmt == "WEBP" else (2, 2), 255).save(buffer, fmt, **kwargs)
+    return buffer.getvalue()
+
+
+BMP_HEADER = struct.pack("<IiiHHIIiiII", 40, 50_000, 50_000, 1, 24, 0, 0, 0, 0, 0, 0)
+PSD_HEADER = b"8BPS\x00\x01" + bytes(6) + struct.pack(">HIIHH", 3, 30_000, 30_000, 8, 3)
+# a header claiming far more than 16 megapixels and no pixel data: decoding it would fail or take
+# gigabytes; each must get the limit message from its header
+BOMBS: dict[str, tuple[str, bytes]] = {
+    "GIF screen": ("a.gif", gif_of_size(60_000, 60_000, frame=False)),
+    "GIF frame": ("a.gif", gif_of_size(60_000, 60_000, frame=True)),
+    "WebP": ("a.webp", webp_of_size(16_384, 16_384)),
+    "TIFF": ("a.tif", tiff_of_size(100_000, 100_000)),
+    "TIFF, second page": ("a.tif", tiff_of_size(100_000, 100_000, page=1)),
+    "BMP": ("a.bmp", b"BM" + struct.pack("<IHHI", 100, 0, 0, 54) + BMP_HEADER),
+    "PSD": ("a.psd", PSD_HEADER + bytes(100)),
+    "PNG": ("a.png", png_header(100_000, 100_000) + png_chunk(b"IEND", b"")),
+}
+
+
+@pytest.mark.parametrize("pillows_limit", [False, True], ids=["library", "demo started"])
+@pytest.mark.parametrize("name", BOMBS)
+def test_a_bomb_of_every_format_gets_the_limit_message(predictor, name, pillows_limit, tmp_path, monkeypatch):  # fmt: skip
+    if pillows_limit:
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 16_000_000)  # as the demo sets it at start
+    path = tmp_path / BOMBS[name][0]
+    path.write_bytes(BOMBS[name][1])
+    with pytest.raises(InputRejected, match=r"megapixels\)?; the limit is 16 megapixels"):
+        predictor.predict_image(path)
+
+
+def test_megapixels_are_written_as_people_read_them(tmp_path):
+    path = (
+        tmp_path / "a.tif"
+    )  # a page past the first is checked from its own header: "1e+04" before
+    path.write_bytes(BOMBS["TIFF, second page"][1])
+    with pytest.raises(ImageError, match=r"100000x100000 \(10,000 megapixels\)"):
+        load_gray(path, max_pixels=16_000_000)
 
 
 # -- every way to the server: checked from the header before decoding -------------------------------
@@ -421,6 +630,30 @@ def test_uploads_gradio_cannot_open_get_the_demos_message(server, name, tmp_path
     path = undecodable(name, tmp_path)
     assert client_status(server, path).startswith(f"{NOT_SENT} {UNREADABLE_START}")
     status = rest_status(server, {"url": data_url(path.read_bytes(), "application/octet-stream")})
+    assert status.startswith(f"{NOT_SENT} {UNREADABLE_START}"), status
+
+
+@pytest.mark.parametrize("name", ["GIF frame", "WebP", "TIFF, second page", "PSD"])
+def test_a_bomb_of_every_format_gets_the_limit_message_whichever_way_it_comes(server, name, tmp_path):  # fmt: skip
+    path = tmp_path / BOMBS[name][0]
+    path.write_bytes(BOMBS[name][1])
+    for status in (client_status(server, path), rest_status(server, {"url": data_url(path.read_bytes())})):  # fmt: skip
+        assert status.startswith(NOT_SENT) and "the limit is 16 megapixels" in status, status
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "data:image/png;base64,iVBORw0K!!!",  # broken base64
+        "data:image/png;base64,",  # nothing
+        "data:image/png," + "%89PNG",  # not base64
+        "data:text/plain;base64," + base64.b64encode(b"a shopping list").decode(),
+        "data:image/jpeg;base64," + base64.b64encode(CONTENTS["archive.jpg"]).decode(),
+    ],
+    ids=["broken base64", "empty", "not base64", "text", "zip as image/jpeg"],
+)
+def test_a_data_url_that_holds_no_image_gets_the_demos_message(server, url):
+    status = rest_status(server, {"url": url})
     assert status.startswith(f"{NOT_SENT} {UNREADABLE_START}"), status
 
 

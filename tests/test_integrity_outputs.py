@@ -356,15 +356,88 @@ def test_training_into_an_earlier_run_is_refused_and_names_both_ways_out(tiny_co
 @pytest.mark.slow
 def test_training_command_into_an_earlier_run_exits_non_zero(tiny_overrides, tmp_path):
     run = earlier_run(tmp_path / "run")
-    before = {
-        k: v for k, v in digest(run).items() if not k.startswith(".hydra") and k != "train.log"
-    }
+    before = digest(run)  # Hydra's .hydra/ and log of the earlier run too: refused before them
     done = command(
         "quickdraw.train", "experiment=smoke", *tiny_overrides, f"hydra.run.dir={run}", cwd=tmp_path
     )
-    assert done.returncode != 0
+    assert done.returncode == 2
     assert "holds an earlier run" in done.stdout + done.stderr
-    assert {k: v for k, v in digest(run).items() if k in before} == before
+    assert digest(run) == before
+
+
+@pytest.mark.parametrize(
+    "task,settings,refused",
+    [
+        ("train", {}, True),
+        ("train", {"ckpt_path": "last"}, False),
+        ("train", {"overwrite": True}, False),
+        ("evaluate", {}, True),
+        ("predict", {}, True),
+        ("export", {}, True),
+        ("convert", {}, True),
+    ],
+)
+@pytest.mark.parametrize("spelling", ["same", "dotdot", "symlink"])
+def test_a_given_run_folder_holding_a_training_run_is_refused_before_hydra_writes(
+    tmp_path, task, settings, refused, spelling, capsys
+):
+    """Hydra writes ``.hydra/config.yaml``, ``overrides.yaml`` and its log into ``hydra.run.dir``
+    before the command starts: the check runs before that (a Hydra callback), or a refused
+    command would still have replaced the earlier run's record of its settings."""
+    from quickdraw.runs import KeepEarlierRuns
+
+    run = earlier_run(tmp_path / "run")
+    given = spellings(tmp_path, run)[spelling]
+    config = OmegaConf.create(
+        {
+            "task_name": task,
+            **settings,
+            "hydra": {"overrides": {"hydra": [f"hydra.run.dir={given}"]}},
+        }
+    )
+    if not refused:
+        KeepEarlierRuns().on_run_start(config)
+        return
+    with pytest.raises(SystemExit) as e:
+        KeepEarlierRuns().on_run_start(config)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"{given} holds a" in err and "hydra.run.dir out" in err
+    # A folder Hydra makes itself is new, and an evaluation folder may be evaluated into again.
+    KeepEarlierRuns().on_run_start(OmegaConf.create({"task_name": task, "hydra": {"overrides": {"hydra": []}}}))  # fmt: skip
+    evaluation = tmp_path / "ev"
+    evaluation.mkdir()
+    (evaluation / "metrics.json").write_text('{"kind": "evaluate"}')
+    if task != "train":
+        again = {"task_name": task, "hydra": {"overrides": {"hydra": [f"hydra.run.dir={evaluation}"]}}}  # fmt: skip
+        KeepEarlierRuns().on_run_start(OmegaConf.create(again))
+
+
+@pytest.mark.slow
+def test_a_refused_evaluation_leaves_the_training_runs_hydra_files_as_they_were(
+    demo_checkpoint, tmp_path
+):
+    run = earlier_run(tmp_path / "run")
+    test = write_csv(tmp_path / "T.csv", [kaggle_row(1, "circle", SQUARE)])
+    before = digest(run)
+    done = command(
+        "quickdraw.evaluate", f"ckpt_path={demo_checkpoint}", f"input={test}",
+        f"hydra.run.dir={run}", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2 and "holds a training run" in done.stderr
+    assert digest(run) == before
+
+
+def test_a_file_output_that_is_a_folder_is_refused_before_work(tmp_path):
+    """``output=DIR`` would be found only when the finished file is moved in (a bare IsADirectoryError)."""
+    test = write_csv(tmp_path / "T.csv", [kaggle_row(1, "cat")])
+    (tmp_path / "out").mkdir()
+    (tmp_path / "x").mkdir()
+    for output in (tmp_path / "out", tmp_path / "x" / ".." / "out", tmp_path / "out/"):
+        with pytest.raises(OverwriteError, match="output=.* is a folder: name a file"):
+            write_submission(None, str(test), output, 8)  # refused before the model is used
+    (tmp_path / "ev" / "metrics.json").mkdir(parents=True)  # evaluate's files: the same check
+    with pytest.raises(OverwriteError, match=r"\(metrics.json\) .* is a folder"):
+        refuse_overwrite_of(tmp_path / "ev", input=str(test))
 
 
 def test_overwrite_clears_the_earlier_run_and_keeps_hydras_files(tiny_config, tmp_path):

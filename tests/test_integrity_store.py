@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import ROOT, squares_and_lines
+from test_integrity_errors import full_disk, leftovers  # noqa: F401 (a fixture)
 from test_times import raw_ndjson
 
 from quickdraw.data import synthetic
@@ -373,6 +374,75 @@ def test_a_changed_file_is_converted_again_and_its_old_rows_are_gone(tmp_path, l
     store = where.ensure()
     assert key_ids(store)["ant"] == {5000 + i for i in range(25)}  # none of the old 30 left
     assert all(snapshot(store).get(p) == s for p, s in cat_shards.items())
+
+
+@pytest.mark.parametrize("how", ["edited in place", "copied over"])
+def test_a_file_replaced_keeping_its_size_and_time_is_converted_again(tmp_path, how):
+    """``cp -p``, ``rsync -t`` and ``touch -r`` put back the old modification time: another file of
+    the same size must still be seen as changed (its status change time moved)."""
+    source = squares_and_lines(tmp_path / "src", {"ant": 10, "cat": 10}, suffix=".csv")
+    where = StoreSource(source=str(source), cache_dir=tmp_path / "cache")
+    where.ensure()
+    path = source / "cat.csv"
+    before = path.stat()
+    replaced = path.read_bytes().replace(b",2000,", b",2999,")  # one key_id, as many bytes
+    assert len(replaced) == before.st_size and replaced != path.read_bytes()
+    if how == "copied over":
+        (tmp_path / "new.csv").write_bytes(replaced)
+        shutil.copy(tmp_path / "new.csv", path)
+    else:
+        path.write_bytes(replaced)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    store = where.ensure()
+    assert 2999 in key_ids(store)["cat"] and 2000 not in key_ids(store)["cat"]
+
+
+@pytest.mark.parametrize("layout", ["csv", "zip"])
+def test_files_of_one_name_in_two_folders_are_two_files(tmp_path, layout):
+    """``2019/cat.csv`` and ``2020/cat.csv`` (or two ``train.zip``) of one source: both converted,
+    neither taken for the other (their ids once were the file name alone: half the drawings were
+    dropped as 'repeated key_ids'), and the one added later is new, not a change of the first."""
+    source = tmp_path / "src"
+    for year, base in (("2019", 1000), ("2020", 5000)):
+        folder = squares_and_lines(source / year, {"cat": 10}, key_base=base, suffix=".csv")
+        if layout == "zip":
+            with zipfile.ZipFile(folder / "train.zip", "w") as z:
+                z.write(folder / "cat.csv", "train/cat.csv")
+            (folder / "cat.csv").unlink()
+        if year == "2019":
+            where = StoreSource(source=str(source), cache_dir=tmp_path / "cache")
+            assert key_ids(where.ensure())["cat"] == {1000 + i for i in range(10)}
+    store = where.ensure()
+    assert key_ids(store)["cat"] == {1000 + i for i in range(10)} | {5000 + i for i in range(10)}
+    assert not Manifest.load(store).duplicates.get("rows")
+    m = convert(source, tmp_path / "direct", settings(), workers=1, progress=False)
+    assert sum(m.rows.values()) == 20
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_full_disk_with_every_splits_part_open_is_one_line(
+    full_disk,  # noqa: F811 (the fixture imported above)
+    sample_dir,
+    tmp_path,
+    workers,
+):
+    """The real sample (344 files) onto 1 MiB: the disk fills while a file's train, val and test
+    parts are all open, and the parts the error did not reach are dropped too: no "Exception
+    ignored" traceback from pyarrow's writers closing themselves at exit, no temporary file."""
+    (full_disk / "filler").unlink()
+    store = full_disk / "store"
+    done = subprocess.run(
+        [sys.executable, "-m", "quickdraw.convert", f"source={sample_dir / 'train_simplified.zip'}",
+         f"store={store}", f"workers={workers}", "progress=false", "settings.val_fraction=0.2",
+         "settings.test_fraction=0.2", f"hydra.run.dir={tmp_path / 'run'}"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    said = done.stdout + done.stderr
+    assert done.returncode == 2, said[-3000:]
+    assert "Traceback" not in said and "Exception ignored" not in said, said[-3000:]
+    assert len([line for line in said.splitlines() if "Free some space" in line]) == 1
+    assert leftovers(full_disk) == []
 
 
 @pytest.mark.slow  # runs the printed command in a fresh interpreter

@@ -3,7 +3,8 @@
 A zip made by macOS Finder holds ``__MACOSX/._cat.csv`` (AppleDouble: binary metadata named like
 the file it describes) and ``.DS_Store``; a folder copied from a Mac to exFAT or SMB holds
 ``._cat.csv`` beside ``cat.csv``; Windows leaves ``Thumbs.db`` and ``desktop.ini``, Office
-``~$`` lock files, Jupyter ``.ipynb_checkpoints/`` copies, git ``.git/``. None of them is data,
+``~$`` lock files, Jupyter ``.ipynb_checkpoints/`` copies, git ``.git/``, NAS shares ``@eaDir/``
+and ``#recycle/`` (Synology) or ``@Recycle/`` (QNAP). None of them is data,
 and the AppleDouble twins carry the data's own suffixes, so they are recognised by name and
 skipped (counted in the manifest's ``skipped_files``) rather than read and refused.
 """
@@ -24,6 +25,13 @@ FOLDERS = {
     "__macosx": "__MACOSX/ (macOS Finder zip)",
     "$recycle.bin": "$RECYCLE.BIN/ (Windows)",
     "system volume information": "System Volume Information/ (Windows)",
+    # NAS shares: thumbnails and index copies named like the data (@eaDir/cat.csv/...), bins of
+    # deleted files and snapshots, which would double or resurrect drawings.
+    "@eadir": "@eaDir/ (Synology NAS)",
+    "#recycle": "#recycle/ (Synology NAS)",
+    "#snapshot": "#snapshot/ (Synology NAS)",
+    "@recycle": "@Recycle/ (QNAP NAS)",
+    "@recently-snapshot": "@Recently-Snapshot/ (QNAP NAS)",
 }
 
 

@@ -168,13 +168,26 @@ class _ShardWriter:
             with reporting_full_disk(self._final()):
                 yield
         except BaseException:
-            if self.writer is not None:
-                with suppress(OSError, pa.ArrowException):  # closing writes to a file we drop
-                    self.writer.close()
-            self.writer = None
+            self._drop()
+            raise
+
+    def _drop(self) -> None:
+        """Drop the open part: no temporary file, and no writer whose ``__del__`` retries the failed
+        close (pyarrow prints that failure as an "Exception ignored" traceback)."""
+        if self.writer is not None:
+            with suppress(OSError, pa.ArrowException):  # closing writes to a file we drop
+                self.writer.close()
+            self.writer.is_open = False
+        self.writer = None
+        if self.tmp is not None:
+            self.tmp.unlink(missing_ok=True)
+
+    def __del__(self) -> None:
+        # A part left open when another split's write failed (a full disk) is dropped quietly.
+        if getattr(self, "writer", None) is not None:
+            self.writer.is_open = False
             if self.tmp is not None:
                 self.tmp.unlink(missing_ok=True)
-            raise
 
 
 @dataclass
@@ -623,11 +636,14 @@ def _load_receipts(store: Path, sources: Sequence[Source]) -> dict[str, dict]:
 
 
 def source_stamp(source: Source) -> dict:
-    """What tells a changed input file without reading it: size and modification time on disk;
-    a zip member's compressed and full sizes and CRC-32 (a content checksum the archive keeps)."""
+    """What tells a changed input file without reading it: size, modification time and status
+    change time on disk (``cp -p``, ``rsync -t`` and ``touch -r`` put back an old modification
+    time, so another file of the same size would look unchanged; the status change time cannot be
+    set back); a zip member's compressed and full sizes and CRC-32 (a content checksum the archive
+    keeps)."""
     if source.member is None:
         st = source.path.stat()
-        return {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+        return {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns}
     with zipfile.ZipFile(source.path) as archive:  # fresh: the archive may have changed
         info = archive.getinfo(source.member)
     return {"bytes": info.compress_size, "size": info.file_size, "crc32": info.CRC}
@@ -635,11 +651,12 @@ def source_stamp(source: Source) -> dict:
 
 def same_stamp(recorded: dict, source: Source) -> bool:
     """Whether ``source`` is as ``recorded`` (a receipt or the manifest's entry) saw it; an entry
-    from before stamps were recorded has only its size to go by."""
+    from before stamps were recorded has only its size to go by, one from before status change
+    times were, its size and modification time."""
     stamp = source_stamp(source)
     if recorded.get("stamp") is None:
         return recorded.get("bytes") == stamp["bytes"]
-    return recorded["stamp"] == stamp
+    return all(stamp.get(key) == value for key, value in recorded["stamp"].items())
 
 
 def _verify(store: Path, sources: Sequence[Source]) -> None:

@@ -4,7 +4,7 @@ Uploads come in every mode Pillow knows, and its ``convert("L")`` is wrong for t
 them: it clamps 16-bit and float pixels instead of scaling them (a pencil line at 20000 of 65535
 becomes white paper) and drops transparency (white ink on a transparent sheet becomes white on
 white). So each mode is made grey here: integer and float pixels scaled by the bit depth their
-values use, the alpha channel taken as the ink when the sheet is transparent or the colours draw
+values use (a faint deep scan, too close together for 8 bits, over its own range), the alpha channel taken as the ink when the sheet is transparent or the colours draw
 nothing, every frame of an animation or a multi-page file decoded (within the pixel limit), each
 turned as its EXIF orientation says. The size is checked from the header before anything is
 decoded, and every failure to decode is an :class:`ImageError` with one message, ``UNREADABLE``.
@@ -29,6 +29,10 @@ UNREADABLE = "That file could not be read as an image ({}). Save it as PNG or JP
 # Full scales of the bit depths scanners, cameras and editors write; values are scaled by the
 # smallest that holds them (12-bit camera data in a 16-bit file uses 4095, not 65535).
 _FULL_SCALES = tuple(2**bits - 1 for bits in (8, 10, 12, 14, 16, 24, 32))
+# Deep values (16-bit, float) too close together for 8 bits are stretched over their own range
+# when it is this many times the spread of most values: ink on paper, not noise on a blank sheet
+# (the extremes of 16 million Gaussian samples lie about 11 standard deviations apart).
+_INK_OVER_NOISE = 16
 
 
 class ImageError(ValueError):
@@ -87,8 +91,8 @@ def _decoding(max_pixels: int) -> Iterator[None]:
     except ImageError:
         raise
     except Image.DecompressionBombError:
-        over = 2 * Image.MAX_IMAGE_PIXELS / 1e6
-        raise ImageError(_too_large(f"over {over:.3g} megapixels", max_pixels)) from None
+        over = _megapixels(2 * Image.MAX_IMAGE_PIXELS)
+        raise ImageError(_too_large(f"over {over} megapixels", max_pixels)) from None
     except Exception as e:  # noqa: BLE001  (see the docstring: the types are not enumerable)
         log.info("an image could not be decoded: %r", e)
         raise ImageError(UNREADABLE.format(type(e).__name__)) from None
@@ -97,10 +101,16 @@ def _decoding(max_pixels: int) -> Iterator[None]:
 def _check_size(width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise ImageError(
-            _too_large(f"{width}x{height} ({width * height / 1e6:.3g} megapixels)", max_pixels)
+            _too_large(f"{width}x{height} ({_megapixels(width * height)} megapixels)", max_pixels)
         )
     if width * height == 0:
         raise ImageError(UNREADABLE.format(f"it is {width}x{height} pixels"))
+
+
+def _megapixels(pixels: int) -> str:
+    """``pixels`` in megapixels to 3 digits, whole ones in full ("10,000", never "1e+04")."""
+    mp = pixels / 1e6
+    return f"{mp:.3g}" if mp < 1000 else f"{mp:,.0f}"
 
 
 def _too_large(size: str, max_pixels: int) -> str:
@@ -124,7 +134,9 @@ def _array_gray(arr: np.ndarray, max_pixels: int) -> np.ndarray:
 def to_uint8(values: np.ndarray) -> np.ndarray:
     """``values`` scaled to 0-255 by the range they use: uint8 as it is, other integers by the
     smallest common bit depth that holds them, floats within 0-1 by 255, anything with negative
-    values by its own minimum and maximum. NaN and infinities count as the nearest extreme."""
+    values by -1 to 1 when they fit, else by their own minimum and maximum; values too close together to show the ink's
+    ``MIN_CONTRAST`` that way are stretched over their own range when some stand out from the
+    rest (``_INK_OVER_NOISE``). NaN and infinities count as the nearest extreme."""
     if values.dtype == np.uint8:
         return values
     if values.dtype == bool:
@@ -135,15 +147,26 @@ def to_uint8(values: np.ndarray) -> np.ndarray:
         raise ImageError("The image holds no pixel values (all are NaN or infinite).")
     lo, hi = float(v[finite].min()), float(v[finite].max())
     np.nan_to_num(v, copy=False, nan=hi, posinf=hi, neginf=lo)
-    if lo < 0:
-        bottom, top = lo, hi
+    if lo < 0:  # -1 to 1 (a normalised image), else no scale is known but the values' own
+        bottom, top = (-1.0, 1.0) if max(-lo, hi) <= 1 else (lo, hi)
     elif np.issubdtype(values.dtype, np.floating) and hi <= 1:
         bottom, top = 0.0, 1.0
     else:
         bottom, top = 0.0, next((s for s in _FULL_SCALES if hi <= s), hi)
+    if (top - bottom) / 255 <= hi - lo < MIN_CONTRAST / 255 * (top - bottom) and _stands_out(v):
+        bottom, top = lo, hi  # a faint scan (ink 30000 on paper 32000): 8 bits would flatten it
     v -= bottom
     v *= 255 / max(top - bottom, np.finfo(np.float32).tiny)
     return np.clip(np.rint(v), 0, 255).astype(np.uint8)
+
+
+def _stands_out(values: np.ndarray) -> bool:
+    """Whether the range of finite ``values`` is far wider than the spread of most of them (1.4826
+    median absolute deviations: one standard deviation of Gaussian noise), on at most ~1M samples."""
+    sample = values.ravel()[:: max(1, values.size // 1_000_000)]
+    sample = sample[np.isfinite(sample)]
+    spread = 1.4826 * float(np.median(np.abs(sample - np.median(sample))))
+    return float(np.ptp(values[np.isfinite(values)])) > _INK_OVER_NOISE * spread
 
 
 def to_gray(im: Image.Image) -> np.ndarray:

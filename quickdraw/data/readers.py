@@ -60,10 +60,13 @@ class BadRow(Exception):
 
 @dataclass(frozen=True)
 class Source:
-    """One input file: a path on disk, or a member of a zip archive."""
+    """One input file: a path on disk, or a member of a zip archive. ``within``: the folder of
+    ``path`` under the folder that was listed ("" at its top), so that ``2019/cat.csv`` and
+    ``2020/cat.csv`` of one source are two files with two ids."""
 
     path: Path
     member: str | None = None
+    within: str = ""
 
     @property
     def name(self) -> str:
@@ -144,9 +147,12 @@ class Source:
 
     @property
     def id(self) -> str:
-        """A file-name-safe, collision-free id (member names may hold '../' or unicode)."""
+        """A file-name-safe, collision-free id (member names may hold '../' or unicode): the same
+        for the same file when the source folder moves; top-level files keep the ids of stores
+        converted before ``within`` was part of it."""
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", self.stem).strip("._")[:48] or "source"
-        digest = hashlib.sha1(f"{self.path.name}!{self.member}".encode()).hexdigest()[:10]
+        where = f"{self.within}/{self.path.name}" if self.within else self.path.name
+        digest = hashlib.sha1(f"{where}!{self.member}".encode()).hexdigest()[:10]
         return f"{safe}-{digest}"
 
 
@@ -258,7 +264,12 @@ def _list_folder(root: Path) -> Listing:
             elif _is_input(name, allow_zip=True) and (here / name).is_file():
                 files.append(here / name)
     for file in sorted(files):
-        listing.add(_list_zip(file) if file.suffix.lower() == ".zip" else Listing([Source(file)]))
+        within = "" if file.parent == root else file.parent.relative_to(root).as_posix()
+        listing.add(
+            _list_zip(file, within)
+            if file.suffix.lower() == ".zip"
+            else Listing([Source(file, within=within)])
+        )
     if not listing.sources:
         raise QuickDrawFormatError(
             f"{root} holds no {', '.join(SUFFIXES)} or .zip files{_skipped_note(listing)}"
@@ -266,7 +277,7 @@ def _list_folder(root: Path) -> Listing:
     return listing
 
 
-def _list_zip(path: Path) -> Listing:
+def _list_zip(path: Path, within: str = "") -> Listing:
     listing = Listing()
     try:
         with zipfile.ZipFile(path) as zf:
@@ -278,7 +289,13 @@ def _list_zip(path: Path) -> Listing:
         if kind:
             listing.skip(kind, f"{path.name}!{info.filename}")
         elif _is_input(info.filename):
-            listing.sources.append(Source(path, info.filename))
+            listing.sources.append(Source(path, info.filename, within))
+        elif info.filename.lower().endswith(".zip"):  # its drawings would be silently left out
+            raise QuickDrawFormatError(
+                f"{path} holds the zip archive {info.filename!r}, and a zip inside a zip is not "
+                f"read: extract {path.name} into a folder and use that folder as the source "
+                "(zips in a folder are read)"
+            )
     if not listing.sources:
         raise QuickDrawFormatError(
             f"{path} contains no {', '.join(SUFFIXES)} members{_skipped_note(listing)}"

@@ -95,22 +95,59 @@ def _located(e: UnicodeDecodeError, codec: str, line: int, tail: str) -> tuple[i
     return line, prefix + rest, len(prefix)
 
 
+# What a text file that is not UTF-8 usually is, in the order guessed: Windows-1252 (Excel and
+# Notepad on Western-European Windows; Latin-1's printable characters too), Shift-JIS (Japanese
+# Windows), Mac Roman (classic Mac OS, older Excel for Mac).
+GUESSES = (
+    ("cp1252", "Windows-1252 (cp1252, or Latin-1)"),
+    ("shift_jis", "Shift-JIS (Japanese Windows)"),
+    ("mac_roman", "Mac Roman (older Macs)"),
+)
+
+
 def likely_encoding(line: bytes, at: int) -> str:
     """What a line that is not UTF-8 most likely is, with the text near byte ``at`` as it would read.
 
-    Windows-1252 (a superset of Latin-1's printable characters, what Excel and Notepad write on
-    Western-European Windows) is the usual cause; when the line does not read as it either, the
-    file is damaged or in an encoding not worth guessing from one line (the reading shown lets a
-    person judge).
+    The first of :data:`GUESSES` in which the bytes read as words (:func:`_reads_as_words`); when
+    none does, the file is damaged or in an encoding not worth guessing from one line.
     """
     window = line[max(0, at - 24) : at + 24]
-    try:
-        text = window.decode("cp1252")
-    except UnicodeDecodeError:
-        return "it is not Windows-1252 either: a damaged file, or another encoding"
-    if all(c.isprintable() or c in "\r\n\t" for c in text):
-        return f"it looks like Windows-1252 (cp1252, or Latin-1): read so, it says {excerpt(text)}"
-    return "it does not read as Windows-1252 text either: a damaged file, or another encoding"
+    for codec, label in GUESSES:
+        text = _decoded(window, codec)
+        if text is not None and _reads_as_words(text):
+            return f"it looks like {label}: read so, it says {excerpt(text)}"
+    return (
+        "it does not read as Windows-1252, Shift-JIS or Mac Roman text either: a damaged file, "
+        "or another encoding"
+    )
+
+
+def _decoded(window: bytes, codec: str) -> str | None:
+    """``window`` in ``codec``, allowing its end to cut a two-byte character; None if it is not."""
+    for end in (len(window), len(window) - 1):
+        try:
+            return window[:end].decode(codec)
+        except UnicodeDecodeError:
+            continue
+    return None
+
+
+def _reads_as_words(text: str) -> bool:
+    """Whether ``text`` reads as words: printable, every character outside ASCII a letter, no
+    capital right after a small letter (Mac Roman's ``café`` read as Windows-1252 is ``cafŽ``),
+    no CJK character alone between two Latin letters (Mac Roman's ``crème`` read as Shift-JIS)."""
+    if not all(c.isprintable() or c in "\r\n\t" for c in text):
+        return False
+    for i, c in enumerate(text):
+        if c.isascii():
+            continue
+        before, after = text[i - 1 : i], text[i + 1 : i + 2]
+        if not c.isalpha() or (c.isupper() and before.islower()):
+            return False
+        latin = [n.isascii() and n.isalpha() for n in (before, after)]
+        if ord(c) >= 0x2E80 and all(latin):
+            return False
+    return True
 
 
 def undecodable_message(name: str, reopen: Callable[[], BinaryIO], codec: str, skip: int) -> str:
