@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,9 +76,9 @@ def uploaded_file(payload: dict, cache_dir: str) -> str:
 def find_checkpoint(cfg: DictConfig) -> Path:
     """``ckpt_path``, else ``run_dir``'s best, else the best of the most recent run under ``runs_root``."""
     if cfg.ckpt_path:
-        return Path(hydra.utils.to_absolute_path(cfg.ckpt_path))
+        return Path(hydra.utils.to_absolute_path(os.path.expanduser(cfg.ckpt_path)))
     if cfg.run_dir:
-        run = RunDir(hydra.utils.to_absolute_path(cfg.run_dir))
+        run = RunDir(hydra.utils.to_absolute_path(os.path.expanduser(cfg.run_dir)))
         ckpt = run.best_checkpoint()
         if ckpt is None:
             raise FileNotFoundError(

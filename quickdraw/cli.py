@@ -55,6 +55,12 @@ log = logging.getLogger("quickdraw")
 configs.register()
 
 
+def absolute(path: str | None) -> str | None:
+    """``path`` (a setting's value) as an absolute path: from the directory the command started
+    in, and a leading ``~`` expanded, as a shell would have done had the path not been quoted."""
+    return path and hydra.utils.to_absolute_path(os.path.expanduser(path))
+
+
 # Errors that are the user's input or settings, not bugs: each message names the file or the
 # setting and the fix. The project's own (CheckpointError, ExportError, QuickDrawFormatError,
 # IncompatibleSettings...) derive from ValueError, WebBuildError from FileNotFoundError; StoreError
@@ -141,7 +147,7 @@ def command(
 
 def _output(writes: Callable[[DictConfig], Any], cfg: DictConfig) -> str | None:
     try:
-        return str(hydra.utils.to_absolute_path(str(writes(cfg))))
+        return str(absolute(str(writes(cfg))))
     except Exception:  # an unset or unresolvable path: the message says "the output"
         return None
 
@@ -212,10 +218,10 @@ def convert(cfg: DictConfig) -> None:
 
     if cfg.export.to:
         return _export_stroke3(cfg)
-    store = hydra.utils.to_absolute_path(cfg.store)
+    store = absolute(cfg.store)
     settings = ConvertSettings(**OmegaConf.to_container(cfg.settings, resolve=True))
     manifest = run(
-        hydra.utils.to_absolute_path(cfg.source),
+        absolute(cfg.source),
         store,
         settings,
         workers=cfg.workers,
@@ -235,8 +241,8 @@ def convert(cfg: DictConfig) -> None:
 def _export_stroke3(cfg: DictConfig) -> None:
     from quickdraw.data.formats.export import export_store
 
-    store = hydra.utils.to_absolute_path(cfg.store)
-    out = hydra.utils.to_absolute_path(cfg.export.to)
+    store = absolute(cfg.store)
+    out = absolute(cfg.export.to)
     written = export_store(
         store, out, list(cfg.export.classes), list(cfg.export.splits), cfg.progress
     )
@@ -254,7 +260,6 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     from quickdraw.evaluation import evaluate as run
     from quickdraw.evaluation import require_labels
 
-    absolute = lambda p: p and hydra.utils.to_absolute_path(p)  # noqa: E731
     if cfg.input:  # before the model is loaded: no labels, nothing to score
         require_labels(absolute(cfg.input), absolute(cfg.labels))
     model = load_model(absolute(cfg.ckpt_path), cfg.device)
@@ -294,20 +299,18 @@ def predict(cfg: DictConfig) -> None:
     from quickdraw.onnx_backend import load_backend
     from quickdraw.submission import unreadable_path, write_submission
 
-    output = Path(hydra.utils.to_absolute_path(cfg.output))
-    model = load_backend(
-        hydra.utils.to_absolute_path(cfg.ckpt_path), cfg.backend, cfg.device, int8=cfg.int8
-    )
+    output = Path(absolute(cfg.output))
+    model = load_backend(absolute(cfg.ckpt_path), cfg.backend, cfg.device, int8=cfg.int8)
     n, stats = write_submission(
         model,
-        hydra.utils.to_absolute_path(cfg.input),
+        absolute(cfg.input),
         output,
         cfg.batch_size,
         cfg.strict,
         tta=cfg.tta,
         balance=cfg.balance,
-        prior=cfg.prior and hydra.utils.to_absolute_path(cfg.prior),
-        ckpt_path=hydra.utils.to_absolute_path(cfg.ckpt_path),
+        prior=absolute(cfg.prior),
+        ckpt_path=absolute(cfg.ckpt_path),
     )
     skipped = sum(stats.bad.values()) - len(stats.unreadable)
     print(
@@ -341,7 +344,6 @@ def export(cfg: DictConfig) -> None:
     page that guesses in the browser."""
     from quickdraw.onnx_export import Quantization, WebPage, export_checkpoint
 
-    absolute = lambda p: p and hydra.utils.to_absolute_path(p)  # noqa: E731
     quantization = OmegaConf.to_container(cfg.quantization, resolve=True)
     web = OmegaConf.to_container(cfg.web, resolve=True)
     out = export_checkpoint(

@@ -15,6 +15,7 @@ import math
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -249,6 +250,11 @@ def test_every_command_out_of_space_is_one_line_naming_the_file(
     assert failing in message and "No space left on device" in message, message
     assert "Free some space" in message
     assert leftovers(tmp_path) == []
+    if case.startswith("export web"):  # no half page: none of the page's files stays behind
+        from quickdraw.web import ORT_FILES, PAD_FILES, PAGE_FILES
+
+        page = [*PAGE_FILES, *PAD_FILES, "page.json", *(f"ort/{n}" for n in ORT_FILES)]
+        assert [n for n in page if (out / n).exists()] == []
 
 
 def test_train_whose_checkpoint_finds_no_room_says_how_to_resume(
@@ -434,6 +440,23 @@ def test_a_tilde_is_expanded_in_the_hint():
     assert f'"{Path.home()}/Téléchargements/x.zip"' in cli.quoting_hint(
         "source=~/Téléchargements/x.zip"
     )
+
+
+@pytest.mark.parametrize("setting", ["output", "input", "ckpt_path"])
+def test_a_quoted_tilde_is_the_home_folder(setting, ckpt, labelled, tmp_path, monkeypatch):
+    """``'output="~/sub.csv"'``: the shell leaves a quoted ``~`` alone, so the command expands it
+    (never a folder literally named ``~`` in the current directory)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    paths = {"output": home / "sub.csv", "input": labelled, "ckpt_path": ckpt}
+    if setting != "output":
+        paths[setting] = Path(shutil.copy(paths[setting], home))
+    typed = {k: f'"~/{v.name}"' if k == setting else str(v) for k, v in paths.items()}
+    cfg = command_config("predict", tmp_path / "run", *(f"{k}={v}" for k, v in typed.items()))
+    cli.predict.__wrapped__(cfg)
+    assert (home / "sub.csv").is_file() and not (tmp_path / "~").exists()
 
 
 def test_the_quoted_form_converts_from_a_non_ascii_folder(tmp_path):

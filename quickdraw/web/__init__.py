@@ -58,16 +58,24 @@ def build_page(
             f"`{WEB_DEPS}` (npm install onnxruntime-web into build/web-deps), or point "
             "web.ort_dist=DIR at the dist folder of an installed onnxruntime-web"
         )
-    for name in PAGE_FILES:
-        copy_atomic(ASSETS / name, out / name)
-    for name in PAD_FILES:
-        copy_atomic(STATIC / name, out / name)
-    (out / "ort").mkdir(exist_ok=True)
-    for name in ORT_FILES:
-        copy_atomic(dist / name, out / "ort" / name)
     package = json.loads((dist.parent / "package.json").read_text())
     page = {"model": model_file, "runtime": f"ort/{ORT_FILES[1]}", "top_k": top_k,
             "max_points": max_points, "max_strokes": max_strokes,
             "onnxruntime_web": package.get("version")}  # fmt: skip
-    write_json(out / "page.json", page)
+    # The page files come last (index.html is one of them), and a build that fails (a full disk)
+    # removes what it wrote: a folder never looks like a page that cannot run.
+    copies = [(dist / n, out / "ort" / n) for n in ORT_FILES]
+    copies += [(STATIC / n, out / n) for n in PAD_FILES]
+    copies += [(ASSETS / n, out / n) for n in reversed(PAGE_FILES)]  # index.html last
+    written: list[Path] = []
+    try:
+        (out / "ort").mkdir(exist_ok=True)
+        written.append(write_json(out / "page.json", page))
+        for src, dst in copies:
+            copy_atomic(src, dst)
+            written.append(dst)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
     return out / "index.html"
