@@ -51,8 +51,10 @@ def setup_error(store: Path) -> str:
 
 
 def run_fix(message: str, source: Path, tmp_path: Path) -> subprocess.CompletedProcess:
-    """Run the command the error message prints, with PATH filled in as a user would."""
-    command = message.split("python -m ", 1)[1].replace("source=PATH", f"source={source}")
+    """Run the command the error message prints: it names the source the manifest records (PATH
+    where the manifest cannot be read, filled in as a user would)."""
+    command = message.split("python -m ", 1)[1]
+    command = command.replace("source=PATH", f"source={source}")
     args = shlex.split(command)
     settings = [f"settings.{k}={v}" for k, v in SETTINGS.items()]
     return subprocess.run(
@@ -109,6 +111,9 @@ def test_damaged_store_error_names_the_file_and_its_fix_repairs_it(store, source
     # A wrong count is a property of the store, not of one file: the message names the store.
     assert str(victim if how != "manifest_of_another_store" else store) in message, message
     assert "verify=true" in message, message
+    # the source the manifest records, unless the manifest itself cannot be read
+    named = "source=PATH " if how == "manifest_truncated" else f"source={source.resolve()} "
+    assert named in message, message
     mtimes = {p: p.stat().st_mtime_ns for p in shards if p != victim and p.exists()}
 
     result = run_fix(message, source, tmp_path)

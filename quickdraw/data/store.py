@@ -15,6 +15,7 @@ whole (:func:`shard_check`). Measured cost on read speed: README, Data.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -38,7 +39,12 @@ class StoreError(RuntimeError):
 
 
 def _fix(store: Path) -> str:
-    return f"re-check and repair it with: python -m quickdraw.convert source=PATH store={store} verify=true"
+    """The repair command, with the source the manifest records (``PATH`` when it cannot)."""
+    try:
+        source = json.loads((Path(store) / "manifest.json").read_text()).get("source") or "PATH"
+    except (OSError, ValueError, AttributeError):  # no manifest, or a damaged one
+        source = "PATH"
+    return f"re-check and repair it with: python -m quickdraw.convert source={source} store={store} verify=true"
 
 
 def shard_check(path: Path) -> dict:
