@@ -500,22 +500,28 @@ def strict_load(text: str):
 NON_FINITE = {"acc": math.nan, "loss": [math.inf, -math.inf, 1.5], "n": np.float32("nan"), "k": 3}
 
 
+def manifest_text(manifest_class, folder: Path, value: dict) -> str:
+    """A manifest holding ``value`` in its bad-row counts, saved and read back."""
+    manifest_class(classes=["cat"], counts={"train": [1]}, bad_rows=value).save(folder)
+    return json.dumps(json.loads((folder / "manifest.json").read_text())["bad_rows"])
+
+
 def writers(tmp_path: Path) -> dict:
     """Every JSON writer of the project, each as ``(write(value), read back text)``."""
-    from quickdraw.data.schema import write_json_atomic
+    from quickdraw.data.schema import Manifest
     from quickdraw.runs import RunDir
 
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
     return {
         "write_json": lambda v: write_json(tmp_path / "a.json", v).read_text(),
-        "store receipts": lambda v: write_json_atomic(tmp_path / "r.json", v).read_text(),
+        "store manifest": lambda v: manifest_text(Manifest, tmp_path, v),
         "metrics.json": lambda v: run.write_metrics(v, "evaluate").read_text(),
         "report cache": lambda v: json_text(v, indent=None),
     }  # fmt: skip
 
 
-@pytest.mark.parametrize("writer", ["write_json", "store receipts", "metrics.json", "report cache"])
+@pytest.mark.parametrize("writer", ["write_json", "store manifest", "metrics.json", "report cache"])
 def test_json_written_is_strict_with_null_for_non_finite_numbers(writer, tmp_path):
     data = strict_load(writers(tmp_path)[writer](NON_FINITE))
     assert data["acc"] is None and data["loss"] == [None, None, 1.5] and data["n"] is None

@@ -54,11 +54,10 @@ from quickdraw.data.schema import (
     WRITE_OPTIONS,
     Manifest,
     assign_split,
-    write_json_atomic,
 )
 from quickdraw.data.store import shard_check
 from quickdraw.data.strokes import StrokeBatch
-from quickdraw.files import commit, reporting_full_disk, temporary_path
+from quickdraw.files import commit, reporting_full_disk, temporary_path, write_json
 from quickdraw.outputs import refuse_overwrite
 
 log = logging.getLogger(__name__)
@@ -419,7 +418,7 @@ def _work(args) -> dict:
     source, store, class_index, settings = args
     try:
         receipt = convert_source(source, store, class_index, settings, _progress_queue)
-        write_json_atomic(store / SOURCES_DIR / f"{source.id}.json", receipt)
+        write_json(store / SOURCES_DIR / f"{source.id}.json", receipt)
     except BaseException:
         # Without its receipt a file's finished parts are converted again next time: remove them
         # now, with any temporary file, so that a full disk gets its space back.
@@ -590,7 +589,7 @@ def _check_settings(store: Path, settings: ConvertSettings) -> None:
                 f"{store} was built with other settings ({shown}); use a new store folder or overwrite=true"
             )
     else:
-        write_json_atomic(path, wanted)
+        write_json(path, wanted)
 
 
 def _shapes_shards(key: str, value):

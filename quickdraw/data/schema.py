@@ -134,7 +134,7 @@ class Manifest:
         return {split: int(sum(c)) for split, c in self.counts.items()}
 
     def save(self, store: str | os.PathLike) -> None:
-        write_json_atomic(Path(store) / MANIFEST, asdict(self))
+        write_json(Path(store) / MANIFEST, asdict(self))
 
     @classmethod
     def load(cls, store: str | os.PathLike) -> Manifest:
@@ -160,7 +160,3 @@ class Manifest:
             )
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
-
-
-# The store's name for the project's one JSON writer (strict JSON, written atomically).
-write_json_atomic = write_json
