@@ -16,7 +16,6 @@ import os
 import shutil
 import threading
 import time
-import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -278,8 +277,8 @@ def convert_source(
     pending: list = []  # validated rows waiting for their split
     # Under keep, every copy is written and find_duplicates counts them all from the shards.
     classes = sorted(class_index, key=class_index.get)
-    seen = SeenKeys(source.name, settings.duplicates, classes)
-    seen = None if settings.duplicates == "keep" else seen
+    keep = settings.duplicates == "keep"
+    seen = None if keep else SeenKeys(source.name, settings.duplicates, classes)
 
     def reject(reason: str, line: int | None, detail: str) -> None:
         bad[reason] += 1
@@ -643,8 +642,7 @@ def source_stamp(source: Source) -> dict:
     if source.member is None:
         st = source.path.stat()
         return {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns}
-    with zipfile.ZipFile(source.path) as archive:  # fresh: the archive may have changed
-        info = archive.getinfo(source.member)
+    info = source.member_info()
     return {"bytes": info.compress_size, "size": info.file_size, "crc32": info.CRC}
 
 

@@ -143,7 +143,11 @@ class Source:
         """Bytes on disk (compressed size for zip members)."""
         if self.member is None:
             return self.path.stat().st_size
-        return _zipfile(self.path).getinfo(self.member).compress_size
+        return self.member_info().compress_size
+
+    def member_info(self) -> zipfile.ZipInfo:
+        """The zip member's directory entry, from the archive as it is now (see :func:`_zipfile`)."""
+        return _zipfile(self.path).getinfo(self.member)
 
     @property
     def id(self) -> str:

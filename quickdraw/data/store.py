@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shlex
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,13 +39,16 @@ class StoreError(RuntimeError):
     """A store is missing, damaged or from another schema: names the file and the fix."""
 
 
-def _fix(store: Path) -> str:
-    """The repair command, with the source the manifest records (``PATH`` when it cannot)."""
-    try:
-        source = json.loads((Path(store) / "manifest.json").read_text()).get("source") or "PATH"
-    except (OSError, ValueError, AttributeError):  # no manifest, or a damaged one
-        source = "PATH"
-    return f"re-check and repair it with: python -m quickdraw.convert source={source} store={store} verify=true"
+def _fix(store: Path, source: str | None = None) -> str:
+    """The repair command, with ``source`` or else the one the manifest records (``PATH`` when
+    it records none or cannot be read); each setting quoted for the shell."""
+    if source is None:
+        try:
+            source = json.loads((Path(store) / "manifest.json").read_text()).get("source")
+        except (OSError, ValueError, AttributeError):  # no manifest, or a damaged one
+            source = None
+    args = shlex.join([f"source={source or 'PATH'}", f"store={store}", "verify=true"])
+    return f"re-check and repair it with: python -m quickdraw.convert {args}"
 
 
 def shard_check(path: Path) -> dict:
@@ -259,9 +263,9 @@ class Store:
         self.splits: dict[str, SplitIndex] = {}
         checks = self.manifest.shard_checks
         self._warn_if_unchecked()
+        dropped = self.manifest.duplicates.get("dropped")
         for split in SPLITS:
             files = self.manifest.shards.get(split, [])
-            dropped = self.manifest.duplicates.get("dropped")
             index = SplitIndex(self.path, files, len(self.classes), checks, verify, dropped)
             expected = np.asarray(self.manifest.counts[split], np.int64)
             if not np.array_equal(index.class_rows, expected):
@@ -280,12 +284,11 @@ class Store:
             _warned_unchecked.add(self.path.resolve())
             log.warning(
                 "%s: %d of %d shards were converted without checksums (by an older quickdraw), "
-                "so damage to them may go unnoticed; add them with: python -m quickdraw.convert "
-                "source=PATH store=%s verify=true",
+                "so damage to them may go unnoticed; %s (this adds them)",
                 self.path,
                 len(unchecked),
                 len(shards),
-                self.path,
+                _fix(self.path, self.manifest.source),
             )
 
     def require_times(self) -> None:
