@@ -33,7 +33,6 @@ from quickdraw.inference import (
     iter_input,
     load_labels,
     predict_proba,
-    refuse_repeated,
     write_unreadable,
 )
 from quickdraw.outputs import OverwriteError, refuse_overwrite
@@ -86,7 +85,6 @@ def file_batches(
     """
     labels = load_labels(labels_path) if labels_path else None
     for batch in tqdm(iter_input(path, batch_size, stats), desc="evaluate", unit="batch"):
-        refuse_repeated(stats)
         words = [labels.get(int(k)) for k in batch.key_ids] if labels is not None else batch.words
         target = np.array([-1 if (c := matcher(w)) is None else c for w in words], np.int64)
         stats.bad["unlabelled_or_unknown_word"] += int((target < 0).sum())

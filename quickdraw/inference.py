@@ -165,34 +165,11 @@ class Unreadable:
 
 
 @dataclass
-class Repeat:
-    """A row whose key_id an earlier row of the input already has."""
-
-    source: str
-    line: int | str | None
-    key_id: int
-    first: str  # where the key_id was first met: "<source> line <n>"
-
-
-@dataclass
 class InputStats:
     rows: int = 0
     bad: Counter = field(default_factory=Counter)
     unreadable: list[Unreadable] = field(default_factory=list)
-    repeated: list[Repeat] = field(default_factory=list)
-    first_seen: dict[int, str] = field(default_factory=dict, repr=False)  # key_id -> where
-
-
-def refuse_repeated(stats: InputStats) -> None:
-    """A ValueError naming the first key_id the input repeats, if any (predict and evaluate call it
-    after each batch): a Kaggle submission listing a key_id twice is refused by Kaggle, and an
-    evaluation would score that drawing twice."""
-    if stats.repeated:
-        r = stats.repeated[0]
-        raise ValueError(
-            f"{r.source} line {r.line}: key_id {r.key_id} again (first at {r.first}); each drawing "
-            "must appear once: remove the repeated rows"
-        )
+    first_seen: dict[int, tuple[str, int | None]] = field(default_factory=dict, repr=False)
 
 
 def iter_input(
@@ -202,7 +179,9 @@ def iter_input(
 
     A row whose drawing cannot be read stays in its batch with ``readable`` False and is listed
     in ``stats.unreadable`` with its line; a row without a usable key_id cannot be answered and
-    is only counted (``stats.bad``) and logged.
+    is only counted (``stats.bad``) and logged. Raises ValueError naming both lines at a key_id
+    met a second time: Kaggle refuses a submission that lists a key_id twice, and an evaluation
+    would score that drawing twice.
     """
     rows: list[tuple] = []  # (key_id, word, line, (points, lengths, times) or None)
 
@@ -238,10 +217,12 @@ def iter_input(
                 _count_bad(stats, source.name, line, e)
                 stats.unreadable.append(Unreadable(source.name, line, key_id, e.reason, e.detail))
                 drawing = None
-            if key_id in stats.first_seen:
-                stats.repeated.append(Repeat(source.name, line, key_id, stats.first_seen[key_id]))
-            else:
-                stats.first_seen[key_id] = f"{source.name} line {line}"
+            first = stats.first_seen.setdefault(key_id, (source.name, line))
+            if first != (source.name, line):
+                raise ValueError(
+                    f"{source.name} line {line}: key_id {key_id} again (first at {first[0]} line "
+                    f"{first[1]}); each drawing must appear once: remove the repeated rows"
+                )
             rows.append((key_id, word, line, drawing))
             if len(rows) >= batch_size:
                 yield flush()

@@ -21,7 +21,6 @@ from quickdraw.inference import (
     blank_proba,
     check_tta,
     iter_input,
-    refuse_repeated,
     write_unreadable,
 )
 from quickdraw.outputs import refuse_overwrite
@@ -90,7 +89,6 @@ def write_submission(
         w = csv.writer(f)
         w.writerow(["key_id", "word"])
         for batch in tqdm(iter_input(input_path, batch_size, stats), desc="predict", unit="batch"):
-            refuse_repeated(stats)
             if strict and stats.unreadable:
                 raise UnreadableRows(_unreadable_message(stats, strict=True))
             probs = batch_proba(model, batch, None, fallback, tta)
