@@ -4,7 +4,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from quickdraw.outputs import unique_folder
+from quickdraw.core.outputs import unique_folder
 
 __version__ = "0.1.0"
 

@@ -13,16 +13,16 @@ to Hydra's sweeper unchanged, which records the job as failed.
 ==============================  ==================================  ============================
 command                         config                              library
 ==============================  ==================================  ============================
-``quickdraw-train``             conf/train.yaml                     :mod:`quickdraw.training`
-``quickdraw-convert``           conf/convert.yaml                   :mod:`quickdraw.data.convert`,
-                                                                    :mod:`quickdraw.data.formats.export`
-``quickdraw-evaluate``          conf/evaluate.yaml                  :mod:`quickdraw.evaluation`
-``quickdraw-predict``           conf/predict.yaml                   :mod:`quickdraw.submission`
-``quickdraw-demo``              conf/demo.yaml                      :mod:`quickdraw.app`
-``quickdraw-report``            ``--help``                          :mod:`quickdraw.report`
+``quickdraw-train``             quickdraw/conf/train.yaml                     :mod:`quickdraw.training.train`
+``quickdraw-convert``           quickdraw/conf/convert.yaml                   :mod:`quickdraw.data.convert`,
+                                                                    :mod:`quickdraw.data.formats.sketchrnn_writer`
+``quickdraw-evaluate``          quickdraw/conf/evaluate.yaml                  :mod:`quickdraw.evaluation.evaluate`
+``quickdraw-predict``           quickdraw/conf/predict.yaml                   :mod:`quickdraw.evaluation.submission`
+``quickdraw-demo``              quickdraw/conf/demo.yaml                      :mod:`quickdraw.serving.app`
+``quickdraw-report``            ``--help``                          :mod:`quickdraw.evaluation.report`
 ``quickdraw-download``          ``--help``                          :mod:`quickdraw.data.download`
-``quickdraw-export``            conf/export.yaml                    :mod:`quickdraw.onnx_export`,
-                                                                    :mod:`quickdraw.web`
+``quickdraw-export``            quickdraw/conf/export.yaml                    :mod:`quickdraw.deploy.onnx`,
+                                                                    :mod:`quickdraw.deploy.web`
 ==============================  ==================================  ============================
 """
 
@@ -45,12 +45,12 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 import quickdraw  # registers the ${project_root:} resolver
-from quickdraw import configs
-from quickdraw.files import DiskFullError, out_of_space, quiet_full_disk_echoes
+from quickdraw.core import config as configs
+from quickdraw.core.files import DiskFullError, out_of_space, quiet_full_disk_echoes
 
-# The checkout's conf/ (editable installs), else ./conf: an absolute path, since Hydra reads a
-# relative one as a Python package when the command is not the __main__ module.
-CONF = str(Path(quickdraw.project_root()) / "conf")
+# The configs ship inside the package: an absolute path, since Hydra reads a relative one as a
+# Python package when the command is not the __main__ module.
+CONF = str(Path(__file__).with_name("conf"))
 log = logging.getLogger("quickdraw")
 configs.register()
 
@@ -80,7 +80,7 @@ def user_message(error: Exception, output: Any = None) -> str | None:
     ``output``: where the command writes, named when the disk fills up during a write that does
     not say which file it was writing.
     """
-    from quickdraw.checkpoints import CheckpointWriteError
+    from quickdraw.core.checkpoints import CheckpointWriteError
     from quickdraw.data.store import StoreError
 
     if isinstance(error, CheckpointWriteError):
@@ -109,7 +109,7 @@ def command(
     writes: Callable[[DictConfig], Any],
     hint: Callable[[DictConfig], str] | None = None,
 ) -> Callable:
-    """``hydra.main`` for ``conf/<config_name>.yaml``, reporting errors as the module docstring says.
+    """``hydra.main`` for ``quickdraw/conf/<config_name>.yaml``, reporting errors as the module docstring says.
 
     ``writes(cfg)``: where the command writes (named in a disk-full message that has no file);
     ``hint(cfg)``: said after a disk-full message (train: the command that resumes the run).
@@ -194,7 +194,7 @@ def quoting_hint(override: str) -> str:
 
 
 def _resume_command(cfg: DictConfig) -> str:
-    from quickdraw.training import resume_hint
+    from quickdraw.training.train import resume_hint
 
     return resume_hint(Path(cfg.paths.output_dir))
 
@@ -202,7 +202,7 @@ def _resume_command(cfg: DictConfig) -> str:
 @command("train", writes=lambda cfg: cfg.paths.output_dir, hint=_resume_command)
 def train(cfg: DictConfig) -> float | None:
     """Fit and test one configuration; returns ``optimized_metric`` for sweepers."""
-    from quickdraw.training import train as fit
+    from quickdraw.training.train import train as fit
 
     metrics = fit(cfg)
     value = metrics.get(cfg.get("optimized_metric"))
@@ -239,7 +239,7 @@ def convert(cfg: DictConfig) -> None:
 
 
 def _export_stroke3(cfg: DictConfig) -> None:
-    from quickdraw.data.formats.export import export_store
+    from quickdraw.data.formats.sketchrnn_writer import export_store
 
     store = absolute(cfg.store)
     out = absolute(cfg.export.to)
@@ -256,9 +256,9 @@ def _export_stroke3(cfg: DictConfig) -> None:
 @command("evaluate", writes=lambda cfg: cfg.paths.output_dir)
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Score a checkpoint on labelled drawings; metrics.json and per_class.csv in the run folder."""
-    from quickdraw.checkpoints import load_model
-    from quickdraw.evaluation import evaluate as run
-    from quickdraw.evaluation import require_labels
+    from quickdraw.core.checkpoints import load_model
+    from quickdraw.evaluation.evaluate import evaluate as run
+    from quickdraw.evaluation.evaluate import require_labels
 
     if cfg.input:  # before the model is loaded: no labels, nothing to score
         require_labels(absolute(cfg.input), absolute(cfg.labels))
@@ -296,8 +296,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 @command("predict", writes=lambda cfg: cfg.output)
 def predict(cfg: DictConfig) -> None:
     """Write a Kaggle submission (top-3 words per key_id) for an unlabelled input file."""
-    from quickdraw.onnx_backend import load_backend
-    from quickdraw.submission import unreadable_path, write_submission
+    from quickdraw.deploy.runtime import load_backend
+    from quickdraw.evaluation.submission import unreadable_path, write_submission
 
     output = Path(absolute(cfg.output))
     model = load_backend(absolute(cfg.ckpt_path), cfg.backend, cfg.device, int8=cfg.int8)
@@ -330,7 +330,7 @@ def demo(cfg: DictConfig) -> None:
     """Serve the sketchpad for a checkpoint (or the latest training run's best)."""
     import torch
 
-    from quickdraw.app import build_app, launch, load_predictor
+    from quickdraw.serving.app import build_app, launch, load_predictor
 
     torch.set_num_threads(cfg.threads)
     predictor, ckpt = load_predictor(cfg)
@@ -342,7 +342,7 @@ def demo(cfg: DictConfig) -> None:
 def export(cfg: DictConfig) -> None:
     """Export a checkpoint to ONNX (``quantize=int8``: also int8), or (``format=web``) as a static
     page that guesses in the browser."""
-    from quickdraw.onnx_export import Quantization, WebPage, export_checkpoint
+    from quickdraw.deploy.onnx import Quantization, WebPage, export_checkpoint
 
     quantization = OmegaConf.to_container(cfg.quantization, resolve=True)
     web = OmegaConf.to_container(cfg.web, resolve=True)
@@ -359,7 +359,7 @@ def export(cfg: DictConfig) -> None:
 
 def report(argv: Sequence[str] | None = None) -> None:
     """Compare training runs: figures, CSVs and report.md (``quickdraw-report --help``)."""
-    from quickdraw.report import write_report
+    from quickdraw.evaluation.report import write_report
 
     parser = argparse.ArgumentParser(
         prog="python -m quickdraw.report",

@@ -1,4 +1,4 @@
-"""Time test-set balancing (quickdraw.balancing.balance) and print its top-1 count spread.
+"""Time test-set balancing (quickdraw.metrics.balancing.balance) and print its top-1 count spread.
 
     python scripts/bench_balance.py [--sizes 1720x344,112199x340 --kinds random,weak]
 
@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from quickdraw.balancing import balance, target_counts
+from quickdraw.metrics.balancing import balance, target_counts
 
 
 def matrix(kind: str, n: int, c: int, rng: np.random.Generator) -> np.ndarray:

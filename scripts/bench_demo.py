@@ -3,7 +3,7 @@
     python scripts/bench_demo.py [--size 64] [--runs 300] [--models resnet18,ensemble_mean] [--no-server]
     python scripts/bench_demo.py --models resnet18 --big-image-only [--big-image-requests 3]
 
-Models are built from ``conf/model/<name>.yaml`` for the 340 Quick, Draw! classes (untrained:
+Models are built from ``quickdraw/conf/model/<name>.yaml`` for the 340 Quick, Draw! classes (untrained:
 latency does not depend on the weights), saved as checkpoints and loaded the way the demo loads
 them. Drawings are generated raw doodles (canvas pixels and ms, as the browser sends them).
 Server-side figures run on one pinned CPU core with one torch thread; the end-to-end figure
@@ -43,10 +43,10 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 import quickdraw  # noqa: F401
-from quickdraw import configs
+from quickdraw.core import config as configs
 from quickdraw.data import synthetic
 from quickdraw.models.module import QuickDrawModule
-from quickdraw.serving import Predictor
+from quickdraw.serving.guesser import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = (ROOT / "quickdraw" / "resources" / "categories.txt").read_text().split("\n")
@@ -55,9 +55,9 @@ TARGET_P95_MS = {"resnet18": 15, "ensemble_mean": 40, "ensemble_head": 40}
 
 
 def save_checkpoint(name: str, size: int, path: Path) -> Path:
-    """conf/model/<name>.yaml as the training entry point builds it, saved without training."""
-    configs.register()  # the structured-config schemas conf/ refers to, as the commands do
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    """quickdraw/conf/model/<name>.yaml as the training entry point builds it, saved without training."""
+    configs.register()  # the structured-config schemas quickdraw/conf/ refers to, as the commands do
+    with initialize_config_dir(config_dir=str(ROOT / "quickdraw/conf"), version_base="1.3"):
         cfg = compose("train", overrides=[f"model={name}"])
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     model_cfg.pop("_target_")
@@ -293,7 +293,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=64, help="input side in px (default 64)")
     parser.add_argument("--runs", type=int, default=300, help="timed predictions per model")
-    parser.add_argument("--models", default="resnet18,ensemble_mean", help="conf/model names")
+    parser.add_argument("--models", default="resnet18,ensemble_mean", help="quickdraw/conf/model names")
     parser.add_argument("--http-runs", type=int, default=100, help="timed HTTP requests")
     parser.add_argument("--no-server", action="store_true", help="skip the end-to-end HTTP figures")
     parser.add_argument(

@@ -22,7 +22,7 @@
    localhost), ``1core`` (one worker), or both (``pointermove+1core``: the page before it used
    pointerrawupdate and a second worker).
 4. Graph: the fp32 network alone with every convolution a ``Conv`` (``write_graph(rewrite=False)``)
-   and as exported (small maps as MatMul, :mod:`quickdraw.onnx_graph`), in alternating rounds:
+   and as exported (small maps as MatMul, :mod:`quickdraw.deploy.graph`), in alternating rounds:
    onnxruntime on one pinned core, one thread, and onnxruntime-web in the page.
 Without ``--ckpt`` the model is an untrained ResNet18 for 340 classes at ``--size`` px (64) (latency does not
 depend on the weights; parity is checked on its near-uniform probabilities, the hardest case for
@@ -51,21 +51,21 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_demo import browser_drawings, percentiles, save_checkpoint, time_server_side  # noqa: E402
 
-from quickdraw.checkpoints import CheckpointError, load_model  # noqa: E402
+from quickdraw.core.checkpoints import CheckpointError, load_model  # noqa: E402
 from quickdraw.data.raster import RasterSpec  # noqa: E402
-from quickdraw.inference import raster_spec  # noqa: E402
-from quickdraw.onnx_backend import load_backend  # noqa: E402
-from quickdraw.onnx_export import (  # noqa: E402
+from quickdraw.inference.runner import raster_spec  # noqa: E402
+from quickdraw.deploy.runtime import load_backend  # noqa: E402
+from quickdraw.deploy.onnx import (  # noqa: E402
     calibration_images,
     export_onnx,
     quantize_int8,
     write_graph,
     write_sidecar,
 )
-from quickdraw.scoring import average_precision_at_k  # noqa: E402
-from quickdraw.serving import Predictor  # noqa: E402
-from quickdraw.web import build_page  # noqa: E402
-from quickdraw.web.browser import WITHOUT_RAW_POINTER_EVENTS  # noqa: E402
+from quickdraw.metrics.classification import average_precision_at_k  # noqa: E402
+from quickdraw.serving.guesser import Predictor  # noqa: E402
+from quickdraw.deploy.web import build_page  # noqa: E402
+from quickdraw.testing.browser import WITHOUT_RAW_POINTER_EVENTS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT.parent / "shared" / "data" / "quickdraw-sample" / "test_raw.csv"
@@ -120,7 +120,7 @@ NETWORK_JS = """async (n) => {
 }"""
 
 
-# Where a move's time goes, as the page records it (quickdraw/web/app.js, state.stages).
+# Where a move's time goes, as the page records it (quickdraw/deploy/page/app.js, state.stages).
 STAGES = ("input", "queue", "preprocess", "network", "show")
 # The page as other browsers and devices run it, by hiding what this Chromium has (run before the
 # page's scripts): "pointermove" hides pointerrawupdate, "1core" reports one core (one worker).
@@ -142,7 +142,7 @@ def positive(text: str) -> int:
 
 
 def browser(out: Path, moves: int, page_as: list[str], inputs: list[str]) -> None:
-    from quickdraw.web.browser import draw, draw_synthetic, open_page
+    from quickdraw.testing.browser import draw, draw_synthetic, open_page
 
     spiral = [(0.5 + 0.4 * (i / moves) * math.cos(i / 8), 0.5 + 0.4 * (i / moves) * math.sin(i / 8))
               for i in range(moves + 1)]  # fmt: skip
@@ -186,9 +186,9 @@ def browser(out: Path, moves: int, page_as: list[str], inputs: list[str]) -> Non
 
 def graphs(model, out: Path, runs: int = 100) -> None:
     """The fp32 network with every convolution a Conv ("plain") and as exported ("rewritten":
-    quickdraw.onnx_graph), network alone: onnxruntime on one pinned core, one thread, and
+    quickdraw.deploy.graph), network alone: onnxruntime on one pinned core, one thread, and
     onnxruntime-web in the page, each timed in alternating rounds."""
-    from quickdraw.web.browser import open_page
+    from quickdraw.testing.browser import open_page
 
     files = {"plain": out / "model.plain.onnx", "rewritten": out / "model.onnx"}
     write_graph(model, files["plain"], rewrite=False)

@@ -2,7 +2,7 @@
 
     python scripts/bench_images.py [--sides 300,640] [--cases ../shared/cases]
 
-The house of :mod:`quickdraw.data.pen_images` drawn with round pens of 1-10 % of the image, in
+The house of :mod:`quickdraw.testing.pen_images` drawn with round pens of 1-10 % of the image, in
 four looks (ink and paper colours, uneven light, transparency), traced by
 :func:`quickdraw.data.images.image_to_strokes`; each model input (64 px, after Google's
 simplification) is compared with a 2 px pen's, black on white. "before" is the traced skeleton
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from quickdraw.data.images import centre_lines, frame_mask, load_gray, straighten, trace
-from quickdraw.data.pen_images import LOOKS, iou, model_input, pen_drawing
+from quickdraw.testing.pen_images import LOOKS, iou, model_input, pen_drawing
 
 SHARES = (0.01, 0.02, 0.04, 0.06, 0.08, 0.10)
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,8 +4,8 @@
 
 What ``evaluate prefix=...`` does per batch of drawings, timed: cut every growing prefix
 (:func:`quickdraw.data.prefixes.growing_prefixes`), rasterise and classify them in chunks through
-:func:`quickdraw.inference.predict_proba`, keep the top 3 (:class:`quickdraw.prefix_scoring.PrefixRecorder`).
-ResNet18 (``conf/model/resnet18.yaml``, untrained: speed does not depend on the weights) for the
+:func:`quickdraw.inference.runner.predict_proba`, keep the top 3 (:class:`quickdraw.metrics.prefix.PrefixRecorder`).
+ResNet18 (``quickdraw/conf/model/resnet18.yaml``, untrained: speed does not depend on the weights) for the
 340 Quick, Draw! classes, on generated simplified doodles, pinned to one CPU core with one torch
 thread by default. Target (issue 13): >= 2,000 prefixes/s on one core at 64 px.
 """
@@ -22,12 +22,12 @@ import numpy as np
 import torch
 from bench_demo import CLASSES, save_checkpoint
 
-from quickdraw.checkpoints import load_model
+from quickdraw.core.checkpoints import load_model
 from quickdraw.data import synthetic
 from quickdraw.data.prefixes import growing_prefixes
 from quickdraw.data.strokes import StrokeBatch
-from quickdraw.inference import predict_proba, raster_spec
-from quickdraw.prefix_scoring import PrefixRecorder
+from quickdraw.inference.runner import predict_proba, raster_spec
+from quickdraw.metrics.prefix import PrefixRecorder
 
 TARGET = 2000  # prefixes/s, one core, 64 px
 

@@ -27,7 +27,7 @@ from lightning.fabric.utilities.apply_func import move_data_to_device
 from omegaconf import OmegaConf
 
 import quickdraw  # noqa: F401  (registers the ${project_root:} resolver)
-from quickdraw import configs
+from quickdraw.core import config as configs
 from quickdraw.data.augment import StrokeAugment
 from quickdraw.data.datamodule import QuickDrawDataModule
 from quickdraw.data.inputs import spec_from_config
@@ -39,7 +39,7 @@ MODELS = [
     "ensemble_mixed",
 ]  # fmt: skip
 NUM_CLASSES, SIZE, STEPS = 340, 64, 128
-INPUTS = {  # what conf/data/quickdraw.yaml offers, at SIZE
+INPUTS = {  # what quickdraw/conf/data/quickdraw.yaml offers, at SIZE
     "temporal": {"kind": "raster", "size": SIZE, "encoding": "temporal"},
     "sequence": {"kind": "sequence", "max_points": STEPS},
 }
@@ -47,7 +47,7 @@ INPUTS = {  # what conf/data/quickdraw.yaml offers, at SIZE
 
 def model_config(name: str) -> dict:
     configs.register()  # the data node's schema, as every entry point registers it
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(ROOT / "quickdraw/conf"), version_base="1.3"):
         cfg = compose("train", overrides=[f"model={name}"])
     model = OmegaConf.to_container(cfg.model, resolve=False)
     model.pop("_target_")

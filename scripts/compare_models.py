@@ -54,10 +54,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from quickdraw import scoring
+from quickdraw.metrics import classification as scoring
 from quickdraw.data.sources import StoreSource
-from quickdraw.files import markdown_table
-from quickdraw.runs import RunDir
+from quickdraw.core.files import markdown_table
+from quickdraw.core.runs import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT.parent / "shared" / "data" / "quickdraw-sample"
@@ -129,7 +129,7 @@ def run(cmd: list[str], log: Path) -> None:
 
 
 def class_tail(per_class_csv: Path) -> dict[str, float]:
-    """The class tail (:func:`quickdraw.scoring.class_tail`) of an evaluation's per_class.csv."""
+    """The class tail (:func:`quickdraw.metrics.classification.class_tail`) of an evaluation's per_class.csv."""
     acc = pd.read_csv(per_class_csv).query("count > 0")["accuracy"].to_numpy(float)
     return scoring.class_tail(acc)
 
@@ -403,8 +403,8 @@ ENSEMBLES = {  # name: (label, members, training overrides)
 def scored_run(args, run_dir: Path, train: list[str]):
     """Train ``run_dir`` once, then score its best checkpoint on the test file, in this process
     (the per-drawing predictions feed the disagreement analysis): (Scores, evaluation metrics)."""
-    from quickdraw.checkpoints import load_model
-    from quickdraw.evaluation import evaluate
+    from quickdraw.core.checkpoints import load_model
+    from quickdraw.evaluation.evaluate import evaluate
 
     if not RunDir(run_dir).metrics_file.exists():
         run([sys.executable, "-m", "quickdraw.train", *train, f"hydra.run.dir={run_dir}"],

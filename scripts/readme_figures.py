@@ -51,7 +51,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "tests"))  # the notebook runner is test tooling, not the package
     from notebook_runner import execute, section_images
 
-    from quickdraw.report import write_report
+    from quickdraw.evaluation.report import write_report
 
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from demo_screenshot import HOUSE  # noqa: E402
 
-from quickdraw.web.browser import draw, open_page  # noqa: E402
+from quickdraw.testing.browser import draw, open_page  # noqa: E402
 
 IDLE = "!window.quickdraw.state.busy && !window.quickdraw.state.waiting.length"
 

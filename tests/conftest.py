@@ -22,7 +22,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
-from quickdraw import configs
+from quickdraw.core import config as configs
 from quickdraw.data import synthetic  # no torch: CUDA_VISIBLE_DEVICES below still applies
 
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
@@ -33,13 +33,13 @@ CASES = SAMPLE.parents[1] / "cases"  # small failing inputs users met (../shared
 
 
 def compose_config(name: str, overrides: list[str], **kwargs) -> DictConfig:
-    """``conf/<name>.yaml`` composed with ``overrides`` as the command would compose it.
+    """``quickdraw/conf/<name>.yaml`` composed with ``overrides`` as the command would compose it.
 
     Registers the structured-config schemas first (defaults that live in Python signatures,
-    quickdraw.configs), as the commands do when they start.
+    quickdraw.core.config), as the commands do when they start.
     """
     configs.register()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(ROOT / "quickdraw/conf"), version_base="1.3"):
         return compose(name, overrides=overrides, **kwargs)
 
 
@@ -148,7 +148,7 @@ def tiny_overrides(tiny_store) -> list[str]:
 
 
 def compose_train(out: Path, *overrides: str) -> DictConfig:
-    """conf/train.yaml with TINY, then ``overrides`` (later ones win), writing into ``out``."""
+    """quickdraw/conf/train.yaml with TINY, then ``overrides`` (later ones win), writing into ``out``."""
     cfg = compose_config("train", [*TINY, *overrides])
     with open_dict(cfg):
         cfg.paths.output_dir = str(out)
@@ -247,7 +247,7 @@ def smoke_sweep(generated_data_dir, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def smoke_run(tiny_config, tmp_path_factory) -> Path:
     """A finished two-epoch smoke training run folder on ``tiny_store`` (read only)."""
-    from quickdraw.training import train
+    from quickdraw.training.train import train
 
     out = tmp_path_factory.mktemp("run")
     train(tiny_config(out, "experiment=smoke", "trainer.max_epochs=2"))

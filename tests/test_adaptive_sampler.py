@@ -10,11 +10,11 @@ import pytest
 import torch
 from conftest import squares_and_lines
 
-from quickdraw.callbacks.adaptive_sampler import AdaptiveSampler
+from quickdraw.training.callbacks.adaptive_sampler import AdaptiveSampler
 from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.data.datamodule import QuickDrawDataModule
 from quickdraw.data.raster import RasterSpec
-from quickdraw.hardness import adaptive_quotas
+from quickdraw.metrics.hardness import adaptive_quotas
 
 
 def test_formula_matches_the_study():

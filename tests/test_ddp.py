@@ -21,10 +21,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from quickdraw.callbacks.adaptive_sampler import AdaptiveSampler
+from quickdraw.training.callbacks.adaptive_sampler import AdaptiveSampler
 from quickdraw.data.sampling import epoch_rows
 from quickdraw.data.store import Store
-from quickdraw.hardness import adaptive_quotas
+from quickdraw.metrics.hardness import adaptive_quotas
 
 TESTS = Path(__file__).resolve().parent
 NUM_CLASSES, VAL_PER_CLASS, BATCH = 4, 8, 16

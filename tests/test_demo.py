@@ -21,16 +21,16 @@ import torch
 from conftest import DEMO_CLASSES, OPTIMIZER, RESNET, compose_config
 from omegaconf import DictConfig, OmegaConf
 
-from quickdraw.app import build_app, find_checkpoint, input_view, launch, respond
-from quickdraw.checkpoints import CheckpointError
+from quickdraw.serving.app import build_app, find_checkpoint, input_view, launch, respond
+from quickdraw.core.checkpoints import CheckpointError
 from quickdraw.data import synthetic
 from quickdraw.data.raster import UNTIMED as UNKNOWN_TIME
 from quickdraw.data.raster import RasterSpec
 from quickdraw.data.readers import parse_drawing
 from quickdraw.data.strokes import StrokeBatch
 from quickdraw.models.module import QuickDrawModule
-from quickdraw.runs import latest_best_checkpoint
-from quickdraw.serving import (
+from quickdraw.core.runs import latest_best_checkpoint
+from quickdraw.serving.guesser import (
     HINT,
     NO_INK,
     EmptyDrawing,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from test_demo import free_port
 
-from quickdraw.serving import HINT
+from quickdraw.serving.guesser import HINT
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's chromium package; .ci/run installs it
 ARTIFACTS = Path(__file__).resolve().parents[1] / "outputs" / "test-artifacts"

@@ -1,6 +1,6 @@
 """The demo under load: 20 clients x 25 guesses over plain HTTP, none failing; oversized input refused fast.
 
-The server is the demo's own app (``build_app`` + ``launch`` with ``conf/demo.yaml``) on loopback.
+The server is the demo's own app (``build_app`` + ``launch`` with ``quickdraw/conf/demo.yaml``) on loopback.
 Clients use Gradio's REST protocol as curl would: ``POST /gradio_api/call/predict_strokes`` for an
 event id, then read its event stream. Latency does not depend on the weights, so the model is an
 untrained ResNet18 at 32 px.
@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from test_demo import RESNET, demo_config, free_port, save_untrained
 
-from quickdraw.app import build_app, launch, load_predictor
+from quickdraw.serving.app import build_app, launch, load_predictor
 from quickdraw.data import synthetic
 
 pytestmark = pytest.mark.slow

@@ -17,13 +17,13 @@ pytest.importorskip(
     "onnxruntime", reason="the export extra is not installed (pip install -e '.[export]')"
 )
 
-from quickdraw.checkpoints import CheckpointError, load_model  # noqa: E402
+from quickdraw.core.checkpoints import CheckpointError, load_model  # noqa: E402
 from quickdraw.cli import export  # noqa: E402
 from quickdraw.data.raster import RasterSpec  # noqa: E402
-from quickdraw.onnx_backend import OnnxModel, load_backend  # noqa: E402
-from quickdraw.onnx_export import export_onnx  # noqa: E402
-from quickdraw.serving import Predictor, simplified  # noqa: E402
-from quickdraw.submission import write_submission  # noqa: E402
+from quickdraw.deploy.runtime import OnnxModel, load_backend  # noqa: E402
+from quickdraw.deploy.onnx import export_onnx  # noqa: E402
+from quickdraw.serving.guesser import Predictor, simplified  # noqa: E402
+from quickdraw.evaluation.submission import write_submission  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -172,9 +172,9 @@ def test_bad_exports_and_missing_pieces_are_named_with_the_fix(
 
 def test_models_reading_other_inputs_than_one_image_are_refused_by_name(tmp_path):
     from quickdraw.models.module import QuickDrawModule
-    from quickdraw.onnx_export import ExportError
+    from quickdraw.deploy.onnx import ExportError
 
-    rnn = {"_target_": "quickdraw.models.components.sequence.StrokeRNN", "input": "sequence",
+    rnn = {"_target_": "quickdraw.models.components.lstm.StrokeRNN", "input": "sequence",
            "conv_channels": [4], "kernel_sizes": [3], "hidden": 4, "layers": 1}  # fmt: skip
     module = QuickDrawModule(
         net=rnn, optimizer={"_target_": "torch.optim.AdamW", "_partial_": True}, classes=["a", "b"],

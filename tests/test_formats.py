@@ -17,12 +17,12 @@ from conftest import run_module
 
 from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.data.formats import binary, sketchrnn
-from quickdraw.data.formats.export import export_store
+from quickdraw.data.formats.sketchrnn_writer import export_store
 from quickdraw.data.formats.safe_npz import UnsafeFileError
 from quickdraw.data.readers import QuickDrawFormatError, Source, iter_records
 from quickdraw.data.schema import SPLITS
 from quickdraw.data.store import Store
-from quickdraw.inference import InputStats, iter_input
+from quickdraw.inference.runner import InputStats, iter_input
 
 
 def store_rows(path: Path) -> dict[int, tuple]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quickdraw.guessing import GuessHistory, announcement
+from quickdraw.serving.guessing import GuessHistory, announcement
 
 CLASSES = ["cat", "circle", "The Eiffel Tower", "apple"]
 

@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.data.readers import BadRow, QuickDrawFormatError, parse_drawing
 from quickdraw.data.schema import SPLITS, Manifest
-from quickdraw.inference import InputStats, iter_input
+from quickdraw.inference.runner import InputStats, iter_input
 
 # Class names a hostile file might carry: path characters, unicode, CSV metacharacters.
 WORDS = ["cat", "../../etc", "/abs/path", "naïve ☃ 猫", 'a,b"c\r\nd', "NA", " padded "]

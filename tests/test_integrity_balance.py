@@ -20,8 +20,9 @@ from omegaconf import open_dict
 from scipy.optimize import linear_sum_assignment
 from test_demo import save_untrained
 
-from quickdraw import cli, evaluation
-from quickdraw.balancing import assign, balance, load_prior, target_counts
+from quickdraw import cli
+from quickdraw.evaluation import evaluate as evaluation
+from quickdraw.metrics.balancing import assign, balance, load_prior, target_counts
 
 
 def matrix(kind: str, n: int, c: int, seed: int = 0) -> np.ndarray:

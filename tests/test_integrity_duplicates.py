@@ -28,7 +28,7 @@ from quickdraw.data.duplicates import FILTERED, DuplicateKeyError
 from quickdraw.data.formats import binary
 from quickdraw.data.schema import MANIFEST, SPLITS, Manifest
 from quickdraw.data.store import Store
-from quickdraw.inference import InputStats, iter_input, load_labels
+from quickdraw.inference.runner import InputStats, iter_input, load_labels
 
 Row = tuple[int, str, list]  # key_id, word, drawing ([[xs], [ys]] strokes)
 # Each scenario: file stem -> rows, in file order.
@@ -328,7 +328,7 @@ def test_a_key_id_labelled_twice_is_kept_once_or_refused(tmp_path, second, confl
 
 @pytest.fixture(scope="module")
 def case_model(tmp_path_factory):
-    from quickdraw.checkpoints import load_model
+    from quickdraw.core.checkpoints import load_model
 
     path = tmp_path_factory.mktemp("ckpt") / "cases.ckpt"
     save_untrained(path, RESNET, classes=("The Eiffel Tower", "cat", "hot dog", "house"))
@@ -336,7 +336,7 @@ def case_model(tmp_path_factory):
 
 
 def test_evaluate_refuses_the_case_labels_before_scoring(cases, case_model, tmp_path):
-    from quickdraw.evaluation import evaluate
+    from quickdraw.evaluation.evaluate import evaluate
 
     with pytest.raises(ValueError, match="key_id 2000000000000000 has two labels"):
         evaluate(case_model, tmp_path / "ev", input=str(cases / "spaces_test.csv"),
@@ -361,8 +361,8 @@ def repeated_input(tmp_path: Path, fmt: str) -> Path:
 def test_a_test_input_that_repeats_a_key_id_is_refused_by_predict_and_evaluate(
     tmp_path, case_model, fmt
 ):
-    from quickdraw.evaluation import evaluate
-    from quickdraw.submission import write_submission
+    from quickdraw.evaluation.evaluate import evaluate
+    from quickdraw.evaluation.submission import write_submission
 
     src = repeated_input(tmp_path, fmt)
     first, again = (1, 3) if fmt == "ndjson" else (2, 4)  # a CSV's first line is its header
@@ -383,7 +383,7 @@ def test_a_test_input_that_repeats_a_key_id_is_refused_by_predict_and_evaluate(
 
 
 def test_the_stroke3_export_of_a_store_with_duplicates_holds_each_drawing_once(tmp_path):
-    from quickdraw.data.formats.export import export_store
+    from quickdraw.data.formats.sketchrnn_writer import export_store
 
     source = cat_source(tmp_path / "src", {"a.csv": list(range(1, 30)), "b.csv": list(range(20, 40))})  # fmt: skip
     convert(source, tmp_path / "qd", workers=1, progress=False)

@@ -31,8 +31,8 @@ from test_demo import save_untrained
 from test_untrusted_checkpoints import train_one_step
 
 from quickdraw import cli
-from quickdraw.checkpoints import VERSION_KEY, AtomicCheckpointIO, CheckpointError, load_model
-from quickdraw.files import (
+from quickdraw.core.checkpoints import VERSION_KEY, AtomicCheckpointIO, CheckpointError, load_model
+from quickdraw.core.files import (
     DiskFullError,
     json_text,
     out_of_space,
@@ -104,7 +104,7 @@ def full_disk(tmp_path) -> Path:
 
 def test_a_checkpoint_onto_a_full_disk_says_so_and_leaves_nothing(full_disk):
     """The real PyTorch writer on a real full filesystem: its RuntimeError becomes the message."""
-    from quickdraw.checkpoints import CheckpointWriteError
+    from quickdraw.core.checkpoints import CheckpointWriteError
 
     path = full_disk / "checkpoints" / "last.ckpt"
     with pytest.raises(CheckpointWriteError) as err:
@@ -251,7 +251,7 @@ def test_every_command_out_of_space_is_one_line_naming_the_file(
     assert "Free some space" in message
     assert leftovers(tmp_path) == []
     if case.startswith("export web"):  # no half page: none of the page's files stays behind
-        from quickdraw.web import ORT_FILES, PAD_FILES, PAGE_FILES
+        from quickdraw.deploy.web import ORT_FILES, PAD_FILES, PAGE_FILES
 
         page = [*PAGE_FILES, *PAD_FILES, "page.json", *(f"ort/{n}" for n in ORT_FILES)]
         assert [n for n in page if (out / n).exists()] == []
@@ -509,7 +509,7 @@ def manifest_text(manifest_class, folder: Path, value: dict) -> str:
 def writers(tmp_path: Path) -> dict:
     """Every JSON writer of the project, each as ``(write(value), read back text)``."""
     from quickdraw.data.schema import Manifest
-    from quickdraw.runs import RunDir
+    from quickdraw.core.runs import RunDir
 
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
@@ -530,7 +530,7 @@ def test_json_written_is_strict_with_null_for_non_finite_numbers(writer, tmp_pat
 
 def test_a_sweep_summary_shows_a_diverged_jobs_metrics_as_n_a(tmp_path):
     """A job whose loss went NaN has ``null`` in its strict metrics.json: "n/a", never "None"."""
-    from quickdraw.runs import summarise_sweep
+    from quickdraw.core.runs import summarise_sweep
 
     for job, lr, acc in (("0", "0.1", 0.5), ("1", "10", float("nan"))):
         (tmp_path / job / ".hydra").mkdir(parents=True)
@@ -543,7 +543,7 @@ def test_a_sweep_summary_shows_a_diverged_jobs_metrics_as_n_a(tmp_path):
 
 
 def test_no_json_is_written_outside_the_one_writer():
-    """Every json.dump(s) in the package is in quickdraw/files.py (strict, allow_nan=False)."""
+    """Every json.dump(s) in the package is in quickdraw/core/files.py (strict, allow_nan=False)."""
     found = [
         f"{path.relative_to(ROOT)}:{n}"
         for path in (ROOT / "quickdraw").rglob("*.py")
@@ -570,7 +570,7 @@ def test_evaluate_without_labels_says_so_before_loading_the_model(
     def never(*args, **kwargs):
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr("quickdraw.checkpoints.load_model", never)
+    monkeypatch.setattr("quickdraw.core.checkpoints.load_model", never)
     cfg = command_config("evaluate", tmp_path / "run", f"ckpt_path={ckpt}", f"input={path}")
     with caplog.at_level(logging.WARNING), pytest.raises(SystemExit) as stop:
         cli.evaluate.__wrapped__(cfg)
@@ -591,7 +591,7 @@ def test_a_bug_keeps_its_traceback(monkeypatch, tiny_config, tmp_path):
     def bug(cfg):
         raise KeyError("a bug")
 
-    monkeypatch.setattr("quickdraw.training.train", bug)
+    monkeypatch.setattr("quickdraw.training.train.train", bug)
     with pytest.raises(KeyError, match="a bug"):
         cli.train.__wrapped__(tiny_config(tmp_path))
 
@@ -636,7 +636,7 @@ def test_serving_the_page_is_suggested_on_loopback_only(ckpt, tmp_path, caplog):
 
 
 def test_every_suggestion_of_http_server_binds_loopback():
-    texts = [ROOT / "README.md", *(ROOT / "conf").rglob("*.yaml"), *(ROOT / "docs").rglob("*.md"),
+    texts = [ROOT / "README.md", *(ROOT / "quickdraw/conf").rglob("*.yaml"), *(ROOT / "docs").rglob("*.md"),
              *(ROOT / "quickdraw").rglob("*.py"), *(ROOT / "quickdraw" / "web").glob("*.*")]  # fmt: skip
     bare = [
         f"{p.relative_to(ROOT)}: {line.strip()[:80]}"

@@ -27,7 +27,7 @@ from conftest import HEADER, SQUARE, kaggle_row
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quickdraw.balancing import load_prior
+from quickdraw.metrics.balancing import load_prior
 from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.data.formats.safe_npz import UnsafeFileError, load_npz
 from quickdraw.data.readers import (
@@ -38,7 +38,7 @@ from quickdraw.data.readers import (
     parse_drawing,
     parse_timed_drawing,
 )
-from quickdraw.inference import InputStats, iter_input, load_labels
+from quickdraw.inference.runner import InputStats, iter_input, load_labels
 
 ROUND3 = "round3"
 
@@ -616,7 +616,7 @@ def test_rows_with_such_coordinates_are_counted_bad_in_every_reader(tmp_path, va
 
 
 def test_the_demo_refuses_such_a_drawing_with_its_reason():
-    from quickdraw.serving import InputRejected, simplified
+    from quickdraw.serving.guesser import InputRejected, simplified
 
     with pytest.raises(InputRejected, match="bad_coordinates"):
         simplified([[[10, True, 30], [5, 6, 7]]], max_points=1000)

@@ -2,7 +2,7 @@
 every file that cannot be decoded, and every image over the pixel limit, gets the demo's message,
 checked from the header before anything decodes it, whichever way it reaches the server.
 
-The family is generated from one drawing (the house of :mod:`quickdraw.data.pen_images`, 3 px pen
+The family is generated from one drawing (the house of :mod:`quickdraw.testing.pen_images`, 3 px pen
 on 300 px) and scored by the demo's own path: ``Predictor.image_strokes`` then the raster the
 network reads (``rasterize_untimed`` with the checkpoint's spec), against the black-on-white file.
 """
@@ -25,13 +25,13 @@ from conftest import RESNET
 from PIL import Image, ImageCms, PngImagePlugin
 from test_demo import demo_config, free_port, save_untrained
 
-from quickdraw.app import build_app, launch, respond, uploaded_file
-from quickdraw.data import pen_images
+from quickdraw.serving.app import build_app, launch, respond, uploaded_file
+from quickdraw.testing import pen_images
 from quickdraw.data.image_decode import UNREADABLE
 from quickdraw.data.images import ImageError, load_gray
-from quickdraw.data.pen_images import iou
+from quickdraw.testing.pen_images import iou
 from quickdraw.data.raster import rasterize_untimed
-from quickdraw.serving import EmptyDrawing, InputRejected, Predictor
+from quickdraw.serving.guesser import EmptyDrawing, InputRejected, Predictor
 
 SIDE = 300
 NOT_SENT = "**Not sent to the model:**"

@@ -15,13 +15,13 @@ import pytest
 from omegaconf import OmegaConf
 
 from quickdraw.data.convert import convert
-from quickdraw.data.formats.export import export_store
-from quickdraw.evaluation import refuse_overwrite_of
-from quickdraw.onnx_export import export_checkpoint
-from quickdraw.outputs import OverwriteError, refuse_overwrite, unique_folder
-from quickdraw.report import write_report
-from quickdraw.runs import RunDir, RunFolderError
-from quickdraw.submission import write_submission
+from quickdraw.data.formats.sketchrnn_writer import export_store
+from quickdraw.evaluation.evaluate import refuse_overwrite_of
+from quickdraw.deploy.onnx import export_checkpoint
+from quickdraw.core.outputs import OverwriteError, refuse_overwrite, unique_folder
+from quickdraw.evaluation.report import write_report
+from quickdraw.core.runs import RunDir, RunFolderError
+from quickdraw.evaluation.submission import write_submission
 from tests.conftest import DEMO_CLASSES, SQUARE, kaggle_row, write_csv
 
 
@@ -187,7 +187,7 @@ def test_evaluation_into_a_training_run_or_over_its_input_is_refused(tmp_path):
 
 @pytest.mark.parametrize("where", ["store", "inside-store"])
 def test_onnx_export_into_its_calibration_store_is_refused(tiny_store, tmp_path, where):
-    from quickdraw.onnx_export import Quantization
+    from quickdraw.deploy.onnx import Quantization
 
     out = tiny_store if where == "store" else tiny_store / "export"
     before = digest(tiny_store)
@@ -344,7 +344,7 @@ def earlier_run(folder: Path) -> Path:
 
 
 def test_training_into_an_earlier_run_is_refused_and_names_both_ways_out(tiny_config, tmp_path):
-    from quickdraw.training import train
+    from quickdraw.training.train import train
 
     run = earlier_run(tmp_path / "run")
     before = digest(run)
@@ -384,7 +384,7 @@ def test_a_given_run_folder_holding_a_training_run_is_refused_before_hydra_write
     """Hydra writes ``.hydra/config.yaml``, ``overrides.yaml`` and its log into ``hydra.run.dir``
     before the command starts: the check runs before that (a Hydra callback), or a refused
     command would still have replaced the earlier run's record of its settings."""
-    from quickdraw.runs import KeepEarlierRuns
+    from quickdraw.core.runs import KeepEarlierRuns
 
     run = earlier_run(tmp_path / "run")
     given = spellings(tmp_path, run)[spelling]
@@ -441,7 +441,7 @@ def test_a_file_output_that_is_a_folder_is_refused_before_work(tmp_path):
 
 
 def test_overwrite_clears_the_earlier_run_and_keeps_hydras_files(tiny_config, tmp_path):
-    from quickdraw.training import train
+    from quickdraw.training.train import train
 
     run = earlier_run(tmp_path / "run")
     train(tiny_config(run, "experiment=smoke", "trainer.max_epochs=1", "overwrite=true"))

@@ -37,7 +37,7 @@ from quickdraw.data.raster import RasterSpec
 from quickdraw.data.schema import WRITE_OPTIONS, Manifest
 from quickdraw.data.sources import StoreSource
 from quickdraw.data.store import Rows, SplitIndex, Store, StoreError
-from quickdraw.evaluation import store_batches
+from quickdraw.evaluation.evaluate import store_batches
 
 
 def settings() -> ConvertSettings:

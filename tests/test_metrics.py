@@ -9,7 +9,7 @@ from torchmetrics.retrieval import RetrievalMRR
 
 from quickdraw.models.losses import ClassWeightedCrossEntropy, CrossEntropy
 from quickdraw.models.objectives import bootstrap_weights
-from quickdraw.scoring import (
+from quickdraw.metrics.classification import (
     MeanAveragePrecisionAtK,
     average_precision_at_k,
     worst_fraction_mean,

@@ -8,7 +8,7 @@ import torch
 import torchvision
 from torch import nn
 
-from quickdraw.onnx_graph import Im2colConv, for_onnx
+from quickdraw.deploy.graph import Im2colConv, for_onnx
 
 ort = pytest.importorskip("onnxruntime", reason="the export extra is not installed")
 onnx = pytest.importorskip("onnx", reason="the export extra is not installed")

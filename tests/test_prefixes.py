@@ -14,8 +14,8 @@ from conftest import OPTIMIZER, RESNET, kaggle_row, write_csv
 from quickdraw.data.augment import StrokeAugment
 from quickdraw.data.prefixes import growing_prefixes, ink_prefix, stroke_prefix, time_prefix
 from quickdraw.data.strokes import StrokeBatch
-from quickdraw.prefix_scoring import PrefixScores
-from quickdraw.runs import RunDir
+from quickdraw.metrics.prefix import PrefixScores
+from quickdraw.core.runs import RunDir
 
 OFF = dict(scale=(1.0, 1.0), aspect=0.0, rotation=0.0, shear=0.0, shift=0.0, stroke_dropout=0.0, jitter=0.0)  # fmt: skip
 
@@ -130,7 +130,7 @@ def model(tiny_store):
 def test_prefix_evaluation_at_fraction_one_equals_plain_evaluation(
     model, tiny_store, tmp_path, by, batch
 ):
-    from quickdraw.evaluation import evaluate
+    from quickdraw.evaluation.evaluate import evaluate
 
     _, plain = evaluate(model, tmp_path / "plain", store=str(tiny_store), batch_size=batch)
     _, early = evaluate(model, tmp_path / by, store=str(tiny_store), batch_size=batch, prefix=by)
@@ -148,7 +148,7 @@ def test_prefix_evaluation_at_fraction_one_equals_plain_evaluation(
 
 
 def test_prefix_evaluation_counts_unreadable_rows_as_plain_evaluation_does(model, tmp_path):
-    from quickdraw.evaluation import evaluate
+    from quickdraw.evaluation.evaluate import evaluate
 
     word = model.hparams.classes[0]
     rows = [kaggle_row(1, word), kaggle_row(2, word, "[[[1, 2], [3]]]"), kaggle_row(3, word)]
@@ -165,7 +165,7 @@ def test_prefix_evaluation_counts_unreadable_rows_as_plain_evaluation_does(model
 
 
 def test_prefix_time_evaluation_reads_the_batches_times(model, tiny_store, tmp_path, monkeypatch):
-    from quickdraw import evaluation
+    from quickdraw.evaluation import evaluate as evaluation
 
     untimed = evaluation.store_batches
 
@@ -232,15 +232,15 @@ def test_training_logs_early_auc_and_keeps_the_prefix_curve(smoke_run):
     run = RunDir(smoke_run)
     curve = pd.read_csv(run.prefix_curve_file)
     assert list(curve.columns) == ["by", "fraction", "n", "top1", "top3", "map3"]
-    from quickdraw.report import Run, read_scalars
+    from quickdraw.evaluation.report import Run, read_scalars
 
     scalars = read_scalars(Run(smoke_run, "smoke", {}, {}))
     assert len(scalars[scalars.tag == "val/early_auc_top1"]) == 2  # one per validation
 
 
 def test_report_draws_prefix_curves_of_runs_and_evaluations_side_by_side(smoke_run, model, tiny_store, tmp_path):  # fmt: skip
-    from quickdraw import report
-    from quickdraw.evaluation import evaluate
+    from quickdraw.evaluation import report
+    from quickdraw.evaluation.evaluate import evaluate
 
     evaluate(model, tmp_path / "eval", store=str(tiny_store), prefix="strokes")
     curves = report.prefix_curves([smoke_run, tmp_path / "eval"])
@@ -260,7 +260,7 @@ def test_live_experiment_trains_on_prefixes():
 
 
 def test_earliest_and_latest_classes_never_overlap():
-    from quickdraw.evaluation import earliest_and_latest
+    from quickdraw.evaluation.evaluate import earliest_and_latest
 
     table = pd.DataFrame({"class": ["a", "b", "c", "d"], "early_auc_top1": [0.9, np.nan, 0.1, 0.5]})
     assert earliest_and_latest(table) == (["a"], ["c"])  # 3 classes with drawings: one each

@@ -19,20 +19,20 @@ from test_demo import RESNET, save_untrained
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
-from quickdraw.data import pen_images
+from quickdraw.testing import pen_images
 from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.data.datamodule import NotEnoughData
 from quickdraw.data.dataset import StrokeDataset
 from quickdraw.data.images import image_to_strokes, load_gray
-from quickdraw.data.pen_images import iou, pen_drawing
+from quickdraw.testing.pen_images import iou, pen_drawing
 from quickdraw.data.raster import RasterSpec
 from quickdraw.data.readers import QuickDrawFormatError
 from quickdraw.data.sampling import fixed_rows
 from quickdraw.data.store import Store
 from quickdraw.models.module import scored_rows
-from quickdraw.scoring import MeanAveragePrecisionAtK
-from quickdraw.settings_check import IncompatibleSettings, reconcile
-from quickdraw.training import train
+from quickdraw.metrics.classification import MeanAveragePrecisionAtK
+from quickdraw.training.settings_check import IncompatibleSettings, reconcile
+from quickdraw.training.train import train
 
 CASE_CLASSES = ("The Eiffel Tower", "cat", "hot dog", "house")
 

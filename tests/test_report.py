@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quickdraw import cli, report
-from quickdraw.hardness import adaptive_quotas
-from quickdraw.report import Predictions, Run
+from quickdraw import cli
+from quickdraw.evaluation import report
+from quickdraw.metrics.hardness import adaptive_quotas
+from quickdraw.evaluation.report import Predictions, Run
 
 FIGURES = ("learning_curves", "scores", "quotas", "confused_pairs")
 
@@ -172,7 +173,7 @@ def test_report_writes_figures_and_a_table_row_per_run(runs, sweep, tmp_path):
 def test_cli_writes_into_the_sweep_folder(sweep):
     shutil.rmtree(sweep / "report", ignore_errors=True)  # another test's report, if any
     done = subprocess.run(
-        [sys.executable, "-m", "quickdraw.report", str(sweep), "--no-eval"],
+        [sys.executable, "-m", "quickdraw.evaluation.report", str(sweep), "--no-eval"],
         capture_output=True,
         text=True,
         timeout=300,

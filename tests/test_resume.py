@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 import torch
 
-from quickdraw.callbacks.rng_state import epoch_seed, seed_generators
-from quickdraw.runs import RunDir
-from quickdraw.training import train
+from quickdraw.training.callbacks.rng_state import epoch_seed, seed_generators
+from quickdraw.core.runs import RunDir
+from quickdraw.training.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 2

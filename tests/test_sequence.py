@@ -136,14 +136,14 @@ def test_a_mixed_ensemble_serves_evaluates_and_predicts_from_one_drawing(tmp_pat
     import torch
     from conftest import LINE, SQUARE, kaggle_row, write_csv
 
-    from quickdraw.checkpoints import load_model
-    from quickdraw.evaluation import evaluate
+    from quickdraw.core.checkpoints import load_model
+    from quickdraw.evaluation.evaluate import evaluate
     from quickdraw.models.module import QuickDrawModule
-    from quickdraw.serving import Predictor
-    from quickdraw.submission import write_submission
+    from quickdraw.serving.guesser import Predictor
+    from quickdraw.evaluation.submission import write_submission
 
     resnet = {"_target_": "quickdraw.models.components.resnet.resnet18"}
-    rnn = {"_target_": "quickdraw.models.components.sequence.StrokeRNN", "input": "sequence",
+    rnn = {"_target_": "quickdraw.models.components.lstm.StrokeRNN", "input": "sequence",
            "conv_channels": [4], "kernel_sizes": [3], "hidden": 4, "layers": 1}  # fmt: skip
     net = {"_target_": "quickdraw.models.components.ensemble.Ensemble", "member": None,
            "members": [resnet, {**resnet, "input": "temporal"}, rnn]}  # fmt: skip

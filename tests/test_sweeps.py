@@ -81,7 +81,7 @@ def test_optuna_search_runs_trials_and_reports_the_best(tiny, tmp_path):
         f"hydra.sweep.dir={sweep}", cwd=tmp_path,
     )  # fmt: skip
     assert code == 0, out[-4000:]
-    search = OmegaConf.load(ROOT / "conf" / "hparams_search" / "optuna_smoke.yaml")
+    search = OmegaConf.load(ROOT / "quickdraw/conf" / "hparams_search" / "optuna_smoke.yaml")
     trials = sorted(p.parent for p in sweep.glob("*/metrics.json"))
     assert len(trials) == search.hydra.sweeper.n_trials
     scores = [json.loads((t / "metrics.json").read_text())["val/map3_best"] for t in trials]

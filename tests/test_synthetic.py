@@ -15,7 +15,7 @@ import pytest
 
 from quickdraw.data import synthetic
 from quickdraw.data.convert import ConvertSettings, convert
-from quickdraw.data.formats.export import export_store
+from quickdraw.data.formats.sketchrnn_writer import export_store
 from quickdraw.data.origin import GENERATED, MIXED, QUICKDRAW, MarkerError
 from quickdraw.data.origin import MARKER as GENERATED_MARKER
 from quickdraw.data.schema import MANIFEST, Manifest

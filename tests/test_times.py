@@ -19,8 +19,8 @@ from quickdraw.data.readers import parse_timed_drawing
 from quickdraw.data.schema import SCHEMA
 from quickdraw.data.store import Store, StoreError
 from quickdraw.data.strokes import StrokeBatch
-from quickdraw.inference import InputStats, iter_input
-from quickdraw.serving import InputRejected, Predictor
+from quickdraw.inference.runner import InputStats, iter_input
+from quickdraw.serving.guesser import InputRejected, Predictor
 
 # An L drawn in 900 ms, then (after a 2 s pause) a short tick: every kept point is a raw point.
 L_SHAPE = [[[0, 50, 100, 100], [0, 0, 0, 100], [0, 200, 500, 900]], [[40, 60], [40, 60], [2900, 3000]]]  # fmt: skip

@@ -11,15 +11,15 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from quickdraw.balancing import balance, load_prior
-from quickdraw.callbacks.raster_schedule import RasterSchedule
-from quickdraw.callbacks.weight_averaging import EMA
-from quickdraw.checkpoints import load_model
+from quickdraw.metrics.balancing import balance, load_prior
+from quickdraw.training.callbacks.raster_schedule import RasterSchedule
+from quickdraw.training.callbacks.weight_averaging import EMA
+from quickdraw.core.checkpoints import load_model
 from quickdraw.data.augment import StrokeAugment, mirror
 from quickdraw.data.datamodule import QuickDrawDataModule
 from quickdraw.data.raster import RasterSpec
 from quickdraw.data.strokes import StrokeBatch
-from quickdraw.inference import predict_proba
+from quickdraw.inference.runner import predict_proba
 from quickdraw.models.module import QuickDrawModule
 
 RESNET = {"_target_": "quickdraw.models.components.resnet.resnet18", "stem": "imagenet"}
@@ -83,7 +83,7 @@ def test_flip_tta_leaves_a_symmetric_drawing_alone_and_averages_the_mirror_of_ot
 
 
 def test_the_demo_guesses_through_the_same_tta():
-    from quickdraw.serving import Predictor
+    from quickdraw.serving.guesser import Predictor
 
     m = model()
     raw = [[xs, ys, list(range(len(xs)))] for xs, ys in SEVEN]
@@ -132,7 +132,7 @@ def test_balancing_follows_a_prior_file_in_any_spelling(tmp_path):
 def test_predict_with_balance_and_tta_writes_every_row_in_input_order(tmp_path):
     from conftest import kaggle_row, write_csv
 
-    from quickdraw.submission import write_submission
+    from quickdraw.evaluation.submission import write_submission
 
     rows = [kaggle_row(100 + i, "", SEVEN if i % 2 else HOUSE)[:3] for i in range(12)]
     src = write_csv(tmp_path / "test.csv", rows, header=["countrycode", "drawing", "key_id"])

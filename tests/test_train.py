@@ -10,10 +10,10 @@ import pytest
 import torch
 from conftest import TINY_CLASSES, run_module
 
-from quickdraw.training import train
+from quickdraw.training.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
-EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in (ROOT / "quickdraw/conf" / "experiment").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -123,7 +123,7 @@ def test_averaging_ensemble_of_frozen_runs_is_scored_without_training(
     """members: [run, run] + freeze_members: nothing to train, yet a tested, loadable checkpoint."""
     import torch
 
-    from quickdraw.checkpoints import load_model
+    from quickdraw.core.checkpoints import load_model
 
     member = (smoke_run / "checkpoints" / "best.ckpt").resolve()
     cfg = tiny_config(

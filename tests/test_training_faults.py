@@ -17,14 +17,14 @@ import pytest
 import torch
 from hydra.errors import MissingConfigException
 
-from quickdraw.callbacks.nan_guard import NonFiniteLossError
-from quickdraw.checkpoints import AtomicCheckpointIO
+from quickdraw.training.callbacks.nan_guard import NonFiniteLossError
+from quickdraw.core.checkpoints import AtomicCheckpointIO
 from quickdraw.data.store import StoreError
 from quickdraw.models.module import QuickDrawModule
-from quickdraw.training import train
+from quickdraw.training.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
-EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in (ROOT / "quickdraw/conf" / "experiment").glob("*.yaml"))
 STEPS_PER_EPOCH = 4  # 4 classes x 16 drawings / batch 16, fixed sampling
 
 

@@ -20,7 +20,7 @@ from conftest import SQUARE, compose_config, kaggle_row, write_csv
 from torch.utils.data import DataLoader
 
 from quickdraw import cli
-from quickdraw.checkpoints import CheckpointError, load_model
+from quickdraw.core.checkpoints import CheckpointError, load_model
 from quickdraw.models.module import QuickDrawModule
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,10 +18,10 @@ from conftest import DEMO_CLASSES as CLASSES
 from conftest import SAMPLE
 from test_export import run_export
 
-from quickdraw.checkpoints import load_model
+from quickdraw.core.checkpoints import load_model
 from quickdraw.data import synthetic
-from quickdraw.serving import InputRejected, Predictor
-from quickdraw.web.browser import (
+from quickdraw.serving.guesser import InputRejected, Predictor
+from quickdraw.testing.browser import (
     CHROMIUM,
     WITHOUT_RAW_POINTER_EVENTS,
     draw,
@@ -273,7 +273,7 @@ def test_the_credit_line_follows_the_training_datas_origin(session, page_dir, tm
 
 
 def test_page_refuses_drawings_over_the_demos_limits(session, demo_checkpoint):
-    """The page refuses what the server refuses (quickdraw.serving.Limits): too many strokes or points."""
+    """The page refuses what the server refuses (quickdraw.serving.guesser.Limits): too many strokes or points."""
     predictor = Predictor(load_model(demo_checkpoint))
     limits = predictor.limits
     many = [[[i, i + 1], [0, 1], [0, 1]] for i in range(limits.max_strokes + 1)]

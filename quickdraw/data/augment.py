@@ -1,5 +1,5 @@
 """Stroke transforms on whole batches: training's random affine, mirror, dropout and jitter, and
-the mirror image that test-time augmentation (:mod:`quickdraw.inference`) averages with.
+the mirror image that test-time augmentation (:mod:`quickdraw.inference.runner`) averages with.
 
 Working on strokes rather than pixels keeps lines crisp and equally thick after the transform,
 and a batch costs a handful of numpy passes over its points, with no per-drawing Python.
@@ -40,7 +40,7 @@ class StrokeAugment:
     # Unfinished drawings: the game stops people as soon as it recognises them.
     stroke_dropout: float = 0.1
     # Share of drawings cut to a prefix (:func:`keep_prefixes`), to recognise drawings while they
-    # grow (the early/* metrics, quickdraw.prefix_scoring). Off until measured (scripts/compare_models.py
+    # grow (the early/* metrics, quickdraw.metrics.prefix). Off until measured (scripts/compare_models.py
     # --variants base,prefix25,prefix50,prefix75).
     prefix: float = 0.0
     # strokes: the first k strokes, k uniform in 1..S-1; ink: the first 10-100% of the arc length.

@@ -56,8 +56,8 @@ from quickdraw.data.schema import (
 )
 from quickdraw.data.store import shard_check
 from quickdraw.data.strokes import StrokeBatch
-from quickdraw.files import commit, reporting_full_disk, temporary_path, write_json
-from quickdraw.outputs import refuse_overwrite
+from quickdraw.core.files import commit, reporting_full_disk, temporary_path, write_json
+from quickdraw.core.outputs import refuse_overwrite
 
 log = logging.getLogger(__name__)
 SOURCES_DIR = "_sources"

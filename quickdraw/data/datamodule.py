@@ -37,8 +37,8 @@ class NotEnoughData(ValueError):
 class QuickDrawDataModule(L.LightningDataModule):
     """Epochs of ``quota[c]`` drawings per class, turned into model inputs on the fly; fixed val/test sets.
 
-    The defaults below are the project's defaults (``conf/data/quickdraw.yaml`` sets only paths,
-    the raster and the augmentation; :mod:`quickdraw.configs`).
+    The defaults below are the project's defaults (``quickdraw/conf/data/quickdraw.yaml`` sets only paths,
+    the raster and the augmentation; :mod:`quickdraw.core.config`).
 
     store / source / cache_dir / synthetic_per_class / synthetic_seed / convert_settings: where the
       store comes from (:func:`quickdraw.data.sources.ensure_store`).

@@ -12,7 +12,7 @@ Names: ``image`` is the input that ``data.raster`` describes and that checkpoint
 ``hyper_parameters.raster`` (as every checkpoint before named inputs did). Every other input is
 configured under ``data.inputs.<name>`` and recorded under ``hyper_parameters.inputs.<name>`` as
 plain data, ``{"kind": "raster" | "sequence", **fields}`` (:func:`spec_config`), so a checkpoint
-names no code to run (:mod:`quickdraw.checkpoints`).
+names no code to run (:mod:`quickdraw.core.checkpoints`).
 """
 
 from __future__ import annotations

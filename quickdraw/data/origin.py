@@ -17,7 +17,7 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from quickdraw.files import write_json
+from quickdraw.core.files import write_json
 
 log = logging.getLogger(__name__)
 

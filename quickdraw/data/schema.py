@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from quickdraw.files import write_json
+from quickdraw.core.files import write_json
 
 SCHEMA_VERSION = 3
 """Version 3 adds per-point times, where the source has them; otherwise it is version 2, which

@@ -193,7 +193,7 @@ STORE_KEYS = tuple(StoreSource.__dataclass_fields__)
 
 
 def ensure_store_of(data_config: dict[str, Any]) -> Path:
-    """:func:`ensure_store` for a data config (``conf/data/*.yaml`` as a dict; other keys ignored)."""
+    """:func:`ensure_store` for a data config (``quickdraw/conf/data/*.yaml`` as a dict; other keys ignored)."""
     return StoreSource(**{k: data_config[k] for k in STORE_KEYS if k in data_config}).ensure()
 
 

@@ -33,7 +33,7 @@ from quickdraw.data.doodles import CLASSES, SHAPES, random_sign, rotate, stray_m
 from quickdraw.data.origin import MARKER, MarkerError, listed, mark_generated
 from quickdraw.data.readers import SUFFIXES
 from quickdraw.data.simplify import simplify_drawing
-from quickdraw.files import atomic_open, json_text
+from quickdraw.core.files import atomic_open, json_text
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from quickdraw.hardness import class_hardness, class_weights
+from quickdraw.metrics.hardness import class_hardness, class_weights
 
 
 class CrossEntropy(nn.Module):
@@ -53,7 +53,7 @@ class CrossEntropy(nn.Module):
 class ClassWeightedCrossEntropy(CrossEntropy):
     """Cross-entropy that up-weights the classes the model currently gets wrong.
 
-    After each validation the class weights become :func:`quickdraw.hardness.class_weights`:
+    After each validation the class weights become :func:`quickdraw.metrics.hardness.class_weights`:
     ``(1 - acc_c) + floor`` scaled to mean 1, so the loss keeps the scale of plain cross-entropy and
     the learning rate means the same thing. Weights are uniform until the first update, so the
     first epoch is plain cross-entropy.

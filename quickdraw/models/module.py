@@ -1,7 +1,7 @@
 """QuickDrawModule: one LightningModule for single ResNets and ensembles, rebuilt from its checkpoint alone.
 
 Every argument is plain data (dicts with ``_target_``, lists, numbers) saved as hyperparameters,
-so :func:`quickdraw.checkpoints.load_model` rebuilds the network in the demo or in evaluation
+so :func:`quickdraw.core.checkpoints.load_model` rebuilds the network in the demo or in evaluation
 without Hydra configs and without unpickling arbitrary objects.
 """
 
@@ -24,14 +24,14 @@ from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 import quickdraw
-from quickdraw.checkpoints import VERSION_KEY
+from quickdraw.core.checkpoints import VERSION_KEY
 from quickdraw.data.inputs import IMAGE, recorded_inputs, spec_config, spec_from_config
 from quickdraw.data.origin import combined_origin
 from quickdraw.models import figures
 from quickdraw.models.components.ensemble import Ensemble
-from quickdraw.models.components.inputs import build_net, input_names, net_input
+from quickdraw.models.components.factory import build_net, input_names, net_input
 from quickdraw.models.objectives import EnsembleMembers, Plain
-from quickdraw.scoring import class_accuracy, split_metrics, worst_fraction_mean
+from quickdraw.metrics.classification import class_accuracy, split_metrics, worst_fraction_mean
 
 DEFAULT_LOSS = {"_target_": "quickdraw.models.losses.CrossEntropy"}
 # Scheduler keys that are Lightning's, not the scheduler's (see configure_optimizers).

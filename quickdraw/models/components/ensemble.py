@@ -3,7 +3,7 @@
 Members come from one ``member`` config (any ``_target_`` that takes ``num_classes`` and
 ``in_channels`` and returns logits) built K times, so diversity comes from the random init
 (and, in the LightningModule, optional bootstrap resampling), or from a ``members`` list of
-different configs, each reading its own input (``input: temporal``, :mod:`quickdraw.models.components.inputs`):
+different configs, each reading its own input (``input: temporal``, :mod:`quickdraw.models.components.factory`):
 a ResNet18 on gray images, one on temporal images and a stroke-sequence network vote together.
 Either can start from checkpoints of earlier single-model runs of this project. How the ensemble
 is trained lives in :mod:`quickdraw.models.objectives`.
@@ -20,9 +20,9 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor, nn
 
-from quickdraw.checkpoints import load_net_weights
+from quickdraw.core.checkpoints import load_net_weights
 from quickdraw.data.inputs import IMAGE
-from quickdraw.models.components.inputs import build_net, net_input
+from quickdraw.models.components.factory import build_net, net_input
 
 
 class Ensemble(nn.Module):
@@ -37,7 +37,7 @@ class Ensemble(nn.Module):
       only learn per-class re-weighting of the members on top of it.
     """
 
-    routes_inputs = True  # members read their own inputs (quickdraw.models.components.inputs)
+    routes_inputs = True  # members read their own inputs (quickdraw.models.components.factory)
 
     def __init__(
         self,

@@ -1,0 +1,420 @@
+"""A trained checkpoint as a self-describing ONNX model: graph, JSON sidecar, optional int8 variant.
+
+The graph takes what the training loader gives the network, uint8 images ``(B, C, H, W)`` with a
+dynamic batch axis, and returns class probabilities ``(B, K)``: the /255 scaling and the softmax
+are inside, so every runtime (onnxruntime in Python, onnxruntime-web in a page) needs nothing but
+the rasteriser. An averaging ensemble's forward already returns the log of its members' mean
+probabilities, so the same softmax exports the averaged probabilities.
+
+The sidecar (``model.json`` next to the graph) is the contract between training and every place
+that runs the export: class names in output order, the raster spec with the numbers the
+rasteriser derives from it (thickness, border: computed here, once, by
+:class:`~quickdraw.data.raster.RasterSpec`), the input's shape, dtype and encoding, the project
+version, and where the training drawings came from (``data.origin``: ``"quickdraw"``,
+``"generated"``, ``"mixed"``, or null when the checkpoint predates the record), which the page's
+credit line follows. :mod:`quickdraw.deploy.runtime` and ``quickdraw/deploy/page/raster.js`` read it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import quickdraw
+from quickdraw.core.checkpoints import load_model
+from quickdraw.data import raster
+from quickdraw.data.inputs import IMAGE
+from quickdraw.data.origin import ORIGINS
+from quickdraw.data.raster import RasterSpec
+from quickdraw.core.files import commit, reporting_full_disk, temporary_path, write_json
+from quickdraw.inference.runner import model_inputs, raster_spec
+from quickdraw.deploy.graph import for_onnx
+from quickdraw.core.outputs import refuse_overwrite
+
+log = logging.getLogger(__name__)
+
+SIDECAR = "model.json"
+FP32, INT8 = "model.onnx", "model.int8.onnx"
+CONV, PREP = "model.conv.onnx", "model.prep.onnx"  # steps of the int8 graph, deleted after
+INPUT, OUTPUT = "image", "probs"
+OPSET = 18
+FORMATS = ("onnx", "web")
+
+
+class ExportError(ValueError):
+    """An export that cannot be done as asked; the message names the setting and the fix."""
+
+
+class Probabilities(torch.nn.Module):
+    """uint8 images (B, C, H, W) -> class probabilities (B, K): the module's own predict path."""
+
+    def __init__(self, module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.module(images).softmax(dim=-1)
+
+
+@dataclass(frozen=True)
+class Quantization:
+    """How ``quantize=int8`` quantises (``quantization.*`` in quickdraw/conf/export.yaml)."""
+
+    mode: str = "static"  # static: activations int8 too, calibrated; dynamic: weights only
+    store: str | None = None  # static: a converted store with the model's classes
+    split: str = "val"
+    per_class: int = 8
+
+
+@dataclass(frozen=True)
+class WebPage:
+    """What ``format=web`` puts in the page (``web.*`` in quickdraw/conf/export.yaml)."""
+
+    ort_dist: str | None = None  # the dist/ folder of npm's onnxruntime-web (`make web-deps`)
+    model: str = "fp32"  # fp32 | int8: which export the page runs
+    top_k: int = 5
+    max_points: int = 5000  # the demo's limits.max_points (quickdraw.serving.guesser.Limits)
+    max_strokes: int = 200  # the demo's limits.max_strokes
+
+
+def export_checkpoint(
+    ckpt_path: str | Path,
+    out: str | Path,
+    format: str = "onnx",
+    quantize: str | None = None,
+    quantization: Quantization = Quantization(),
+    web: WebPage | None = None,
+) -> Path:
+    """What ``python -m quickdraw.export`` does: returns the folder written.
+
+    ``model.onnx`` + ``model.json``; ``quantize="int8"`` adds ``model.int8.onnx``; ``format="web"``
+    adds the page (:func:`quickdraw.deploy.web.build_page`). Raises ExportError for bad settings,
+    CheckpointError for a file that is not a project checkpoint, WebBuildError without
+    onnxruntime-web, OverwriteError (before any work) when a file it writes is one it reads.
+    """
+    from quickdraw.deploy.web import build_page
+
+    if format not in FORMATS:
+        raise ExportError(f"format={format!r}: expected one of {', '.join(FORMATS)}")
+    if quantize not in (None, "int8"):
+        raise ExportError(f"quantize={quantize!r}: expected int8 or null")
+    web = web or WebPage()
+    if format == "web" and not web.ort_dist:
+        raise ExportError("format=web: set web.ort_dist=DIR, the dist folder of onnxruntime-web")
+    if web.model not in ("fp32", "int8") or (web.model == "int8" and not quantize):
+        raise ExportError(f"web.model={web.model!r}: expected fp32, or int8 with quantize=int8")
+    out = Path(out)
+    refuse_overwrite(
+        {f"out ({f.relative_to(out)})": f for f in export_files(out, quantize, format)},
+        {
+            "ckpt_path": ckpt_path,
+            "quantization.store": quantization.store if quantize else None,
+            "web.ort_dist": web.ort_dist if format == "web" else None,
+        },
+        "Export into another folder (out=DIR).",
+    )
+    model = load_model(ckpt_path)
+    log.info("exporting %s to %s", ckpt_path, out / FP32)
+    export_onnx(model, out)
+    if quantize:
+        images = None
+        if quantization.mode == "static" and quantization.store:
+            q = quantization
+            images = calibration_images(
+                q.store, raster_spec(model), model.hparams.classes, q.per_class, q.split
+            )
+            log.info("calibrating int8 activations on %d drawings of %s", len(images), q.store)
+        quantize_int8(model, out, quantization.mode, images)
+        write_sidecar(model, out, int8=INT8)
+    if format == "web":
+        model_file = FP32 if web.model == "fp32" else INT8
+        page = build_page(out, web.ort_dist, model_file, web.top_k, web.max_points, web.max_strokes)
+        log.info("page: %s (serve it with `%s`)", page, serve_command(out))
+    return out
+
+
+def export_files(out: Path, quantize: str | None, format: str) -> list[Path]:
+    """Every file an export writes into ``out``, the int8 steps included: none may be an input."""
+    from quickdraw.deploy.web import ORT_FILES, PAD_FILES, PAGE_FILES
+
+    names = [FP32, SIDECAR, *([INT8, CONV, PREP] if quantize else [])]
+    if format == "web":
+        names += [*PAGE_FILES, *PAD_FILES, *(f"ort/{name}" for name in ORT_FILES)]
+    return [out / name for name in names]
+
+
+def serve_command(folder: str | Path, port: int = 8000) -> str:
+    """The command that serves an exported page on this machine only, as the demo binds 127.0.0.1
+    (``http.server`` alone listens on every network interface)."""
+    return f"python -m http.server --bind 127.0.0.1 -d {folder} {port}"
+
+
+def export_onnx(model, out_dir: str | Path) -> Path:
+    """Write ``out_dir/model.onnx`` (one file, weights inside) and ``out_dir/model.json``.
+
+    ``model``: a QuickDrawModule from :func:`quickdraw.core.checkpoints.load_model` (single or ensemble).
+    Returns the graph's path. Raises ExportError when ``onnx`` is missing, or for a model that
+    reads anything but one raster image (the page and onnxruntime get images only).
+    """
+    if data_origin(model) is None:  # checked before anything is written
+        log.warning("%s: the checkpoint does not record where its training drawings came from (it "
+                    "predates the record): the page says so instead of crediting them; credit "
+                    "Quick, Draw! data yourself if the model learnt it", type(model.net).__name__)  # fmt: skip
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_graph(model, out / FP32)
+    write_sidecar(model, out)
+    return out / FP32
+
+
+def write_graph(model, path: Path, rewrite: bool = True) -> None:
+    """``model``'s graph alone, as :func:`export_onnx` writes it. ``rewrite=False`` keeps every
+    convolution a ``Conv`` (int8 quantises that graph; the benchmark compares the two)."""
+    _require_raster_only(model)
+    _require("onnx")
+    spec = raster_spec(model)
+    example = torch.zeros((2, spec.channels, spec.size, spec.size), dtype=torch.uint8)
+    # Convolutions on small maps as matrix products (quickdraw.deploy.graph: 22 -> 16 ms a pass in
+    # onnxruntime-web for ResNet18 at 64 px); the checkpoint's own module is left as it is.
+    module = model.cpu().eval()
+    wrapper = Probabilities(for_onnx(module, example) if rewrite else module).eval()
+    # The TorchScript exporter (dynamo=False): ~1 s for ResNet18 on 2 CPU cores against ~30 s for
+    # torch.export + onnxscript, with the same outputs (max difference 1e-8 either way).
+    with torch.no_grad(), warnings.catch_warnings():
+        # Im2colConv's strided slices: the exporter says it cannot constant-fold them, and there
+        # is nothing to fold (they slice activations).
+        warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")
+        # Written beside ``path`` and renamed: a full disk leaves no half graph under its name.
+        tmp = temporary_path(path)
+        try:
+            with reporting_full_disk(path):
+                _export_graph(wrapper, example, tmp)
+                commit(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def _export_graph(wrapper: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
+    torch.onnx.export(
+        wrapper,
+        (example,),
+        str(path),  # one self-contained file: a static host serves it in one request
+        input_names=[INPUT],
+        output_names=[OUTPUT],
+        dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+        opset_version=OPSET,
+        dynamo=False,
+    )
+
+
+def sidecar(model) -> dict:
+    """The JSON description of an exported model (see the module docstring)."""
+    spec = raster_spec(model)
+    net = model.net
+    members = getattr(net, "num_members", None)
+    return {
+        "format": "quickdraw-onnx",
+        "quickdraw_version": quickdraw.__version__,
+        "arch": f"ensemble of {members} ({net.combine})" if members else type(net).__name__,
+        "classes": list(model.hparams.classes),
+        "input": {
+            "name": INPUT,
+            "dtype": "uint8",
+            "shape": ["batch", spec.channels, spec.size, spec.size],
+            "layout": "NCHW, ink 255 on 0; the graph scales by 1/255",
+        },
+        "output": {"name": OUTPUT, "shape": ["batch", len(model.hparams.classes)]},
+        "raster": raster_contract(spec),
+        "data": {"origin": data_origin(model)},
+        "files": {"fp32": FP32},
+    }
+
+
+def data_origin(model) -> str | None:
+    """The checkpoint's recorded training-data origin (:mod:`quickdraw.data.origin`), None where
+    it predates the record. Raises ExportError for any other value: the page's credit line
+    follows it."""
+    origin = model.hparams.get("data_origin") or None
+    if origin is not None and origin not in ORIGINS:
+        raise ExportError(
+            f"the checkpoint's data_origin {origin!r} is none of {', '.join(ORIGINS)} (the store "
+            "manifest's origin, recorded at training); set it to the data the model learnt "
+            "(checkpoint['hyper_parameters']['data_origin']) and export again"
+        )
+    return origin
+
+
+def raster_contract(spec: RasterSpec) -> dict:
+    """The spec plus every number a re-implementation needs: one source of truth for the JS rasteriser."""
+    if spec.channels > 1 and spec.time_source != "order":
+        raise ValueError(
+            f"raster.time_source={spec.time_source}: the exported page's rasteriser "
+            "(quickdraw/deploy/page/raster.js) draws time by point order only; export a model trained "
+            "with raster.time_source=order, or serve this one with backend=torch"
+        )
+    return {
+        **asdict(spec),
+        "channels": spec.channels,
+        "thickness": spec.thickness,  # OpenCV thickness, px
+        "border": spec.border,  # px kept free at each side
+        "frame": 256,  # simplified drawings live in 0..255
+        "shift": raster.SHIFT,  # fixed-point fraction bits of the canvas coordinates
+        "ramp": [raster._FIRST, raster._LAST],  # temporal colours, early -> late
+    }
+
+
+def write_sidecar(model, out_dir: Path, **files: str) -> Path:
+    path = Path(out_dir) / SIDECAR
+    meta = json.loads(path.read_text()) if path.is_file() and files else sidecar(model)
+    meta["files"].update(files)
+    write_json(path, meta)
+    return path
+
+
+def quantize_int8(
+    model, out_dir: str | Path, mode: str = "static", calibration: np.ndarray | None = None
+) -> Path:
+    """``out_dir/model.int8.onnx``: ``model`` quantised with onnxruntime's quantisation tools.
+
+    From the graph with every convolution a ``Conv`` (:func:`write_graph` with ``rewrite=False``):
+    the int8 kernels gain nothing from the fp32 graph's MatMuls, and a MatMul's bias is quantised
+    to 8 bits where a Conv's is 32 (top-1 agreement with PyTorch on 1 000 real drawings, 344-class
+    model: 0.966 quantised from the MatMul graph, 0.975 from the Conv one; the default run: 0.995
+    and 0.998).
+
+    ``static``: weights and activations int8 (QDQ), activation ranges calibrated on
+    ``calibration``, uint8 images (N, C, H, W) such as :func:`calibration_images` returns.
+    ``dynamic``: int8 weights, activation ranges computed per call (no calibration data).
+    Raises ExportError for an unknown mode or static without images.
+    """
+    _require("onnxruntime")
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    out = Path(out_dir)
+    src, dst, prep = out / CONV, out / INT8, out / PREP
+    if mode not in ("static", "dynamic"):
+        raise ExportError(f"quantization.mode={mode!r}: expected static or dynamic")
+    if mode == "static" and (calibration is None or not len(calibration)):
+        raise ExportError(
+            "static int8 quantisation needs calibration drawings: set quantization.store=DIR "
+            "(a converted store, e.g. the training data) or quantization.mode=dynamic"
+        )
+    # The int8 graph is written beside dst and renamed: a full disk leaves no half file.
+    partial = temporary_path(dst)
+    try:
+        with reporting_full_disk(dst):
+            write_graph(model, src, rewrite=False)
+            quant_pre_process(str(src), str(prep), skip_symbolic_shape=True)
+            if mode == "dynamic":
+                quantize_dynamic(str(prep), str(partial), weight_type=QuantType.QInt8)
+            else:
+
+                class Reader(CalibrationDataReader):
+                    def __init__(self) -> None:
+                        self.batches = iter(
+                            np.array_split(calibration, max(1, len(calibration) // 32))
+                        )
+
+                    def get_next(self):
+                        batch = next(self.batches, None)
+                        return None if batch is None else {INPUT: batch}
+
+                import onnx
+
+                quantize_static(
+                    str(prep), str(partial), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                    nodes_to_exclude=_kept_float(onnx.load(str(prep))),
+                    # Activation ranges: each batch's min/max, averaged over batches, rather than the
+                    # extremes of all of them (one outlying drawing stretched a range for every other
+                    # one). On the model and drawings of _kept_float, 5 457 calibration drawings:
+                    # top-1 agreement 0.921 -> 0.982 (percentile calibration: 0.940); on the export's
+                    # default 8 a class (1 062): 0.975. Memory stays bounded: ranges are merged every
+                    # 16 batches (the histogram methods hold every batch's activations at once).
+                    extra_options={"CalibMovingAverage": True, "CalibMaxIntermediateOutputs": 16},
+                )  # fmt: skip
+            commit(partial, dst)
+    finally:
+        for path in (src, prep, partial):
+            path.unlink(missing_ok=True)
+    return dst
+
+
+def _kept_float(graph) -> list[str]:
+    """Nodes static int8 leaves in float: the softmax (quantised probabilities would come in steps
+    of 1/255), the classifiers (``Gemm``: 512 x K multiply-adds, under 1 % of a ResNet18's, whose
+    logits decide between near-tied classes) and the first convolution (a 0/1 line image through
+    one input channel: outputs wider than any later layer's, ~2 % of the multiply-adds). Measured
+    on a 344-class ResNet18 (real sample, 32 px, test top-1 0.245; 1 000 raw test drawings; 5 457
+    calibration drawings, min/max ranges): top-1 agreement with PyTorch 0.671 with the stem in float,
+    0.921 with the classifier too. (A weaker model of this kind: 0.533 all int8, 0.699 stem in float.)
+    """
+    nodes = graph.graph.node
+    convs = [n.name for n in nodes if n.op_type == "Conv"]
+    return [n.name for n in nodes if n.op_type in ("Softmax", "Gemm")] + convs[:1]
+
+
+def calibration_images(
+    store_dir: str | Path, spec: RasterSpec, classes: list[str], per_class: int, split: str = "val"
+) -> np.ndarray:
+    """Up to ``per_class`` drawings of each class from a store's ``split``, rasterised: uint8 (N, C, H, W).
+
+    Raises ExportError when the store's classes differ from the model's (wrong store), or when
+    ``split`` is not one of the store's or holds no drawings (the message names the split).
+    """
+    from quickdraw.data.sampling import fixed_rows
+    from quickdraw.data.store import Store
+
+    store = Store(store_dir)
+    if list(store.classes) != list(classes):
+        raise ExportError(
+            f"quantization.store={store_dir} holds other classes than the model "
+            f"({len(store.classes)} vs {len(classes)}); give the store the model was trained on"
+        )
+    sizes = ", ".join(f"{name} {len(rows)}" for name, rows in store.splits.items())
+    if split not in store.splits:
+        raise ExportError(f"quantization.split={split}: {store_dir} has the splits {sizes}")
+    index = store[split]
+    picked = fixed_rows(index, per_class, seed=0)
+    if not len(picked):
+        raise ExportError(
+            f"quantization.split={split} of {store_dir} holds no drawings to calibrate int8 on "
+            f"(drawings per split: {sizes}); choose a split that has some "
+            "(quantization.split=train), another store, or quantization.mode=dynamic"
+        )
+    return spec(index.gather(picked).strokes)
+
+
+def _require_raster_only(model) -> None:
+    inputs = model_inputs(model)
+    other = {name: spec.describe() for name, spec in inputs.items() if name != IMAGE}
+    if other or IMAGE not in inputs:
+        raise ExportError(
+            "ONNX export supports models reading one raster image; this one reads "
+            + ", ".join(f"{name} ({spec.describe()})" for name, spec in inputs.items())
+            + f": unsupported {', '.join(other) or 'input set'}. Serve it with the checkpoint "
+            "(backend=torch) instead"
+        )
+
+
+def _require(*modules: str) -> None:
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ExportError(
+            f"exporting needs {', '.join(missing)}: install the extra with `pip install -e '.[export]'`"
+        )

@@ -1,0 +1,101 @@
+"""An exported model run by onnxruntime, standing in for the PyTorch module in ``predict`` and the demo.
+
+``backend=onnx`` swaps only the network: drawings still go through the same simplification and
+the same :class:`~quickdraw.data.raster.RasterSpec` (read from the export's ``model.json``), so the
+outputs are those of the checkpoint (``scripts/bench_export.py`` measures how close). The class
+mimics the few attributes the callers use (``hparams.classes``, ``hparams.raster``, ``device``,
+``predict_proba``), so no caller branches on the backend beyond choosing the loader.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from quickdraw.core.checkpoints import CheckpointError, load_model
+from quickdraw.deploy.onnx import FP32, INT8, SIDECAR
+
+BACKENDS = ("torch", "onnx")
+
+
+class _Hparams(dict):
+    """The checkpoint's ``hparams`` as far as inference reads them: attribute and key access."""
+
+    __getattr__ = dict.__getitem__
+
+
+class OnnxModel:
+    """``model.onnx`` (or ``model.int8.onnx``) plus its sidecar, answering like a QuickDrawModule."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        meta_path = self.path.with_name(SIDECAR)
+        if not meta_path.is_file():
+            raise CheckpointError(
+                f"{self.path}: no {SIDECAR} next to it; export the model with "
+                "`python -m quickdraw.export ckpt_path=CKPT format=onnx`"
+            )
+        self.meta = json.loads(meta_path.read_text())
+        raster = {k: self.meta["raster"][k] for k in ("size", "encoding", "line_width", "antialias", "margin")}  # fmt: skip
+        self.hparams = _Hparams(classes=self.meta["classes"], raster=raster)
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise CheckpointError(f"{self.path} is not a loadable ONNX model: {e}") from e
+        self.input = self.session.get_inputs()[0].name
+        precision = "int8" if self.path.name == INT8 else "fp32"
+        self.arch = f"{self.meta['arch']} (ONNX {precision}, onnxruntime)"
+
+    def eval(self) -> OnnxModel:
+        return self
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """uint8 images (B, C, H, W) -> float32 probabilities (B, K)."""
+        return self.session.run(None, {self.input: np.ascontiguousarray(images, np.uint8)})[0]
+
+    def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.probabilities(images.cpu().numpy()))
+
+
+def onnx_file(path: str | Path, int8: bool = False) -> Path:
+    """An export folder or a .onnx file -> the graph to load (``int8``: the quantised variant)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / (INT8 if int8 else FP32)
+    if not path.is_file():
+        raise CheckpointError(
+            f"{path}: no such ONNX model; export one with `python -m quickdraw.export "
+            f"ckpt_path=CKPT format=onnx{' quantize=int8' if int8 else ''} out=DIR`"
+        )
+    return path
+
+
+def load_backend(
+    path: str | Path,
+    backend: str = "torch",
+    device: str = "cpu",
+    threads: int | None = None,
+    int8: bool = False,
+):
+    """The model behind ``path`` for inference: a checkpoint (torch) or an export (onnx, CPU).
+
+    Raises CheckpointError for files that are neither, ValueError for an unknown backend.
+    """
+    if backend == "torch":
+        return load_model(path, map_location=device)
+    if backend == "onnx":
+        return OnnxModel(onnx_file(path, int8), threads)
+    raise ValueError(f"backend={backend!r}: expected one of {', '.join(BACKENDS)}")

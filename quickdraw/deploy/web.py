@@ -1,0 +1,81 @@
+"""The static page that guesses in the browser: assets here, assembled by :func:`build_page`.
+
+``format=web`` writes an ONNX export (see :mod:`quickdraw.deploy.onnx`) and then this page beside
+it: ``index.html``, ``app.js`` (the loop), ``worker.js`` (onnxruntime-web in a Web Worker),
+``raster.js`` (the Python preprocessing in JavaScript, bit for bit), the demo's own sketchpad files, ``page.json`` (which model, how many guesses, input
+limits) and onnxruntime-web's WASM build copied from the npm package, so the folder runs from any
+static host with no CDN and no request after load.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from quickdraw.core.files import copy_atomic, write_json
+
+ASSETS = Path(__file__).with_name("page")
+STATIC = Path(__file__).parents[1] / "resources" / "sketchpad"
+PAGE_FILES = ("index.html", "app.js", "worker.js", "raster.js", "page.css")
+PAD_FILES = ("sketchpad.html", "sketchpad.js", "sketchpad.css")
+# From the onnxruntime-web package's dist/: the WASM-only ES module bundle (its loader inlined)
+# and the SIMD WASM binary it loads next to itself.
+ORT_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm")
+WEB_DEPS = "make web-deps"
+
+
+class WebBuildError(FileNotFoundError):
+    """onnxruntime-web is not where the export looks for it; the message gives the command."""
+
+
+def build_page(
+    out_dir: str | Path,
+    ort_dist: str | Path,
+    model_file: str = "model.onnx",
+    top_k: int = 5,
+    max_points: int = 5000,
+    max_strokes: int = 200,
+) -> Path:
+    """Write the page into ``out_dir`` (which already holds the export); returns ``index.html``.
+
+    ``ort_dist``: the ``dist`` folder of the npm package onnxruntime-web (``make web-deps``
+    installs it under ``build/web-deps``). Raises WebBuildError when it is missing, ValueError
+    for a model the page cannot feed (antialiased rasters).
+    """
+    out, dist = Path(out_dir), Path(ort_dist)
+    meta = json.loads((out / "model.json").read_text())
+    if meta["raster"]["antialias"]:
+        raise ValueError(
+            "the page rasterises without antialiasing (OpenCV LINE_8 only); this model was "
+            "trained with data.raster.antialias=true: export it with format=onnx instead"
+        )
+    if not (out / model_file).is_file():
+        raise FileNotFoundError(f"{out / model_file}: not exported (web.model={model_file})")
+    missing = [f for f in ORT_FILES if not (dist / f).is_file()]
+    if missing:
+        raise WebBuildError(
+            f"onnxruntime-web not found: {dist} lacks {', '.join(missing)}. Install it with "
+            f"`{WEB_DEPS}` (npm install onnxruntime-web into build/web-deps), or point "
+            "web.ort_dist=DIR at the dist folder of an installed onnxruntime-web"
+        )
+    package = json.loads((dist.parent / "package.json").read_text())
+    page = {"model": model_file, "runtime": f"ort/{ORT_FILES[1]}", "top_k": top_k,
+            "max_points": max_points, "max_strokes": max_strokes,
+            "onnxruntime_web": package.get("version")}  # fmt: skip
+    # The page files come last (index.html is one of them), and a build that fails (a full disk)
+    # removes what it wrote: a folder never looks like a page that cannot run.
+    copies = [(dist / n, out / "ort" / n) for n in ORT_FILES]
+    copies += [(STATIC / n, out / n) for n in PAD_FILES]
+    copies += [(ASSETS / n, out / n) for n in reversed(PAGE_FILES)]  # index.html last
+    written: list[Path] = []
+    try:
+        (out / "ort").mkdir(exist_ok=True)
+        written.append(write_json(out / "page.json", page))
+        for src, dst in copies:
+            copy_atomic(src, dst)
+            written.append(dst)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    return out / "index.html"
