@@ -1,11 +1,11 @@
-# make install | train | test | demo | bench | bench-all | report | format | lint | web-deps      (ARGS="..." passes Hydra overrides)
+# make install | train | test | demo | bench | bench-all | report | docs | dist | format | lint | web-deps      (ARGS="..." passes Hydra overrides)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # The torch build is the one thing pinned: these releases are in this machine's local wheel cache.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 ARGS ?=
 
-.PHONY: install browser web-deps train test demo bench bench-all report format lint
+.PHONY: install browser web-deps train test demo bench bench-all report docs dist format lint
 
 install: $(VENV)/.installed
 
@@ -61,10 +61,22 @@ bench-all: install
 report: install
 	$(PY) -m quickdraw.report $(ARGS)
 
+# The manual (docs/, mkdocs.yml) as a static site in site/: broken links and anchors fail the build.
+docs: install
+	$(VENV)/bin/mkdocs build --strict --quiet
+
+# sdist + wheel in dist/, configs and assets inside; twine checks their metadata renders on PyPI.
+dist: install
+	rm -rf dist
+	$(PY) -m build --quiet --outdir dist .
+	$(VENV)/bin/twine check --strict dist/*
+
 format: install
 	$(VENV)/bin/ruff format quickdraw scripts tests
 	$(VENV)/bin/ruff check --fix quickdraw scripts tests
 
+# ruff, then the layers contract: lower layers never import higher ones ([tool.importlinter]).
 lint: install
 	$(VENV)/bin/ruff format --check quickdraw scripts tests
 	$(VENV)/bin/ruff check quickdraw scripts tests
+	$(VENV)/bin/lint-imports

@@ -44,7 +44,6 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-import quickdraw  # registers the ${project_root:} resolver
 from quickdraw.core import config as configs
 from quickdraw.core.files import DiskFullError, out_of_space, quiet_full_disk_echoes
 

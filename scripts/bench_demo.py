@@ -293,7 +293,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=64, help="input side in px (default 64)")
     parser.add_argument("--runs", type=int, default=300, help="timed predictions per model")
-    parser.add_argument("--models", default="resnet18,ensemble_mean", help="quickdraw/conf/model names")
+    parser.add_argument(
+        "--models", default="resnet18,ensemble_mean", help="quickdraw/conf/model names"
+    )
     parser.add_argument("--http-runs", type=int, default=100, help="timed HTTP requests")
     parser.add_argument("--no-server", action="store_true", help="skip the end-to-end HTTP figures")
     parser.add_argument(

@@ -53,8 +53,6 @@ from bench_demo import browser_drawings, percentiles, save_checkpoint, time_serv
 
 from quickdraw.core.checkpoints import CheckpointError, load_model  # noqa: E402
 from quickdraw.data.raster import RasterSpec  # noqa: E402
-from quickdraw.inference.runner import raster_spec  # noqa: E402
-from quickdraw.deploy.runtime import load_backend  # noqa: E402
 from quickdraw.deploy.onnx import (  # noqa: E402
     calibration_images,
     export_onnx,
@@ -62,9 +60,11 @@ from quickdraw.deploy.onnx import (  # noqa: E402
     write_graph,
     write_sidecar,
 )
+from quickdraw.deploy.runtime import load_backend  # noqa: E402
+from quickdraw.deploy.web import build_page  # noqa: E402
+from quickdraw.inference.runner import raster_spec  # noqa: E402
 from quickdraw.metrics.classification import average_precision_at_k  # noqa: E402
 from quickdraw.serving.guesser import Predictor  # noqa: E402
-from quickdraw.deploy.web import build_page  # noqa: E402
 from quickdraw.testing.browser import WITHOUT_RAW_POINTER_EVENTS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -54,10 +54,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from quickdraw.metrics import classification as scoring
-from quickdraw.data.sources import StoreSource
 from quickdraw.core.files import markdown_table
 from quickdraw.core.runs import RunDir
+from quickdraw.data.sources import StoreSource
+from quickdraw.metrics import classification as scoring
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT.parent / "shared" / "data" / "quickdraw-sample"

@@ -24,11 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import RESNET, SQUARE, compose_config, kaggle_row, run_module, write_csv
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import open_dict
-from test_demo import save_untrained
-from test_untrusted_checkpoints import train_one_step
 
 from quickdraw import cli
 from quickdraw.core.checkpoints import VERSION_KEY, AtomicCheckpointIO, CheckpointError, load_model
@@ -40,6 +37,9 @@ from quickdraw.core.files import (
     write_atomic,
     write_json,
 )
+from tests.conftest import RESNET, SQUARE, compose_config, kaggle_row, run_module, write_csv
+from tests.core.test_untrusted_checkpoints import train_one_step
+from tests.serving.test_demo import save_untrained
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["cat", "dog"]
@@ -508,8 +508,8 @@ def manifest_text(manifest_class, folder: Path, value: dict) -> str:
 
 def writers(tmp_path: Path) -> dict:
     """Every JSON writer of the project, each as ``(write(value), read back text)``."""
-    from quickdraw.data.schema import Manifest
     from quickdraw.core.runs import RunDir
+    from quickdraw.data.schema import Manifest
 
     run = RunDir(tmp_path / "run")
     run.path.mkdir()

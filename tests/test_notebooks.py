@@ -7,9 +7,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import GENERATED_PER_CLASS
 from nbclient.exceptions import CellExecutionError
-from notebook_runner import execute, images
+
+from tests.conftest import GENERATED_PER_CLASS
+from tests.helpers.notebooks import execute, images
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

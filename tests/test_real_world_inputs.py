@@ -14,25 +14,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SQUARE, compose_train, kaggle_row, run_module, write_csv
-from test_demo import RESNET, save_untrained
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
-from quickdraw.testing import pen_images
 from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.data.datamodule import NotEnoughData
 from quickdraw.data.dataset import StrokeDataset
 from quickdraw.data.images import image_to_strokes, load_gray
-from quickdraw.testing.pen_images import iou, pen_drawing
 from quickdraw.data.raster import RasterSpec
 from quickdraw.data.readers import QuickDrawFormatError
 from quickdraw.data.sampling import fixed_rows
 from quickdraw.data.store import Store
-from quickdraw.models.module import scored_rows
 from quickdraw.metrics.classification import MeanAveragePrecisionAtK
+from quickdraw.models.module import scored_rows
+from quickdraw.testing import pen_images
+from quickdraw.testing.pen_images import iou, pen_drawing
 from quickdraw.training.settings_check import IncompatibleSettings, reconcile
 from quickdraw.training.train import train
+from tests.conftest import SQUARE, compose_train, kaggle_row, run_module, write_csv
+from tests.serving.test_demo import RESNET, save_untrained
 
 CASE_CLASSES = ("The Eiffel Tower", "cat", "hot dog", "house")
 

@@ -29,6 +29,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from quickdraw.core.files import commit, reporting_full_disk, temporary_path, write_json
+from quickdraw.core.outputs import refuse_overwrite
 from quickdraw.data.duplicates import FILTERED, Duplicates, SeenKeys, check_policy, find_duplicates
 from quickdraw.data.formats import ParsedDrawing
 from quickdraw.data.origin import combined_origin
@@ -56,8 +58,6 @@ from quickdraw.data.schema import (
 )
 from quickdraw.data.store import shard_check
 from quickdraw.data.strokes import StrokeBatch
-from quickdraw.core.files import commit, reporting_full_disk, temporary_path, write_json
-from quickdraw.core.outputs import refuse_overwrite
 
 log = logging.getLogger(__name__)
 SOURCES_DIR = "_sources"

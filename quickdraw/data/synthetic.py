@@ -28,12 +28,12 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from quickdraw.core.files import atomic_open, json_text
 from quickdraw.data.artefacts import artefact_kind
 from quickdraw.data.doodles import CLASSES, SHAPES, random_sign, rotate, stray_mark
 from quickdraw.data.origin import MARKER, MarkerError, listed, mark_generated
 from quickdraw.data.readers import SUFFIXES
 from quickdraw.data.simplify import simplify_drawing
-from quickdraw.core.files import atomic_open, json_text
 
 log = logging.getLogger(__name__)
 

@@ -28,14 +28,14 @@ import torch
 
 import quickdraw
 from quickdraw.core.checkpoints import load_model
+from quickdraw.core.files import commit, reporting_full_disk, temporary_path, write_json
+from quickdraw.core.outputs import refuse_overwrite
 from quickdraw.data import raster
 from quickdraw.data.inputs import IMAGE
 from quickdraw.data.origin import ORIGINS
 from quickdraw.data.raster import RasterSpec
-from quickdraw.core.files import commit, reporting_full_disk, temporary_path, write_json
-from quickdraw.inference.runner import model_inputs, raster_spec
 from quickdraw.deploy.graph import for_onnx
-from quickdraw.core.outputs import refuse_overwrite
+from quickdraw.inference.runner import model_inputs, raster_spec
 
 log = logging.getLogger(__name__)
 

@@ -18,14 +18,14 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from quickdraw.metrics.balancing import balance as balance_scores
-from quickdraw.metrics.balancing import load_prior
+from quickdraw.core.files import write_atomic, write_figure
+from quickdraw.core.outputs import OverwriteError, refuse_overwrite
+from quickdraw.core.runs import EVALUATE, TRAIN, RunDir
 from quickdraw.data.prefixes import check_kind
 from quickdraw.data.readers import BadRow, discover_sources, iter_records
 from quickdraw.data.sampling import fixed_rows
 from quickdraw.data.store import Store, StoreError
 from quickdraw.data.strokes import StrokeBatch
-from quickdraw.core.files import write_atomic, write_figure
 from quickdraw.inference.runner import (
     InputStats,
     LabelMatcher,
@@ -35,10 +35,10 @@ from quickdraw.inference.runner import (
     predict_proba,
     write_unreadable,
 )
-from quickdraw.core.outputs import OverwriteError, refuse_overwrite
-from quickdraw.metrics.prefix import PrefixRecorder, plot_prefix_curves
-from quickdraw.core.runs import EVALUATE, TRAIN, RunDir
+from quickdraw.metrics.balancing import balance as balance_scores
+from quickdraw.metrics.balancing import load_prior
 from quickdraw.metrics.classification import Scores, score
+from quickdraw.metrics.prefix import PrefixRecorder, plot_prefix_curves
 
 log = logging.getLogger("quickdraw.evaluate")
 

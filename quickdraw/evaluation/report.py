@@ -25,9 +25,9 @@ from omegaconf import OmegaConf
 from quickdraw.core.files import atomic_open, json_text, write_atomic, write_figure
 from quickdraw.core.files import markdown_table as _markdown
 from quickdraw.core.outputs import OverwriteError, is_within
-from quickdraw.metrics.prefix import plot_prefix_curves
 from quickdraw.core.runs import RunDir, find_prefix_curves, find_runs
 from quickdraw.metrics.classification import Scores
+from quickdraw.metrics.prefix import plot_prefix_curves
 
 log = logging.getLogger(__name__)
 
@@ -519,4 +519,3 @@ def write_report(
     write_atomic(out / "report.md", "\n".join(md))
     log.info("report: %s", out / "report.md")
     return out / "report.md"
-

@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from quickdraw.metrics.balancing import balance as balance_scores
-from quickdraw.metrics.balancing import load_prior
 from quickdraw.core.files import atomic_open
+from quickdraw.core.outputs import refuse_overwrite
 from quickdraw.inference.runner import (
     InputStats,
     batch_proba,
@@ -23,7 +22,8 @@ from quickdraw.inference.runner import (
     iter_input,
     write_unreadable,
 )
-from quickdraw.core.outputs import refuse_overwrite
+from quickdraw.metrics.balancing import balance as balance_scores
+from quickdraw.metrics.balancing import load_prior
 
 log = logging.getLogger("quickdraw.predict")
 

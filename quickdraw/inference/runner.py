@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from quickdraw.core.files import atomic_open
 from quickdraw.data.augment import mirror
 from quickdraw.data.inputs import (
     IMAGE,
@@ -36,7 +37,6 @@ from quickdraw.data.readers import (
 )
 from quickdraw.data.strokes import StrokeBatch
 from quickdraw.data.text import excerpt
-from quickdraw.core.files import atomic_open
 
 log = logging.getLogger(__name__)
 

@@ -27,11 +27,11 @@ import quickdraw
 from quickdraw.core.checkpoints import VERSION_KEY
 from quickdraw.data.inputs import IMAGE, recorded_inputs, spec_config, spec_from_config
 from quickdraw.data.origin import combined_origin
+from quickdraw.metrics.classification import class_accuracy, split_metrics, worst_fraction_mean
 from quickdraw.models import figures
 from quickdraw.models.components.ensemble import Ensemble
 from quickdraw.models.components.factory import build_net, input_names, net_input
 from quickdraw.models.objectives import EnsembleMembers, Plain
-from quickdraw.metrics.classification import class_accuracy, split_metrics, worst_fraction_mean
 
 DEFAULT_LOSS = {"_target_": "quickdraw.models.losses.CrossEntropy"}
 # Scheduler keys that are Lightning's, not the scheduler's (see configure_optimizers).

@@ -26,11 +26,11 @@ from gradio.utils import get_upload_folder, is_in_or_equal
 from omegaconf import DictConfig
 
 import quickdraw  # noqa: F401  (registers the ${project_root:} resolver)
-from quickdraw.data.image_decode import UNREADABLE, limit_decoding
-from quickdraw.serving.guessing import GuessHistory, announcement
-from quickdraw.deploy.runtime import load_backend
 from quickdraw.core.runs import RunDir, latest_best_checkpoint
+from quickdraw.data.image_decode import UNREADABLE, limit_decoding
+from quickdraw.deploy.runtime import load_backend
 from quickdraw.serving.guesser import HINT, EmptyDrawing, Guess, InputRejected, Limits, Predictor
+from quickdraw.serving.guessing import GuessHistory, announcement
 
 log = logging.getLogger("quickdraw.demo")
 

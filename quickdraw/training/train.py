@@ -25,10 +25,10 @@ from omegaconf import DictConfig, OmegaConf
 
 import quickdraw  # noqa: F401  (registers the ${project_root:} resolver)
 from quickdraw.core.checkpoints import AtomicCheckpointIO, optimizer_steps, read_checkpoint
-from quickdraw.data.origin import combined_origin
-from quickdraw.data.sources import ensure_store_of
 from quickdraw.core.files import out_of_space
 from quickdraw.core.runs import TRAIN, RunDir
+from quickdraw.data.origin import combined_origin
+from quickdraw.data.sources import ensure_store_of
 from quickdraw.training.settings_check import reconcile
 
 log = logging.getLogger("quickdraw.train")

@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from quickdraw.core.files import atomic_open
+from quickdraw.core.outputs import refuse_overwrite
 from quickdraw.data.formats.sketchrnn import FRAME, FRAME_KEY, SPLIT_NAMES, batch_to_stroke3
 from quickdraw.data.origin import GENERATED, QUICKDRAW, mark_generated
 from quickdraw.data.schema import SPLITS
 from quickdraw.data.store import Store
-from quickdraw.core.files import atomic_open
-from quickdraw.core.outputs import refuse_overwrite
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from quickdraw.metrics.hardness import adaptive_quotas, class_hardness
 from quickdraw.core.runs import RunDir
+from quickdraw.metrics.hardness import adaptive_quotas, class_hardness
 
 log = logging.getLogger(__name__)
 

@@ -27,13 +27,13 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from quickdraw.core.files import write_atomic
+from quickdraw.core.runs import RunDir
 from quickdraw.data.prefixes import check_kind
 from quickdraw.data.sampling import fixed_rows
 from quickdraw.data.strokes import StrokeBatch
-from quickdraw.core.files import write_atomic
 from quickdraw.inference.runner import predict_proba
 from quickdraw.metrics.prefix import PrefixRecorder, plot_prefix_curves
-from quickdraw.core.runs import RunDir
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,291 @@
+"""The exported page in headless Chromium: its JavaScript preprocessing equals Python's, and it guesses offline.
+
+Generated drawings always run (CI has no ../shared); the real sample's raw drawings run when present.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from quickdraw.core.checkpoints import load_model
+from quickdraw.data import synthetic
+from quickdraw.serving.guesser import InputRejected, Predictor
+from quickdraw.testing.browser import (
+    CHROMIUM,
+    WITHOUT_RAW_POINTER_EVENTS,
+    draw,
+    draw_synthetic,
+    open_page,
+    serve,
+)
+from tests.conftest import DEMO_CLASSES as CLASSES
+from tests.conftest import SAMPLE
+from tests.deploy.test_export import run_export
+
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} not found (make browser)"),
+]
+
+
+@pytest.fixture(scope="module")
+def page_dir(demo_checkpoint, tmp_path_factory) -> Path:
+    """``python -m quickdraw.export ... format=web`` of the demo's tiny model; needs `make web-deps`."""
+    return run_export(tmp_path_factory.mktemp("page"), f"ckpt_path={demo_checkpoint}", "format=web")
+
+
+@pytest.fixture(scope="module")
+def session(page_dir):
+    with open_page(page_dir) as s:
+        yield s
+
+
+def compare(session, demo_checkpoint, drawings: list) -> dict[str, float]:
+    """Page vs Python on raw drawings: pixel agreement, ink IoU, identical images, top-1 agreement."""
+    predictor = Predictor(load_model(demo_checkpoint))
+    page = session.run(drawings)
+    agree, iou, same, top1 = [], [], 0, 0
+    for d, got in zip(drawings, page, strict=True):
+        py = predictor.predict_strokes(d)
+        mine, theirs = py.image.ravel(), np.array(got["image"], np.uint8)
+        agree.append((mine == theirs).mean())
+        ink_a, ink_b = mine > 0, theirs > 0
+        iou.append((ink_a & ink_b).sum() / max(1, (ink_a | ink_b).sum()))
+        same += bool((mine == theirs).all())
+        top1 += py.top[0][0] == predictor.classes[int(np.argmax(got["probs"]))]
+    n = len(drawings)
+    figures = {"drawings": n, "pixel agreement": float(np.mean(agree)), "IoU": float(np.mean(iou)),
+               "identical images": same / n, "top-1 agreement": top1 / n}  # fmt: skip
+    print(
+        "\n"
+        + ", ".join(
+            f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items()
+        )
+    )
+    return figures
+
+
+def assert_parity(figures: dict[str, float]) -> None:
+    # The JavaScript mirrors OpenCV's integer drawing code and numpy's float64 arithmetic, so
+    # images are expected identical; the tolerance leaves room for a last-ulp difference in
+    # Math.hypot (RDP distances) moving one point in a rare drawing.
+    assert figures["pixel agreement"] >= 0.999
+    assert figures["IoU"] >= 0.99
+    assert figures["identical images"] >= 0.99
+    assert figures["top-1 agreement"] >= 0.99
+
+
+def test_page_preprocessing_equals_python_on_generated_drawings(session, demo_checkpoint, tmp_path):
+    drawings = []
+    for word in CLASSES:
+        path = synthetic.write_raw_ndjson(tmp_path / f"{word}.ndjson", word, 60, seed=11)
+        drawings += [json.loads(line)["drawing"] for line in path.read_text().splitlines()]
+    figures = compare(session, demo_checkpoint, drawings)
+    assert figures["drawings"] >= 200
+    assert_parity(figures)
+
+
+def test_page_preprocessing_equals_python_on_real_drawings(session, demo_checkpoint):
+    path = SAMPLE / "test_raw.csv"
+    if not path.is_file():
+        pytest.skip(f"real Quick, Draw! sample not found at {SAMPLE}")
+    with open(path, newline="") as f:
+        drawings = [json.loads(row["drawing"]) for row in islice(csv.DictReader(f), 300)]
+    assert_parity(compare(session, demo_checkpoint, drawings))
+
+
+def test_drawing_with_the_mouse_updates_the_guesses_with_no_request(session):
+    page = session.page
+    session.requests.clear()
+    assert page.locator("#guesses li").count() == 0
+    circle = [(0.5 + 0.3 * math.cos(2 * math.pi * i / 36), 0.5 + 0.3 * math.sin(2 * math.pi * i / 36))
+              for i in range(37)]  # fmt: skip
+    draw(page, circle)
+    page.wait_for_function(
+        "window.quickdraw.state.waiting.length === 0 && !window.quickdraw.state.busy"
+    )
+    assert page.locator("#guesses li").count() == 5 or page.locator("#guesses li").count() == len(
+        CLASSES
+    )
+    assert page.locator("#guesses li .name").first.text_content() == "circle"
+    assert (
+        page.evaluate("window.quickdraw.state.guesses") > 10
+    )  # guessed during the stroke, not only after
+    assert "1 stroke" in page.locator("#status").text_content()
+    # Every answered move's latency is accounted for by its stages (input, queue, preprocess,
+    # network, show), none negative.
+    latencies, stages = page.evaluate(
+        "[window.quickdraw.state.latencies, window.quickdraw.state.stages]"
+    )
+    assert len(stages) == len(latencies) > 10
+    for total, parts in zip(latencies, stages, strict=True):
+        assert len(parts) == 5 and min(parts) >= -1e-6
+        assert sum(parts) == pytest.approx(total, abs=1e-3)
+    page.get_by_role("button", name="Clear").click()
+    page.wait_for_function("document.querySelectorAll('#guesses li').length === 0")
+    assert session.requests == []  # everything came with the page
+
+
+def new_tab(session, url: str | None = None, init_script: str | None = None, **options):
+    """Another tab of the session's browser (one Playwright per process), loading ``url`` (default:
+    the session's page); returns it and the list of every URL it requests."""
+    page = session.page.context.browser.new_page(viewport=session.page.viewport_size, **options)
+    if init_script:
+        page.add_init_script(init_script)
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(url or session.page.url)
+    return page, requests
+
+
+def test_raw_and_frame_aligned_moves_record_the_same_drawing(session):
+    """Moves by pointerrawupdate (this Chromium, on localhost) and by pointermove (browsers without
+    it) give the pad the same points, and both get guesses while drawing."""
+    zigzag = [(0.2 + 0.6 * i / 30, 0.4 + 0.2 * (i % 2)) for i in range(31)]
+    idle = "window.quickdraw.state.waiting.length === 0 && !window.quickdraw.state.busy"
+    recorded = {}
+    plain, _ = new_tab(session, init_script=WITHOUT_RAW_POINTER_EVENTS)
+    plain.wait_for_function("window.quickdraw && window.quickdraw.ready", timeout=60_000)
+    try:
+        for name, page in (("pointerrawupdate", session.page), ("pointermove", plain)):
+            assert page.evaluate("'onpointerrawupdate' in window") == (name == "pointerrawupdate")
+            page.get_by_role("button", name="Clear").click()
+            page.evaluate("window.quickdraw.state.guesses = 0")
+            draw(page, zigzag, steps=4)
+            page.wait_for_function(idle)
+            assert page.evaluate("window.quickdraw.state.guesses") > 10, name
+            recorded[name] = json.loads(page.evaluate("window.quickdraw.state.latest"))
+    finally:
+        plain.close()
+    raw, aligned = recorded["pointerrawupdate"], recorded["pointermove"]
+    assert len(raw) == len(aligned) == 1
+    assert len(raw[0][0]) == 1 + 30 * 4  # every move's point, none lost or doubled
+    assert raw[0][:2] == aligned[0][:2]  # same x and y, point for point
+
+
+def test_strokes_made_by_chromium_itself_reach_the_pad_and_get_guesses(session):
+    """The benchmark's synthetic input (scripts/bench_export.py --input synthetic): every move is a
+    real pointer event to the pad, and the page guesses while the stroke goes on."""
+    page = session.page
+    page.get_by_role("button", name="Clear").click()
+    page.evaluate("window.quickdraw.state.guesses = 0")
+    circle = [(0.5 + 0.3 * math.cos(2 * math.pi * i / 36), 0.5 + 0.3 * math.sin(2 * math.pi * i / 36))
+              for i in range(37)]  # fmt: skip
+    draw_synthetic(page, circle)
+    page.wait_for_function(
+        "window.quickdraw.state.waiting.length === 0 && !window.quickdraw.state.busy"
+    )
+    drawing = json.loads(page.evaluate("window.quickdraw.state.latest"))
+    assert len(drawing) == 1 and len(drawing[0][0]) == 37  # pointerdown + 36 moves, one stroke
+    assert page.evaluate("window.quickdraw.state.guesses") > 3  # while drawing, not once after
+    assert page.locator("#guesses li .name").first.text_content() == "circle"
+
+
+def test_page_fetches_the_model_once_for_all_workers(session):
+    page, requests = new_tab(session)
+    try:
+        page.wait_for_function("window.quickdraw && window.quickdraw.ready", timeout=60_000)
+        assert page.evaluate("window.quickdraw.workers") >= 1
+        for name in ("model.onnx", "ort-wasm-simd-threaded.wasm"):
+            assert sum(u.endswith("/" + name) for u in requests) == 1, (name, requests)
+    finally:
+        page.close()
+
+
+def test_a_second_finger_does_not_spoil_the_stroke(session):
+    """Two fingers on a touch screen: the stroke is the first finger's, with none of the second's points."""
+    page, _ = new_tab(session, has_touch=True)
+    try:
+        page.wait_for_function("window.quickdraw && window.quickdraw.ready", timeout=60_000)
+        box = page.locator("#sketchpad canvas").bounding_box()
+        x1, x2, y = box["x"] + 100, box["x"] + 300, box["y"] + 100
+        cdp = page.context.new_cdp_session(page)
+
+        def touch(kind: str, *points: tuple[float, float, int]) -> None:
+            cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [
+                {"x": px, "y": py, "id": i} for px, py, i in points]})  # fmt: skip
+
+        touch("touchStart", (x1, y, 1))
+        touch("touchStart", (x1, y, 1), (x2, y, 2))
+        for i in range(1, 21):
+            touch("touchMove", (x1, y + 5 * i, 1), (x2 + 3 * i, y, 2))
+        touch("touchEnd")  # both lift
+        page.wait_for_function(
+            "window.quickdraw.state.waiting.length === 0 && !window.quickdraw.state.busy"
+        )
+        (stroke,) = json.loads(page.evaluate("window.quickdraw.state.latest"))
+        left = box["x"]
+        assert len(stroke[0]) == 21  # the first finger's down and its 20 moves
+        assert set(stroke[0]) == {round(x1 - left, 1)}  # no point of the second finger
+    finally:
+        page.close()
+
+
+def test_a_page_that_cannot_load_says_why(session, page_dir, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(page_dir, broken)
+    (broken / "model.onnx").write_bytes((page_dir / "model.onnx").read_bytes()[:1000])
+    with serve(broken) as url:
+        page, _ = new_tab(session, url)
+        try:
+            page.wait_for_function(
+                "document.querySelector('#status').textContent.includes('could not')"
+            )
+            assert "model.onnx" in page.locator("#status").text_content()
+        finally:
+            page.close()
+
+
+def test_the_credit_line_follows_the_training_datas_origin(session, page_dir, tmp_path):
+    """The demo model learnt generated doodles: its page must not claim Quick, Draw! data; a model
+    trained on Google's data credits it (CC BY 4.0); an older model.json without the record says so."""
+    assert json.loads((page_dir / "model.json").read_text())["data"] == {"origin": "generated"}
+    about = session.page.locator("#about").text_content()
+    assert "generated doodles, not on Quick, Draw! data" in about and "CC BY" not in about
+    for origin, expected in (("quickdraw", "Trained on Quick, Draw! data (Google, CC BY 4.0)."),
+                             ("mixed", "(Google, CC BY 4.0) and the project's generated doodles"),
+                             ("constructor", 'origin, "constructor", is not one this page knows'),
+                             (None, "training data is not recorded")):  # fmt: skip
+        folder = tmp_path / str(origin)
+        shutil.copytree(page_dir, folder)
+        meta = json.loads((folder / "model.json").read_text())
+        if origin:
+            meta["data"]["origin"] = origin
+        else:
+            del meta["data"]
+        (folder / "model.json").write_text(json.dumps(meta))
+        with serve(folder) as url:
+            page, _ = new_tab(session, url)
+            try:
+                page.wait_for_function("window.quickdraw && window.quickdraw.ready", timeout=60_000)
+                assert expected in page.locator("#about").text_content()
+            finally:
+                page.close()
+
+
+def test_page_refuses_drawings_over_the_demos_limits(session, demo_checkpoint):
+    """The page refuses what the server refuses (quickdraw.serving.guesser.Limits): too many strokes or points."""
+    predictor = Predictor(load_model(demo_checkpoint))
+    limits = predictor.limits
+    many = [[[i, i + 1], [0, 1], [0, 1]] for i in range(limits.max_strokes + 1)]
+    long = [[list(range(limits.max_points + 1)), [0] * (limits.max_points + 1)]]
+    for drawing, message in (
+        (many, f"{len(many)} strokes"),
+        (long, f"more than {limits.max_points} points"),
+    ):
+        with pytest.raises(InputRejected, match=message):
+            predictor.predict_strokes(drawing)
+        got = session.page.evaluate(
+            "(d) => { try { window.quickdraw.preprocess(d); return null } catch (e) { return e.message } }",
+            drawing,
+        )
+        assert got is not None and message in got
