@@ -51,19 +51,19 @@ demo: install
 	$(PY) -m quickdraw.demo $(ARGS)
 
 bench: install
-	$(PY) scripts/bench_data.py $(ARGS)
+	$(PY) -m benchmarks.data $(ARGS)
 
 bench-all: install
-	$(PY) scripts/bench_data.py
-	$(PY) scripts/bench_train.py
-	$(PY) scripts/bench_demo.py
+	$(PY) -m benchmarks.data
+	$(PY) -m benchmarks.train
+	$(PY) -m benchmarks.demo
 
 report: install
 	$(PY) -m quickdraw.report $(ARGS)
 
 # The manual (docs/, mkdocs.yml) as a static site in site/: broken links and anchors fail the build.
 docs: install
-	$(VENV)/bin/mkdocs build --strict --quiet
+	DISABLE_MKDOCS_2_WARNING=true NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 # sdist + wheel in dist/, configs and assets inside; twine checks their metadata renders on PyPI.
 dist: install
@@ -72,11 +72,11 @@ dist: install
 	$(VENV)/bin/twine check --strict dist/*
 
 format: install
-	$(VENV)/bin/ruff format quickdraw scripts tests
-	$(VENV)/bin/ruff check --fix quickdraw scripts tests
+	$(VENV)/bin/ruff format quickdraw benchmarks tests
+	$(VENV)/bin/ruff check --fix quickdraw benchmarks tests
 
 # ruff, then the layers contract: lower layers never import higher ones ([tool.importlinter]).
 lint: install
-	$(VENV)/bin/ruff format --check quickdraw scripts tests
-	$(VENV)/bin/ruff check quickdraw scripts tests
+	$(VENV)/bin/ruff format --check quickdraw benchmarks tests
+	$(VENV)/bin/ruff check quickdraw benchmarks tests
 	$(VENV)/bin/lint-imports

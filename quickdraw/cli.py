@@ -1,29 +1,35 @@
-"""The commands: each parses its config (Hydra, or argparse for report), calls the library, reports.
+"""The commands: each parses its config (Hydra, or argparse for report and download), calls the
+library, reports.
 
 Every command runs as ``python -m quickdraw.<name>`` (a two-line module that calls the function
 here) and as a console script (``quickdraw-<name>``, ``[project.scripts]`` in pyproject.toml).
 Nothing here computes anything. Every command reports the same way (:func:`command`; ``report``
-through :func:`user_message` too): an error the library raises for bad input or settings (see
-:func:`user_message`), and running out of disk space anywhere, is one line naming the file or
-setting and the fix, with exit code 2; an override Hydra cannot parse (a path with ``é`` or
-brackets) gets the quoted form to type instead, exit code 2; any other exception is a bug and keeps
-its traceback (so does every error with ``HYDRA_FULL_ERROR=1``). In a multirun (``-m``), errors go
-to Hydra's sweeper unchanged, which records the job as failed.
+through :func:`user_message` too): a project error (:class:`~quickdraw.core.errors.QuickDrawError`,
+what the library raises for bad input, settings or files), a setting left unset, and running out of
+disk space anywhere, is one line naming the file or setting and the fix, with exit code 2; an
+override Hydra cannot parse (a path with ``é`` or brackets) gets the quoted form to type instead,
+exit code 2; any other exception is a bug and keeps its traceback (so does every error with
+``HYDRA_FULL_ERROR=1``). In a multirun (``-m``), errors go to Hydra's sweeper unchanged, which
+records the job as failed. ``--help`` shows each command's usage, keys and examples
+(``hydra.help.header`` in its config) without importing the library.
 
-==============================  ==================================  ============================
-command                         config                              library
-==============================  ==================================  ============================
-``quickdraw-train``             quickdraw/conf/train.yaml                     :mod:`quickdraw.training.train`
-``quickdraw-convert``           quickdraw/conf/convert.yaml                   :mod:`quickdraw.data.convert`,
-                                                                    :mod:`quickdraw.data.formats.sketchrnn_writer`
-``quickdraw-evaluate``          quickdraw/conf/evaluate.yaml                  :mod:`quickdraw.evaluation.evaluate`
-``quickdraw-predict``           quickdraw/conf/predict.yaml                   :mod:`quickdraw.evaluation.submission`
-``quickdraw-demo``              quickdraw/conf/demo.yaml                      :mod:`quickdraw.serving.app`
-``quickdraw-report``            ``--help``                          :mod:`quickdraw.evaluation.report`
-``quickdraw-download``          ``--help``                          :mod:`quickdraw.data.download`
-``quickdraw-export``            quickdraw/conf/export.yaml                    :mod:`quickdraw.deploy.onnx`,
-                                                                    :mod:`quickdraw.deploy.web`
-==============================  ==================================  ============================
+evaluate, predict, export and the demo run the checkpoint :func:`checkpoint` finds: ``ckpt_path``,
+else ``run_dir``'s best, else the best of the latest training run under ``runs_root``.
+
+======================  ==============================  ==============================================
+command                 config                          library
+======================  ==============================  ==============================================
+``quickdraw-train``     quickdraw/conf/train.yaml       :mod:`quickdraw.training.train`
+``quickdraw-convert``   quickdraw/conf/convert.yaml     :mod:`quickdraw.data.convert`,
+                                                        :mod:`quickdraw.data.formats.sketchrnn_writer`
+``quickdraw-evaluate``  quickdraw/conf/evaluate.yaml    :mod:`quickdraw.evaluation.evaluate`
+``quickdraw-predict``   quickdraw/conf/predict.yaml     :mod:`quickdraw.evaluation.submission`
+``quickdraw-demo``      quickdraw/conf/demo.yaml        :mod:`quickdraw.serving.app`
+``quickdraw-report``    ``--help``                      :mod:`quickdraw.evaluation.report`
+``quickdraw-download``  ``--help``                      :mod:`quickdraw.data.download`
+``quickdraw-export``    quickdraw/conf/export.yaml      :mod:`quickdraw.deploy.onnx`,
+                                                        :mod:`quickdraw.deploy.web`
+======================  ==============================  ==============================================
 """
 
 from __future__ import annotations
@@ -39,19 +45,23 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from quickdraw.core import config as configs
-from quickdraw.core.files import DiskFullError, out_of_space, quiet_full_disk_echoes
+from quickdraw.core.config import signature_schema
+from quickdraw.core.errors import QuickDrawError
+from quickdraw.core.files import out_of_space, quiet_full_disk_echoes
+from quickdraw.core.runs import find_checkpoint
 
 # The configs ship inside the package: an absolute path, since Hydra reads a relative one as a
 # Python package when the command is not the __main__ module.
 CONF = str(Path(__file__).with_name("conf"))
 log = logging.getLogger("quickdraw")
-configs.register()
 
 
 def absolute(path: str | None) -> str | None:
@@ -60,32 +70,51 @@ def absolute(path: str | None) -> str | None:
     return path and hydra.utils.to_absolute_path(os.path.expanduser(path))
 
 
-# Errors that are the user's input or settings, not bugs: each message names the file or the
-# setting and the fix. The project's own (CheckpointError, ExportError, QuickDrawFormatError,
-# IncompatibleSettings...) derive from ValueError, WebBuildError from FileNotFoundError; StoreError
-# and CheckpointWriteError are added where they are imported (user_message).
-USER_ERRORS: tuple[type[Exception], ...] = (
-    ValueError,
-    FileNotFoundError,
-    NotADirectoryError,
-    IsADirectoryError,
-    PermissionError,
-)
+# Structured-config schemas (quickdraw.core.config): the group whose ``schema`` option each is, the
+# class whose signature holds its defaults (imported only when registered: see register), and
+# whether the node names it as ``_target_``. Here, not in quickdraw.core: the classes live above it.
+SCHEMAS = [
+    ("data", "quickdraw.data.datamodule.QuickDrawDataModule", True),
+    ("data/augment", "quickdraw.data.augment.StrokeAugment", True),
+    ("settings", "quickdraw.data.convert.ConvertSettings", False),
+    ("limits", "quickdraw.serving.guesser.Limits", False),
+    ("quantization", "quickdraw.deploy.onnx.Quantization", False),
+    ("web", "quickdraw.deploy.onnx.WebPage", False),
+]
+_registered = False
+
+
+def register(placeholders: bool = False) -> None:
+    """Store the schemas (:data:`SCHEMAS`) in Hydra's ConfigStore; every command calls it before
+    composing its config, and so do tests and benchmarks that compose one.
+
+    ``placeholders``: store empty nodes instead, unless the real ones are there already. ``--help``
+    composes the config but shows none of it, and the real schemas import the classes (Lightning,
+    onnx, Gradio): seconds that the help screen does not need.
+    """
+    global _registered
+    if _registered:
+        return
+    store = ConfigStore.instance().store
+    for group, target, with_target in SCHEMAS:
+        node = {} if placeholders else signature_schema(get_class(target), with_target)
+        store(group=group, name="schema", node=node)
+    _registered = not placeholders
 
 
 def user_message(error: Exception, output: Any = None) -> str | None:
     """The one line a user sees for ``error``, or None for a bug (whose traceback must show).
 
-    ``output``: where the command writes, named when the disk fills up during a write that does
-    not say which file it was writing.
+    The project's errors (:class:`~quickdraw.core.errors.QuickDrawError`, whose messages name the
+    file or setting and the fix), a setting left unset, and running out of disk space anywhere
+    (the library's writes say which file; a write elsewhere gets ``output``, where the command
+    writes). A project error raised while ``hydra.utils.instantiate`` builds an object (a model's
+    setting) reaches here wrapped in Hydra's InstantiationException, and is reported as itself.
     """
-    from quickdraw.core.checkpoints import CheckpointWriteError
-    from quickdraw.data.store import StoreError
-
-    if isinstance(error, CheckpointWriteError):
-        return error.strerror  # the file, that the other checkpoints are intact, and the fix
-    if isinstance(error, DiskFullError):
-        return str(error)
+    while isinstance(error, InstantiationException) and error.__cause__ is not None:
+        error = error.__cause__
+    if isinstance(error, QuickDrawError):
+        return _message(error)
     if out_of_space(error):
         where = getattr(error, "filename", None) or output or "the output"
         return (
@@ -94,9 +123,14 @@ def user_message(error: Exception, output: Any = None) -> str | None:
         )
     if isinstance(error, MissingMandatoryValue):
         return f"{error.full_key} is not set: give {error.full_key}=VALUE on the command line"
-    if isinstance(error, USER_ERRORS + (StoreError,)):
-        return str(error)
     return None
+
+
+def _message(error: QuickDrawError) -> str:
+    # An OSError built as (errno, message) prints "[Errno 28] message": the message alone.
+    if isinstance(error, OSError) and error.strerror and type(error).__str__ is OSError.__str__:
+        return error.strerror
+    return str(error)
 
 
 def _in_multirun() -> bool:
@@ -107,11 +141,13 @@ def command(
     config_name: str,
     writes: Callable[[DictConfig], Any],
     hint: Callable[[DictConfig], str] | None = None,
+    renamed: dict[str, str] | None = None,
 ) -> Callable:
     """``hydra.main`` for ``quickdraw/conf/<config_name>.yaml``, reporting errors as the module docstring says.
 
     ``writes(cfg)``: where the command writes (named in a disk-full message that has no file);
-    ``hint(cfg)``: said after a disk-full message (train: the command that resumes the run).
+    ``hint(cfg)``: said after a disk-full message (train: the command that resumes the run);
+    ``renamed``: keys this config no longer has, to their new names (one line saying so, exit 2).
     ``cmd.__wrapped__(cfg)`` runs the command, with its error reporting, on a composed config.
     """
 
@@ -136,6 +172,10 @@ def command(
         def entry(cfg_passthrough: DictConfig | None = None) -> Any:
             if cfg_passthrough is None:
                 check_overrides(sys.argv[1:])
+                check_renamed(sys.argv[1:], renamed or {})
+            if _only_help(sys.argv[1:]):
+                _list_groups_only_when_shown()
+            register(placeholders=_only_help(sys.argv[1:]))
             return main(cfg_passthrough)
 
         entry.__wrapped__ = reported
@@ -149,6 +189,42 @@ def _output(writes: Callable[[DictConfig], Any], cfg: DictConfig) -> str | None:
         return str(absolute(str(writes(cfg))))
     except Exception:  # an unset or unresolvable path: the message says "the output"
         return None
+
+
+def _only_help(argv: Sequence[str]) -> bool:
+    """Whether the command line asks for the help screen alone (no ``--cfg``, which shows the config)."""
+    return bool({"--help", "-h"} & set(argv)) and not {"--cfg", "-c"} & set(argv)
+
+
+def _list_groups_only_when_shown() -> None:
+    """Make Hydra list the config groups for ``--help`` only if the help template shows them.
+
+    Hydra computes ``$APP_CONFIG_GROUPS`` and ``$HYDRA_CONFIG_GROUPS`` for every help screen,
+    used or not (hydra-ecosystem/hydra#2907): two thirds of the seconds ``--help`` took, and the
+    commands' templates show neither. ``string.Template`` calls ``str()`` on each value it puts in,
+    so a value that computes itself then gives any template, a user's own included, the same text.
+    """
+    from hydra._internal.hydra import Hydra
+
+    listing = Hydra.format_config_groups
+    if getattr(listing, "lazy", False):
+        return
+
+    def lazy(self: Hydra, *args: Any, **kwargs: Any) -> Any:
+        return _Deferred(lambda: listing(self, *args, **kwargs))
+
+    lazy.lazy = True  # type: ignore[attr-defined]
+    Hydra.format_config_groups = lazy  # type: ignore[method-assign]
+
+
+class _Deferred:
+    """A text computed when it is first turned into a string."""
+
+    def __init__(self, make: Callable[[], str]) -> None:
+        self.make = make
+
+    def __str__(self) -> str:
+        return self.make()
 
 
 def check_overrides(argv: Sequence[str]) -> None:
@@ -172,6 +248,19 @@ def check_overrides(argv: Sequence[str]) -> None:
             sys.exit(2)
 
 
+def check_renamed(argv: Sequence[str], renamed: dict[str, str]) -> None:
+    """Exit with code 2 naming the new key when an override sets a key that was renamed
+    (convert's ``export.to=OUT`` is now ``npz.to=OUT``), instead of Hydra's "not in struct"."""
+    for override in argv:
+        key = override.partition("=")[0].lstrip("+~")
+        old = key.partition(".")[0]
+        if "=" in override and old in renamed:
+            new = renamed[old] + key[len(old) :]
+            print(f"error: {key} is now called {new}: give {new}={override.partition('=')[2]}",
+                  file=sys.stderr)  # fmt: skip
+            sys.exit(2)
+
+
 def quoting_hint(override: str) -> str:
     """One line for an override Hydra cannot parse: what it reads unquoted, and the override
     quoted for Hydra (double quotes) inside quotes for the shell (single), ready to paste."""
@@ -192,6 +281,13 @@ def quoting_hint(override: str) -> str:
     )
 
 
+def checkpoint(cfg: DictConfig) -> Path:
+    """The checkpoint evaluate, predict, export and the demo run: ``ckpt_path``, else ``run_dir``'s
+    best, else the best of the latest training run under ``runs_root``
+    (:func:`quickdraw.core.runs.find_checkpoint`)."""
+    return find_checkpoint(absolute(cfg.ckpt_path), absolute(cfg.run_dir), absolute(cfg.runs_root))
+
+
 def _resume_command(cfg: DictConfig) -> str:
     from quickdraw.training.train import resume_hint
 
@@ -208,15 +304,15 @@ def train(cfg: DictConfig) -> float | None:
     return None if value is None else float(value)
 
 
-@command("convert", writes=lambda cfg: cfg.export.to or cfg.store)
+@command("convert", writes=lambda cfg: cfg.npz.to or cfg.store, renamed={"export": "npz"})
 def convert(cfg: DictConfig) -> None:
     """Convert a source (zip, CSV, ndjson, .bin, .npz, folder) into a Parquet store, or
-    (``export.to=OUT``) export a store to sketch-rnn ``.npz`` files."""
+    (``npz.to=OUT``) write a store out as sketch-rnn ``.npz`` files."""
     from quickdraw.data.convert import ConvertSettings
     from quickdraw.data.convert import convert as run
 
-    if cfg.export.to:
-        return _export_stroke3(cfg)
+    if cfg.npz.to:
+        return _write_npz(cfg)
     store = absolute(cfg.store)
     settings = ConvertSettings(**OmegaConf.to_container(cfg.settings, resolve=True))
     manifest = run(
@@ -237,14 +333,12 @@ def convert(cfg: DictConfig) -> None:
     )
 
 
-def _export_stroke3(cfg: DictConfig) -> None:
+def _write_npz(cfg: DictConfig) -> None:
     from quickdraw.data.formats.sketchrnn_writer import export_store
 
     store = absolute(cfg.store)
-    out = absolute(cfg.export.to)
-    written = export_store(
-        store, out, list(cfg.export.classes), list(cfg.export.splits), cfg.progress
-    )
+    out = absolute(cfg.npz.to)
+    written = export_store(store, out, list(cfg.npz.classes), list(cfg.npz.splits), cfg.progress)
     totals = {s: sum(c[s] for c in written.values()) for s in next(iter(written.values()))}
     print(
         f"{out}: {len(written)} sketch-rnn .npz files "
@@ -255,13 +349,14 @@ def _export_stroke3(cfg: DictConfig) -> None:
 @command("evaluate", writes=lambda cfg: cfg.paths.output_dir)
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Score a checkpoint on labelled drawings; metrics.json and per_class.csv in the run folder."""
-    from quickdraw.core.checkpoints import load_model
     from quickdraw.evaluation.evaluate import evaluate as run
     from quickdraw.evaluation.evaluate import require_labels
+    from quickdraw.models.loading import load_model
 
     if cfg.input:  # before the model is loaded: no labels, nothing to score
         require_labels(absolute(cfg.input), absolute(cfg.labels))
-    model = load_model(absolute(cfg.ckpt_path), cfg.device)
+    ckpt = checkpoint(cfg)
+    model = load_model(ckpt, cfg.device)
     scores, result = run(
         model,
         cfg.paths.output_dir,
@@ -270,7 +365,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         store=absolute(cfg.store),
         split=cfg.split,
         batch_size=cfg.batch_size,
-        ckpt_path=cfg.ckpt_path,
+        ckpt_path=str(ckpt),
         tta=cfg.tta,
         balance=cfg.balance,
         prior=absolute(cfg.prior),
@@ -298,18 +393,19 @@ def predict(cfg: DictConfig) -> None:
     from quickdraw.deploy.runtime import load_backend
     from quickdraw.evaluation.submission import unreadable_path, write_submission
 
-    output = Path(absolute(cfg.output))
-    model = load_backend(absolute(cfg.ckpt_path), cfg.backend, cfg.device, int8=cfg.int8)
+    output, source = Path(absolute(cfg.output)), absolute(cfg.input)
+    ckpt = checkpoint(cfg)
+    model = load_backend(ckpt, cfg.backend, cfg.device, int8=cfg.int8)
     n, stats = write_submission(
         model,
-        absolute(cfg.input),
+        source,
         output,
         cfg.batch_size,
         cfg.strict,
         tta=cfg.tta,
         balance=cfg.balance,
         prior=absolute(cfg.prior),
-        ckpt_path=absolute(cfg.ckpt_path),
+        ckpt_path=str(ckpt),
     )
     skipped = sum(stats.bad.values()) - len(stats.unreadable)
     print(
@@ -329,12 +425,13 @@ def demo(cfg: DictConfig) -> None:
     """Serve the sketchpad for a checkpoint (or the latest training run's best)."""
     import torch
 
-    from quickdraw.serving.app import build_app, launch, load_predictor
+    from quickdraw.serving.app import build_app, launch, load_guesser
 
     torch.set_num_threads(cfg.threads)
-    predictor, ckpt = load_predictor(cfg)
-    log.info("serving %s: %s", ckpt, predictor.description)
-    launch(build_app(predictor, str(ckpt), cfg.live_ms, cfg.accept_threshold), cfg)
+    ckpt = checkpoint(cfg)
+    guesser = load_guesser(cfg, ckpt)
+    log.info("serving %s: %s", ckpt, guesser.description)
+    launch(build_app(guesser, str(ckpt), cfg.live_ms, cfg.accept_threshold), cfg)
 
 
 @command("export", writes=lambda cfg: cfg.out or cfg.paths.output_dir)
@@ -346,7 +443,7 @@ def export(cfg: DictConfig) -> None:
     quantization = OmegaConf.to_container(cfg.quantization, resolve=True)
     web = OmegaConf.to_container(cfg.web, resolve=True)
     out = export_checkpoint(
-        absolute(cfg.ckpt_path),
+        checkpoint(cfg),
         absolute(cfg.out) or cfg.paths.output_dir,
         cfg.format,
         cfg.quantize,
@@ -358,17 +455,19 @@ def export(cfg: DictConfig) -> None:
 
 def report(argv: Sequence[str] | None = None) -> None:
     """Compare training runs: figures, CSVs and report.md (``quickdraw-report --help``)."""
-    from quickdraw.evaluation.report import write_report
-
     parser = argparse.ArgumentParser(
         prog="python -m quickdraw.report",
         description="Compare training runs: learning curves, test scores, per-class accuracy, "
-        "adaptive quotas and the most-confused pairs, as PNGs, CSVs and report.md.",
-        epilog="example: python -m quickdraw.report outputs/train/multiruns/2026-01-01_12-00-00",
+        "adaptive quotas and the most-confused pairs, as PNGs, CSVs and report.md (in "
+        "FOLDER/report unless --out says otherwise).",
+        epilog="examples:\n"
+        "  python -m quickdraw.report outputs/train/multiruns/2026-01-01_12-00-00\n"
+        "  python -m quickdraw.report outputs/train/runs/A outputs/train/runs/B --out cmp --no-eval",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
     add("folders", nargs="+", type=Path, help="run folders, sweep folders or any folder above them")
-    add("--out", type=Path, help="where to write (default: FOLDER/report)")
+    add("--out", type=Path, help="where to write (default: FOLDER/report; needed with several)")
     add("--split", default="test", choices=["val", "test"], help="split scored per class")
     add("--pairs", type=int, default=6, help="confused pairs drawn")
     add("--device", default="cpu", help="where checkpoints run (cpu, cuda)")
@@ -381,15 +480,13 @@ def report(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("tensorboard").setLevel(logging.WARNING)  # one line per event file otherwise
-    try:
-        path = write_report(
-            args.folders, args.out, args.split, args.device, args.pairs, args.evaluate
-        )
-    except Exception as error:
-        message = user_message(error, args.out or f"{args.folders[0]}/report")
-        if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        parser.exit(2, f"error: {message}\n")
+    from quickdraw.evaluation.report import write_report  # after --help: pandas, matplotlib, torch
+
+    a = args
+    path = reported(
+        lambda: write_report(a.folders, a.out, a.split, a.device, a.pairs, a.evaluate),
+        a.out or f"{a.folders[0]}/report",
+    )
     print(path)
 
 
@@ -397,4 +494,17 @@ def download(argv: Sequence[str] | None = None) -> None:
     """Fetch Google's per-category files or Kaggle's zip (``quickdraw-download --help``)."""
     from quickdraw.data.download import main
 
-    sys.exit(main(argv))
+    sys.exit(reported(lambda: main(argv)))
+
+
+def reported(task: Callable[[], Any], output: Any = None) -> Any:
+    """``task()`` of an argparse command, its errors reported as :func:`command` reports them:
+    one line on stderr and exit code 2 for a user's error, the traceback for a bug."""
+    try:
+        return task()
+    except Exception as error:
+        message = user_message(error, output)
+        if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)

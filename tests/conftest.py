@@ -1,6 +1,6 @@
-"""Shared fixtures: hand-made Quick, Draw! rows, a tiny generated store and the training config
-that reads it, the real sample when present, and the trained models and smoke runs several test
-files share; CPU only.
+"""Fixtures the test folders share: the real sample and failing-input cases when present, a tiny
+generated store and the training config that reads it, a full disk, and the trained models and
+smoke runs several test files use; CPU only. Plain helpers live in ``tests/helpers``.
 
 Session fixtures build once, whichever test asks first, each in a folder of its own
 (``tmp_path_factory.mktemp``): no test depends on another having run.
@@ -8,83 +8,27 @@ Session fixtures build once, whichever test asks first, each in a folder of its 
 
 from __future__ import annotations
 
-import csv
-import gzip
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from quickdraw.core import config as configs
-from quickdraw.data import synthetic  # no torch: CUDA_VISIBLE_DEVICES below still applies
+from quickdraw.data import synthetic
+from tests.helpers.configs import OPTIMIZER, RESNET, TINY, compose_train
+from tests.helpers.drawings import (
+    DEMO_CLASSES,
+    GENERATED_PER_CLASS,
+    TINY_CLASSES,
+)
+from tests.helpers.paths import CASES, SAMPLE
 
-os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
-
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT.parent / "shared" / "data" / "quickdraw-sample"
-CASES = SAMPLE.parents[1] / "cases"  # small failing inputs users met (../shared/cases/README.md)
-
-
-def compose_config(name: str, overrides: list[str], **kwargs) -> DictConfig:
-    """``quickdraw/conf/<name>.yaml`` composed with ``overrides`` as the command would compose it.
-
-    Registers the structured-config schemas first (defaults that live in Python signatures,
-    quickdraw.core.config), as the commands do when they start.
-    """
-    configs.register()
-    with initialize_config_dir(config_dir=str(ROOT / "quickdraw/conf"), version_base="1.3"):
-        return compose(name, overrides=overrides, **kwargs)
-
-
-HEADER = ["countrycode", "drawing", "key_id", "recognized", "timestamp", "word"]
-SQUARE = [[[10, 200, 200, 10, 10], [10, 10, 200, 200, 10]]]
-LINE = [[[0, 255], [128, 128]]]
-
-
-# -- hand-made rows ------------------------------------------------------------------------------
-def kaggle_row(
-    key_id,
-    word,
-    drawing=SQUARE,
-    countrycode="US",
-    recognized="True",
-    timestamp="2017-03-11 14:47:44.05242",
-):
-    """One row of Kaggle's train_simplified layout (drawing given as lists, or as raw text)."""
-    text = drawing if isinstance(drawing, str) else json.dumps(drawing)
-    return [countrycode, text, str(key_id), recognized, timestamp, word]
-
-
-def write_csv(path: Path, rows, header=HEADER) -> Path:
-    """Write a Kaggle-layout CSV (gzip when the name ends in .gz)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "wt", newline="") as f:
-        w = csv.writer(f)
-        if header:
-            w.writerow(header)
-        w.writerows(rows)
-    return path
-
-
-def squares_and_lines(
-    folder: Path, rows: dict[str, int], key_base: int = 1000, suffix: str = ".csv.gz"
-) -> Path:
-    """One Kaggle CSV per word in ``folder``, ``rows[word]`` rows of it alternating a line and a
-    square; word ``w`` (in order) gets key_ids ``key_base * (w + 1) + i``. Returns ``folder``."""
-    for w, (word, n) in enumerate(rows.items()):
-        drawings = [
-            kaggle_row(key_base * (w + 1) + i, word, SQUARE if i % 2 else LINE) for i in range(n)
-        ]
-        write_csv(folder / f"{word}{suffix}", drawings)
-    return folder
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # nothing above imports torch: this still applies
 
 
 # -- the real sample -----------------------------------------------------------------------------
@@ -104,23 +48,25 @@ def cases() -> Path:
     return CASES
 
 
+# -- a real full disk ----------------------------------------------------------------------------
+@pytest.fixture
+def full_disk(tmp_path) -> Iterator[Path]:
+    """A 1 MiB tmpfs at ``tmp_path/full`` (unmounted after) with 16 KiB left free, or a skip
+    where mounting one is refused (not root, or a container without the capability)."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()[:100]})")
+    free = os.statvfs(mount).f_bavail * os.statvfs(mount).f_frsize
+    (mount / "filler").write_bytes(b"\0" * (free - 16 * 1024))  # others' files fill the disk
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
 # -- a tiny generated store and the training config that reads it ---------------------------------
-# Small everything: 16 drawings a class an epoch at 32 px, in-process loading, no progress bar.
-TINY = [
-    "data.per_class=16",
-    "data.val_per_class=8",
-    "data.batch_size=16",
-    "data.eval_batch_size=32",
-    "data.raster.size=32",
-    "data.num_workers=0",
-    "trainer.accelerator=cpu",
-    "callbacks.progress_bar.refresh_rate=0",
-]
-
-
-TINY_CLASSES = sorted(synthetic.CLASSES)[:4]
-
-
 @pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory) -> Path:
     """A data folder as ``paths.data_dir`` holds one: ``csv/``, 80 generated drawings of each of
@@ -147,15 +93,6 @@ def tiny_overrides(tiny_store) -> list[str]:
     return [f"data.store={tiny_store}", *TINY, "data.test_per_class=8"]
 
 
-def compose_train(out: Path, *overrides: str) -> DictConfig:
-    """quickdraw/conf/train.yaml with TINY, then ``overrides`` (later ones win), writing into ``out``."""
-    cfg = compose_config("train", [*TINY, *overrides])
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(out)
-        cfg.paths.log_dir = str(out)
-    return cfg
-
-
 @pytest.fixture(scope="session")
 def tiny_config(tiny_store) -> Callable[..., DictConfig]:
     """``tiny_config(out, *overrides)``: the composed training config of a seconds-long run on
@@ -168,12 +105,6 @@ def tiny_config(tiny_store) -> Callable[..., DictConfig]:
 
 
 # -- a model that tells four shapes apart (the demo's tests) -------------------------------------
-# Shapes a mouse can draw and that look nothing alike: the browser test draws two of them.
-DEMO_CLASSES = ("circle", "square", "triangle", "zigzag")
-RESNET = {"_target_": "quickdraw.models.components.resnet.resnet18", "stem": "imagenet"}
-OPTIMIZER = {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 3e-3}
-
-
 @pytest.fixture(scope="session")
 def demo_checkpoint(tmp_path_factory) -> Path:
     """A ResNet18 that tells DEMO_CLASSES apart at 32 px, trained for ~15 s (2 idle cores) on
@@ -215,10 +146,19 @@ def demo_checkpoint(tmp_path_factory) -> Path:
     return ckpt
 
 
+@pytest.fixture(scope="session")
+def demo_drawings(tmp_path_factory) -> list[tuple[str, list]]:
+    """Raw drawings (canvas pixels, ms) of DEMO_CLASSES that ``demo_checkpoint`` never saw:
+    another seed than its training data."""
+    root = tmp_path_factory.mktemp("raw")
+    out = []
+    for word in DEMO_CLASSES:
+        path = synthetic.write_raw_ndjson(root / f"{word}.ndjson", word, 8, seed=7)
+        out += [(word, json.loads(line)["drawing"]) for line in path.read_text().splitlines()]
+    return out
+
+
 # -- two smoke runs on the generated set (the report's and the results notebook's tests) --------
-GENERATED_PER_CLASS = 120  # the 15-class generated set, small: seconds to make
-
-
 @pytest.fixture(scope="session")
 def generated_data_dir(tmp_path_factory) -> Path:
     """A ``paths.data_dir`` holding the generated set (GENERATED_PER_CLASS drawings of each of its
@@ -252,14 +192,3 @@ def smoke_run(tiny_config, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run")
     train(tiny_config(out, "experiment=smoke", "trainer.max_epochs=2"))
     return out
-
-
-def run_module(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """``python -m module args`` as a user runs it, its Hydra folder under ``cwd``."""
-    return subprocess.run(
-        [sys.executable, "-m", module, *args, f"hydra.run.dir={cwd}/hydra-{module}"],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )

@@ -28,7 +28,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import open_dict
 
 from quickdraw import cli
-from quickdraw.core.checkpoints import VERSION_KEY, AtomicCheckpointIO, CheckpointError, load_model
+from quickdraw.core.checkpoints import VERSION_KEY, CheckpointError
 from quickdraw.core.files import (
     DiskFullError,
     json_text,
@@ -37,19 +37,18 @@ from quickdraw.core.files import (
     write_atomic,
     write_json,
 )
-from tests.conftest import RESNET, SQUARE, compose_config, kaggle_row, run_module, write_csv
-from tests.core.test_untrusted_checkpoints import train_one_step
-from tests.serving.test_demo import save_untrained
+from quickdraw.models.loading import load_model
+from quickdraw.training.checkpoint_io import AtomicCheckpointIO
+from tests.helpers.checkpoints import save_untrained, train_one_step
+from tests.helpers.commands import run_module
+from tests.helpers.configs import RESNET, compose_config
+from tests.helpers.drawings import SQUARE, kaggle_row, write_csv
+from tests.helpers.paths import leftovers
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["cat", "dog"]
 # What PyTorch's zip writer raises when a write finds no room (torch 2.x, a tmpfs full).
 TORCH_FULL = "[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598"
-
-
-def leftovers(folder: Path) -> list[Path]:
-    """Temporary files any writer of the project could leave (``.<name>.<random>.tmp``)."""
-    return sorted(p for p in folder.rglob("*") if p.name.endswith(".tmp"))
 
 
 def torch_error(context: BaseException | None = None) -> RuntimeError:
@@ -85,23 +84,6 @@ def test_out_of_space_is_told_from_other_errors(error, full):
 
 
 # -- a real full disk --------------------------------------------------------------------------
-@pytest.fixture
-def full_disk(tmp_path) -> Path:
-    """A 1 MiB tmpfs at ``tmp_path/full`` (unmounted after) with 16 KiB left free, or a skip
-    where mounting one is refused (not root, or a container without the capability)."""
-    mount = tmp_path / "full"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()[:100]})")
-    free = os.statvfs(mount).f_bavail * os.statvfs(mount).f_frsize
-    (mount / "filler").write_bytes(b"\0" * (free - 16 * 1024))  # others' files fill the disk
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 def test_a_checkpoint_onto_a_full_disk_says_so_and_leaves_nothing(full_disk):
     """The real PyTorch writer on a real full filesystem: its RuntimeError becomes the message."""
     from quickdraw.core.checkpoints import CheckpointWriteError
@@ -147,7 +129,7 @@ def test_convert_onto_a_full_disk_is_one_line_and_leaves_no_temporary_file(
 def test_stroke3_export_onto_a_full_disk_is_one_line(full_disk, tiny_store, tmp_path):
     out = full_disk / "npz"
     done = subprocess.run(
-        [sys.executable, "-m", "quickdraw.convert", f"store={tiny_store}", f"export.to={out}",
+        [sys.executable, "-m", "quickdraw.convert", f"store={tiny_store}", f"npz.to={out}",
          "progress=false", f"hydra.run.dir={tmp_path / 'run'}"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )  # fmt: skip
@@ -216,7 +198,7 @@ def full_disk_cases(ckpt: Path, labelled: Path, store: Path, tiny: Path, out: Pa
     export = ("export", [f"ckpt_path={ckpt}", f"out={out}"])
     return {
         "convert": (("convert", [f"source={labelled}", f"store={out}", "progress=false"]), "manifest.json"),
-        "stroke-3 export": (("convert", [f"store={tiny}", f"export.to={out}", "progress=false"]), ".npz"),
+        "stroke-3 export": (("convert", [f"store={tiny}", f"npz.to={out}", "progress=false"]), ".npz"),
         "evaluate": (("evaluate", [f"ckpt_path={ckpt}", f"input={labelled}"]), "metrics.json"),
         "evaluate per_class.csv": (("evaluate", [f"ckpt_path={ckpt}", f"input={labelled}"]), "per_class.csv"),
         "predict": (("predict", [f"ckpt_path={ckpt}", f"input={labelled}", f"output={out / 'sub.csv'}"]), "sub.csv"),
@@ -547,12 +529,12 @@ def test_no_json_is_written_outside_the_one_writer():
     found = [
         f"{path.relative_to(ROOT)}:{n}"
         for path in (ROOT / "quickdraw").rglob("*.py")
-        if path.name != "files.py" or path.parent.name != "quickdraw"
+        if path.name != "files.py" or path.parent.name != "core"
         for n, line in enumerate(path.read_text().splitlines(), 1)
         if re.search(r"\bjson\.dumps?\(", line)
     ]
     assert found == []
-    assert "allow_nan=False" in (ROOT / "quickdraw" / "files.py").read_text()
+    assert "allow_nan=False" in (ROOT / "quickdraw" / "core" / "files.py").read_text()
 
 
 # -- a forgotten labels= -------------------------------------------------------------------------
@@ -570,8 +552,9 @@ def test_evaluate_without_labels_says_so_before_loading_the_model(
     def never(*args, **kwargs):
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr("quickdraw.core.checkpoints.load_model", never)
+    # composed first: registering the schemas imports modules that bind load_model by name
     cfg = command_config("evaluate", tmp_path / "run", f"ckpt_path={ckpt}", f"input={path}")
+    monkeypatch.setattr("quickdraw.models.loading.load_model", never)
     with caplog.at_level(logging.WARNING), pytest.raises(SystemExit) as stop:
         cli.evaluate.__wrapped__(cfg)
     assert stop.value.code == 2
@@ -598,9 +581,9 @@ def test_a_bug_keeps_its_traceback(monkeypatch, tiny_config, tmp_path):
 
 def test_a_missing_setting_is_named(tmp_path, caplog):
     with caplog.at_level(logging.ERROR), pytest.raises(SystemExit) as stop:
-        cli.evaluate.__wrapped__(command_config("evaluate", tmp_path))
+        cli.predict.__wrapped__(command_config("predict", tmp_path))
     message = one_error(caplog)
-    assert stop.value.code == 2 and "ckpt_path is not set: give ckpt_path=VALUE" in message
+    assert stop.value.code == 2 and "input is not set: give input=VALUE" in message
 
 
 def test_cli_has_no_hand_written_error_tuples():

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient.exceptions import CellExecutionError
 
-from tests.conftest import GENERATED_PER_CLASS
+from tests.helpers.drawings import GENERATED_PER_CLASS
 from tests.helpers.notebooks import execute, images
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,19 +49,44 @@ def test_data_exploration_notebook_runs(generated_data_dir, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_results_notebook_runs(smoke_sweep, tmp_path):
+def test_results_notebook_without_runs_takes_the_latest_finished_runs(smoke_sweep, tmp_path):
     shutil.rmtree(smoke_sweep / "report", ignore_errors=True)  # another test's report, if any
-    nb = execute(ROOT / "notebooks" / "02_results.ipynb", {"RUNS": [str(smoke_sweep)]}, tmp_path)
+    nb = execute(ROOT / "notebooks" / "02_results.ipynb", {"OUTPUTS": str(smoke_sweep)}, tmp_path)
+    said = printed(nb)
+    assert f"RUNS is empty: the 2 latest finished training runs under {smoke_sweep}" in said
+    assert f"  {smoke_sweep / '0'}\n  {smoke_sweep / '1'}\n" in said  # which, oldest first
     # learning curves, scores, quotas, confused pairs
     assert len(images(nb)) >= 4
     assert (smoke_sweep / "report" / "report.md").is_file()
 
 
 @pytest.mark.slow
-def test_results_notebook_without_runs_names_the_command_that_makes_some(tmp_path):
-    with pytest.raises(CellExecutionError) as err:
-        execute(ROOT / "notebooks" / "02_results.ipynb", {}, tmp_path)
-    assert "RUNS is empty" in str(err.value)
-    assert "python -m quickdraw.train -m experiment=smoke data.sampling=fixed,adaptive" in str(
-        err.value
+@pytest.mark.timeout(900)
+def test_results_notebook_with_runs_given_and_none_found(smoke_sweep, tmp_path):
+    given = execute(
+        ROOT / "notebooks" / "02_results.ipynb",
+        {"RUNS": [str(smoke_sweep / "1")], "WRITE_REPORT": False},
+        tmp_path / "given",
+    )
+    assert "RUNS is empty" not in printed(given)
+    assert "smoke · adaptive" in printed(given) and "smoke · fixed" not in printed(given)  # run 1
+    assert len(images(given)) >= 4
+    # Nothing under outputs: no error, and the way to make two runs to compare.
+    none = execute(
+        ROOT / "notebooks" / "02_results.ipynb", {"OUTPUTS": str(tmp_path)}, tmp_path / "none"
+    )
+    assert "RUNS is empty: the 0 latest finished training runs" in printed(none)
+    assert "python -m quickdraw.train -m experiment=smoke data.sampling=fixed,adaptive" in printed(
+        none
+    )
+    assert not images(none)
+
+
+def printed(nb) -> str:
+    """Everything the notebook's code cells printed or showed as text."""
+    return "\n".join(
+        out.get("text", "") + out.get("data", {}).get("text/plain", "")
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
     )

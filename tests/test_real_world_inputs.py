@@ -20,9 +20,9 @@ from torchmetrics.classification import MulticlassAccuracy
 from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.data.datamodule import NotEnoughData
 from quickdraw.data.dataset import StrokeDataset
+from quickdraw.data.formats.base import QuickDrawFormatError
 from quickdraw.data.images import image_to_strokes, load_gray
 from quickdraw.data.raster import RasterSpec
-from quickdraw.data.readers import QuickDrawFormatError
 from quickdraw.data.sampling import fixed_rows
 from quickdraw.data.store import Store
 from quickdraw.metrics.classification import MeanAveragePrecisionAtK
@@ -31,8 +31,10 @@ from quickdraw.testing import pen_images
 from quickdraw.testing.pen_images import iou, pen_drawing
 from quickdraw.training.settings_check import IncompatibleSettings, reconcile
 from quickdraw.training.train import train
-from tests.conftest import SQUARE, compose_train, kaggle_row, run_module, write_csv
-from tests.serving.test_demo import RESNET, save_untrained
+from tests.helpers.checkpoints import save_untrained
+from tests.helpers.commands import run_module
+from tests.helpers.configs import RESNET, compose_train
+from tests.helpers.drawings import SQUARE, kaggle_row, write_csv
 
 CASE_CLASSES = ("The Eiffel Tower", "cat", "hot dog", "house")
 

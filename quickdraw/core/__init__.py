@@ -1,1 +1,29 @@
-"""TODO"""
+"""Files, run folders and checkpoint discovery, checkpoint reading, config schemas and the project's errors (no Lightning)."""
+
+import lazy_loader
+
+# Names are imported on first use, so importing one module of the package loads no other.
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "checkpoints": [
+            "CheckpointError",
+            "CheckpointWriteError",
+            "load_net_weights",
+            "read_checkpoint",
+        ],
+        "config": ["signature_schema"],
+        "errors": ["InputError", "MissingPathError", "QuickDrawError", "SettingError"],
+        "files": ["DiskFullError", "atomic_open", "markdown_table", "write_atomic", "write_json"],
+        "outputs": ["OverwriteError", "refuse_overwrite", "unique_folder"],
+        "runs": [
+            "KeepEarlierRuns",
+            "RunDir",
+            "RunFolderError",
+            "SweepSummary",
+            "find_checkpoint",
+            "find_runs",
+            "latest_best_checkpoint",
+        ],
+    },
+)

@@ -5,16 +5,8 @@ The YAML files in ``quickdraw/conf/`` set only what differs from these (paths, i
 override of any argument (``data.per_class=20``, ``settings.val_fraction=0.1``,
 ``limits.max_points=8000``) works without a YAML line repeating its default.
 
-=====================  ==========================  ================================================
-config node            schema (group/name)         where its defaults live
-=====================  ==========================  ================================================
-``data`` (train)       ``data/schema``             ``QuickDrawDataModule.__init__``
-``data.augment``       ``data/augment/schema``     :class:`quickdraw.data.augment.StrokeAugment`
-``settings`` (convert) ``settings/schema``         :class:`quickdraw.data.convert.ConvertSettings`
-``limits`` (demo)      ``limits/schema``           :class:`quickdraw.serving.guesser.Limits`
-``quantization`` (exp) ``quantization/schema``     :class:`quickdraw.deploy.onnx.Quantization`
-``web`` (export)       ``web/schema``              :class:`quickdraw.deploy.onnx.WebPage`
-=====================  ==========================  ================================================
+The schemas a command composes with are listed and registered by :func:`quickdraw.cli.register`
+(the classes they come from live in the layers above this one).
 """
 
 from __future__ import annotations
@@ -22,8 +14,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from typing import Any
-
-from hydra.core.config_store import ConfigStore
 
 
 def signature_schema(target: type, with_target: bool = False) -> type:
@@ -61,20 +51,3 @@ def _defaults(target: type) -> dict[str, Any]:
         for name, p in inspect.signature(target.__init__).parameters.items()
         if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
     }
-
-
-def register() -> None:
-    """Store the schemas in Hydra's ConfigStore (idempotent); entry points call it before composing."""
-    from quickdraw.data.augment import StrokeAugment
-    from quickdraw.data.convert import ConvertSettings
-    from quickdraw.data.datamodule import QuickDrawDataModule
-    from quickdraw.deploy.onnx import Quantization, WebPage
-    from quickdraw.serving.guesser import Limits
-
-    cs = ConfigStore.instance()
-    cs.store(group="data", name="schema", node=signature_schema(QuickDrawDataModule, True))
-    cs.store(group="data/augment", name="schema", node=signature_schema(StrokeAugment, True))
-    cs.store(group="settings", name="schema", node=signature_schema(ConvertSettings))
-    cs.store(group="limits", name="schema", node=signature_schema(Limits))
-    cs.store(group="quantization", name="schema", node=signature_schema(Quantization))
-    cs.store(group="web", name="schema", node=signature_schema(WebPage))

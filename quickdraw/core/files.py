@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from quickdraw.core.errors import QuickDrawError
+
 _UMASK = os.umask(0)  # read once (it can only be read by setting it) and put back
 os.umask(_UMASK)
 
@@ -102,7 +104,7 @@ OUT_OF_SPACE = frozenset({errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", er
 _TORCH_WRITE_FAILED = ("unexpected pos", "PytorchStreamWriter failed writing file")
 
 
-class DiskFullError(OSError):
+class DiskFullError(QuickDrawError, OSError):
     """No room to write ``filename``; nothing was written under its name.
 
     Built as ``DiskFullError(errno, strerror, filename)`` (OSError's own arguments, so that it

@@ -2,7 +2,7 @@
 
 Every command that writes files checks, before any work, that no path it writes is a path it
 reads (:func:`refuse_overwrite`): ``predict input=T.csv output=T.csv`` would replace the test file
-by the submission, ``convert export.to=`` the folder a store was converted from would replace the
+by the submission, ``convert npz.to=`` the folder a store was converted from would replace the
 user's ``.npz`` files by the export. Paths are compared as files, not as strings, so that
 ``./x/../T.csv``, a symbolic link, a hard link or another case on a case-insensitive disk is still
 the same file. Writing over an earlier output that is no input stays allowed, and is said.
@@ -18,6 +18,8 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from quickdraw.core.errors import QuickDrawError
+
 log = logging.getLogger(__name__)
 
 # What a command calls a path (its setting: "output", "input", "ckpt_path") and the path; None or
@@ -25,7 +27,7 @@ log = logging.getLogger(__name__)
 Named = Mapping[str, "str | os.PathLike | None"] | Iterable[tuple[str, "str | os.PathLike | None"]]
 
 
-class OverwriteError(ValueError):
+class OverwriteError(QuickDrawError, ValueError):
     """An output path that is, or lies inside, or holds one of the command's inputs."""
 
 

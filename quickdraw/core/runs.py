@@ -37,6 +37,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from quickdraw.core.errors import MissingPathError, QuickDrawError, SettingError
 from quickdraw.core.files import markdown_table, write_atomic, write_json
 from quickdraw.core.outputs import is_within
 
@@ -172,13 +173,13 @@ class RunDir:
             return str(last) if last.exists() else None
         if ckpt_path == "last":
             if not last.exists():
-                raise FileNotFoundError(
+                raise MissingPathError(
                     f"ckpt_path=last but {last} does not exist; resume with "
                     "hydra.run.dir=<the run folder> ckpt_path=last"
                 )
             return str(last)
         if not Path(ckpt_path).is_file():
-            raise FileNotFoundError(f"ckpt_path={ckpt_path} does not exist")
+            raise MissingPathError(f"ckpt_path={ckpt_path} does not exist")
         return str(ckpt_path)
 
     def prepare_training(self, ckpt_path: str | None, overwrite: bool = False) -> None:
@@ -197,7 +198,7 @@ class RunDir:
             return
         resumes = self._resumes(ckpt_path)
         if overwrite and (resumes or ckpt_path == "auto"):
-            raise ValueError(
+            raise SettingError(
                 f"overwrite=true would delete the checkpoint ckpt_path={ckpt_path} resumes from "
                 f"in {self.path}: resume (ckpt_path alone) or start afresh (overwrite=true alone)"
             )
@@ -240,7 +241,7 @@ class RunDir:
         return bool(ckpt_path) and is_within(ckpt_path, self.path)
 
 
-class RunFolderError(ValueError):
+class RunFolderError(QuickDrawError, ValueError):
     """Training into a folder that holds an earlier run, neither resumed nor overwritten."""
 
 
@@ -282,7 +283,7 @@ def find_runs(paths: Iterable[str | Path], kind: str = TRAIN) -> list[RunDir]:
     found: list[Path] = []
     for path in map(Path, paths):
         if not path.is_dir():
-            raise FileNotFoundError(f"{path}: no such folder")
+            raise MissingPathError(f"{path}: no such folder")
         runs = (RunDir(m.parent) for m in path.rglob("metrics.json"))
         found += sorted((r.path for r in runs if r.kind == kind), key=_natural)
     return [RunDir(p) for p in dict.fromkeys(found)]
@@ -300,10 +301,36 @@ def find_prefix_curves(paths: Iterable[str | Path]) -> dict[str, Path]:
     return found
 
 
+def find_checkpoint(
+    ckpt_path: str | Path | None, run_dir: str | Path | None, runs_root: str | Path
+) -> Path:
+    """The checkpoint a command runs: ``ckpt_path``, else ``run_dir``'s best, else the best of the
+    most recently started training run under ``runs_root``.
+
+    The one rule behind the ``ckpt_path`` / ``run_dir`` / ``runs_root`` keys of evaluate, predict,
+    export and the demo. Paths are taken as given (the commands make them absolute). Raises
+    :class:`~quickdraw.core.errors.MissingPathError` naming the setting when ``run_dir`` has no best
+    checkpoint, or when there is no finished training run under ``runs_root``.
+    """
+    if ckpt_path:
+        return Path(ckpt_path)
+    if not run_dir:
+        return latest_best_checkpoint(runs_root)
+    run = RunDir(run_dir)
+    ckpt = run.best_checkpoint()
+    if ckpt is None:
+        raise MissingPathError(
+            f"run_dir={run.path} has no best checkpoint ({run.best_link.relative_to(run.path)}, "
+            "or a metrics.json naming best_ckpt); is it a folder written by "
+            "`python -m quickdraw.train`?"
+        )
+    return ckpt
+
+
 def latest_best_checkpoint(runs_root: str | Path) -> Path:
     """The best checkpoint of the most recently started training run under ``runs_root``.
 
-    Raises ``FileNotFoundError`` (saying how to train one) when there is none.
+    Raises :class:`~quickdraw.core.errors.MissingPathError` (saying how to train one) when there is none.
     """
     root = Path(runs_root)
     candidates = {RunDir(p.parents[1]) for p in root.glob("**/checkpoints/best.ckpt")}
@@ -311,7 +338,7 @@ def latest_best_checkpoint(runs_root: str | Path) -> Path:
     for run in sorted(candidates, key=RunDir.started, reverse=True):
         if run.kind != EVALUATE and (ckpt := run.best_checkpoint()) is not None:
             return ckpt
-    raise FileNotFoundError(
+    raise MissingPathError(
         f"No trained checkpoint found under {root}. Train one first with `python -m quickdraw.train` "
         "(seconds: `python -m quickdraw.train experiment=smoke`), or pass ckpt_path=PATH or run_dir=RUN."
     )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from quickdraw.core.errors import SettingError
 from quickdraw.data.prefixes import ink_prefix, stroke_prefix
 from quickdraw.data.strokes import StrokeBatch
 
@@ -40,8 +41,8 @@ class StrokeAugment:
     # Unfinished drawings: the game stops people as soon as it recognises them.
     stroke_dropout: float = 0.1
     # Share of drawings cut to a prefix (:func:`keep_prefixes`), to recognise drawings while they
-    # grow (the early/* metrics, quickdraw.metrics.prefix). Off until measured (scripts/compare_models.py
-    # --variants base,prefix25,prefix50,prefix75).
+    # grow (the early/* metrics, quickdraw.metrics.prefix). Off until measured (python -m
+    # benchmarks.compare_models --variants base,prefix25,prefix50,prefix75).
     prefix: float = 0.0
     # strokes: the first k strokes, k uniform in 1..S-1; ink: the first 10-100% of the arc length.
     prefix_by: str = "strokes"
@@ -56,7 +57,7 @@ class StrokeAugment:
 
     def __post_init__(self) -> None:
         if self.prefix_by not in PREFIX_BY:
-            raise ValueError(
+            raise SettingError(
                 f"data.augment.prefix_by must be one of {', '.join(PREFIX_BY)}, got {self.prefix_by!r}"
             )
 

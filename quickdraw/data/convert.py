@@ -29,15 +29,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from quickdraw.core.errors import InputError, SettingError
 from quickdraw.core.files import commit, reporting_full_disk, temporary_path, write_json
 from quickdraw.core.outputs import refuse_overwrite
 from quickdraw.data.duplicates import FILTERED, Duplicates, SeenKeys, check_policy, find_duplicates
-from quickdraw.data.formats import ParsedDrawing
+from quickdraw.data.formats.base import BadRow, InputFile, ParsedDrawing, QuickDrawFormatError
 from quickdraw.data.origin import combined_origin
 from quickdraw.data.readers import (
-    BadRow,
-    QuickDrawFormatError,
-    Source,
     iter_records,
     list_sources,
     parse_key_id,
@@ -96,19 +94,19 @@ class ConvertSettings:
             and self.test_fraction >= 0
             and self.val_fraction + self.test_fraction < 1
         ):
-            raise ValueError(
+            raise SettingError(
                 f"need 0 <= val_fraction, test_fraction and their sum < 1, got {self.val_fraction}, {self.test_fraction}"
             )
         if self.drawing_format not in ("auto", "simplified", "raw"):
-            raise ValueError(
+            raise SettingError(
                 f"drawing_format must be auto, simplified or raw, not {self.drawing_format!r}"
             )
         if not 1 <= self.max_points <= 65_535:
-            raise ValueError(
+            raise SettingError(
                 f"max_points must be 1-65535 (the store keeps stroke lengths as uint16), got {self.max_points}"
             )
         if self.row_group_size < 1 or self.shard_rows < self.row_group_size:
-            raise ValueError("need 1 <= row_group_size <= shard_rows")
+            raise SettingError("need 1 <= row_group_size <= shard_rows")
 
 
 class _ShardWriter:
@@ -258,7 +256,7 @@ def _parse_timestamps(values: list) -> pa.Array:
 
 
 def convert_source(
-    source: Source,
+    source: InputFile,
     store: Path,
     class_index: dict[str, int],
     settings: ConvertSettings,
@@ -426,7 +424,7 @@ def _work(args) -> dict:
     return receipt
 
 
-def infer_classes(sources: Sequence[Source], max_bytes: int) -> list[str]:
+def infer_classes(sources: Sequence[InputFile], max_bytes: int) -> list[str]:
     """Class names from file names (Kaggle's and Google's one-file-per-class layouts), checked against
     each file's first row; files that hold other words are scanned for every word they contain."""
     words: set[str] = set()
@@ -584,7 +582,7 @@ def _check_settings(store: Path, settings: ConvertSettings) -> None:
         }
         if diff:
             shown = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(diff.items())[:5])
-            raise ValueError(
+            raise SettingError(
                 f"{store} was built with other settings ({shown}); use a new store folder or overwrite=true"
             )
     else:
@@ -597,7 +595,7 @@ def _shapes_shards(key: str, value):
     return value == "keep" if key == "duplicates" else value
 
 
-def _check_same_source(store: Path, sources: Sequence[Source]) -> None:
+def _check_same_source(store: Path, sources: Sequence[InputFile]) -> None:
     """A store holds one source's files: converting another into it would leave the first one's
     shards on disk but out of the manifest (their rows silently gone from training)."""
     ids = {s.id for s in sources}
@@ -611,14 +609,14 @@ def _check_same_source(store: Path, sources: Sequence[Source]) -> None:
             name = json.loads(others[0].read_text())["name"]
         except (OSError, ValueError, KeyError, TypeError):
             name = others[0].stem
-        raise ValueError(
+        raise InputError(
             f"{store} holds {len(others)} converted files that the source given does not have "
             f"(e.g. {name}): removed from it since, or another source's. Convert into a new store "
             f"folder, give the source the store was made from, or pass overwrite=true to rebuild it"
         )
 
 
-def _load_receipts(store: Path, sources: Sequence[Source]) -> dict[str, dict]:
+def _load_receipts(store: Path, sources: Sequence[InputFile]) -> dict[str, dict]:
     """Receipts of the files converted already and unchanged since (the others are converted again)."""
     out = {}
     for s in sources:
@@ -633,7 +631,7 @@ def _load_receipts(store: Path, sources: Sequence[Source]) -> dict[str, dict]:
     return out
 
 
-def source_stamp(source: Source) -> dict:
+def source_stamp(source: InputFile) -> dict:
     """What tells a changed input file without reading it: size, modification time and status
     change time on disk (``cp -p``, ``rsync -t`` and ``touch -r`` put back an old modification
     time, so another file of the same size would look unchanged; the status change time cannot be
@@ -646,7 +644,7 @@ def source_stamp(source: Source) -> dict:
     return {"bytes": info.compress_size, "size": info.file_size, "crc32": info.CRC}
 
 
-def same_stamp(recorded: dict, source: Source) -> bool:
+def same_stamp(recorded: dict, source: InputFile) -> bool:
     """Whether ``source`` is as ``recorded`` (a receipt or the manifest's entry) saw it; an entry
     from before stamps were recorded has only its size to go by, one from before status change
     times were, its size and modification time."""
@@ -656,7 +654,7 @@ def same_stamp(recorded: dict, source: Source) -> bool:
     return all(stamp.get(key) == value for key, value in recorded["stamp"].items())
 
 
-def _verify(store: Path, sources: Sequence[Source]) -> None:
+def _verify(store: Path, sources: Sequence[InputFile]) -> None:
     """Check every finished file's shards against the SHA-256 its receipt recorded; drop the
     receipt of any file whose shards differ in any byte, or were written without checksums."""
     damaged = 0
@@ -710,7 +708,7 @@ def _remove_stray_shards(store: Path, source_id: str) -> None:
 
 
 def _build_manifest(
-    sources: Sequence[Source],
+    sources: Sequence[InputFile],
     receipts: dict,
     settings: ConvertSettings,
     origin: str,

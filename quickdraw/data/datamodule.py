@@ -17,6 +17,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
+from quickdraw.core.errors import QuickDrawError, SettingError
 from quickdraw.data.augment import StrokeAugment
 from quickdraw.data.dataset import StrokeDataset
 from quickdraw.data.inputs import IMAGE, InputSpec, spec_config
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 SAMPLING_MODES = ("adaptive", "fixed")
 
 
-class NotEnoughData(ValueError):
+class NotEnoughData(QuickDrawError, ValueError):
     """The data cannot feed the run as configured: the message names the numbers and the settings to change."""
 
 
@@ -80,7 +81,7 @@ class QuickDrawDataModule(L.LightningDataModule):
     ):
         super().__init__()
         if sampling not in SAMPLING_MODES:
-            raise ValueError(f"data.sampling must be one of {SAMPLING_MODES}, got {sampling!r}")
+            raise SettingError(f"data.sampling must be one of {SAMPLING_MODES}, got {sampling!r}")
         self.source = StoreSource(
             store, source, cache_dir, synthetic_per_class, synthetic_seed, convert_settings
         )
@@ -101,7 +102,9 @@ class QuickDrawDataModule(L.LightningDataModule):
             inputs = OmegaConf.to_object(inputs)
         self.extra_inputs: dict[str, InputSpec] = dict(inputs or {})
         if IMAGE in self.extra_inputs:
-            raise ValueError(f"data.inputs.{IMAGE} is data.raster; name the other inputs otherwise")
+            raise SettingError(
+                f"data.inputs.{IMAGE} is data.raster; name the other inputs otherwise"
+            )
         self.served: list[str] = [IMAGE]
         self.shuffle_window, self.group_use = shuffle_window, group_use
         self.drop_last, self.seed = drop_last, seed
@@ -124,7 +127,7 @@ class QuickDrawDataModule(L.LightningDataModule):
         """Build the named inputs (those the model reads) into every batch from now on."""
         unknown = [n for n in names if n not in self.inputs]
         if unknown:
-            raise ValueError(
+            raise SettingError(
                 f"the model reads inputs {unknown} the data does not offer (data.inputs: "
                 f"{', '.join(self.extra_inputs) or 'none'}); add them under data.inputs"
             )

@@ -23,6 +23,8 @@ from urllib.request import Request, urlopen
 
 from tqdm import tqdm
 
+from quickdraw.core.errors import MissingPathError, QuickDrawError
+
 DEFAULT_BASE_URL = "https://storage.googleapis.com/quickdraw_dataset/full"
 # Each kind's file, relative to the bucket's full/ folder: sketch-rnn's files lie beside it.
 KIND_PATHS = {
@@ -40,11 +42,11 @@ RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 T = TypeVar("T")
 
 
-class IncompleteDownload(Exception):
+class IncompleteDownload(QuickDrawError):
     """The body ended before the advertised length: resume on the next attempt."""
 
 
-class KaggleError(RuntimeError):
+class KaggleError(QuickDrawError, RuntimeError):
     """The Kaggle CLI is missing or failed; the message says what to do."""
 
 
@@ -91,6 +93,8 @@ class Progress:
 def load_categories(path: str | Path | None = None) -> list[str]:
     """Category names, one a line: from `path`, or Google's 345 shipped with the package."""
     source = Path(path) if path else files("quickdraw") / "resources" / "categories.txt"
+    if path and not source.is_file():
+        raise MissingPathError(f"--categories-file {path}: no such file")
     lines = (line.strip() for line in source.read_text(encoding="utf-8").splitlines())
     return [line for line in lines if line]
 

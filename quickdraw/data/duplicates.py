@@ -42,6 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from quickdraw.core.errors import InputError, SettingError
 from quickdraw.data.schema import SPLITS
 
 log = logging.getLogger(__name__)
@@ -50,13 +51,13 @@ EXAMPLES = 20
 FILTERED = "duplicate_key_id"  # the reason under which dropped copies count in manifest.filtered
 
 
-class DuplicateKeyError(ValueError):
+class DuplicateKeyError(InputError):
     """A key_id met twice that the policy refuses, or under two words: names both files, the fix."""
 
 
 def check_policy(policy: str) -> str:
     if policy not in POLICIES:
-        raise ValueError(f"duplicates must be one of {', '.join(POLICIES)}, not {policy!r}")
+        raise SettingError(f"duplicates must be one of {', '.join(POLICIES)}, not {policy!r}")
     return policy
 
 

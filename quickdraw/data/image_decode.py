@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, ImageSequence
 
+from quickdraw.core.errors import InputError
+
 log = logging.getLogger(__name__)
 
 # The ink must be at least this much darker than the paper around it (0-255).
@@ -35,7 +37,7 @@ _FULL_SCALES = tuple(2**bits - 1 for bits in (8, 10, 12, 14, 16, 24, 32))
 _INK_OVER_NOISE = 16
 
 
-class ImageError(ValueError):
+class ImageError(InputError):
     """An image that cannot be read, or is too large; the message is written for a person."""
 
 

@@ -266,7 +266,7 @@ def straighten(
     4. a free end is put a pen radius short of the ink's tip along its run (a round pen's end
        lies one radius inside its mark).
 
-    Measured on a house drawn with pens of 1-10 % of the image (``scripts/bench_images.py``):
+    Measured on a house drawn with pens of 1-10 % of the image (``python -m benchmarks.images``):
     model-input IoU against a thin pen rose from 0.70-0.97 to 0.93-1.00. Fitting the strokes,
     drawn at the pen's width, to the ink instead (moving vertices to minimise the mismatch)
     was worse (0.36-0.72) and slower: thin pens have too few pixels to fit.

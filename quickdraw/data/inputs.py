@@ -12,7 +12,7 @@ Names: ``image`` is the input that ``data.raster`` describes and that checkpoint
 ``hyper_parameters.raster`` (as every checkpoint before named inputs did). Every other input is
 configured under ``data.inputs.<name>`` and recorded under ``hyper_parameters.inputs.<name>`` as
 plain data, ``{"kind": "raster" | "sequence", **fields}`` (:func:`spec_config`), so a checkpoint
-names no code to run (:mod:`quickdraw.core.checkpoints`).
+names no code to run (:mod:`quickdraw.models.loading`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from quickdraw.core.errors import SettingError
 from quickdraw.data.raster import RasterSpec
 from quickdraw.data.sequence import SequenceSpec
 from quickdraw.data.strokes import StrokeBatch
@@ -58,7 +59,7 @@ def spec_from_config(config: Mapping[str, Any]) -> InputSpec:
     fields = dict(config)
     kind = fields.pop("kind", None)
     if kind not in KINDS:
-        raise ValueError(f"input kind {kind!r} is unknown; known: {sorted(KINDS)}")
+        raise SettingError(f"input kind {kind!r} is unknown; known: {sorted(KINDS)}")
     return KINDS[kind](**fields)
 
 

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
+from quickdraw.core.errors import QuickDrawError
 from quickdraw.core.files import write_json
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ MARKER = "GENERATED.json"
 GENERATOR = "quickdraw.data.synthetic"
 
 
-class MarkerError(ValueError):
+class MarkerError(QuickDrawError, ValueError):
     """A ``GENERATED.json`` that is not the generator's: the message names it and the fix."""
 
 

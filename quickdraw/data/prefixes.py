@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from quickdraw.core.errors import InputError, SettingError
 from quickdraw.data.strokes import StrokeBatch, _ranges
 
 PREFIX_KINDS = ("strokes", "ink", "time")
@@ -29,7 +30,7 @@ TENTHS = np.round(np.arange(1, 11) / 10, 1)  # 0.1 ... 1.0: the ink and time pre
 
 def check_kind(by: str) -> str:
     if by not in PREFIX_KINDS:
-        raise ValueError(f"prefix kind must be one of {', '.join(PREFIX_KINDS)}, got {by!r}")
+        raise SettingError(f"prefix kind must be one of {', '.join(PREFIX_KINDS)}, got {by!r}")
     return by
 
 
@@ -80,7 +81,7 @@ def ink_prefix(batch: StrokeBatch, drawing: np.ndarray, fraction: np.ndarray) ->
 def time_prefix(batch: StrokeBatch, drawing: np.ndarray, fraction: np.ndarray) -> StrokeBatch:
     """The points of drawing ``drawing[m]`` drawn within its first ``fraction[m]`` of its duration."""
     if batch.times is None:
-        raise ValueError(
+        raise InputError(
             "prefixes by time need per-point times, and these drawings have none: only Google's "
             "raw ndjson and Kaggle's raw CSV record them; use prefix=strokes or prefix=ink"
         )

@@ -23,7 +23,7 @@ Encodings (``ENCODINGS``: name -> channels):
 
 Speed is the point: ``gray`` issues one ``cv2.polylines`` call per drawing with the list of its
 strokes; ``temporal`` needs one ``cv2.line`` per segment, as OpenCV takes one colour per call,
-so it is several times slower (figures: ``scripts/bench_data.py``, README's benchmarks).
+so it is several times slower (figures: ``python -m benchmarks.data``, README's benchmarks).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 import torch
 
+from quickdraw.core.errors import InputError, SettingError
 from quickdraw.data.strokes import StrokeBatch
 
 ENCODINGS: dict[str, int] = {"gray": 1, "temporal": 3}
@@ -48,7 +49,7 @@ UNTIMED = (_FIRST + _LAST) // 2
 _LIMIT = float(1 << (30 - SHIFT))
 
 
-class MissingTimes(ValueError):
+class MissingTimes(InputError):
     """A ``time_source="ms"`` raster was asked to draw drawings that carry no per-point times."""
 
 
@@ -67,15 +68,15 @@ class RasterSpec:
 
     def __post_init__(self) -> None:
         if self.encoding not in ENCODINGS:
-            raise ValueError(f"unknown encoding {self.encoding!r}; valid: {sorted(ENCODINGS)}")
+            raise SettingError(f"unknown encoding {self.encoding!r}; valid: {sorted(ENCODINGS)}")
         if self.time_source not in TIME_SOURCES:
-            raise ValueError(f"unknown time_source {self.time_source!r}; valid: {TIME_SOURCES}")
+            raise SettingError(f"unknown time_source {self.time_source!r}; valid: {TIME_SOURCES}")
         if self.size < 8:
-            raise ValueError(f"size must be at least 8, got {self.size}")
+            raise SettingError(f"size must be at least 8, got {self.size}")
         if self.line_width is not None and self.line_width <= 0:
-            raise ValueError(f"line_width must be positive, got {self.line_width}")
+            raise SettingError(f"line_width must be positive, got {self.line_width}")
         if self.margin is not None and not 0 <= self.margin < (self.size - 1) / 2:
-            raise ValueError(f"margin must be in [0, {(self.size - 1) / 2}), got {self.margin}")
+            raise SettingError(f"margin must be in [0, {(self.size - 1) / 2}), got {self.margin}")
 
     @property
     def channels(self) -> int:

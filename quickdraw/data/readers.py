@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import csv
 import functools
-import gzip
-import hashlib
 import io
 import json
 import logging
 import os
-import re
 import sys
 import zipfile
 from collections.abc import Iterator
@@ -25,9 +22,19 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from quickdraw.core.errors import MissingPathError
 from quickdraw.data.artefacts import artefact_in_path, artefact_kind
-from quickdraw.data.formats import ParsedDrawing
-from quickdraw.data.origin import GENERATED, MARKER, QUICKDRAW, generated_files
+from quickdraw.data.formats import binary, sketchrnn
+from quickdraw.data.formats.base import (
+    INT64_MAX,
+    SUFFIXES,
+    BadRow,
+    InputFile,
+    ParsedDrawing,
+    QuickDrawFormatError,
+    Record,
+    open_bytes,
+)
 from quickdraw.data.simplify import simplify_timed
 from quickdraw.data.text import excerpt, head_problem, sniff_bom, undecodable_message
 
@@ -35,142 +42,11 @@ csv.field_size_limit(sys.maxsize)  # a drawing is one (long) CSV field
 log = logging.getLogger(__name__)
 _DECODER = json.JSONDecoder()  # raw_decode splits glued objects (orjson reads one value only)
 
-SUFFIXES = (".csv", ".csv.gz", ".ndjson", ".ndjson.gz", ".bin", ".bin.gz", ".npz")
 REQUIRED_CSV = ("drawing", "key_id")
-INT64_MAX = 2**63 - 1
 # Raw drawings are resampled every pixel of the 255 px frame before RDP, whose time grows with that
 # count (times the corners kept): a 5000-point zigzag across the frame is 1.3 M points and takes
 # minutes. Real drawings hold a few thousand pixels of ink (the largest in Kaggle's sample ~31 000).
 MAX_INK_PX = 65_536
-
-
-class QuickDrawFormatError(ValueError):
-    """The file as a whole is not Quick, Draw! data (or is too large to be): conversion stops."""
-
-
-class BadRow(Exception):
-    """One row is unusable; it is counted under ``reason`` and skipped."""
-
-    def __init__(self, reason: str, detail: str = "", line: int | None = None):
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
-        self.line = line
-
-
-@dataclass(frozen=True)
-class Source:
-    """One input file: a path on disk, or a member of a zip archive. ``within``: the folder of
-    ``path`` under the folder that was listed ("" at its top), so that ``2019/cat.csv`` and
-    ``2020/cat.csv`` of one source are two files with two ids."""
-
-    path: Path
-    member: str | None = None
-    within: str = ""
-
-    @property
-    def name(self) -> str:
-        return f"{self.path}!{self.member}" if self.member else str(self.path)
-
-    @property
-    def filename(self) -> str:
-        return (
-            _member_name(self.path, self.member).rsplit("/", 1)[-1]
-            if self.member
-            else self.path.name
-        )
-
-    @property
-    def kind(self) -> str:
-        low = self.filename.lower()
-        if low.endswith((".bin", ".bin.gz")):
-            return "binary"
-        if low.endswith(".npz"):
-            return "sketchrnn"
-        return "ndjson" if ".ndjson" in low else "csv"
-
-    @property
-    def origin(self) -> str:
-        """``GENERATED`` when the ``GENERATED.json`` in the file's folder (on disk, the link's or
-        its target's; in the archive for a zip member) lists it, else ``QUICKDRAW``
-        (:mod:`quickdraw.data.origin`). Raises MarkerError for a marker that is not the
-        generator's."""
-        if self.member is None:
-            for path in dict.fromkeys((self.path, self.path.resolve())):
-                marker = path.parent / MARKER
-                if marker.is_file() and path.name in generated_files(
-                    marker.read_bytes(), str(marker)
-                ):
-                    return GENERATED
-            return QUICKDRAW
-        folder = self.member.rpartition("/")[0]
-        member = f"{folder}/{MARKER}" if folder else MARKER
-        archive = _zipfile(self.path)
-        if member not in archive.NameToInfo:
-            return QUICKDRAW
-        listed = generated_files(archive.read(member), f"{self.path}!{member}")
-        return GENERATED if self.filename in listed else QUICKDRAW
-
-    @property
-    def gzipped(self) -> bool:
-        return self.filename.lower().endswith(".gz")
-
-    @property
-    def stem(self) -> str:
-        """The file name without its extensions: the class name in Kaggle's and Google's layouts."""
-        name = self.filename
-        for suffix in SUFFIXES:
-            if name.lower().endswith(suffix):
-                return name[: -len(suffix)]
-        return name
-
-    @property
-    def class_name(self) -> str:
-        """:attr:`stem` as the class of a one-class-per-file layout (``.bin``, ``.npz``); a file
-        name whose bytes are not UTF-8 (Linux keeps them as surrogates) is refused, never stored."""
-        stem = self.stem
-        if any("\udc80" <= c <= "\udcff" for c in stem):
-            raw = stem.encode("utf-8", "surrogateescape")
-            raise QuickDrawFormatError(
-                f"{excerpt(self.name)}: the file name is not UTF-8 ({excerpt(raw)}; as Windows-1252 "
-                f"it reads {excerpt(raw.decode('cp1252', 'replace'))}) and it names the class: "
-                "rename the file"
-            )
-        return stem
-
-    @property
-    def size(self) -> int:
-        """Bytes on disk (compressed size for zip members)."""
-        if self.member is None:
-            return self.path.stat().st_size
-        return self.member_info().compress_size
-
-    def member_info(self) -> zipfile.ZipInfo:
-        """The zip member's directory entry, from the archive as it is now (see :func:`_zipfile`)."""
-        return _zipfile(self.path).getinfo(self.member)
-
-    @property
-    def id(self) -> str:
-        """A file-name-safe, collision-free id (member names may hold '../' or unicode): the same
-        for the same file when the source folder moves; top-level files keep the ids of stores
-        converted before ``within`` was part of it."""
-        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", self.stem).strip("._")[:48] or "source"
-        where = f"{self.within}/{self.path.name}" if self.within else self.path.name
-        digest = hashlib.sha1(f"{where}!{self.member}".encode()).hexdigest()[:10]
-        return f"{safe}-{digest}"
-
-
-def _zipfile(path: Path) -> zipfile.ZipFile:
-    """One open archive per process and version of the file: Kaggle's zip has 340 members, and
-    each open re-reads its directory; an archive replaced since is opened anew (a stale directory
-    would read the new file's bytes at the old offsets)."""
-    st = path.stat()
-    return _open_zipfile(path, st.st_size, st.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=8)
-def _open_zipfile(path: Path, size: int, mtime_ns: int) -> zipfile.ZipFile:
-    return zipfile.ZipFile(path)
 
 
 @dataclass
@@ -178,7 +54,7 @@ class Listing:
     """What a source path holds: its input files, and the operating-system artefacts skipped
     (:mod:`quickdraw.data.artefacts`; kind -> the paths skipped, a hidden folder counted once)."""
 
-    sources: list[Source] = field(default_factory=list)
+    sources: list[InputFile] = field(default_factory=list)
     skipped: dict[str, list[str]] = field(default_factory=dict)
 
     def skip(self, kind: str, where: str) -> None:
@@ -205,20 +81,7 @@ class Listing:
             )
 
 
-def _member_name(path: Path, member: str) -> str:
-    """A zip member's name as its maker wrote it. Names without the UTF-8 flag (bit 11) are cp437
-    by the zip spec, as Python reads them, but macOS's Archive Utility and older Info-ZIP write
-    UTF-8 without setting it (``café.csv`` read as ``cafÃ©.csv``): such names are read as UTF-8
-    when their bytes are UTF-8, which cp437 names with accents practically never are."""
-    try:
-        if _zipfile(path).getinfo(member).flag_bits & 0x800:
-            return member
-        return member.encode("cp437").decode("utf-8")
-    except (KeyError, OSError, zipfile.BadZipFile, UnicodeError):
-        return member
-
-
-def discover_sources(path: str | Path) -> list[Source]:
+def discover_sources(path: str | Path) -> list[InputFile]:
     """All inputs under ``path``: a zip, a CSV/ndjson file (gzip or not), or a folder of them
     (:func:`list_sources` without the artefacts it skipped)."""
     return list_sources(path).sources
@@ -233,7 +96,7 @@ def list_sources(path: str | Path) -> Listing:
     path = Path(path)
     if not path.exists():
         near = sorted(p.name for p in path.parent.iterdir()) if path.parent.is_dir() else []
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"source {path} does not exist"
             + (f"; {path.parent} holds: {', '.join(near[:20])}" if near else "")
         )
@@ -246,7 +109,7 @@ def list_sources(path: str | Path) -> Listing:
             f"{path}: unsupported file type (expected {', '.join(SUFFIXES)} or .zip)"
         )
     else:
-        listing = Listing([Source(path)])
+        listing = Listing([InputFile(path)])
     listing.log(path)
     return listing
 
@@ -272,7 +135,7 @@ def _list_folder(root: Path) -> Listing:
         listing.add(
             _list_zip(file, within)
             if file.suffix.lower() == ".zip"
-            else Listing([Source(file, within=within)])
+            else Listing([InputFile(file, within=within)])
         )
     if not listing.sources:
         raise QuickDrawFormatError(
@@ -293,7 +156,7 @@ def _list_zip(path: Path, within: str = "") -> Listing:
         if kind:
             listing.skip(kind, f"{path.name}!{info.filename}")
         elif _is_input(info.filename):
-            listing.sources.append(Source(path, info.filename, within))
+            listing.sources.append(InputFile(path, info.filename, within))
         elif info.filename.lower().endswith(".zip"):  # its drawings would be silently left out
             raise QuickDrawFormatError(
                 f"{path} holds the zip archive {info.filename!r}, and a zip inside a zip is not "
@@ -317,53 +180,7 @@ def _is_input(name: str, allow_zip: bool = False) -> bool:
     return low.endswith(SUFFIXES) or (allow_zip and low.endswith(".zip"))
 
 
-class _LimitedReader(io.RawIOBase):
-    """Counts decompressed bytes and stops a zip/gzip bomb at ``limit``."""
-
-    def __init__(self, raw, limit: int, name: str):
-        self.raw, self.limit, self.name, self.count = raw, limit, name, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        try:
-            data = self.raw.read(len(buffer))
-        except (OSError, EOFError, zipfile.BadZipFile) as e:
-            raise QuickDrawFormatError(f"{self.name}: cannot decompress ({e})") from e
-        self.count += len(data)
-        if self.count > self.limit:
-            raise QuickDrawFormatError(
-                f"{self.name}: more than {self.limit:,} bytes once decompressed (max_bytes); "
-                "a damaged file or a decompression bomb. Raise max_bytes if the file is genuine."
-            )
-        buffer[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        self.raw.close()
-        super().close()
-
-
-def open_bytes(source: Source, max_bytes: int) -> io.BufferedReader:
-    """The decompressed bytes of a source (gzip checked by its magic), stopped at ``max_bytes``."""
-    # The returned reader owns these handles and closes them with itself.
-    try:
-        if source.member is not None:
-            raw = _zipfile(source.path).open(source.member)
-        else:
-            raw = open(source.path, "rb")  # noqa: SIM115
-    except (zipfile.BadZipFile, KeyError) as e:
-        raise QuickDrawFormatError(f"{source.name}: cannot open ({e})") from e
-    if source.gzipped:
-        if raw.peek(2)[:2] not in (b"", b"\x1f\x8b"):
-            raw.close()
-            raise QuickDrawFormatError(f"{source.name}: named .gz but is not gzip data")
-        raw = gzip.GzipFile(fileobj=raw, mode="rb")
-    return io.BufferedReader(_LimitedReader(raw, max_bytes, source.name), buffer_size=1 << 20)
-
-
-def open_text(source: Source, max_bytes: int) -> io.TextIOWrapper:
+def open_text(source: InputFile, max_bytes: int) -> io.TextIOWrapper:
     """The decompressed text of a source (:mod:`quickdraw.data.text`): UTF-8, or UTF-16/UTF-32 by
     their byte-order mark (dropped, as is UTF-8's). A file that is not text, or bytes that are not
     in its encoding, raise ``QuickDrawFormatError`` naming the file, the line and the encoding they
@@ -385,9 +202,14 @@ def open_text(source: Source, max_bytes: int) -> io.TextIOWrapper:
     return _StrictText(raw, codec, error)
 
 
-def open_text_file(path: str | Path, max_bytes: int = 16 << 30) -> io.TextIOWrapper:
-    """:func:`open_text` for a side file named by a path (labels, class priors), gzip included."""
-    return open_text(Source(Path(path)), max_bytes)
+def open_text_file(
+    path: str | Path, max_bytes: int = 16 << 30, setting: str = "file"
+) -> io.TextIOWrapper:
+    """:func:`open_text` for a side file named by a path (labels, class priors), gzip included;
+    a missing one is named with the ``setting`` that gave it (``labels=...``)."""
+    if not Path(path).is_file():
+        raise MissingPathError(f"{setting}={path}: no such file")
+    return open_text(InputFile(Path(path)), max_bytes)
 
 
 class _StrictText(io.TextIOWrapper):
@@ -417,18 +239,11 @@ class _StrictText(io.TextIOWrapper):
             raise self._on_error() from None
 
 
-# A record before validation: (line, key_id, word, countrycode, recognized, timestamp, drawing).
-Record = tuple
-
-
 def iter_records(
-    source: Source, max_bytes: int, require_word: bool = True
+    source: InputFile, max_bytes: int, require_word: bool = True
 ) -> Iterator[Record | BadRow]:
     """Yield raw records (or a ``BadRow`` with its line) from a CSV, ndjson, binary or .npz source."""
     if source.kind in ("binary", "sketchrnn"):
-        # Imported here: these modules build on this one's Source, BadRow and open_bytes.
-        from quickdraw.data.formats import binary, sketchrnn
-
         reader = binary if source.kind == "binary" else sketchrnn
         yield from reader.iter_records(source, max_bytes)
         return
@@ -439,7 +254,7 @@ def iter_records(
             yield from _iter_ndjson(source, text)
 
 
-def _iter_csv(source: Source, text, require_word: bool) -> Iterator[Record | BadRow]:
+def _iter_csv(source: InputFile, text, require_word: bool) -> Iterator[Record | BadRow]:
     reader = csv.reader(text)
     try:
         header = next(reader)
@@ -479,7 +294,7 @@ def _iter_csv(source: Source, text, require_word: bool) -> Iterator[Record | Bad
         yield (line, k, w, cc, rec, ts, dr)
 
 
-def _iter_ndjson(source: Source, text) -> Iterator[Record | BadRow]:
+def _iter_ndjson(source: InputFile, text) -> Iterator[Record | BadRow]:
     """Records of an ndjson file, in order; a line holding several glued objects yields each.
 
     Files joined with ``cat`` where one lacked its final newline hold ``}{`` on a line; those

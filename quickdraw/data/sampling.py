@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from quickdraw.core.errors import SettingError
 from quickdraw.data.store import SplitIndex
 
 
@@ -33,7 +34,7 @@ def epoch_rows(
     uniform sampling (which a class smaller than ``q / group_use`` rows gets anyway).
     """
     if not 0 < group_use <= 1:
-        raise ValueError(f"group_use must be in (0, 1], got {group_use}")
+        raise SettingError(f"group_use must be in (0, 1], got {group_use}")
     rng = np.random.default_rng([seed, epoch])
     quotas = np.minimum(np.asarray(quotas, np.int64), index.class_rows)
     picked = [

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from quickdraw.core.errors import InputError, MissingPathError
 from quickdraw.core.files import write_json
 
 SCHEMA_VERSION = 3
@@ -38,7 +39,7 @@ Why: Parquet keeps uint8 as 4-byte INT32 values with repetition levels per point
 nested lists were large. Consecutive points of a pen stroke are close, so their deltas are small
 and repetitive, and one byte string per drawing written with DELTA_LENGTH_BYTE_ARRAY (lengths apart
 from the bytes) lets zstd see just them, with a decoder as vectorised as before (sizes against
-gzip CSV: README, Data; ``scripts/bench_data.py``).
+gzip CSV: README, Data; ``python -m benchmarks.data``).
 Dictionaries serve only the low-cardinality columns (random key_ids and timestamps do not repeat).
 
 Version 3: shards converted from a source with per-point times (Google's raw ndjson, Kaggle's raw
@@ -140,21 +141,21 @@ class Manifest:
     def load(cls, store: str | os.PathLike) -> Manifest:
         path = Path(store) / MANIFEST
         if not path.is_file():
-            raise FileNotFoundError(
+            raise MissingPathError(
                 f"{path} does not exist: {store} is not a converted store (or its conversion did not finish). "
                 f"Build it with: python -m quickdraw.convert source=PATH store={store}"
             )
         try:
             data = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(
+            raise InputError(
                 f"{path} is not valid JSON ({e}); rebuild it from the conversion's receipts: "
                 f"python -m quickdraw.convert source=PATH store={store} verify=true"
             ) from e
         version = data.get("schema_version")
         if version not in READABLE_VERSIONS:
             readable = " and ".join(map(str, READABLE_VERSIONS))
-            raise ValueError(
+            raise InputError(
                 f"{path} has schema_version {version}, this quickdraw reads {readable}; "
                 f"rebuild it: python -m quickdraw.convert source=PATH store=NEW_DIR"
             )

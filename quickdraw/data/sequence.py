@@ -27,6 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from quickdraw.core.errors import SettingError
 from quickdraw.data.strokes import StrokeBatch
 
 FEATURES = 3  # dx, dy, pen_up
@@ -48,7 +49,7 @@ class SequenceSpec:
 
     def __post_init__(self) -> None:
         if self.max_points < 1:
-            raise ValueError(f"max_points must be at least 1, got {self.max_points}")
+            raise SettingError(f"max_points must be at least 1, got {self.max_points}")
 
     @property
     def channels(self) -> int:

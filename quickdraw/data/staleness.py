@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from quickdraw.data.convert import SETTINGS_FILE, SOURCES_DIR, ConvertSettings, same_stamp
-from quickdraw.data.readers import Source, discover_sources
+from quickdraw.data.formats.base import InputFile
+from quickdraw.data.readers import discover_sources
 from quickdraw.data.schema import Manifest
 from quickdraw.data.store import StoreError
 
@@ -47,7 +48,7 @@ def _some(names: list[str], shown: int = 3) -> str:
     return ", ".join(Path(n).name for n in names[:shown]) + more
 
 
-def staleness(store: Path, sources: Sequence[Source]) -> Staleness:
+def staleness(store: Path, sources: Sequence[InputFile]) -> Staleness:
     """How ``store`` differs from ``sources`` (the files its source holds now)."""
     recorded = _recorded(store)
     ids = {s.id for s in sources}

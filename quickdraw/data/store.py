@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from quickdraw.core.errors import QuickDrawError
 from quickdraw.data.schema import SPLITS, Manifest
 from quickdraw.data.strokes import StrokeBatch
 
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 _warned_unchecked: set[Path] = set()  # stores without checksums, warned about once per process
 
 
-class StoreError(RuntimeError):
+class StoreError(QuickDrawError, RuntimeError):
     """A store is missing, damaged or from another schema: names the file and the fix."""
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from quickdraw.core.errors import InputError
 from quickdraw.data import varint
 
 # One drawing as Quick, Draw! writes it: a list of strokes, each ``[xs, ys]`` (raw data adds ``ts``).
@@ -70,12 +71,12 @@ class StrokeBatch:
             for stroke in drawing:
                 sx, sy = stroke[0], stroke[1]
                 if len(sx) != len(sy):
-                    raise ValueError(f"stroke has {len(sx)} x but {len(sy)} y values")
+                    raise InputError(f"stroke has {len(sx)} x but {len(sy)} y values")
                 if len(stroke) < 3:
                     ts = None
                 elif ts is not None:
                     if len(stroke[2]) != len(sx):
-                        raise ValueError(f"stroke has {len(sx)} points but {len(stroke[2])} times")
+                        raise InputError(f"stroke has {len(sx)} points but {len(stroke[2])} times")
                     ts.extend(stroke[2])
                 xs.extend(sx)
                 ys.extend(sy)
@@ -129,9 +130,9 @@ class StrokeBatch:
         stroke_lengths = _combine(stroke_lengths)
         n = len(points)
         if n != len(stroke_lengths):
-            raise ValueError("points and stroke_lengths columns hold different numbers of rows")
+            raise InputError("points and stroke_lengths columns hold different numbers of rows")
         if points.type != pa.binary():
-            raise ValueError(f"points column is {points.type}, not binary")
+            raise InputError(f"points column is {points.type}, not binary")
         if n == 0:
             return cls(np.zeros((0, 2), np.uint8), np.zeros(1, np.int64), np.zeros(1, np.int64))
         _, offsets, data = points.buffers()
@@ -147,7 +148,7 @@ class StrokeBatch:
         point_offsets = stroke_offsets[drawing_offsets]
         # Equal byte offsets also mean every drawing has an even number of bytes.
         if (2 * point_offsets != byte_offsets - b0).any():
-            raise ValueError("stroke_lengths do not add up to the points of each drawing")
+            raise InputError("stroke_lengths do not add up to the points of each drawing")
         # running[k] = sum of the first k deltas (mod 256); a drawing's points are its running
         # sums minus the one where it starts.
         running = np.empty((len(deltas) // 2 + 1, 2), np.uint8)
@@ -171,12 +172,12 @@ class StrokeBatch:
         drawing_offsets = drawing_offsets - drawing_offsets[0]
         lengths = np.diff(stroke_offsets)
         if len(lengths) and int(lengths.max()) > np.iinfo(np.uint16).max:
-            raise ValueError(f"a stroke has {int(lengths.max())} points; at most 65,535 fit")
+            raise InputError(f"a stroke has {int(lengths.max())} points; at most 65,535 fit")
         pts = np.asarray(self.points)[stroke_offsets[0] : stroke_offsets[-1]]
         pts = np.ascontiguousarray(pts, dtype=np.uint8)
         point_offsets = (stroke_offsets - stroke_offsets[0])[drawing_offsets]
         if 2 * len(pts) > np.iinfo(np.int32).max:
-            raise ValueError("too many points for one Arrow binary column (2 GiB)")
+            raise InputError("too many points for one Arrow binary column (2 GiB)")
         deltas = pts.copy()
         deltas[1:] -= pts[:-1]  # uint8: wraps mod 256
         starts = point_offsets[:-1][np.diff(point_offsets) > 0]
@@ -213,7 +214,7 @@ class StrokeBatch:
         data, sizes = varint.encode(deltas)
         byte_offsets = np.concatenate([[0], np.cumsum(sizes)])[point_offsets]
         if byte_offsets[-1] > np.iinfo(np.int32).max:
-            raise ValueError("too many times for one Arrow binary column (2 GiB)")
+            raise InputError("too many times for one Arrow binary column (2 GiB)")
         return pa.BinaryArray.from_buffers(
             pa.binary(),
             len(self),
@@ -280,7 +281,7 @@ def times_from_arrow(
     if times.null_count or len(times) != len(point_offsets) - 1:
         return None
     if times.type != pa.binary():
-        raise ValueError(f"times column is {times.type}, not binary")
+        raise InputError(f"times column is {times.type}, not binary")
     _, offsets, data = times.buffers()
     n = len(times)
     byte_offsets = np.frombuffer(offsets, np.int32, n + 1, 4 * times.offset).astype(np.int64)
@@ -289,7 +290,7 @@ def times_from_arrow(
     # Values ending before each drawing's first byte must be the points before it.
     ended = np.concatenate([[0], np.cumsum(last)])[byte_offsets - b0]
     if not np.array_equal(ended, point_offsets):
-        raise ValueError("times do not hold one value per point of each drawing")
+        raise InputError("times do not hold one value per point of each drawing")
     running = np.zeros(len(deltas) + 1, np.int64)
     np.cumsum(deltas, out=running[1:])
     ms = running[1:] - np.repeat(running[point_offsets[:-1]], np.diff(point_offsets))

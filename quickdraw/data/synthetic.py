@@ -28,11 +28,12 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from quickdraw.core.errors import SettingError
 from quickdraw.core.files import atomic_open, json_text
 from quickdraw.data.artefacts import artefact_kind
 from quickdraw.data.doodles import CLASSES, SHAPES, random_sign, rotate, stray_mark
+from quickdraw.data.formats.base import SUFFIXES
 from quickdraw.data.origin import MARKER, MarkerError, listed, mark_generated
-from quickdraw.data.readers import SUFFIXES
 from quickdraw.data.simplify import simplify_drawing
 
 log = logging.getLogger(__name__)
@@ -226,7 +227,7 @@ def _class_code(word: str) -> int:
 def _chunk(word: str, seed: int, chunk: int, n: int, raw: bool) -> bytes:
     """Rows ``chunk * CHUNK ...`` of one class as CSV or raw-ndjson text; the unit of parallel work."""
     if n > 2**21 - chunk * CHUNK:
-        raise ValueError("at most 2,097,152 drawings per class (the key_id layout)")
+        raise SettingError("at most 2,097,152 drawings per class (the key_id layout)")
     crc = zlib.crc32(word.encode())
     rng = np.random.default_rng([seed, crc, chunk])
     meta = np.random.default_rng([seed, crc, chunk, 1])  # metadata apart: drawings stay the same
@@ -314,7 +315,7 @@ def generate(
     if unknown:
         raise KeyError(f"no synthetic class {sorted(unknown)}; choose from {', '.join(CLASSES)}")
     if len({_class_code(w) for w in classes}) < len(set(classes)):
-        raise ValueError("two class names share a key_id code; rename one")
+        raise SettingError("two class names share a key_id code; rename one")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_out_dir(

@@ -27,15 +27,19 @@ import numpy as np
 import torch
 
 import quickdraw
-from quickdraw.core.checkpoints import load_model
+from quickdraw.core.errors import QuickDrawError
 from quickdraw.core.files import commit, reporting_full_disk, temporary_path, write_json
 from quickdraw.core.outputs import refuse_overwrite
 from quickdraw.data import raster
 from quickdraw.data.inputs import IMAGE
 from quickdraw.data.origin import ORIGINS
 from quickdraw.data.raster import RasterSpec
+from quickdraw.data.sampling import fixed_rows
+from quickdraw.data.store import Store
 from quickdraw.deploy.graph import for_onnx
+from quickdraw.deploy.web import ORT_FILES, PAD_FILES, PAGE_FILES, build_page
 from quickdraw.inference.runner import model_inputs, raster_spec
+from quickdraw.models.loading import load_model
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +51,7 @@ OPSET = 18
 FORMATS = ("onnx", "web")
 
 
-class ExportError(ValueError):
+class ExportError(QuickDrawError, ValueError):
     """An export that cannot be done as asked; the message names the setting and the fix."""
 
 
@@ -98,7 +102,6 @@ def export_checkpoint(
     CheckpointError for a file that is not a project checkpoint, WebBuildError without
     onnxruntime-web, OverwriteError (before any work) when a file it writes is one it reads.
     """
-    from quickdraw.deploy.web import build_page
 
     if format not in FORMATS:
         raise ExportError(f"format={format!r}: expected one of {', '.join(FORMATS)}")
@@ -141,7 +144,6 @@ def export_checkpoint(
 
 def export_files(out: Path, quantize: str | None, format: str) -> list[Path]:
     """Every file an export writes into ``out``, the int8 steps included: none may be an input."""
-    from quickdraw.deploy.web import ORT_FILES, PAD_FILES, PAGE_FILES
 
     names = [FP32, SIDECAR, *([INT8, CONV, PREP] if quantize else [])]
     if format == "web":
@@ -158,7 +160,7 @@ def serve_command(folder: str | Path, port: int = 8000) -> str:
 def export_onnx(model, out_dir: str | Path) -> Path:
     """Write ``out_dir/model.onnx`` (one file, weights inside) and ``out_dir/model.json``.
 
-    ``model``: a QuickDrawModule from :func:`quickdraw.core.checkpoints.load_model` (single or ensemble).
+    ``model``: a QuickDrawModule from :func:`quickdraw.models.loading.load_model` (single or ensemble).
     Returns the graph's path. Raises ExportError when ``onnx`` is missing, or for a model that
     reads anything but one raster image (the page and onnxruntime get images only).
     """
@@ -253,7 +255,7 @@ def data_origin(model) -> str | None:
 def raster_contract(spec: RasterSpec) -> dict:
     """The spec plus every number a re-implementation needs: one source of truth for the JS rasteriser."""
     if spec.channels > 1 and spec.time_source != "order":
-        raise ValueError(
+        raise ExportError(
             f"raster.time_source={spec.time_source}: the exported page's rasteriser "
             "(quickdraw/deploy/page/raster.js) draws time by point order only; export a model trained "
             "with raster.time_source=order, or serve this one with backend=torch"
@@ -375,8 +377,6 @@ def calibration_images(
     Raises ExportError when the store's classes differ from the model's (wrong store), or when
     ``split`` is not one of the store's or holds no drawings (the message names the split).
     """
-    from quickdraw.data.sampling import fixed_rows
-    from quickdraw.data.store import Store
 
     store = Store(store_dir)
     if list(store.classes) != list(classes):

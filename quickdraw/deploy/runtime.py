@@ -2,7 +2,7 @@
 
 ``backend=onnx`` swaps only the network: drawings still go through the same simplification and
 the same :class:`~quickdraw.data.raster.RasterSpec` (read from the export's ``model.json``), so the
-outputs are those of the checkpoint (``scripts/bench_export.py`` measures how close). The class
+outputs are those of the checkpoint (``python -m benchmarks.export`` measures how close). The class
 mimics the few attributes the callers use (``hparams.classes``, ``hparams.raster``, ``device``,
 ``predict_proba``), so no caller branches on the backend beyond choosing the loader.
 """
@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from quickdraw.core.checkpoints import CheckpointError, load_model
+from quickdraw.core.checkpoints import CheckpointError
+from quickdraw.core.errors import SettingError
 from quickdraw.deploy.onnx import FP32, INT8, SIDECAR
+from quickdraw.models.loading import load_model
 
 BACKENDS = ("torch", "onnx")
 
@@ -98,4 +100,4 @@ def load_backend(
         return load_model(path, map_location=device)
     if backend == "onnx":
         return OnnxModel(onnx_file(path, int8), threads)
-    raise ValueError(f"backend={backend!r}: expected one of {', '.join(BACKENDS)}")
+    raise SettingError(f"backend={backend!r}: expected one of {', '.join(BACKENDS)}")

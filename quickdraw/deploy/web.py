@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from quickdraw.core.errors import MissingPathError, SettingError
 from quickdraw.core.files import copy_atomic, write_json
 
 ASSETS = Path(__file__).with_name("page")
@@ -24,7 +25,7 @@ ORT_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm")
 WEB_DEPS = "make web-deps"
 
 
-class WebBuildError(FileNotFoundError):
+class WebBuildError(MissingPathError):
     """onnxruntime-web is not where the export looks for it; the message gives the command."""
 
 
@@ -45,12 +46,12 @@ def build_page(
     out, dist = Path(out_dir), Path(ort_dist)
     meta = json.loads((out / "model.json").read_text())
     if meta["raster"]["antialias"]:
-        raise ValueError(
+        raise SettingError(
             "the page rasterises without antialiasing (OpenCV LINE_8 only); this model was "
             "trained with data.raster.antialias=true: export it with format=onnx instead"
         )
     if not (out / model_file).is_file():
-        raise FileNotFoundError(f"{out / model_file}: not exported (web.model={model_file})")
+        raise MissingPathError(f"{out / model_file}: not exported (web.model={model_file})")
     missing = [f for f in ORT_FILES if not (dist / f).is_file()]
     if missing:
         raise WebBuildError(

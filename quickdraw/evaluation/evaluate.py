@@ -18,23 +18,19 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from quickdraw.core.errors import InputError, SettingError
 from quickdraw.core.files import write_atomic, write_figure
 from quickdraw.core.outputs import OverwriteError, refuse_overwrite
 from quickdraw.core.runs import EVALUATE, TRAIN, RunDir
+from quickdraw.data.formats.base import BadRow
+from quickdraw.data.input_files import InputStats, iter_input, write_unreadable
+from quickdraw.data.labels import LabelMatcher, load_labels
 from quickdraw.data.prefixes import check_kind
-from quickdraw.data.readers import BadRow, discover_sources, iter_records
+from quickdraw.data.readers import discover_sources, iter_records
 from quickdraw.data.sampling import fixed_rows
 from quickdraw.data.store import Store, StoreError
 from quickdraw.data.strokes import StrokeBatch
-from quickdraw.inference.runner import (
-    InputStats,
-    LabelMatcher,
-    check_tta,
-    iter_input,
-    load_labels,
-    predict_proba,
-    write_unreadable,
-)
+from quickdraw.inference.runner import check_tta, predict_proba
 from quickdraw.metrics.balancing import balance as balance_scores
 from quickdraw.metrics.balancing import load_prior
 from quickdraw.metrics.classification import Scores, score
@@ -63,7 +59,7 @@ def require_labels(path: str, labels_path: str | None, max_bytes: int = 16 << 30
             # ndjson may hold any JSON value as its word: only a non-empty string names a class.
             if not isinstance(record, BadRow) and isinstance(record[2], str) and record[2]:
                 return
-    raise ValueError(
+    raise InputError(
         f"{path} has no word column (no row names its class), so there is nothing to score "
         "against: pass labels=FILE, a key_id,word CSV such as Kaggle's test_labels.csv"
     )
@@ -121,7 +117,7 @@ def check_times(batches, prefix: str, name: str) -> Iterator[tuple[StrokeBatch, 
     batch has no per-point times."""
     for strokes, labels in batches:
         if prefix == "time" and strokes.times is None:
-            raise ValueError(
+            raise InputError(
                 f"prefix=time needs per-point times and {name} has none: only Google's raw ndjson "
                 "(full/raw/<word>.ndjson) and Kaggle's raw CSV record them (simplified files, "
                 ".bin, sketch-rnn .npz do not). Give such a file as input=, or use prefix=strokes "
@@ -249,11 +245,13 @@ def evaluate(
             )
         batches = store_batches(st, split, batch_size)
     else:
-        raise ValueError("give input=FILE (with labels=CSV if it has no word column) or store=DIR")
+        raise SettingError(
+            "give input=FILE (with labels=CSV if it has no word column) or store=DIR"
+        )
     check_tta(tta)
     proba = lambda strokes: predict_proba(model, strokes, tta=tta)  # noqa: E731
     if balance and prefix != "none":
-        raise ValueError(
+        raise SettingError(
             "balance=true re-ranks a whole set of finished drawings and means nothing for their "
             f"prefixes: evaluate prefix={prefix} without balance"
         )
@@ -269,14 +267,14 @@ def evaluate(
     if matcher.unmatched:
         log.warning("%s", unmatched_message(matcher, classes))
         if not matcher.matched:
-            raise ValueError(
+            raise InputError(
                 "no label matches a class: nothing can be scored. "
                 + unmatched_message(matcher, classes)
             )
     scored = len(scores.labels)
     wrong = [u for u in stats.unreadable if u.key_id in unreadable_labelled]
     if scored + len(wrong) == 0:
-        raise ValueError(
+        raise InputError(
             f"no labelled drawings to score (bad or unlabelled rows: {dict(stats.bad)})"
         )
     run = RunDir(out)

@@ -10,6 +10,7 @@ pyplot), so they neither need a display nor pile up in a notebook.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,12 +23,19 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from omegaconf import OmegaConf
 
-from quickdraw.core.files import atomic_open, json_text, write_atomic, write_figure
-from quickdraw.core.files import markdown_table as _markdown
+from quickdraw.core.checkpoints import callback_state, read_checkpoint
+from quickdraw.core.errors import MissingPathError, SettingError
+from quickdraw.core.files import atomic_open, json_text, markdown_table, write_atomic, write_figure
 from quickdraw.core.outputs import OverwriteError, is_within
 from quickdraw.core.runs import RunDir, find_prefix_curves, find_runs
-from quickdraw.metrics.classification import Scores
+from quickdraw.data.raster import RasterSpec
+from quickdraw.data.sampling import fixed_rows
+from quickdraw.data.sources import ensure_store_of
+from quickdraw.data.store import Store, StoreError
+from quickdraw.inference.runner import predict_proba
+from quickdraw.metrics.classification import Scores, score
 from quickdraw.metrics.prefix import plot_prefix_curves
+from quickdraw.models.loading import load_model
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +86,7 @@ def load_runs(paths: Sequence[str | Path]) -> list[Run]:
         config = OmegaConf.to_container(OmegaConf.load(hparams)) if hparams.is_file() else {}
         runs.append(Run(d.path, "", d.metrics(), config))
     if not runs:
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"no finished training run (a metrics.json beside checkpoints/) under {', '.join(map(str, paths))}"
         )
     names = [f"{r.experiment} · {r.sampling}" for r in runs]
@@ -170,7 +178,6 @@ def class_quotas(run: Run) -> pd.DataFrame | None:
 
 def final_quotas(run: Run) -> pd.DataFrame | None:
     """The adaptive sampler's last per-class quotas and validation accuracies, from last.ckpt."""
-    from quickdraw.core.checkpoints import callback_state, read_checkpoint
 
     path = run.dir.last_checkpoint
     if not path.is_file():
@@ -187,7 +194,7 @@ def final_quotas(run: Run) -> pd.DataFrame | None:
 
 # -- per-class results of a checkpoint -----------------------------------------------------
 @dataclass
-class Predictions(Scores):
+class SplitScores(Scores):
     """A run's best checkpoint scored on one split of its store (:class:`~quickdraw.metrics.classification.Scores`),
     with where each drawing came from, so example drawings can be shown."""
 
@@ -197,7 +204,6 @@ class Predictions(Scores):
 
     def drawings(self, true: str, predicted: str | None = None, k: int = 4):
         """Up to k drawings of class ``true`` (predicted as ``predicted`` when given), as ``Rows``."""
-        from quickdraw.data.store import Store
 
         t = self.classes.index(true)
         hit = self.labels == t
@@ -206,29 +212,21 @@ class Predictions(Scores):
         return Store(self.store)[self.split].gather(self.rows[hit][:k])
 
 
-def predict_split(
+def score_split(
     run: Run, split: str = "test", device: str = "cpu", batch_size: int = 256
-) -> Predictions:
+) -> SplitScores:
     """Score the run's best checkpoint on the rows it was evaluated on (the DataModule's fixed set).
 
     Cached in ``<run>/report/predictions-<split>.npz`` until the checkpoint changes; also writes
     ``per_class-<split>.csv`` there, in ``quickdraw.evaluate``'s layout.
     """
-    import json
-
-    from quickdraw.core.checkpoints import load_model
-    from quickdraw.data.sampling import fixed_rows
-    from quickdraw.data.sources import ensure_store_of
-    from quickdraw.data.store import Store, StoreError
-    from quickdraw.inference.runner import predict_proba
-    from quickdraw.metrics.classification import score
 
     ckpt = run.dir.best_checkpoint()
     if ckpt is None:
-        raise FileNotFoundError(f"{run.path}: no best checkpoint")
+        raise MissingPathError(f"{run.path}: no best checkpoint")
     data = dict(run.config.get("data") or {})
     if not data:
-        raise FileNotFoundError(f"{run.path}: no tensorboard/hparams.yaml, so no data config")
+        raise MissingPathError(f"{run.path}: no tensorboard/hparams.yaml, so no data config")
     store = Store(
         ensure_store_of(data)
     )  # a cached store converted from data.source is rebuilt if gone
@@ -238,7 +236,7 @@ def predict_split(
     stamp = f"{ckpt}|{ckpt.stat().st_mtime_ns}|{store.path}"
     if cache.is_file() and str((z := np.load(cache))["stamp"]) == stamp:
         metrics = json.loads(str(z["metrics"]))
-        return Predictions(
+        return SplitScores(
             store.classes, z["labels"], z["topk"], metrics, z["rows"], store.path, split
         )
     model = load_model(ckpt, device)
@@ -252,7 +250,7 @@ def predict_split(
         for got in [index.gather(rows[start : start + batch_size])]
     )
     scored = score(lambda strokes: predict_proba(model, strokes), batches, store.classes, split)
-    pred = Predictions(
+    pred = SplitScores(
         scored.classes, scored.labels, scored.topk, scored.metrics, rows, store.path, split
     )
     with atomic_open(cache, "wb") as f:  # half a cache would stop every later report
@@ -269,7 +267,7 @@ def predict_split(
 
 
 def comparison_table(
-    runs: Sequence[Run], preds: dict[str, Predictions] | None = None
+    runs: Sequence[Run], preds: dict[str, SplitScores] | None = None
 ) -> pd.DataFrame:
     """One row per run: its final scores, per-class accuracy spread (with predictions) and run time."""
     rows = []
@@ -285,13 +283,13 @@ def comparison_table(
     return pd.DataFrame(rows, index=pd.Index([r.name for r in runs], name="run"))
 
 
-def markdown_table(df: pd.DataFrame, digits: int = 4) -> str:
+def frame_to_markdown(df: pd.DataFrame, digits: int = 4) -> str:
     """A DataFrame (index included) as a GitHub Markdown table (:func:`quickdraw.core.files.markdown_table`)."""
     header = [df.index.name or "", *map(str, df.columns)]
     rows = [
         [idx, *values] for idx, values in zip(df.index, df.itertuples(index=False), strict=True)
     ]
-    return _markdown(header, rows, digits)
+    return markdown_table(header, rows, digits)
 
 
 # -- figures --------------------------------------------------------------------------------
@@ -326,7 +324,7 @@ def plot_learning_curves(runs: Sequence[Run]) -> Figure:
     return fig
 
 
-def plot_scores(runs: Sequence[Run], preds: dict[str, Predictions] | None = None) -> Figure:
+def plot_scores(runs: Sequence[Run], preds: dict[str, SplitScores] | None = None) -> Figure:
     """Test top-1 / top-3 / MAP@3 per run, and (with predictions) each run's per-class accuracy."""
     preds = preds or {}
     fig = Figure(figsize=(12, 1.5 + 0.7 * len(runs)), layout="constrained")
@@ -420,9 +418,8 @@ def show_drawing(ax: Axes, image: np.ndarray, title: str = "", color: str = "bla
     ax.set_title(title, fontsize=8, color=color)
 
 
-def plot_confused_pairs(pred: Predictions, n_pairs: int = 6, k: int = 4, size: int = 96) -> Figure:
+def plot_confused_pairs(pred: SplitScores, n_pairs: int = 6, k: int = 4, size: int = 96) -> Figure:
     """A row per confused pair: k drawings of the true class taken for the other, then 2 of the other class."""
-    from quickdraw.data.raster import RasterSpec
 
     spec = RasterSpec(size=size, antialias=True)
     pairs = pred.confused_pairs(n_pairs)
@@ -471,7 +468,7 @@ def write_report(
     (other than its ``report/`` folder): the report's files would mix with the run's.
     """
     if out is None and len(paths) != 1:
-        raise ValueError("with several folders, say where the report goes (out=...)")
+        raise SettingError("with several folders, say where the report goes (out=...)")
     out = Path(out) if out is not None else Path(paths[0]) / "report"
     runs = load_runs(paths)
     for run in runs:
@@ -482,10 +479,10 @@ def write_report(
                 f"{run.dir.report_dir} or a folder outside the runs"
             )
     out.mkdir(parents=True, exist_ok=True)
-    preds: dict[str, Predictions] = {}
+    preds: dict[str, SplitScores] = {}
     for run in runs if evaluate else []:
         try:
-            preds[run.name] = predict_split(run, split, device)
+            preds[run.name] = score_split(run, split, device)
         except (FileNotFoundError, RuntimeError, ValueError) as e:
             log.warning("%s: no per-class results (%s)", run.path, e)
     table = comparison_table(runs, preds)
@@ -508,9 +505,9 @@ def write_report(
         confused = (
             f"## Most-confused pairs of {best.name}\n\n`count` {split} drawings of the `true` class "
             f"were taken for `predicted`, a `share` of that class's drawings.\n\n"
-            + markdown_table(pairs_table, 3)
+            + frame_to_markdown(pairs_table, 3)
         )
-    md = ["# Results\n", markdown_table(table)]
+    md = ["# Results\n", frame_to_markdown(table)]
     for name, fig in figures.items():
         if fig is not None:
             write_figure(fig, out / f"{name}.png")

@@ -12,16 +12,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from quickdraw.core.errors import InputError
 from quickdraw.core.files import atomic_open
 from quickdraw.core.outputs import refuse_overwrite
-from quickdraw.inference.runner import (
-    InputStats,
-    batch_proba,
-    blank_proba,
-    check_tta,
-    iter_input,
-    write_unreadable,
-)
+from quickdraw.data.input_files import InputStats, iter_input, write_unreadable
+from quickdraw.inference.runner import batch_proba, blank_proba, check_tta
 from quickdraw.metrics.balancing import balance as balance_scores
 from quickdraw.metrics.balancing import load_prior
 
@@ -33,7 +28,7 @@ def submission_word(name: str) -> str:
     return name.replace(" ", "_")
 
 
-class UnreadableRows(ValueError):
+class UnreadableRows(InputError):
     """strict=true and some rows' drawings cannot be read."""
 
 

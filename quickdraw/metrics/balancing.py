@@ -22,7 +22,7 @@ The solver (:func:`assign`) is exact, whatever the matrix (flat or peaked, ties,
    rounding, and 1e-9 nats a row where rows tie).
 
 Memory: the (N, C) float32 log-probabilities (150 MB for Kaggle's 112 199 x 340 test set) plus C x C
-edge tables; no N x N matrix. Time: ``python scripts/bench_balance.py`` prints it at 1 720 x 344
+edge tables; no N x N matrix. Time: ``python -m benchmarks.balance`` prints it at 1 720 x 344
 and 112 199 x 340, and the count spread (always the targets).
 
 It needs the whole matrix, so ``predict balance=true`` holds N x C float32 before writing anything.
@@ -39,9 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
+from quickdraw.core.errors import InputError
+from quickdraw.data.labels import LabelMatcher
 from quickdraw.data.readers import open_text_file
 from quickdraw.data.text import excerpt
-from quickdraw.inference.runner import LabelMatcher
 
 
 def balance(probs: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray:
@@ -57,7 +58,7 @@ def balance(probs: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray:
     probs = _checked(probs)
     n, c = probs.shape
     if prior is not None and np.shape(prior) != (c,):
-        raise ValueError(
+        raise InputError(
             f"prior must be one finite, non-negative share per class ({c} classes), "
             f"got shape {np.shape(prior)}"
         )
@@ -77,7 +78,7 @@ def target_counts(n: int, prior: np.ndarray) -> np.ndarray:
     """
     prior = np.asarray(prior, np.float64)
     if prior.ndim != 1 or not np.isfinite(prior).all() or (prior < 0).any() or prior.sum() <= 0:
-        raise ValueError(
+        raise InputError(
             f"prior must be one finite, non-negative share per class adding up to more than 0; "
             f"got shape {prior.shape}, sum {prior.sum() if prior.size else 0}"
         )
@@ -281,11 +282,11 @@ def load_prior(path: str | Path, classes: list[str]) -> np.ndarray:
     matcher = LabelMatcher(classes)
     counts = np.zeros(len(classes), np.float64)
     seen: dict[int, int] = {}  # class -> the line that gave its count
-    with open_text_file(path) as f:
+    with open_text_file(path, setting="prior") as f:
         reader = csv.DictReader(f)
         fields = {h.strip() for h in reader.fieldnames or []}
         if not {"word", "count"} <= fields:
-            raise ValueError(
+            raise InputError(
                 f"{path}: expected columns word,count, found {excerpt(reader.fieldnames)}"
             )
         for row in reader:
@@ -293,16 +294,16 @@ def load_prior(path: str | Path, classes: list[str]) -> np.ndarray:
             where = f"{path} line {reader.line_num}"
             i = matcher(row["word"] or "")
             if i is None:
-                raise ValueError(f"{where}: {excerpt(row['word'], 40)} names no class")
+                raise InputError(f"{where}: {excerpt(row['word'], 40)} names no class")
             if i in seen:
-                raise ValueError(
+                raise InputError(
                     f"{where}: {classes[i]!r} is listed again (first on line {seen[i]}); "
                     "give each class one count"
                 )
             seen[i] = reader.line_num
             counts[i] = _count(row["count"], where)
     if counts.sum() <= 0:
-        raise ValueError(f"{path}: the counts add up to 0")
+        raise InputError(f"{path}: the counts add up to 0")
     return counts / counts.sum()
 
 
@@ -313,5 +314,5 @@ def _count(text: str | None, where: str) -> float:
     except ValueError:
         value = float("nan")
     if not (np.isfinite(value) and value >= 0):
-        raise ValueError(f"{where}: the count {excerpt(text, 40)} is not a number >= 0")
+        raise InputError(f"{where}: the count {excerpt(text, 40)} is not a number >= 0")
     return value

@@ -1,7 +1,7 @@
 """Scoring classifiers: MAP@3, top-k, per-class accuracy, the class tail and confusions, in one place.
 
 The LightningModule's val/test metrics, ``quickdraw.evaluate``, ``quickdraw.evaluation.report`` and
-``scripts/compare_models.py`` all score with these definitions, so their numbers agree.
+``python -m benchmarks.compare_models`` all score with these definitions, so their numbers agree.
 
 MAP@k is the Quick, Draw! Kaggle competition's metric. torchmetrics has no multiclass MAP@k:
 ``RetrievalMRR(top_k=3)`` gives the same number when each sample is flattened into C (query,

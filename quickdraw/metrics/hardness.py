@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from quickdraw.core.errors import SettingError
+
 
 def class_hardness(class_acc: np.ndarray, floor: float = 0.25) -> np.ndarray:
     """(C,) float64 hardness ``(1 − acc_c) + floor`` from (C,) accuracies in [0, 1]; NaN gives 1.
@@ -21,7 +23,7 @@ def class_hardness(class_acc: np.ndarray, floor: float = 0.25) -> np.ndarray:
     Raises ``ValueError`` when ``floor`` is not positive (a zero weight would drop solved classes).
     """
     if floor <= 0:
-        raise ValueError(
+        raise SettingError(
             f"floor must be > 0 (a zero weight would drop solved classes), got {floor}"
         )
     acc = np.clip(np.asarray(class_acc, np.float64), 0.0, 1.0)

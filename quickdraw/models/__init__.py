@@ -1,6 +1,15 @@
-"""Networks (``components``), training losses and objectives, and the LightningModule that trains them."""
+"""Networks (``components``), losses and objectives, the LightningModule that trains them, and loading one from its checkpoint."""
 
-from quickdraw.models.losses import ClassWeightedCrossEntropy, CrossEntropy
-from quickdraw.models.module import QuickDrawModule
+import lazy_loader
 
-__all__ = ["ClassWeightedCrossEntropy", "CrossEntropy", "QuickDrawModule"]
+# Names are imported on first use, so importing one module of the package loads no other.
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submodules=["components"],
+    submod_attrs={
+        "loading": ["load_model"],
+        "losses": ["ClassWeightedCrossEntropy", "CrossEntropy"],
+        "module": ["QuickDrawModule"],
+        "objectives": ["EnsembleMembers", "Plain"],
+    },
+)

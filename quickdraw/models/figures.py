@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import math
 
-import matplotlib
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor
 
-matplotlib.use("Agg")  # headless: training nodes have no display
-
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from torch import Tensor  # noqa: E402
+# Figures are made as Figure objects, not through pyplot: no display needed on training nodes, and
+# no backend chosen for whoever imports this (a notebook keeps its inline figures).
 
 
 def most_confused(confmat: Tensor, n: int = 15) -> Tensor:
@@ -38,7 +36,8 @@ def confusion_figure(confmat: Tensor, classes: list[str], n: int = 15) -> Figure
     sub = rates[idx][:, idx].numpy()
     names = [classes[i] for i in idx.tolist()]
     size = 2.0 + 0.45 * len(names)
-    fig, ax = plt.subplots(figsize=(size + 1.0, size))
+    fig = Figure(figsize=(size + 1.0, size))
+    ax = fig.subplots()
     im = ax.imshow(sub, cmap="Blues", vmin=0.0, vmax=max(float(sub.max()), 1e-6))
     ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(len(names)), names, fontsize=8)
@@ -61,7 +60,8 @@ def prediction_grid(images: Tensor, preds: Tensor, target: Tensor, classes: list
     n = len(images)
     cols = min(8, n)
     rows = max(1, math.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows), squeeze=False)
+    fig = Figure(figsize=(1.6 * cols, 1.8 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, img, p, t in zip(axes.flat, images, preds.tolist(), target.tolist(), strict=False):

@@ -1,7 +1,7 @@
 """QuickDrawModule: one LightningModule for single ResNets and ensembles, rebuilt from its checkpoint alone.
 
 Every argument is plain data (dicts with ``_target_``, lists, numbers) saved as hyperparameters,
-so :func:`quickdraw.core.checkpoints.load_model` rebuilds the network in the demo or in evaluation
+so :func:`quickdraw.models.loading.load_model` rebuilds the network in the demo or in evaluation
 without Hydra configs and without unpickling arbitrary objects.
 """
 
@@ -25,6 +25,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 
 import quickdraw
 from quickdraw.core.checkpoints import VERSION_KEY
+from quickdraw.core.errors import SettingError
 from quickdraw.data.inputs import IMAGE, recorded_inputs, spec_config, spec_from_config
 from quickdraw.data.origin import combined_origin
 from quickdraw.metrics.classification import class_accuracy, split_metrics, worst_fraction_mean
@@ -108,7 +109,7 @@ class QuickDrawModule(L.LightningModule):
         )
         num_classes = num_classes or len(classes or [])
         if num_classes < 1 or (classes and len(classes) != num_classes):
-            raise ValueError(
+            raise SettingError(
                 f"need num_classes >= 1 matching classes, got {num_classes} and {len(classes or [])} names"
             )
         offered = {n: spec_from_config(c) for n, c in (inputs or {}).items()}
@@ -134,7 +135,7 @@ class QuickDrawModule(L.LightningModule):
             else (EnsembleMembers() if is_ensemble else Plain())
         )
         if isinstance(self.objective, EnsembleMembers) and not is_ensemble:
-            raise ValueError(
+            raise SettingError(
                 "objective EnsembleMembers trains ensemble members; the net is not an Ensemble"
             )
         self.loss = hydra.utils.instantiate(loss or DEFAULT_LOSS, num_classes=num_classes)
@@ -343,7 +344,7 @@ class QuickDrawModule(L.LightningModule):
         trainer = self.trainer
         length = trainer.estimated_stepping_batches if interval == "step" else trainer.max_epochs
         if length is None or length < 1 or length == float("inf"):
-            raise ValueError(
+            raise SettingError(
                 f"{factory.func.__name__} needs {missing[0]}: set it, or a finite max_steps/max_epochs"
             )
         return functools.partial(factory, **{missing[0]: int(length)})
@@ -365,7 +366,7 @@ def _check_member_inputs(net: Any, inputs: dict[str, Any]) -> None:
         trained = recorded_inputs(hparams).get(own)
         given = inputs.get(member.input_name)
         if trained is not None and given is not None and trained != given:
-            raise ValueError(
+            raise SettingError(
                 f"ensemble member {i} was trained on {trained} but would read {given} "
                 f"(input {member.input_name!r}): set the data's input to the member's spec"
             )

@@ -13,23 +13,20 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import gradio as gr
-import hydra
 import numpy as np
 from gradio import processing_utils
 from gradio.utils import get_upload_folder, is_in_or_equal
 from omegaconf import DictConfig
 
 import quickdraw  # noqa: F401  (registers the ${project_root:} resolver)
-from quickdraw.core.runs import RunDir, latest_best_checkpoint
 from quickdraw.data.image_decode import UNREADABLE, limit_decoding
 from quickdraw.deploy.runtime import load_backend
-from quickdraw.serving.guesser import HINT, EmptyDrawing, Guess, InputRejected, Limits, Predictor
+from quickdraw.serving.guesser import HINT, EmptyDrawing, Guess, Guesser, InputRejected, Limits
 from quickdraw.serving.guessing import GuessHistory, announcement
 
 log = logging.getLogger("quickdraw.demo")
@@ -73,23 +70,6 @@ def uploaded_file(payload: dict, cache_dir: str) -> str:
     return path
 
 
-def find_checkpoint(cfg: DictConfig) -> Path:
-    """``ckpt_path``, else ``run_dir``'s best, else the best of the most recent run under ``runs_root``."""
-    if cfg.ckpt_path:
-        return Path(hydra.utils.to_absolute_path(os.path.expanduser(cfg.ckpt_path)))
-    if cfg.run_dir:
-        run = RunDir(hydra.utils.to_absolute_path(os.path.expanduser(cfg.run_dir)))
-        ckpt = run.best_checkpoint()
-        if ckpt is None:
-            raise FileNotFoundError(
-                f"run_dir={run.path} has no best checkpoint ({run.best_link.relative_to(run.path)}, "
-                "or a metrics.json naming best_ckpt); is it a folder written by "
-                "`python -m quickdraw.train`?"
-            )
-        return ckpt
-    return latest_best_checkpoint(cfg.runs_root)
-
-
 def input_view(image: np.ndarray | None) -> str:
     """The model's (C, H, W) input as an inline PNG, channels side by side (no temp files)."""
     if image is None:
@@ -119,46 +99,46 @@ def respond(predict: Callable[[], Guess]) -> Outputs:
 
 
 def follow(
-    predictor: Predictor, drawing: str, target: str | None, history: GuessHistory
+    guesser: Guesser, drawing: str, target: str | None, history: GuessHistory
 ) -> HistoryOutputs:
     """Bring ``history`` to ``drawing`` and render it: the announcement once the acceptance rule
     is met, the per-stroke table, and when the model got ``target`` (if given)."""
     try:
-        strokes = predictor.raw_strokes(drawing)
-        history.update(strokes, lambda counts: predictor.top_of_prefixes(strokes, counts))
+        strokes = guesser.raw_strokes(drawing)
+        history.update(strokes, lambda counts: guesser.top_of_prefixes(strokes, counts))
     except InputRejected:
         pass  # the status line already says why (an empty canvas: the hint); the history stays
     step = history.accepted_step
     said = f"### {announcement(step.word)}" if step else ""
-    got = history.target_status(target, predictor.classes)
+    got = history.target_status(target, guesser.classes)
     return said, history.markdown(), got, history
 
 
 def build_app(
-    predictor: Predictor,
+    guesser: Guesser,
     checkpoint: str = "",
     live_ms: int = 150,
     accept_threshold: float | None = 0.5,
 ) -> gr.Blocks:
-    """The page; the two prediction events are also the API (``/predict_strokes``, ``/predict_image``)."""
+    """The page; the two prediction events are also the API (``/guess_strokes``, ``/guess_image``)."""
 
     def on_strokes(drawing: str | None) -> Outputs:
-        return respond(lambda: predictor.predict_strokes(drawing or "[]"))
+        return respond(lambda: guesser.guess_strokes(drawing or "[]"))
 
     def on_history(drawing: str | None, target: str | None, history: GuessHistory | None):
-        return follow(predictor, drawing or "[]", target, history or GuessHistory(accept_threshold))
+        return follow(guesser, drawing or "[]", target, history or GuessHistory(accept_threshold))
 
     def on_image(payload: dict | None) -> Outputs:
         if payload is None:
             return None, input_view(None), HINT
-        return respond(lambda: predictor.predict_image(uploaded_file(payload, image.GRADIO_CACHE)))
+        return respond(lambda: guesser.guess_image(uploaded_file(payload, image.GRADIO_CACHE)))
 
     with gr.Blocks(
         title="Quick, Draw! live", analytics_enabled=False, delete_cache=(3600, 3600)
     ) as app:
         gr.Markdown(
             "# Quick, Draw! live\nDraw a doodle and watch the model guess after every stroke.  \n"
-            f"Model: {predictor.description}"
+            f"Model: {guesser.description}"
             + (f" (`{Path(checkpoint).name}`)" if checkpoint else "")
         )
         with gr.Row(equal_height=False):
@@ -185,7 +165,7 @@ def build_app(
                 status = gr.Markdown(HINT, elem_id="status")
                 said = gr.Markdown("", elem_id="announce")
                 label = gr.Label(
-                    num_top_classes=predictor.top_k, label="Top guesses", elem_id="guesses"
+                    num_top_classes=guesser.top_k, label="Top guesses", elem_id="guesses"
                 )
                 target = gr.Textbox(
                     label="What are you drawing? (optional)",
@@ -203,11 +183,11 @@ def build_app(
             on_strokes,
             inputs=pad,
             outputs=outputs,
-            api_name="predict_strokes",
+            api_name="guess_strokes",
             trigger_mode="always_last",
             show_progress="hidden",
         )
-        # A second listener: /predict_strokes keeps its one input and three outputs for API clients.
+        # A second listener: /guess_strokes keeps its one input and three outputs for API clients.
         pad.stroke(
             on_history,
             inputs=[pad, target, history],
@@ -227,7 +207,7 @@ def build_app(
             on_image,
             inputs=image,
             outputs=outputs,
-            api_name="predict_image",
+            api_name="guess_image",
             show_progress="minimal",
             preprocess=False,  # the file as it came: see uploaded_file
         )
@@ -251,9 +231,9 @@ def launch(app: gr.Blocks, cfg: DictConfig, **kwargs) -> gr.Blocks:
     return app
 
 
-def load_predictor(cfg: DictConfig) -> tuple[Predictor, Path]:
-    ckpt = find_checkpoint(cfg)
+def load_guesser(cfg: DictConfig, ckpt: Path) -> Guesser:
+    """The demo's guesser for ``ckpt`` (the demo's settings in ``cfg``), warmed up."""
     model = load_backend(ckpt, cfg.backend, threads=cfg.threads, int8=cfg.int8)
-    predictor = Predictor(model, Limits(**cfg.limits), cfg.top_k, cfg.tta)
-    predictor.predict_strokes([[[0, 10, 20], [0, 10, 0], [0, 16, 33]]])  # warm-up, off the clock
-    return predictor, ckpt
+    guesser = Guesser(model, Limits(**cfg.limits), cfg.top_k, cfg.tta)
+    guesser.guess_strokes([[[0, 10, 20], [0, 10, 0], [0, 16, 33]]])  # warm-up, off the clock
+    return guesser

@@ -27,13 +27,15 @@ import orjson
 import torch
 from PIL import Image
 
-from quickdraw.core.checkpoints import load_model
+from quickdraw.core.errors import InputError
+from quickdraw.data.formats.base import BadRow
 from quickdraw.data.images import FRAME, ImageError, image_to_strokes, load_gray
 from quickdraw.data.inputs import IMAGE, Arrays
 from quickdraw.data.raster import RasterSpec, rasterize_untimed, to_tensor
-from quickdraw.data.readers import BadRow, parse_timed_drawing
+from quickdraw.data.readers import parse_timed_drawing
 from quickdraw.data.strokes import StrokeBatch
 from quickdraw.inference.runner import Render, check_tta, model_inputs, predict_proba
+from quickdraw.models.loading import load_model
 
 HINT = "Draw something on the canvas: the model guesses after every stroke."
 NO_INK = (
@@ -64,7 +66,7 @@ class Limits:
         return 48 * self.max_points + 1024
 
 
-class InputRejected(ValueError):
+class InputRejected(InputError):
     """Input the demo declines; the message is written for the person drawing."""
 
 
@@ -87,8 +89,8 @@ class Guess:
         return dict(self.top)
 
 
-class Predictor:
-    """A checkpoint loaded once, answering drawings and images with its top-k classes."""
+class Guesser:
+    """A model loaded once, turning each drawing or image into a :class:`Guess` (its top-k classes)."""
 
     def __init__(self, model, limits: Limits = Limits(), top_k: int = 5, tta: str = "none") -> None:
         self.model = model.eval()
@@ -104,7 +106,7 @@ class Predictor:
     @classmethod
     def from_checkpoint(
         cls, path: str | Path, limits: Limits = Limits(), top_k: int = 5, tta: str = "none"
-    ) -> Predictor:
+    ) -> Guesser:
         """Load on CPU with ``weights_only=True``; raises ``CheckpointError`` for foreign files."""
         return cls(load_model(path, map_location="cpu"), limits, top_k, tta)
 
@@ -157,7 +159,7 @@ class Predictor:
         best = probs.argmax(axis=1)
         return [(self.classes[c], float(probs[j, c])) for j, c in enumerate(best.tolist())]
 
-    def predict_strokes(self, drawing: str | list) -> Guess:
+    def guess_strokes(self, drawing: str | list) -> Guess:
         t0 = time.perf_counter()
         batch = self.parse_strokes(drawing)
         return self._guess(None, self.spec, batch, t0)
@@ -188,7 +190,7 @@ class Predictor:
             for name, spec in self.inputs.items()
         }
 
-    def predict_image(self, image: np.ndarray | Image.Image | str | Path) -> Guess:
+    def guess_image(self, image: np.ndarray | Image.Image | str | Path) -> Guess:
         t0 = time.perf_counter()
         view = lambda batch: rasterize_untimed(batch, self.spec)  # noqa: E731
         return self._guess(self._untimed, view, self.image_strokes(image), t0)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from quickdraw.inference.runner import word_key
+from quickdraw.data.labels import word_key
 
 # (prefix stroke counts) -> (top word, its probability) for each: the model, seen from here.
 GuessPrefixes = Callable[[list[int]], list[tuple[str, float]]]

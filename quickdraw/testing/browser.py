@@ -25,6 +25,8 @@ BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgr
 # Run before a page's scripts (open_page's init_script): the page as a browser without
 # pointerrawupdate runs it (it is not in every major browser, nor on http pages but localhost).
 WITHOUT_RAW_POINTER_EVENTS = "delete window.onpointerrawupdate;"
+# True in the page once every guess asked for is shown (page.wait_for_function(IDLE)).
+IDLE = "!window.quickdraw.state.busy && !window.quickdraw.state.waiting.length"
 
 # Runs in the page: raw drawings -> the page's preprocessing and model, as plain arrays.
 RUN_JS = """async (drawings) => {

@@ -2,7 +2,7 @@
 
 Issue 17 asks that an upload give nearly the model input of a clean thin drawing of the same
 lines, whatever the pen's width (1-10 % of the image), the colours, transparency or uneven light.
-The tests (``tests/test_real_world_inputs.py``) and the bench (``scripts/bench_images.py``) draw
+The tests (``tests/test_real_world_inputs.py``) and the bench (``python -m benchmarks.images``) draw
 this family and score it with :func:`model_input` and :func:`iou`.
 """
 

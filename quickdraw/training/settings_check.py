@@ -9,10 +9,12 @@ import multiprocessing
 import torch
 from omegaconf import DictConfig, open_dict
 
+from quickdraw.core.errors import SettingError
+
 log = logging.getLogger(__name__)
 
 
-class IncompatibleSettings(ValueError):
+class IncompatibleSettings(SettingError):
     """Settings that cannot work together; the message names the config to use."""
 
 

@@ -24,11 +24,13 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 import quickdraw  # noqa: F401  (registers the ${project_root:} resolver)
-from quickdraw.core.checkpoints import AtomicCheckpointIO, optimizer_steps, read_checkpoint
+from quickdraw.core.checkpoints import optimizer_steps, read_checkpoint
+from quickdraw.core.errors import SettingError
 from quickdraw.core.files import out_of_space
 from quickdraw.core.runs import TRAIN, RunDir
 from quickdraw.data.origin import combined_origin
 from quickdraw.data.sources import ensure_store_of
+from quickdraw.training.checkpoint_io import AtomicCheckpointIO
 from quickdraw.training.settings_check import reconcile
 
 log = logging.getLogger("quickdraw.train")
@@ -204,7 +206,7 @@ def _refuse_relaunch_in_multirun(trainer: L.Trainer) -> None:
     if isinstance(strategy.launcher, _SubprocessScriptLauncher) and not (
         strategy.cluster_environment.creates_processes_externally
     ):
-        raise RuntimeError(
+        raise SettingError(
             "multi-process DDP in a multirun needs a launcher that starts each job's processes: "
             "hydra/launcher=local_ddp (this machine) or hydra/launcher=slurm (a cluster); "
             "see docs/scaling.md"

@@ -27,18 +27,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quickdraw.data.convert import ConvertSettings, convert
+from quickdraw.data.formats.base import BadRow, InputFile, QuickDrawFormatError
 from quickdraw.data.formats.safe_npz import UnsafeFileError, load_npz
-from quickdraw.data.readers import (
-    BadRow,
-    QuickDrawFormatError,
-    Source,
-    list_sources,
-    parse_drawing,
-    parse_timed_drawing,
-)
-from quickdraw.inference.runner import InputStats, iter_input, load_labels
+from quickdraw.data.input_files import InputStats, iter_input
+from quickdraw.data.labels import load_labels
+from quickdraw.data.readers import list_sources, parse_drawing, parse_timed_drawing
 from quickdraw.metrics.balancing import load_prior
-from tests.conftest import HEADER, SQUARE, kaggle_row
+from tests.helpers.drawings import HEADER, SQUARE, kaggle_row
 
 ROUND3 = "round3"
 
@@ -465,7 +460,7 @@ def test_every_numpy_pickle_layout_loads(tmp_path, protocol, core, dtype):
         assert f"{core}.numeric._frombuffer" in names
     with zipfile.ZipFile(tmp_path / "cat.npz", "w") as zf:
         zf.writestr("train.npy", npy)
-    loaded = load_npz(Source(tmp_path / "cat.npz"), 1 << 30)["train"]
+    loaded = load_npz(InputFile(tmp_path / "cat.npz"), 1 << 30)["train"]
     assert loaded.dtype == object and len(loaded) == len(array)
     for got, want in zip(loaded, array, strict=True):
         assert got.dtype == want.dtype and got.shape == want.shape
@@ -542,7 +537,7 @@ def test_crafted_pickles_are_refused_and_run_nothing(tmp_path, monkeypatch, name
     with zipfile.ZipFile(tmp_path / "cat.npz", "w") as zf:
         zf.writestr("train.npy", header.getvalue() + payload)
     with pytest.raises(QuickDrawFormatError, match=r"cat.npz: member train.npy") as e:
-        load_npz(Source(tmp_path / "cat.npz"), 1 << 30)
+        load_npz(InputFile(tmp_path / "cat.npz"), 1 << 30)
     assert len(str(e.value)) < 600 and REFUSED_FOR[name] in str(e.value)
     assert not (tmp_path / "MARK").exists()
     if b"eval" in payload or b"system" in payload:

@@ -22,7 +22,7 @@ from quickdraw.deploy.onnx import export_checkpoint
 from quickdraw.evaluation.evaluate import refuse_overwrite_of
 from quickdraw.evaluation.report import write_report
 from quickdraw.evaluation.submission import write_submission
-from tests.conftest import DEMO_CLASSES, SQUARE, kaggle_row, write_csv
+from tests.helpers.drawings import DEMO_CLASSES, SQUARE, kaggle_row, write_csv
 
 
 def digest(folder: Path) -> dict[str, str]:
@@ -136,7 +136,7 @@ def test_export_over_the_stores_source_or_the_store_is_refused(npz_source, tmp_p
     out = {"parent": folder.parent, "store": store, "inside-store": store / "npz"}.get(to)
     out = out or spellings(tmp_path, folder)[to]
     before, store_before = digest(folder), digest(store)
-    with pytest.raises(OverwriteError, match=f"export.to={out}") as e:
+    with pytest.raises(OverwriteError, match=f"npz.to={out}") as e:
         export_store(store, out, progress=False)
     assert str(store if "store" in to else folder) in str(e.value)
     assert digest(folder) == before and digest(store) == store_before
@@ -154,13 +154,13 @@ def test_convert_export_command_keeps_the_original_npz_files(npz_source, tmp_pat
     done = command(
         "quickdraw.convert",
         f"store={store}",
-        f"export.to={folder}",
+        f"npz.to={folder}",
         f"hydra.run.dir={tmp_path / 'run'}",
         "progress=false",
         cwd=tmp_path,
     )
     assert done.returncode != 0
-    assert f"export.to={folder} holds the store's source {folder}" in done.stderr + done.stdout
+    assert f"npz.to={folder} holds the store's source {folder}" in done.stderr + done.stdout
     assert digest(folder) == before
 
 
@@ -262,7 +262,7 @@ def test_exports_started_together_get_a_run_folder_each(tiny_store, tmp_path):
             [
                 "quickdraw.convert",
                 f"store={tiny_store}",
-                f"export.to={o}",
+                f"npz.to={o}",
                 f"paths.log_dir={tmp_path}",
                 "progress=false",
             ]
@@ -274,10 +274,10 @@ def test_exports_started_together_get_a_run_folder_each(tiny_store, tmp_path):
     folders = sorted((tmp_path / "convert").iterdir())
     assert len(folders) == 4
     named = {
-        next(o for o in OmegaConf.load(f / ".hydra" / "overrides.yaml") if "export.to" in o)
+        next(o for o in OmegaConf.load(f / ".hydra" / "overrides.yaml") if "npz.to" in o)
         for f in folders
     }
-    assert named == {f"export.to={o}" for o in outs}
+    assert named == {f"npz.to={o}" for o in outs}
     assert all(sorted(o.glob("*.npz")) for o in outs)
 
 

@@ -13,17 +13,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
 from quickdraw import cli
-from quickdraw.core.checkpoints import CheckpointError, load_model
-from quickdraw.models.module import QuickDrawModule
-from tests.conftest import SQUARE, compose_config, kaggle_row, write_csv
+from quickdraw.core.checkpoints import CheckpointError
+from quickdraw.models.loading import load_model
+from tests.helpers.checkpoints import train_one_step
+from tests.helpers.configs import compose_config
+from tests.helpers.drawings import SQUARE, kaggle_row, write_csv
 
-ROOT = Path(__file__).resolve().parents[2]
 CLASSES = ["cat", "dog"]
 RESNET = {"_target_": "quickdraw.models.components.resnet.resnet18"}
 ENSEMBLE = {
@@ -32,27 +31,6 @@ ENSEMBLE = {
     "num_members": 2,
     "combine": "head",
 }
-# Plain SGD keeps no optimiser state: the checkpoint stays ~45 MB.
-SGD = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.01}
-
-
-def train_one_step(net: dict, path: Path) -> Path:
-    """A real checkpoint of this project: one optimiser step, saved by Lightning."""
-    model = QuickDrawModule(
-        net=net, optimizer=SGD, classes=CLASSES, raster={"size": 32}, log_images_every_n_epochs=0
-    )
-    batches = [
-        {"image": torch.randint(0, 255, (1, 32, 32), dtype=torch.uint8), "label": i % 2}
-        for i in range(4)
-    ]
-    trainer = L.Trainer(
-        max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-        default_root_dir=str(path.parent),
-    )  # fmt: skip
-    trainer.fit(model, DataLoader(batches, batch_size=4))
-    trainer.save_checkpoint(path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,11 @@ import pytest
 
 from quickdraw.data import convert as convert_mod
 from quickdraw.data.convert import ConvertSettings, convert
-from quickdraw.data.readers import QuickDrawFormatError
+from quickdraw.data.formats.base import QuickDrawFormatError
 from quickdraw.data.schema import SPLITS, Manifest
 from quickdraw.data.simplify import simplify_drawing
 from quickdraw.data.strokes import StrokeBatch
-from tests.conftest import LINE, SQUARE, kaggle_row, write_csv
+from tests.helpers.drawings import LINE, SQUARE, kaggle_row, write_csv
 
 
 def store_keys(store: Path) -> dict[str, set[int]]:

@@ -16,7 +16,7 @@ from quickdraw.data.datamodule import QuickDrawDataModule
 from quickdraw.data.raster import RasterSpec
 from quickdraw.data.schema import SCHEMA_VERSION, Manifest
 from quickdraw.data.store import StoreError
-from tests.conftest import kaggle_row, squares_and_lines, write_csv
+from tests.helpers.drawings import kaggle_row, squares_and_lines, write_csv
 
 WORDS = ("ant", "bee", "cat", "dog")
 

@@ -24,7 +24,6 @@ from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.data.download import category_url, download_all, fetch, load_categories, main
 from quickdraw.data.formats import binary
 
-ROOT = Path(__file__).resolve().parents[2]
 WORDS = ("cat", "The Eiffel Tower", "teddy-bear")
 CUT = 50_000  # bytes a faulty response sends before the connection goes away
 
@@ -315,9 +314,9 @@ def test_kaggle_missing_explains_setup(
         assert hint in err
 
 
-def test_script_wrapper_shows_help() -> None:
+def test_command_shows_help() -> None:
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "download_quickdraw.py"), "--help"],
+        [sys.executable, "-m", "quickdraw.download", "--help"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -12,17 +12,18 @@ import pytest
 
 from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.data.formats import binary, sketchrnn
+from quickdraw.data.formats.base import InputFile, QuickDrawFormatError
 from quickdraw.data.formats.safe_npz import UnsafeFileError
 from quickdraw.data.formats.sketchrnn_writer import export_store
-from quickdraw.data.readers import QuickDrawFormatError, Source, iter_records
+from quickdraw.data.input_files import InputStats, iter_input
+from quickdraw.data.readers import iter_records
 from quickdraw.data.schema import SPLITS
 from quickdraw.data.store import Store
-from quickdraw.inference.runner import InputStats, iter_input
+from tests.helpers.commands import run_module
 
 # The generated store and the trained checkpoint of test_train.py, shared (session fixtures):
 # pytest fixtures are used as parameters of the same name, which ruff counts as redefinitions.
-from tests.conftest import TINY_CLASSES as CLASSES
-from tests.conftest import run_module
+from tests.helpers.drawings import TINY_CLASSES as CLASSES
 
 
 def store_rows(path: Path) -> dict[int, tuple]:
@@ -73,7 +74,7 @@ def test_binary_file_converts_with_every_row_accounted_for(tmp_path):
         _, word, points, lengths = rows[10_000 + i]
         assert word == "cat" and lengths == [len(s) for s in d]
         assert points == np.concatenate(d).astype(np.uint8).tobytes()
-    first = next(r for r in iter_records(Source(src / "cat.bin"), 1 << 30) if r[1] == 10_003)
+    first = next(r for r in iter_records(InputFile(src / "cat.bin"), 1 << 30) if r[1] == 10_003)
     assert first[3:6] == ("GB", False, "2017-03-20T08:53:23")  # countrycode, recognized, UTC time
 
 
@@ -85,7 +86,7 @@ def test_binary_reader_is_the_same_in_any_chunking_and_gzipped(tmp_path, monkeyp
     def read(name: str) -> list:
         return [
             (r[1], r[-1].points.tobytes(), r[-1].lengths)
-            for r in iter_records(Source(tmp_path / name), 1 << 30)
+            for r in iter_records(InputFile(tmp_path / name), 1 << 30)
         ]
 
     whole = read("cat.bin")

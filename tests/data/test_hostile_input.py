@@ -28,10 +28,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from quickdraw.data.convert import ConvertSettings, convert
-from quickdraw.data.readers import BadRow, QuickDrawFormatError, parse_drawing
+from quickdraw.data.formats.base import BadRow, QuickDrawFormatError
+from quickdraw.data.input_files import InputStats, iter_input
+from quickdraw.data.readers import parse_drawing
 from quickdraw.data.schema import SPLITS, Manifest
-from quickdraw.inference.runner import InputStats, iter_input
-from tests.conftest import HEADER, SQUARE, kaggle_row, write_csv
+from tests.helpers.drawings import HEADER, SQUARE, kaggle_row, write_csv
 
 # Class names a hostile file might carry: path characters, unicode, CSV metacharacters.
 WORDS = ["cat", "../../etc", "/abs/path", "naïve ☃ 猫", 'a,b"c\r\nd', "NA", " padded "]

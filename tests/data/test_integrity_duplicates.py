@@ -24,11 +24,13 @@ import pytest
 from quickdraw.data.convert import SOURCES_DIR, ConvertSettings, convert
 from quickdraw.data.duplicates import FILTERED, DuplicateKeyError
 from quickdraw.data.formats import binary
+from quickdraw.data.input_files import InputStats, iter_input
+from quickdraw.data.labels import load_labels
 from quickdraw.data.schema import MANIFEST, SPLITS, Manifest
 from quickdraw.data.store import Store
-from quickdraw.inference.runner import InputStats, iter_input, load_labels
-from tests.conftest import LINE, SQUARE, kaggle_row, write_csv
-from tests.serving.test_demo import RESNET, save_untrained
+from tests.helpers.checkpoints import save_untrained
+from tests.helpers.configs import RESNET
+from tests.helpers.drawings import LINE, SQUARE, kaggle_row, write_csv
 
 Row = tuple[int, str, list]  # key_id, word, drawing ([[xs], [ys]] strokes)
 # Each scenario: file stem -> rows, in file order.
@@ -328,7 +330,7 @@ def test_a_key_id_labelled_twice_is_kept_once_or_refused(tmp_path, second, confl
 
 @pytest.fixture(scope="module")
 def case_model(tmp_path_factory):
-    from quickdraw.core.checkpoints import load_model
+    from quickdraw.models.loading import load_model
 
     path = tmp_path_factory.mktemp("ckpt") / "cases.ckpt"
     save_untrained(path, RESNET, classes=("The Eiffel Tower", "cat", "hot dog", "house"))

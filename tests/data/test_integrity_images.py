@@ -3,7 +3,7 @@ every file that cannot be decoded, and every image over the pixel limit, gets th
 checked from the header before anything decodes it, whichever way it reaches the server.
 
 The family is generated from one drawing (the house of :mod:`quickdraw.testing.pen_images`, 3 px pen
-on 300 px) and scored by the demo's own path: ``Predictor.image_strokes`` then the raster the
+on 300 px) and scored by the demo's own path: ``Guesser.image_strokes`` then the raster the
 network reads (``rasterize_untimed`` with the checkpoint's spec), against the black-on-white file.
 """
 
@@ -27,11 +27,12 @@ from quickdraw.data.image_decode import UNREADABLE
 from quickdraw.data.images import ImageError, load_gray
 from quickdraw.data.raster import rasterize_untimed
 from quickdraw.serving.app import build_app, launch, respond, uploaded_file
-from quickdraw.serving.guesser import EmptyDrawing, InputRejected, Predictor
+from quickdraw.serving.guesser import EmptyDrawing, Guesser, InputRejected
 from quickdraw.testing import pen_images
 from quickdraw.testing.pen_images import iou
-from tests.conftest import RESNET
-from tests.serving.test_demo import demo_config, free_port, save_untrained
+from tests.helpers.checkpoints import save_untrained
+from tests.helpers.commands import free_port
+from tests.helpers.configs import RESNET, demo_config
 
 SIDE = 300
 NOT_SENT = "**Not sent to the model:**"
@@ -39,20 +40,20 @@ UNREADABLE_START = UNREADABLE.split("(")[0].strip()  # "That file could not be r
 
 
 @pytest.fixture(scope="module")
-def predictor(tmp_path_factory) -> Predictor:
+def guesser(tmp_path_factory) -> Guesser:
     """An untrained 64 px model: the test scores its input, not its guesses."""
     path = tmp_path_factory.mktemp("ckpt") / "model.ckpt"
-    return Predictor.from_checkpoint(save_untrained(path, RESNET, size=64))
+    return Guesser.from_checkpoint(save_untrained(path, RESNET, size=64))
 
 
-def model_input(predictor: Predictor, image) -> np.ndarray:
+def model_input(guesser: Guesser, image) -> np.ndarray:
     """The ink of what the network reads for ``image`` (file, PIL image or array), 64 x 64 bool."""
-    return rasterize_untimed(predictor.image_strokes(image), predictor.spec)[0, 0] > 0
+    return rasterize_untimed(guesser.image_strokes(image), guesser.spec)[0, 0] > 0
 
 
 @pytest.fixture(scope="module")
-def reference(predictor) -> np.ndarray:
-    return model_input(predictor, Image.fromarray(np.rint(255 * (1 - COVER)).astype(np.uint8)))
+def reference(guesser) -> np.ndarray:
+    return model_input(guesser, Image.fromarray(np.rint(255 * (1 - COVER)).astype(np.uint8)))
 
 
 # -- the family ---------------------------------------------------------------------------------
@@ -166,9 +167,9 @@ OPAQUE_FORMS: dict[str, Callable[[np.ndarray, Path], Path | Image.Image]] = {
 
 @pytest.mark.parametrize("form", OPAQUE_FORMS)
 @pytest.mark.parametrize("look", OPAQUE_LOOKS)
-def test_every_mode_and_ink_gives_the_thin_drawings_input(predictor, reference, look, form, tmp_path):  # fmt: skip
+def test_every_mode_and_ink_gives_the_thin_drawings_input(guesser, reference, look, form, tmp_path):  # fmt: skip
     image = OPAQUE_FORMS[form](colours(OPAQUE_LOOKS[look]), tmp_path)
-    got = iou(reference, model_input(predictor, image))
+    got = iou(reference, model_input(guesser, image))
     assert got >= 0.9, (look, form, got)
 
 
@@ -228,10 +229,10 @@ ALPHA_FORMS: dict[str, Callable[[np.ndarray, Path], Path | Image.Image]] = {
 
 @pytest.mark.parametrize("form", ALPHA_FORMS)
 @pytest.mark.parametrize("look", ALPHA_LOOKS)
-def test_ink_is_found_in_the_alpha_channel_when_the_colours_carry_none(predictor, reference, look, form, tmp_path):  # fmt: skip
+def test_ink_is_found_in_the_alpha_channel_when_the_colours_carry_none(guesser, reference, look, form, tmp_path):  # fmt: skip
     """White ink on a transparent background gave "No drawing found" until issue 27."""
     image = ALPHA_FORMS[form](ALPHA_LOOKS[look](), tmp_path)
-    got = iou(reference, model_input(predictor, image))
+    got = iou(reference, model_input(guesser, image))
     assert got >= 0.9, (look, form, got)
 
 
@@ -256,17 +257,17 @@ DEEP_FORMS: dict[str, Callable[[np.ndarray, Path], Path | np.ndarray]] = {
 
 @pytest.mark.parametrize("noise", [0, 1], ids=["clean", "sensor noise"])
 @pytest.mark.parametrize("form", DEEP_FORMS)
-def test_a_faint_deep_scan_is_stretched_by_its_real_range(predictor, reference, form, noise, tmp_path):  # fmt: skip
+def test_a_faint_deep_scan_is_stretched_by_its_real_range(guesser, reference, form, noise, tmp_path):  # fmt: skip
     image = DEEP_FORMS[form](np.rint(FAINT + noise * NOISE), tmp_path)
-    got = iou(reference, model_input(predictor, image))
+    got = iou(reference, model_input(guesser, image))
     assert got >= 0.9, (form, got)
 
 
 @pytest.mark.parametrize("form", DEEP_FORMS)
-def test_noise_on_a_blank_deep_sheet_is_not_stretched_into_a_drawing(predictor, form, tmp_path):
+def test_noise_on_a_blank_deep_sheet_is_not_stretched_into_a_drawing(guesser, form, tmp_path):
     image = DEEP_FORMS[form](np.rint(32000 + NOISE), tmp_path)
     with pytest.raises(EmptyDrawing, match="No drawing found"):
-        predictor.image_strokes(image)
+        guesser.image_strokes(image)
 
 
 def one_pixel_house(side: int, look: str) -> np.ndarray:
@@ -278,7 +279,7 @@ def one_pixel_house(side: int, look: str) -> np.ndarray:
     ("side", "form"),
     [(2000, "L png"), (2000, "RGBA png, white ink"), (4000, "RGB jpeg"), (2000, "1 bilevel png")],
 )
-def test_a_one_pixel_line_on_a_large_sheet_gives_the_drawings_input(predictor, reference, side, form, tmp_path):  # fmt: skip
+def test_a_one_pixel_line_on_a_large_sheet_gives_the_drawings_input(guesser, reference, side, form, tmp_path):  # fmt: skip
     cover = one_pixel_house(side, "black on white")
     if form == "RGBA png, white ink":
         image = saved(Image.fromarray(u8(straight((1, 1, 1), cover))), tmp_path / "a.png")
@@ -288,26 +289,26 @@ def test_a_one_pixel_line_on_a_large_sheet_gives_the_drawings_input(predictor, r
         image = saved(Image.fromarray(cover < 0.2), tmp_path / "a.png")
     else:
         image = saved(Image.fromarray(u8(1 - cover)), tmp_path / "a.png")
-    got = iou(reference, model_input(predictor, image))
+    got = iou(reference, model_input(guesser, image))
     assert got >= 0.9, (side, form, got)
 
 
 @pytest.mark.parametrize("look", ["black on white", "white ink on transparent"])
-def test_ink_touching_every_edge_gives_the_drawings_input(predictor, reference, look, tmp_path):
+def test_ink_touching_every_edge_gives_the_drawings_input(guesser, reference, look, tmp_path):
     ys, xs = np.nonzero(COVER > 0.3)
     cover = COVER[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
     paper = np.repeat(1 - cover[..., None], 3, 2)
     rgba = straight((1, 1, 1), cover) if "transparent" in look else straight(paper, cover * 0 + 1)
     image = saved(Image.fromarray(u8(rgba)), tmp_path / "a.png")
-    assert iou(reference, model_input(predictor, image)) >= 0.9
+    assert iou(reference, model_input(guesser, image)) >= 0.9
 
 
-def test_the_grey_pencil_case_gives_the_black_on_white_input(predictor, cases):
+def test_the_grey_pencil_case_gives_the_black_on_white_input(guesser, cases):
     path = cases / "round3" / "gray16_pencil.png"
     values = np.asarray(Image.open(path))
     assert values.dtype == np.uint16  # 20000 of 65535: Pillow's convert("L") made it all white
     black_on_white = np.where(values < 65535, 0, 255).astype(np.uint8)
-    assert iou(model_input(predictor, black_on_white), model_input(predictor, path)) >= 0.9
+    assert iou(model_input(guesser, black_on_white), model_input(guesser, path)) >= 0.9
 
 
 # -- several frames ------------------------------------------------------------------------------
@@ -322,13 +323,13 @@ DRAWN, BLANK = u8(1 - COVER), np.full(COVER.shape, 255, np.uint8)
 
 
 @pytest.mark.parametrize("suffix", [".gif", ".png", ".webp", ".tif"])
-def test_an_animation_or_multi_page_file_uses_the_frame_with_the_drawing(predictor, reference, suffix, tmp_path):  # fmt: skip
+def test_an_animation_or_multi_page_file_uses_the_frame_with_the_drawing(guesser, reference, suffix, tmp_path):  # fmt: skip
     """An animated GIF whose first frame is blank gave "No drawing found"."""
     path = frames_file([BLANK, DRAWN, BLANK], tmp_path / f"a{suffix}")
     assert getattr(Image.open(path), "n_frames", 1) == 3
-    assert iou(reference, model_input(predictor, path)) >= 0.9
+    assert iou(reference, model_input(guesser, path)) >= 0.9
     same = frames_file([DRAWN, DRAWN], tmp_path / f"same{suffix}")  # a still saved as animation
-    assert iou(reference, model_input(predictor, same)) >= 0.9
+    assert iou(reference, model_input(guesser, same)) >= 0.9
 
 
 CLEAR, WHITE_INK = np.zeros((SIDE, SIDE, 4), np.uint8), u8(straight((1, 1, 1), COVER))
@@ -338,17 +339,17 @@ CLEAR, WHITE_INK = np.zeros((SIDE, SIDE, 4), np.uint8), u8(straight((1, 1, 1), C
 @pytest.mark.parametrize(
     ("blank", "drawn"), [(BLANK, DRAWN), (CLEAR, WHITE_INK)], ids=["on white", "white ink, clear"]
 )
-def test_blank_first_and_last_frames_are_passed_over(predictor, reference, blank, drawn, suffix, tmp_path):  # fmt: skip
+def test_blank_first_and_last_frames_are_passed_over(guesser, reference, blank, drawn, suffix, tmp_path):  # fmt: skip
     path = frames_file([blank, drawn, drawn, blank], tmp_path / f"a{suffix}")
     assert getattr(Image.open(path), "n_frames", 1) >= 3
-    assert iou(reference, model_input(predictor, path)) >= 0.9
+    assert iou(reference, model_input(guesser, path)) >= 0.9
 
 
 @pytest.mark.parametrize("suffix", [".gif", ".tif"])
-def test_frames_with_different_drawings_are_named_not_guessed(predictor, suffix, tmp_path):
+def test_frames_with_different_drawings_are_named_not_guessed(guesser, suffix, tmp_path):
     path = frames_file([DRAWN, DRAWN[::-1], BLANK], tmp_path / f"a{suffix}")
     with pytest.raises(InputRejected, match="3 frames and 2 of them hold different drawings"):
-        predictor.image_strokes(path)
+        guesser.image_strokes(path)
 
 
 def test_frames_beyond_the_pixel_limit_are_not_decoded_and_said(tmp_path):
@@ -432,32 +433,32 @@ def undecodable(name: str, folder: Path) -> Path:
 
 
 @pytest.mark.parametrize("name", UNDECODABLE)
-def test_every_decoding_failure_is_the_demos_message(predictor, name, tmp_path):
+def test_every_decoding_failure_is_the_demos_message(guesser, name, tmp_path):
     path = undecodable(name, tmp_path)
     with pytest.raises(InputRejected, match=UNREADABLE_START):
-        predictor.predict_image(path)
-    label, _, status = respond(lambda: predictor.predict_image(path))
+        guesser.guess_image(path)
+    label, _, status = respond(lambda: guesser.guess_image(path))
     assert label is None and status.startswith(f"{NOT_SENT} {UNREADABLE_START}"), status
 
 
 @pytest.mark.parametrize("name", ["round3/house_big_iccp.png", "round3/fake_iphone.heic"])
-def test_the_case_files_that_cannot_be_decoded_get_the_demos_message(predictor, cases, name):
-    _, _, status = respond(lambda: predictor.predict_image(cases / name))
+def test_the_case_files_that_cannot_be_decoded_get_the_demos_message(guesser, cases, name):
+    _, _, status = respond(lambda: guesser.guess_image(cases / name))
     assert status.startswith(f"{NOT_SENT} {UNREADABLE_START}"), status
 
 
-def test_sizes_are_checked_from_the_header_and_a_bomb_gets_the_limit_message(predictor, tmp_path, monkeypatch):  # fmt: skip
+def test_sizes_are_checked_from_the_header_and_a_bomb_gets_the_limit_message(guesser, tmp_path, monkeypatch):  # fmt: skip
     header_only = tmp_path / "header.png"  # no pixel data: decoding it would fail
     header_only.write_bytes(png_header(6000, 5000) + png_chunk(b"IEND", b""))
     with pytest.raises(InputRejected, match=r"6000x5000 \(30 megapixels\); the limit is 16"):
-        predictor.predict_image(header_only)
+        guesser.guess_image(header_only)
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(png_header(100_000, 100_000) + png_chunk(b"IEND", b""))
     with pytest.raises(InputRejected, match="the limit is 16 megapixels"):
-        predictor.predict_image(bomb)
+        guesser.guess_image(bomb)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 16_000_000)  # as the demo sets it at start
     with pytest.raises(InputRejected, match="over 32 megapixels; the limit is 16 megapixels"):
-        predictor.predict_image(bomb)
+        guesser.guess_image(bomb)
 
 
 def tiff_of_size(width: int, height: int, page: int = 0) -> bytes:
@@ -518,13 +519,13 @@ BOMBS: dict[str, tuple[str, bytes]] = {
 
 @pytest.mark.parametrize("pillows_limit", [False, True], ids=["library", "demo started"])
 @pytest.mark.parametrize("name", BOMBS)
-def test_a_bomb_of_every_format_gets_the_limit_message(predictor, name, pillows_limit, tmp_path, monkeypatch):  # fmt: skip
+def test_a_bomb_of_every_format_gets_the_limit_message(guesser, name, pillows_limit, tmp_path, monkeypatch):  # fmt: skip
     if pillows_limit:
         monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 16_000_000)  # as the demo sets it at start
     path = tmp_path / BOMBS[name][0]
     path.write_bytes(BOMBS[name][1])
     with pytest.raises(InputRejected, match=r"megapixels\)?; the limit is 16 megapixels"):
-        predictor.predict_image(path)
+        guesser.guess_image(path)
 
 
 def test_megapixels_are_written_as_people_read_them(tmp_path):
@@ -571,10 +572,10 @@ def test_only_files_uploaded_to_the_demo_are_read(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def server(predictor):
+def server(guesser):
     """The demo's app and launch settings on loopback (Pillow's global limit restored afterwards)."""
     before = Image.MAX_IMAGE_PIXELS
-    app = build_app(predictor)
+    app = build_app(guesser)
     launch(app, demo_config(server_port=free_port()), prevent_thread_lock=True, quiet=True)
     try:
         yield app.local_url
@@ -584,15 +585,15 @@ def server(predictor):
 
 
 def rest_status(url: str, payload: dict, meta: bool = True) -> str:
-    """The page's status line for /predict_image called as plain HTTP (curl's way)."""
+    """The page's status line for /guess_image called as plain HTTP (curl's way)."""
     payload = payload | {"meta": {"_type": "gradio.FileData"}} if meta else payload
     body = json.dumps({"data": [payload]}).encode()
     request = urllib.request.Request(
-        f"{url}gradio_api/call/predict_image", body, {"Content-Type": "application/json"}
+        f"{url}gradio_api/call/guess_image", body, {"Content-Type": "application/json"}
     )
     with urllib.request.urlopen(request, timeout=120) as r:
         event_id = json.loads(r.read())["event_id"]
-    with urllib.request.urlopen(f"{url}gradio_api/call/predict_image/{event_id}", timeout=120) as r:
+    with urllib.request.urlopen(f"{url}gradio_api/call/guess_image/{event_id}", timeout=120) as r:
         lines = r.read().decode().splitlines()
     event = next(x for x in lines if x.startswith("event: "))
     data = json.loads(next(x for x in lines if x.startswith("data: "))[6:])
@@ -604,7 +605,7 @@ def client_status(url: str, path: Path) -> str:
     """The status line for a file uploaded through gradio_client, as the page uploads it."""
     from gradio_client import Client, handle_file
 
-    return Client(url, verbose=False).predict(handle_file(path), api_name="/predict_image")[2]
+    return Client(url, verbose=False).predict(handle_file(path), api_name="/guess_image")[2]
 
 
 def test_a_12000_square_png_as_a_data_url_gets_the_limit_message(server, tmp_path):
@@ -659,7 +660,7 @@ def test_a_data_url_that_holds_no_image_gets_the_demos_message(server, url):
 
 def test_an_upload_the_page_cannot_decode_shows_the_message_in_the_page(server, tmp_path):
     playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    from tests.serving.test_demo_browser import BROWSER_ARGS, CHROMIUM
+    from quickdraw.testing.browser import BROWSER_ARGS, CHROMIUM
 
     if not CHROMIUM.is_file():
         pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)")

@@ -35,9 +35,8 @@ from quickdraw.data.schema import WRITE_OPTIONS, Manifest
 from quickdraw.data.sources import StoreSource
 from quickdraw.data.store import Rows, SplitIndex, Store, StoreError
 from quickdraw.evaluation.evaluate import store_batches
-from tests.conftest import ROOT, squares_and_lines
-from tests.data.test_times import raw_ndjson
-from tests.test_integrity_errors import full_disk, leftovers  # noqa: F401 (a fixture)
+from tests.helpers.drawings import raw_ndjson, squares_and_lines
+from tests.helpers.paths import ROOT, leftovers
 
 
 def settings() -> ConvertSettings:
@@ -422,7 +421,7 @@ def test_files_of_one_name_in_two_folders_are_two_files(tmp_path, layout):
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_full_disk_with_every_splits_part_open_is_one_line(
-    full_disk,  # noqa: F811 (the fixture imported above)
+    full_disk,
     sample_dir,
     tmp_path,
     workers,

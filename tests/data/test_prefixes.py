@@ -15,7 +15,8 @@ from quickdraw.data.augment import StrokeAugment
 from quickdraw.data.prefixes import growing_prefixes, ink_prefix, stroke_prefix, time_prefix
 from quickdraw.data.strokes import StrokeBatch
 from quickdraw.metrics.prefix import PrefixScores
-from tests.conftest import OPTIMIZER, RESNET, kaggle_row, write_csv
+from tests.helpers.configs import OPTIMIZER, RESNET
+from tests.helpers.drawings import kaggle_row, write_csv
 
 OFF = dict(scale=(1.0, 1.0), aspect=0.0, rotation=0.0, shear=0.0, shift=0.0, stroke_dropout=0.0, jitter=0.0)  # fmt: skip
 
@@ -252,7 +253,7 @@ def test_report_draws_prefix_curves_of_runs_and_evaluations_side_by_side(smoke_r
 def test_live_experiment_trains_on_prefixes():
     from hydra.utils import instantiate
 
-    from tests.conftest import compose_config
+    from tests.helpers.configs import compose_config
 
     cfg = compose_config("train", ["experiment=resnet18_live"])
     augment = instantiate(cfg.data.augment)

@@ -135,12 +135,12 @@ def test_a_mixed_ensemble_serves_evaluates_and_predicts_from_one_drawing(tmp_pat
     """The demo, evaluate and predict feed each member its own input, built from the same strokes."""
     import torch
 
-    from quickdraw.core.checkpoints import load_model
     from quickdraw.evaluation.evaluate import evaluate
     from quickdraw.evaluation.submission import write_submission
+    from quickdraw.models.loading import load_model
     from quickdraw.models.module import QuickDrawModule
-    from quickdraw.serving.guesser import Predictor
-    from tests.conftest import LINE, SQUARE, kaggle_row, write_csv
+    from quickdraw.serving.guesser import Guesser
+    from tests.helpers.drawings import LINE, SQUARE, kaggle_row, write_csv
 
     resnet = {"_target_": "quickdraw.models.components.resnet.resnet18"}
     rnn = {"_target_": "quickdraw.models.components.lstm.StrokeRNN", "input": "sequence",
@@ -157,13 +157,13 @@ def test_a_mixed_ensemble_serves_evaluates_and_predicts_from_one_drawing(tmp_pat
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
     model = load_model(path)
 
-    predictor = Predictor(model)
-    assert "16 px gray image + 16 px temporal image + pen moves" in predictor.description
-    guess = predictor.predict_strokes([[[0, 50, 100], [0, 50, 100], [0, 16, 33]]])
+    guesser = Guesser(model)
+    assert "16 px gray image + 16 px temporal image + pen moves" in guesser.description
+    guess = guesser.guess_strokes([[[0, 50, 100], [0, 50, 100], [0, 16, 33]]])
     assert len(guess.top) == 2 and guess.image.shape == (1, 16, 16)
     image = np.full((120, 120), 255, np.uint8)
     image[30:90, 58:62] = 0  # a photographed vertical bar
-    assert len(predictor.predict_image(image).top) == 2
+    assert len(guesser.guess_image(image).top) == 2
 
     rows = [
         kaggle_row(i, "line" if i % 2 else "square", LINE if i % 2 else SQUARE) for i in range(6)

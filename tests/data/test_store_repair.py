@@ -22,7 +22,7 @@ from quickdraw.data.datamodule import QuickDrawDataModule
 from quickdraw.data.raster import RasterSpec
 from quickdraw.data.schema import SPLITS, Manifest
 from quickdraw.data.store import StoreError
-from tests.conftest import squares_and_lines
+from tests.helpers.drawings import squares_and_lines
 
 pytestmark = pytest.mark.slow
 WORDS = ("ant", "bee", "cat")

@@ -13,36 +13,18 @@ import torch
 from lightning.fabric.utilities.data import AttributeDict
 
 from quickdraw.data.convert import ConvertSettings, convert
+from quickdraw.data.input_files import InputStats, iter_input
 from quickdraw.data.raster import MissingTimes, RasterSpec
 from quickdraw.data.readers import parse_timed_drawing
 from quickdraw.data.schema import SCHEMA
 from quickdraw.data.store import Store, StoreError
 from quickdraw.data.strokes import StrokeBatch
-from quickdraw.inference.runner import InputStats, iter_input
-from quickdraw.serving.guesser import InputRejected, Predictor
-from tests.conftest import SAMPLE, kaggle_row, write_csv
+from quickdraw.serving.guesser import Guesser, InputRejected
+from tests.helpers.drawings import kaggle_row, raw_ndjson, write_csv
+from tests.helpers.paths import SAMPLE
 
 # An L drawn in 900 ms, then (after a 2 s pause) a short tick: every kept point is a raw point.
 L_SHAPE = [[[0, 50, 100, 100], [0, 0, 0, 100], [0, 200, 500, 900]], [[40, 60], [40, 60], [2900, 3000]]]  # fmt: skip
-
-
-def raw_ndjson(path, n: int = 12):
-    """Google's raw ndjson layout: float screen coordinates and ms per point."""
-    rng = np.random.default_rng(0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        for i in range(n):
-            strokes, t = [], 0.0
-            for _ in range(int(rng.integers(1, 4))):
-                k = int(rng.integers(2, 30))
-                xy = np.cumsum(rng.normal(0, 9, (k, 2)), axis=0) + 300.5
-                ts = t + np.cumsum(rng.integers(5, 40, k)) - 5
-                t = float(ts[-1]) + float(rng.integers(100, 1500))
-                strokes.append([xy[:, 0].tolist(), xy[:, 1].tolist(), ts.tolist()])
-            obj = {"word": "cat", "countrycode": "US", "timestamp": "2017-03-01 10:00:00.1 UTC",
-                   "recognized": True, "key_id": str(10_000 + i), "drawing": strokes}  # fmt: skip
-            f.write(json.dumps(obj) + "\n")
-    return path
 
 
 def test_simplification_gives_each_kept_point_its_raw_time():
@@ -147,11 +129,9 @@ class _TimeModel(torch.nn.Module):
 
 
 def test_the_demo_feeds_a_time_trained_model_the_sketchpads_times():
-    predictor = Predictor(_TimeModel())
-    guess = predictor.predict_strokes(json.dumps(L_SHAPE))  # what the sketchpad sends
+    guesser = Guesser(_TimeModel())
+    guess = guesser.guess_strokes(json.dumps(L_SHAPE))  # what the sketchpad sends
     timed = StrokeBatch.from_parsed([parse_timed_drawing(L_SHAPE)])
-    np.testing.assert_array_equal(
-        guess.image, RasterSpec(**predictor.model.hparams.raster)(timed)[0]
-    )
+    np.testing.assert_array_equal(guess.image, RasterSpec(**guesser.model.hparams.raster)(timed)[0])
     with pytest.raises(InputRejected, match=r"\[xs, ys, ts\]"):  # refused, not guessed at
-        predictor.predict_strokes(json.dumps([s[:2] for s in L_SHAPE]))
+        guesser.guess_strokes(json.dumps([s[:2] for s in L_SHAPE]))

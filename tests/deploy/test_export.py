@@ -1,5 +1,4 @@
 """ONNX export: the graph agrees with PyTorch, the sidecar describes it, and backend=onnx serves it."""
-# ruff: noqa: F811  (a pytest fixture imported from test_demo)
 
 from __future__ import annotations
 
@@ -9,33 +8,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from omegaconf import open_dict
 
-from tests.conftest import RESNET, compose_config
-from tests.serving.test_demo import drawings, save_untrained  # noqa: F401  (fixture)
+from tests.helpers.checkpoints import save_untrained
+from tests.helpers.commands import run_export
+from tests.helpers.configs import RESNET
 
 pytest.importorskip(
     "onnxruntime", reason="the export extra is not installed (pip install -e '.[export]')"
 )
 
-from quickdraw.cli import export  # noqa: E402
-from quickdraw.core.checkpoints import CheckpointError, load_model  # noqa: E402
+from quickdraw.core.checkpoints import CheckpointError  # noqa: E402
 from quickdraw.data.raster import RasterSpec  # noqa: E402
 from quickdraw.deploy.onnx import export_onnx  # noqa: E402
 from quickdraw.deploy.runtime import OnnxModel, load_backend  # noqa: E402
 from quickdraw.evaluation.submission import write_submission  # noqa: E402
-from quickdraw.serving.guesser import Predictor, simplified  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_export(out: Path, *overrides: str) -> Path:
-    """``python -m quickdraw.export out=OUT ...`` in this process (the command, composed as Hydra would)."""
-    cfg = compose_config("export", [f"out={out}", *overrides])
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(out / "run")
-    export(cfg)
-    return out
+from quickdraw.models.loading import load_model
+from quickdraw.serving.guesser import Guesser, simplified  # noqa: E402
 
 
 def calibration_store(checkpoint: Path) -> Path:
@@ -56,8 +44,8 @@ def images_of(raw: list[list]) -> np.ndarray:
     return np.concatenate([spec(simplified(d, 5000)) for d in raw])
 
 
-def test_onnx_agrees_with_pytorch_and_int8_nearly(exported, demo_checkpoint, drawings):
-    images = images_of([d for _, d in drawings])
+def test_onnx_agrees_with_pytorch_and_int8_nearly(exported, demo_checkpoint, demo_drawings):
+    images = images_of([d for _, d in demo_drawings])
     torch_p = load_model(demo_checkpoint).predict_proba(torch.from_numpy(images)).numpy()
     fp32 = OnnxModel(exported / "model.onnx", threads=1).probabilities(images)
     int8 = OnnxModel(exported / "model.int8.onnx", threads=1).probabilities(images)
@@ -84,12 +72,12 @@ def test_the_sidecar_describes_the_model_and_the_batch_axis_is_dynamic(exported)
         assert model.probabilities(np.zeros((batch, 1, 32, 32), np.uint8)).shape == (batch, 4)
 
 
-def test_an_averaging_ensemble_exports_its_averaged_probabilities(tmp_path, drawings):
+def test_an_averaging_ensemble_exports_its_averaged_probabilities(tmp_path, demo_drawings):
     ensemble = {"_target_": "quickdraw.models.components.ensemble.Ensemble",
                 "member": RESNET, "num_members": 3, "combine": "mean"}  # fmt: skip
     model = load_model(save_untrained(tmp_path / "e.ckpt", ensemble))
     export_onnx(model, tmp_path / "e")
-    images = images_of([d for _, d in drawings[:8]])
+    images = images_of([d for _, d in demo_drawings[:8]])
     got = OnnxModel(tmp_path / "e" / "model.onnx").probabilities(images)
     with torch.no_grad():
         x = torch.from_numpy(images).float() / 255
@@ -99,22 +87,22 @@ def test_an_averaging_ensemble_exports_its_averaged_probabilities(tmp_path, draw
 
 
 def test_backend_onnx_serves_the_same_guesses_as_the_checkpoint(
-    exported, demo_checkpoint, drawings
+    exported, demo_checkpoint, demo_drawings
 ):
-    torch_pred = Predictor(load_backend(demo_checkpoint, "torch"))
-    onnx_pred = Predictor(load_backend(exported, "onnx", threads=1))
+    torch_pred = Guesser(load_backend(demo_checkpoint, "torch"))
+    onnx_pred = Guesser(load_backend(exported, "onnx", threads=1))
     assert "ONNX fp32" in onnx_pred.description
-    for _, d in drawings:
-        a, b = torch_pred.predict_strokes(d), onnx_pred.predict_strokes(d)
+    for _, d in demo_drawings:
+        a, b = torch_pred.guess_strokes(d), onnx_pred.guess_strokes(d)
         assert [c for c, _ in a.top] == [c for c, _ in b.top]
         assert np.allclose([p for _, p in a.top], [p for _, p in b.top], atol=1e-4)
         assert (a.image == b.image).all()
 
 
 def test_predict_with_backend_onnx_writes_the_same_submission(
-    exported, demo_checkpoint, drawings, tmp_path
+    exported, demo_checkpoint, demo_drawings, tmp_path
 ):
-    quoted = (json.dumps(d).replace('"', '""') for _, d in drawings)
+    quoted = (json.dumps(d).replace('"', '""') for _, d in demo_drawings)
     csv_in = tmp_path / "in.csv"
     csv_in.write_text(
         "key_id,countrycode,drawing\n" + "\n".join(f'{i},US,"{d}"' for i, d in enumerate(quoted))
@@ -122,7 +110,7 @@ def test_predict_with_backend_onnx_writes_the_same_submission(
     write_submission(load_model(demo_checkpoint), str(csv_in), tmp_path / "torch.csv", 16)
     write_submission(load_backend(exported, "onnx"), str(csv_in), tmp_path / "onnx.csv", 16)
     torch_rows = (tmp_path / "torch.csv").read_text().splitlines()
-    assert len(torch_rows) == len(drawings) + 1
+    assert len(torch_rows) == len(demo_drawings) + 1
     assert torch_rows == (tmp_path / "onnx.csv").read_text().splitlines()
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quickdraw.core.checkpoints import load_model
 from quickdraw.data import synthetic
-from quickdraw.serving.guesser import InputRejected, Predictor
+from quickdraw.models.loading import load_model
+from quickdraw.serving.guesser import Guesser, InputRejected
 from quickdraw.testing.browser import (
     CHROMIUM,
     WITHOUT_RAW_POINTER_EVENTS,
@@ -26,9 +26,9 @@ from quickdraw.testing.browser import (
     open_page,
     serve,
 )
-from tests.conftest import DEMO_CLASSES as CLASSES
-from tests.conftest import SAMPLE
-from tests.deploy.test_export import run_export
+from tests.helpers.commands import run_export
+from tests.helpers.drawings import DEMO_CLASSES as CLASSES
+from tests.helpers.paths import SAMPLE
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = [
@@ -51,17 +51,17 @@ def session(page_dir):
 
 def compare(session, demo_checkpoint, drawings: list) -> dict[str, float]:
     """Page vs Python on raw drawings: pixel agreement, ink IoU, identical images, top-1 agreement."""
-    predictor = Predictor(load_model(demo_checkpoint))
+    guesser = Guesser(load_model(demo_checkpoint))
     page = session.run(drawings)
     agree, iou, same, top1 = [], [], 0, 0
     for d, got in zip(drawings, page, strict=True):
-        py = predictor.predict_strokes(d)
+        py = guesser.guess_strokes(d)
         mine, theirs = py.image.ravel(), np.array(got["image"], np.uint8)
         agree.append((mine == theirs).mean())
         ink_a, ink_b = mine > 0, theirs > 0
         iou.append((ink_a & ink_b).sum() / max(1, (ink_a | ink_b).sum()))
         same += bool((mine == theirs).all())
-        top1 += py.top[0][0] == predictor.classes[int(np.argmax(got["probs"]))]
+        top1 += py.top[0][0] == guesser.classes[int(np.argmax(got["probs"]))]
     n = len(drawings)
     figures = {"drawings": n, "pixel agreement": float(np.mean(agree)), "IoU": float(np.mean(iou)),
                "identical images": same / n, "top-1 agreement": top1 / n}  # fmt: skip
@@ -173,7 +173,7 @@ def test_raw_and_frame_aligned_moves_record_the_same_drawing(session):
 
 
 def test_strokes_made_by_chromium_itself_reach_the_pad_and_get_guesses(session):
-    """The benchmark's synthetic input (scripts/bench_export.py --input synthetic): every move is a
+    """The benchmark's synthetic input (python -m benchmarks.export --input synthetic): every move is a
     real pointer event to the pad, and the page guesses while the stroke goes on."""
     page = session.page
     page.get_by_role("button", name="Clear").click()
@@ -274,8 +274,8 @@ def test_the_credit_line_follows_the_training_datas_origin(session, page_dir, tm
 
 def test_page_refuses_drawings_over_the_demos_limits(session, demo_checkpoint):
     """The page refuses what the server refuses (quickdraw.serving.guesser.Limits): too many strokes or points."""
-    predictor = Predictor(load_model(demo_checkpoint))
-    limits = predictor.limits
+    guesser = Guesser(load_model(demo_checkpoint))
+    limits = guesser.limits
     many = [[[i, i + 1], [0, 1], [0, 1]] for i in range(limits.max_strokes + 1)]
     long = [[list(range(limits.max_points + 1)), [0] * (limits.max_points + 1)]]
     for drawing, message in (
@@ -283,7 +283,7 @@ def test_page_refuses_drawings_over_the_demos_limits(session, demo_checkpoint):
         (long, f"more than {limits.max_points} points"),
     ):
         with pytest.raises(InputRejected, match=message):
-            predictor.predict_strokes(drawing)
+            guesser.guess_strokes(drawing)
         got = session.page.evaluate(
             "(d) => { try { window.quickdraw.preprocess(d); return null } catch (e) { return e.message } }",
             drawing,

@@ -15,7 +15,7 @@ import pytest
 
 from quickdraw import cli
 from quickdraw.evaluation import report
-from quickdraw.evaluation.report import Predictions, Run
+from quickdraw.evaluation.report import Run, SplitScores
 from quickdraw.metrics.hardness import adaptive_quotas
 
 FIGURES = ("learning_curves", "scores", "quotas", "confused_pairs")
@@ -38,11 +38,11 @@ def test_histogram_quantiles_skip_empty_buckets():
     assert 4 <= q[0] <= 5 and 15 <= q[1] <= 20
 
 
-def predictions() -> Predictions:
+def predictions() -> SplitScores:
     labels = np.array([0, 0, 0, 1, 1, 2])
     top1 = np.array([0, 1, 1, 1, 0, 2])
     topk = np.stack([top1, (top1 + 1) % 3], axis=1)
-    return Predictions(["cat", "dog", "owl"], labels, topk, {}, np.arange(6), Path("."), "test")
+    return SplitScores(["cat", "dog", "owl"], labels, topk, {}, np.arange(6), Path("."), "test")
 
 
 def test_class_accuracy_and_confused_pairs():
@@ -71,11 +71,11 @@ def test_per_class_quotas_from_quotas_csv(tmp_path):
     assert history["min"].tolist() == [10, 7] and history["max"].tolist() == [20, 25]
 
 
-def test_markdown_table():
+def test_frame_to_markdown():
     df = pd.DataFrame(
         {"MAP@3": [0.5, 0.25], "epochs": [3, 4]}, index=pd.Index(["a", "b"], name="run")
     )
-    assert report.markdown_table(df, 2).splitlines() == [
+    assert report.frame_to_markdown(df, 2).splitlines() == [
         "| run | MAP@3 | epochs |",
         "|---|---|---|",
         "| a | 0.50 | 3 |",
@@ -113,13 +113,13 @@ def test_runs_are_found_and_named(runs):
 def test_rescoring_matches_the_logged_test_scores(runs):
     for run in runs:
         shutil.rmtree(run.path / "report", ignore_errors=True)  # scored afresh, not read back
-        pred = report.predict_split(run)
+        pred = report.score_split(run)
         top1 = (pred.topk[:, 0] == pred.labels).mean()
         top3 = (pred.topk == pred.labels[:, None]).any(axis=1).mean()
         assert top1 == pytest.approx(run.metrics["test/acc"], abs=1e-6)
         assert top3 == pytest.approx(run.metrics["test/acc3"], abs=1e-6)
         assert (run.path / "report" / "per_class-test.csv").is_file()
-        cached = report.predict_split(run)
+        cached = report.score_split(run)
         np.testing.assert_array_equal(cached.topk, pred.topk)
 
 
@@ -173,7 +173,7 @@ def test_report_writes_figures_and_a_table_row_per_run(runs, sweep, tmp_path):
 def test_cli_writes_into_the_sweep_folder(sweep):
     shutil.rmtree(sweep / "report", ignore_errors=True)  # another test's report, if any
     done = subprocess.run(
-        [sys.executable, "-m", "quickdraw.evaluation.report", str(sweep), "--no-eval"],
+        [sys.executable, "-m", "quickdraw.report", str(sweep), "--no-eval"],
         capture_output=True,
         text=True,
         timeout=300,

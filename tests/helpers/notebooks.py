@@ -1,7 +1,7 @@
 """Run a project notebook unattended with parameters, and pull figures out of the result.
 
 Used by the tests (every notebook runs top to bottom in CI, so none rots) and by
-``scripts/readme_figures.py`` (the README's drawings grid is the exploration notebook's own grid,
+``python -m benchmarks.figures.readme`` (the README's drawings grid is the exploration notebook's own grid,
 run on the real sample). Test tooling, not part of the package: it lives in ``tests/`` and needs
 the ``tests`` extra (nbclient, nbformat, ipykernel).
 """

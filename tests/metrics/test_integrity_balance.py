@@ -21,8 +21,9 @@ from scipy.optimize import linear_sum_assignment
 from quickdraw import cli
 from quickdraw.evaluation import evaluate as evaluation
 from quickdraw.metrics.balancing import assign, balance, load_prior, target_counts
-from tests.conftest import RESNET, compose_config, run_module
-from tests.serving.test_demo import save_untrained
+from tests.helpers.checkpoints import save_untrained
+from tests.helpers.commands import run_module
+from tests.helpers.configs import RESNET, compose_config
 
 
 def matrix(kind: str, n: int, c: int, seed: int = 0) -> np.ndarray:

@@ -427,7 +427,7 @@ def test_module_input_handling_and_argument_checks():
 @pytest.mark.parametrize("combine", [None, "mean"])
 def test_checkpoints_of_quickdraw_0_1_still_load(tmp_path, combine):
     """0.1 checkpoints had ``bootstrap: none|batch`` where today's have ``objective``."""
-    from quickdraw.core.checkpoints import load_model
+    from quickdraw.models.loading import load_model
     from quickdraw.models.objectives import EnsembleMembers, Plain
 
     net = RESNET if combine is None else {"_target_": ENSEMBLE, "member": RESNET, "num_members": 2}
@@ -583,8 +583,8 @@ def input_checkpoints(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_sequence_checkpoint_reloads_and_predicts_from_strokes(input_checkpoints):
-    from quickdraw.core.checkpoints import load_model
     from quickdraw.inference.runner import blank_proba, model_inputs, predict_proba
+    from quickdraw.models.loading import load_model
 
     path = input_checkpoints["rnn"]
     assert set(torch.load(path, weights_only=True)["hyper_parameters"]["inputs"]) == {"sequence"}
@@ -604,8 +604,8 @@ def test_sequence_checkpoint_reloads_and_predicts_from_strokes(input_checkpoints
 
 @pytest.mark.parametrize("combine", ["mean", "head"])
 def test_mixed_ensemble_of_frozen_runs_reloads_and_predicts(input_checkpoints, tmp_path, combine):
-    from quickdraw.core.checkpoints import load_model
     from quickdraw.inference.runner import predict_proba
+    from quickdraw.models.loading import load_model
 
     ckpts = [str(input_checkpoints[k]) for k in ("gray", "temporal", "rnn")]
     net = {**MIXED, "checkpoints": ckpts, "freeze_members": True, "combine": combine}

@@ -6,78 +6,42 @@ import json
 import os
 import pickle
 import re
-import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import cv2
-import lightning as L
 import numpy as np
 import pytest
 import torch
-from omegaconf import DictConfig, OmegaConf
 
 from quickdraw.core.checkpoints import CheckpointError
-from quickdraw.core.runs import latest_best_checkpoint
-from quickdraw.data import synthetic
+from quickdraw.core.runs import find_checkpoint, latest_best_checkpoint
 from quickdraw.data.raster import UNTIMED as UNKNOWN_TIME
 from quickdraw.data.raster import RasterSpec
 from quickdraw.data.readers import parse_drawing
 from quickdraw.data.strokes import StrokeBatch
-from quickdraw.models.module import QuickDrawModule
-from quickdraw.serving.app import build_app, find_checkpoint, input_view, launch, respond
+from quickdraw.serving.app import build_app, input_view, launch, respond
 from quickdraw.serving.guesser import (
     HINT,
     NO_INK,
     EmptyDrawing,
+    Guesser,
     InputRejected,
     Limits,
-    Predictor,
 )
-from tests.conftest import DEMO_CLASSES, OPTIMIZER, RESNET, compose_config
+from tests.helpers.checkpoints import save_untrained
+from tests.helpers.commands import free_port
+from tests.helpers.configs import RESNET, demo_config
+from tests.helpers.drawings import DEMO_CLASSES
 
-ROOT = Path(__file__).resolve().parents[2]
 CLASSES = DEMO_CLASSES  # those conftest's demo_checkpoint tells apart
 
 
 @pytest.fixture(scope="module")
-def predictor(demo_checkpoint) -> Predictor:
-    return Predictor.from_checkpoint(demo_checkpoint)
-
-
-@pytest.fixture(scope="module")
-def drawings(tmp_path_factory) -> list[tuple[str, list]]:
-    """Raw drawings (canvas pixels, ms) the model never saw: another seed than its training data."""
-    root = tmp_path_factory.mktemp("raw")
-    out = []
-    for word in CLASSES:
-        path = synthetic.write_raw_ndjson(root / f"{word}.ndjson", word, 8, seed=7)
-        out += [(word, json.loads(line)["drawing"]) for line in path.read_text().splitlines()]
-    return out
-
-
-def save_untrained(
-    path: Path, net: dict, encoding: str = "gray", size: int = 32, classes=CLASSES
-) -> Path:
-    """A checkpoint with the keys ``load_from_checkpoint`` reads, without training."""
-    spec = RasterSpec(size=size, encoding=encoding)
-    module = QuickDrawModule(
-        net=net,
-        optimizer=OPTIMIZER,
-        classes=list(classes),
-        in_channels=spec.channels,
-        raster=asdict(spec),
-    )
-    state = {
-        "state_dict": module.state_dict(),
-        "hyper_parameters": dict(module.hparams),
-        "pytorch-lightning_version": L.__version__,
-    }
-    torch.save(state, path)
-    return path
+def guesser(demo_checkpoint) -> Guesser:
+    return Guesser.from_checkpoint(demo_checkpoint)
 
 
 def scan(drawing: list, invert: bool = False, width: int = 5) -> np.ndarray:
@@ -92,10 +56,10 @@ def scan(drawing: list, invert: bool = False, width: int = 5) -> np.ndarray:
 
 
 # -- strokes and images ----------------------------------------------------------------------------
-def test_strokes_are_recognised(predictor, drawings):
-    guesses = [predictor.predict_strokes(json.dumps(d)) for _, d in drawings]
+def test_strokes_are_recognised(guesser, demo_drawings):
+    guesses = [guesser.guess_strokes(json.dumps(d)) for _, d in demo_drawings]
     accuracy = np.mean(
-        [g.top[0][0] == word for g, (word, _) in zip(guesses, drawings, strict=True)]
+        [g.top[0][0] == word for g, (word, _) in zip(guesses, demo_drawings, strict=True)]
     )
     assert accuracy >= 0.85
     for g in guesses:
@@ -104,22 +68,22 @@ def test_strokes_are_recognised(predictor, drawings):
         assert sum(probs) == pytest.approx(1, abs=1e-4)
 
 
-def test_model_input_is_the_training_rasterisation(predictor, drawings):
+def test_model_input_is_the_training_rasterisation(guesser, demo_drawings):
     """The demo's input is parse_drawing + the checkpoint's RasterSpec: no second preprocessing."""
-    _, drawing = drawings[0]
+    _, drawing = demo_drawings[0]
     points, lengths = parse_drawing(drawing, "raw")
     batch = StrokeBatch(
         points, np.concatenate([[0], np.cumsum(lengths)]), np.array([0, len(lengths)])
     )
-    expected = RasterSpec(**predictor.model.hparams.raster)(batch)[0]
-    np.testing.assert_array_equal(predictor.predict_strokes(drawing).image, expected)
+    expected = RasterSpec(**guesser.model.hparams.raster)(batch)[0]
+    np.testing.assert_array_equal(guesser.guess_strokes(drawing).image, expected)
 
 
-def test_a_drawing_as_strokes_and_as_an_image_gets_the_same_guess(predictor, drawings):
+def test_a_drawing_as_strokes_and_as_an_image_gets_the_same_guess(guesser, demo_drawings):
     same, overlap = [], []
-    for _, drawing in drawings:
-        from_strokes = predictor.predict_strokes(drawing)
-        from_image = predictor.predict_image(scan(drawing))
+    for _, drawing in demo_drawings:
+        from_strokes = guesser.guess_strokes(drawing)
+        from_image = guesser.guess_image(scan(drawing))
         same.append(from_strokes.top[0][0] == from_image.top[0][0])
         a, b = from_strokes.image[0] > 0, from_image.image[0] > 0
         overlap.append((a & b).sum() / (a | b).sum())
@@ -127,9 +91,9 @@ def test_a_drawing_as_strokes_and_as_an_image_gets_the_same_guess(predictor, dra
     assert np.median(overlap) > 0.4  # the same lines, give or take a pixel of placement
 
 
-def test_image_polarity_alpha_and_files_give_the_same_input(predictor, drawings, tmp_path):
-    _, drawing = drawings[1]
-    reference = predictor.predict_image(scan(drawing)).image
+def test_image_polarity_alpha_and_files_give_the_same_input(guesser, demo_drawings, tmp_path):
+    _, drawing = demo_drawings[1]
+    reference = guesser.guess_image(scan(drawing)).image
     ink = scan(drawing)[:, :, 0] < 128
     rgba = np.zeros((*ink.shape, 4), np.uint8)
     rgba[..., 3] = ink * 255  # black ink on a transparent background
@@ -142,19 +106,21 @@ def test_image_polarity_alpha_and_files_give_the_same_input(predictor, drawings,
         "jpeg file": tmp_path / "scan.jpg",
     }
     for name, image in variants.items():
-        got = predictor.predict_image(image).image
+        got = guesser.guess_image(image).image
         iou = ((got > 0) & (reference > 0)).sum() / ((got > 0) | (reference > 0)).sum()
         assert iou > 0.7, name
 
 
-def test_temporal_model_gets_time_channels_and_images_the_documented_fallback(tmp_path, drawings):
-    predictor = Predictor.from_checkpoint(save_untrained(tmp_path / "t.ckpt", RESNET, "temporal"))
-    _, drawing = next(d for d in drawings if len(d[1]) > 1)
-    image = predictor.predict_strokes(drawing).image
+def test_temporal_model_gets_time_channels_and_images_the_documented_fallback(
+    tmp_path, demo_drawings
+):
+    guesser = Guesser.from_checkpoint(save_untrained(tmp_path / "t.ckpt", RESNET, "temporal"))
+    _, drawing = next(d for d in demo_drawings if len(d[1]) > 1)
+    image = guesser.guess_strokes(drawing).image
     assert image.shape == (3, 32, 32)
     assert len(np.unique(image[1][image[0] > 0])) > 1  # stroke order varies along the drawing
     assert "ink | stroke order | time" in input_view(image)  # the page shows all three channels
-    from_photo = predictor.predict_image(scan(drawing)).image
+    from_photo = guesser.guess_image(scan(drawing)).image
     ink = from_photo[0] > 0
     assert (
         ink.any()
@@ -164,22 +130,22 @@ def test_temporal_model_gets_time_channels_and_images_the_documented_fallback(tm
     assert not from_photo[1:, ~ink].any()
 
 
-def test_ensembles_are_served_like_single_models(tmp_path, drawings):
+def test_ensembles_are_served_like_single_models(tmp_path, demo_drawings):
     ensemble = {
         "_target_": "quickdraw.models.components.ensemble.Ensemble",
         "member": RESNET,
         "num_members": 3,
     }
-    predictor = Predictor.from_checkpoint(save_untrained(tmp_path / "e.ckpt", ensemble))
-    guess = predictor.predict_strokes(drawings[0][1])
-    assert "ensemble of 3" in predictor.description
+    guesser = Guesser.from_checkpoint(save_untrained(tmp_path / "e.ckpt", ensemble))
+    guess = guesser.guess_strokes(demo_drawings[0][1])
+    assert "ensemble of 3" in guesser.description
     assert sum(p for _, p in guess.top) == pytest.approx(1, abs=1e-4)
 
 
 # -- limits, bad input, empty input ---------------------------------------------------------------
 @pytest.fixture(scope="module")
-def small_limits(demo_checkpoint) -> Predictor:
-    return Predictor.from_checkpoint(
+def small_limits(demo_checkpoint) -> Guesser:
+    return Guesser.from_checkpoint(
         demo_checkpoint, Limits(max_points=100, max_strokes=5, max_image_pixels=10_000)
     )
 
@@ -198,27 +164,27 @@ def line(n: int) -> list:
 )
 def test_drawings_over_the_limits_get_a_message(small_limits, drawing, expected):
     with pytest.raises(InputRejected, match=expected) as err:
-        small_limits.predict_strokes(drawing)
+        small_limits.guess_strokes(drawing)
     assert not isinstance(err.value, EmptyDrawing)
 
 
-def test_a_dense_scribble_is_refused_at_once(predictor):
+def test_a_dense_scribble_is_refused_at_once(guesser):
     """4999 points zigzagging across the canvas: within max_points, but minutes of simplification."""
     n = 4999
     scribble = [[[500.0 * (i % 2) for i in range(n)], [0.1 * i for i in range(n)], list(range(n))]]
     t0 = time.perf_counter()
     with pytest.raises(InputRejected, match="too big"):
-        predictor.predict_strokes(scribble)
+        guesser.guess_strokes(scribble)
     assert time.perf_counter() - t0 < 1
 
 
 def test_images_over_the_pixel_limit_are_refused_before_decoding(small_limits, tmp_path):
     big = np.full((200, 100), 255, np.uint8)
     with pytest.raises(InputRejected, match="0.02 megapixels"):
-        small_limits.predict_image(big)
+        small_limits.guess_image(big)
     cv2.imwrite(str(tmp_path / "big.png"), big)
     with pytest.raises(InputRejected, match="100x200"):
-        small_limits.predict_image(tmp_path / "big.png")
+        small_limits.guess_image(tmp_path / "big.png")
 
 
 @pytest.mark.parametrize(
@@ -226,27 +192,27 @@ def test_images_over_the_pixel_limit_are_refused_before_decoding(small_limits, t
     ["not json", '{"strokes": 1}', '[[["a", "b"], [1, 2], [0, 1]]]', "[[[1, 2], [1], [0, 1]]]",
      "[[[1, 2], [1, 2], [0, 1], [5]]]", "[1, 2, 3]", '[[[1e400, 2], [1, 2], [0, 1]]]'],
 )  # fmt: skip
-def test_malformed_drawings_get_a_message(predictor, drawing):
+def test_malformed_drawings_get_a_message(guesser, drawing):
     with pytest.raises(InputRejected, match="could not be read") as err:
-        predictor.predict_strokes(drawing)
+        guesser.guess_strokes(drawing)
     assert not isinstance(err.value, EmptyDrawing)
 
 
 @pytest.mark.parametrize("drawing", ["[]", "", None, [[[], [], []]]])
-def test_an_empty_canvas_gets_the_hint(predictor, drawing):
-    outputs = respond(lambda: predictor.predict_strokes(drawing or "[]"))
+def test_an_empty_canvas_gets_the_hint(guesser, drawing):
+    outputs = respond(lambda: guesser.guess_strokes(drawing or "[]"))
     assert outputs[0] is None and outputs[2] == HINT
 
 
-def test_bad_images_get_a_message(predictor, tmp_path):
+def test_bad_images_get_a_message(guesser, tmp_path):
     (tmp_path / "notes.png").write_text("not an image")
     with pytest.raises(InputRejected, match="could not be read as an image"):
-        predictor.predict_image(tmp_path / "notes.png")
+        guesser.guess_image(tmp_path / "notes.png")
     with pytest.raises(InputRejected, match="grey, RGB or RGBA"):
-        predictor.predict_image(np.zeros((4, 4, 2), np.uint8))
+        guesser.guess_image(np.zeros((4, 4, 2), np.uint8))
     with pytest.raises(EmptyDrawing, match=re.escape(NO_INK)):
-        predictor.predict_image(np.full((50, 80, 3), 200, np.uint8))
-    label, _, status = respond(lambda: predictor.predict_image(tmp_path / "notes.png"))
+        guesser.guess_image(np.full((50, 80, 3), 200, np.uint8))
+    label, _, status = respond(lambda: guesser.guess_image(tmp_path / "notes.png"))
     assert label is None and status.startswith("**Not sent to the model:**")
 
 
@@ -264,7 +230,7 @@ def test_files_that_are_not_project_checkpoints_are_refused(tmp_path, monkeypatc
     (tmp_path / "plain.ckpt").write_bytes(pickle.dumps({"weights": [1, 2]}))
     for name in ("random", "pickle", "foreign", "plain", "missing"):
         with pytest.raises(CheckpointError):
-            Predictor.from_checkpoint(tmp_path / f"{name}.ckpt")
+            Guesser.from_checkpoint(tmp_path / f"{name}.ckpt")
     assert not (tmp_path / "code-ran").exists()
 
 
@@ -290,19 +256,14 @@ def test_the_default_checkpoint_is_the_best_of_the_latest_run(tmp_path):
     newest = make_run(tmp_path, "2026-01-02_10-00-00", started=3_000, via="metrics")
     make_run(tmp_path, "2026-01-01_23-00-00", started=2_000)
     assert latest_best_checkpoint(tmp_path) == newest.resolve()
-    cfg = OmegaConf.create({"ckpt_path": None, "run_dir": None, "runs_root": str(tmp_path)})
-    assert find_checkpoint(cfg) == newest.resolve()
+    assert find_checkpoint(None, None, tmp_path) == newest.resolve()
     empty = tmp_path / "runs" / "empty"
     empty.mkdir()
     with pytest.raises(FileNotFoundError, match="has no best checkpoint"):
-        find_checkpoint(OmegaConf.merge(cfg, {"run_dir": str(empty)}))
+        find_checkpoint(None, empty, tmp_path)
 
 
 # -- the app ----------------------------------------------------------------------------------------
-def demo_config(**overrides) -> DictConfig:
-    return compose_config("demo", [f"{k}={v}" for k, v in overrides.items()])
-
-
 def test_defaults_are_safe():
     cfg = demo_config()
     assert cfg.server_name == "127.0.0.1" and cfg.share is False
@@ -313,30 +274,22 @@ def test_defaults_are_safe():
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
-def test_the_http_api_answers_strokes_and_images(predictor, drawings, tmp_path):
+def test_the_http_api_answers_strokes_and_images(guesser, demo_drawings, tmp_path):
     from gradio_client import Client, handle_file
 
-    word, drawing = drawings[0]
+    word, drawing = demo_drawings[0]
     cv2.imwrite(str(tmp_path / "doodle.png"), scan(drawing))
-    app = build_app(predictor)
+    app = build_app(guesser)
     launch(app, demo_config(server_port=free_port()), prevent_thread_lock=True, quiet=True)
     try:
         client = Client(app.local_url, verbose=False)
-        label, view, status = client.predict(json.dumps(drawing), api_name="/predict_strokes")
+        label, view, status = client.predict(json.dumps(drawing), api_name="/guess_strokes")
         assert label["label"] == word and "points after simplification" in status
         assert "data:image/png;base64," in view
-        label, _, _ = client.predict(
-            handle_file(tmp_path / "doodle.png"), api_name="/predict_image"
-        )
+        label, _, _ = client.predict(handle_file(tmp_path / "doodle.png"), api_name="/guess_image")
         assert label["label"] == word
-        label, _, status = client.predict("[]", api_name="/predict_strokes")
+        label, _, status = client.predict("[]", api_name="/guess_strokes")
         assert not label and status == HINT  # the client reads a cleared label as {}
     finally:
         app.close()

@@ -13,12 +13,10 @@ from pathlib import Path
 import pytest
 
 from quickdraw.serving.guesser import HINT
-from tests.serving.test_demo import free_port
+from quickdraw.testing.browser import BROWSER_ARGS, CHROMIUM
+from tests.helpers.commands import free_port
 
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's chromium package; .ci/run installs it
 ARTIFACTS = Path(__file__).resolve().parents[2] / "outputs" / "test-artifacts"
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync"]  # fmt: skip
 TOP = '#guesses [data-testid="label-output-value"]'
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")

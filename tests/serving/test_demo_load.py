@@ -1,7 +1,7 @@
 """The demo under load: 20 clients x 25 guesses over plain HTTP, none failing; oversized input refused fast.
 
 The server is the demo's own app (``build_app`` + ``launch`` with ``quickdraw/conf/demo.yaml``) on loopback.
-Clients use Gradio's REST protocol as curl would: ``POST /gradio_api/call/predict_strokes`` for an
+Clients use Gradio's REST protocol as curl would: ``POST /gradio_api/call/guess_strokes`` for an
 event id, then read its event stream. Latency does not depend on the weights, so the model is an
 untrained ResNet18 at 32 px.
 """
@@ -22,8 +22,10 @@ import numpy as np
 import pytest
 
 from quickdraw.data import synthetic
-from quickdraw.serving.app import build_app, launch, load_predictor
-from tests.serving.test_demo import RESNET, demo_config, free_port, save_untrained
+from quickdraw.serving.app import build_app, launch, load_guesser
+from tests.helpers.checkpoints import save_untrained
+from tests.helpers.commands import free_port
+from tests.helpers.configs import RESNET, demo_config
 
 pytestmark = pytest.mark.slow
 CLIENTS, PER_CLIENT = 20, 25
@@ -35,11 +37,11 @@ def server(tmp_path_factory):
     """``python -m quickdraw.demo``'s app and settings, serving an untrained checkpoint."""
     ckpt = save_untrained(tmp_path_factory.mktemp("demo-load") / "model.ckpt", RESNET)
     cfg = demo_config(server_port=free_port(), ckpt_path=ckpt)
-    predictor, _ = load_predictor(cfg)
-    app = build_app(predictor)
+    guesser = load_guesser(cfg, ckpt)
+    app = build_app(guesser)
     launch(app, cfg, prevent_thread_lock=True, quiet=True)
     try:
-        yield app, cfg, set(predictor.classes)
+        yield app, cfg, set(guesser.classes)
     finally:
         app.close()
 
@@ -105,7 +107,7 @@ class QueueWatch(threading.Thread):
 
 def load(url: str, drawings: list[str], clients: int, per_client: int) -> list[tuple]:
     def client(c: int) -> list[tuple]:
-        return [call(url, "predict_strokes", drawings[(c + i) % len(drawings)]) for i in range(per_client)]  # fmt: skip
+        return [call(url, "guess_strokes", drawings[(c + i) % len(drawings)]) for i in range(per_client)]  # fmt: skip
 
     with ThreadPoolExecutor(clients) as pool:
         return [r for rs in pool.map(client, range(clients)) for r in rs]
@@ -154,10 +156,10 @@ def oversized(tmp_path: Path) -> list[tuple[str, object, str]]:
     photo = tmp_path / "50mp.png"
     cv2.imwrite(str(photo), np.full((5000, 10_000), 255, np.uint8))  # 50 megapixels of blank paper
     return [
-        ("predict_strokes", flood, "too big"),
-        ("predict_strokes", zigzag, "too big"),
-        ("predict_strokes", strokes, "strokes"),
-        ("predict_image", photo, "megapixels"),
+        ("guess_strokes", flood, "too big"),
+        ("guess_strokes", zigzag, "too big"),
+        ("guess_strokes", strokes, "strokes"),
+        ("guess_image", photo, "megapixels"),
     ]
 
 
@@ -204,7 +206,7 @@ def test_a_50_megapixel_upload_is_refused_before_anything_decodes_it(server, tmp
         times = []
         for _ in range(3):
             t0 = time.perf_counter()
-            _, _, status = client.predict(handle_file(path), api_name="/predict_image")
+            _, _, status = client.predict(handle_file(path), api_name="/guess_image")
             times.append(time.perf_counter() - t0)
         return min(times)
 
@@ -214,13 +216,13 @@ def test_a_50_megapixel_upload_is_refused_before_anything_decodes_it(server, tmp
 def test_a_full_queue_refuses_new_requests_instead_of_growing(tmp_path, drawings):
     ckpt = save_untrained(tmp_path / "model.ckpt", RESNET)
     cfg = demo_config(server_port=free_port(), ckpt_path=ckpt, **{"queue.max_size": 8})
-    app = build_app(load_predictor(cfg)[0])
+    app = build_app(load_guesser(cfg, ckpt))
     launch(app, cfg, prevent_thread_lock=True, quiet=True)
     watch = QueueWatch(app.local_url)
     watch.start()
     try:
         with ThreadPoolExecutor(60) as pool:
-            results = list(pool.map(lambda d: call(app.local_url, "predict_strokes", d), drawings * 3))  # fmt: skip
+            results = list(pool.map(lambda d: call(app.local_url, "guess_strokes", d), drawings * 3))  # fmt: skip
     finally:
         watch.stop.set()
         watch.join()

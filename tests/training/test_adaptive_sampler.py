@@ -14,7 +14,7 @@ from quickdraw.data.datamodule import QuickDrawDataModule
 from quickdraw.data.raster import RasterSpec
 from quickdraw.metrics.hardness import adaptive_quotas
 from quickdraw.training.callbacks.adaptive_sampler import AdaptiveSampler
-from tests.conftest import squares_and_lines
+from tests.helpers.drawings import squares_and_lines
 
 
 def test_formula_matches_the_study():

@@ -19,7 +19,7 @@ import pytest
 import submitit
 from omegaconf import OmegaConf
 
-from tests.conftest import compose_config
+from tests.helpers.configs import compose_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

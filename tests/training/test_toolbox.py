@@ -11,13 +11,13 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from quickdraw.core.checkpoints import load_model
 from quickdraw.data.augment import StrokeAugment, mirror
 from quickdraw.data.datamodule import QuickDrawDataModule
 from quickdraw.data.raster import RasterSpec
 from quickdraw.data.strokes import StrokeBatch
 from quickdraw.inference.runner import predict_proba
 from quickdraw.metrics.balancing import balance, load_prior
+from quickdraw.models.loading import load_model
 from quickdraw.models.module import QuickDrawModule
 from quickdraw.training.callbacks.raster_schedule import RasterSchedule
 from quickdraw.training.callbacks.weight_averaging import EMA
@@ -83,13 +83,13 @@ def test_flip_tta_leaves_a_symmetric_drawing_alone_and_averages_the_mirror_of_ot
 
 
 def test_the_demo_guesses_through_the_same_tta():
-    from quickdraw.serving.guesser import Predictor
+    from quickdraw.serving.guesser import Guesser
 
     m = model()
     raw = [[xs, ys, list(range(len(xs)))] for xs, ys in SEVEN]
-    plain, tta = Predictor(m), Predictor(m, tta="flip")
-    p_plain = dict(plain.predict_strokes(raw).top)
-    p_tta = dict(tta.predict_strokes(raw).top)
+    plain, tta = Guesser(m), Guesser(m, tta="flip")
+    p_plain = dict(plain.guess_strokes(raw).top)
+    p_tta = dict(tta.guess_strokes(raw).top)
     batch = plain.parse_strokes(raw)
     expected = predict_proba(m, batch, tta="flip")[0]
     assert p_tta == pytest.approx({c: float(expected[i]) for i, c in enumerate(m.hparams.classes)})
@@ -131,7 +131,7 @@ def test_balancing_follows_a_prior_file_in_any_spelling(tmp_path):
 
 def test_predict_with_balance_and_tta_writes_every_row_in_input_order(tmp_path):
     from quickdraw.evaluation.submission import write_submission
-    from tests.conftest import kaggle_row, write_csv
+    from tests.helpers.drawings import kaggle_row, write_csv
 
     rows = [kaggle_row(100 + i, "", SEVEN if i % 2 else HOUSE)[:3] for i in range(12)]
     src = write_csv(tmp_path / "test.csv", rows, header=["countrycode", "drawing", "key_id"])

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from quickdraw.training.train import train
-from tests.conftest import TINY_CLASSES, run_module
+from tests.helpers.commands import run_module
+from tests.helpers.drawings import TINY_CLASSES
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "quickdraw/conf" / "experiment").glob("*.yaml"))
@@ -123,7 +124,7 @@ def test_averaging_ensemble_of_frozen_runs_is_scored_without_training(
     """members: [run, run] + freeze_members: nothing to train, yet a tested, loadable checkpoint."""
     import torch
 
-    from quickdraw.core.checkpoints import load_model
+    from quickdraw.models.loading import load_model
 
     member = (smoke_run / "checkpoints" / "best.ckpt").resolve()
     cfg = tiny_config(

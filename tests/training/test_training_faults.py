@@ -17,10 +17,10 @@ import pytest
 import torch
 from hydra.errors import MissingConfigException
 
-from quickdraw.core.checkpoints import AtomicCheckpointIO
 from quickdraw.data.store import StoreError
 from quickdraw.models.module import QuickDrawModule
 from quickdraw.training.callbacks.nan_guard import NonFiniteLossError
+from quickdraw.training.checkpoint_io import AtomicCheckpointIO
 from quickdraw.training.train import train
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,24 +1,27 @@
-"""Google's other two Quick, Draw! layouts: binary ``.bin`` files and sketch-rnn's stroke-3 ``.npz``.
+"""Quick, Draw! file layouts: the base every reader builds on, Google's binary files, sketch-rnn's ``.npz``.
 
-Their readers decode and range-check whole drawings themselves (numpy over buffers, not JSON), so
-they hand the converter a ``ParsedDrawing`` that ``readers.parse_drawing`` passes through.
+The text layouts (Kaggle CSV, Google ndjson) are read by :mod:`quickdraw.data.readers`, which
+builds on :mod:`~quickdraw.data.formats.base` like the binary readers here. Those decode and
+range-check whole drawings themselves (numpy over buffers, not JSON), so they hand the converter a
+:class:`~quickdraw.data.formats.base.ParsedDrawing` that ``readers.parse_drawing`` passes through.
+Names are imported on first use (``lazy_loader``), so importing one reader loads no other.
 """
 
-from __future__ import annotations
+import lazy_loader
 
-from typing import NamedTuple
-
-import numpy as np
-
-
-class ParsedDrawing(NamedTuple):
-    """One drawing already in the store's frame, as a record's ``drawing`` field.
-
-    ``points``: (P, 2) uint8, x and y in the 0-255 frame; ``lengths``: points per stroke, each >= 1,
-    summing to P; ``split``: the file's own split (``train``, ``val`` or ``test``) where it has one,
-    which ``settings.keep_source_split=true`` keeps instead of hashing key_id.
-    """
-
-    points: np.ndarray
-    lengths: list[int]
-    split: str | None = None
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submodules=["base", "binary", "safe_npz", "sketchrnn", "sketchrnn_writer"],
+    submod_attrs={
+        "base": [
+            "BadRow",
+            "InputFile",
+            "ParsedDrawing",
+            "QuickDrawFormatError",
+            "Record",
+            "open_bytes",
+        ],
+        "safe_npz": ["UnsafeFileError", "load_npz"],
+        "sketchrnn_writer": ["export_store"],
+    },
+)

@@ -22,8 +22,14 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from quickdraw.data.formats import ParsedDrawing
-from quickdraw.data.readers import BadRow, QuickDrawFormatError, Record, Source, open_bytes
+from quickdraw.data.formats.base import (
+    BadRow,
+    InputFile,
+    ParsedDrawing,
+    QuickDrawFormatError,
+    Record,
+    open_bytes,
+)
 
 HEADER = struct.Struct("<Q2sBIH")  # key_id, countrycode, recognized, timestamp, n_strokes
 N_POINTS = struct.Struct("<H")
@@ -33,7 +39,7 @@ CHUNK = 4 << 20  # bytes read at a time; a record longer than this simply waits 
 COUNTRY_BYTES = bytes(range(ord("A"), ord("Z") + 1)) + bytes(range(ord("a"), ord("z") + 1)) + b"\0"
 
 
-def iter_records(source: Source, max_bytes: int) -> Iterator[Record | BadRow]:
+def iter_records(source: InputFile, max_bytes: int) -> Iterator[Record | BadRow]:
     """Yield ``(record number, key_id, word, countrycode, recognized, timestamp, ParsedDrawing)``.
 
     Record numbers count from 1; bad rows name their byte offset in the (decompressed) file.
@@ -116,7 +122,7 @@ def _walk(buf: bytes) -> tuple[int, list[tuple], list[int], str | None]:
 
 
 def _records(
-    source: Source, buf: bytes, heads: list[tuple], strokes: list[int], offset: int, number: int
+    source: InputFile, buf: bytes, heads: list[tuple], strokes: list[int], offset: int, number: int
 ) -> Iterator[Record | BadRow]:
     """Gather the points of every complete record in one go, then yield them one by one."""
     if not heads:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from quickdraw.data.readers import QuickDrawFormatError, Source, open_bytes
+from quickdraw.data.formats.base import InputFile, QuickDrawFormatError, open_bytes
 
 
 class UnsafeFileError(QuickDrawFormatError):
@@ -94,7 +94,7 @@ class _ArrayUnpickler(pickle.Unpickler):
             raise UnsafeFileError(f"{module}.{name}") from None
 
 
-def load_npz(source: Source, max_bytes: int) -> dict[str, np.ndarray]:
+def load_npz(source: InputFile, max_bytes: int) -> dict[str, np.ndarray]:
     """Every array of an ``.npz`` source by name; object arrays through the restricted unpickler.
 
     Raises ``UnsafeFileError`` naming the file, the member and the global its pickle asked for, and
@@ -118,7 +118,7 @@ def load_npz(source: Source, max_bytes: int) -> dict[str, np.ndarray]:
         return {Path(i.filename).stem: _read_member(archive, i.filename, source) for i in infos}
 
 
-def _read_member(archive: zipfile.ZipFile, member: str, source: Source) -> np.ndarray:
+def _read_member(archive: zipfile.ZipFile, member: str, source: InputFile) -> np.ndarray:
     where = f"{source.name}: member {member}"
     try:
         with archive.open(member) as f:

@@ -26,9 +26,15 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from quickdraw.data.formats import ParsedDrawing
+from quickdraw.data.formats.base import (
+    INT64_MAX,
+    BadRow,
+    InputFile,
+    ParsedDrawing,
+    QuickDrawFormatError,
+    Record,
+)
 from quickdraw.data.formats.safe_npz import load_npz
-from quickdraw.data.readers import INT64_MAX, BadRow, QuickDrawFormatError, Record, Source
 from quickdraw.data.strokes import StrokeBatch
 
 # sketch-rnn's array names and the store's splits they become.
@@ -36,7 +42,7 @@ SPLIT_NAMES = {"train": "train", "valid": "val", "test": "test"}
 FRAME_KEY, FRAME = "frame", "quickdraw-store-0-255"  # marks exports: points already in the frame
 
 
-def iter_records(source: Source, max_bytes: int) -> Iterator[Record | BadRow]:
+def iter_records(source: InputFile, max_bytes: int) -> Iterator[Record | BadRow]:
     """Yield ``("<split>[<index>]", key_id, word, None, None, None, ParsedDrawing)`` for each drawing.
 
     The whole file is loaded (safely, see ``safe_npz``): object arrays cannot be streamed, and a
@@ -70,7 +76,7 @@ def iter_records(source: Source, max_bytes: int) -> Iterator[Record | BadRow]:
             yield (where, keys[i], word, None, None, None, ParsedDrawing(*decoded, split))
 
 
-def _key_ids(source: Source, arrays: dict, name: str, n: int) -> list[int]:
+def _key_ids(source: InputFile, arrays: dict, name: str, n: int) -> list[int]:
     keys = arrays.get(f"{name}_key_id")
     if keys is None:
         prefix = f"{source.class_name}/{name}/"

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from quickdraw.core.errors import InputError, SettingError
 from quickdraw.core.files import atomic_open
 from quickdraw.core.outputs import refuse_overwrite
 from quickdraw.data.formats.sketchrnn import FRAME, FRAME_KEY, SPLIT_NAMES, batch_to_stroke3
@@ -49,8 +50,8 @@ def export_store(
     refuse_overwrite(
         {},
         [("store", store), *(("the store's source", p) for p in source_files(opened))],
-        "Export into a new folder (export.to=DIR).",
-        {"export.to": out},
+        "Write into a new folder (npz.to=DIR).",
+        {"npz.to": out},
     )
     classes = list(classes or opened.classes)
     _check(classes, opened.classes, "class", Path(store))
@@ -96,6 +97,6 @@ def _check(asked: list[str], known: list[str], what: str, store: Path) -> None:
         if name not in known:
             close = difflib.get_close_matches(name, known, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else f"; it has {known[:10]}"
-            raise ValueError(f"{store} has no {what} {name!r}{hint}")
+            raise SettingError(f"{store} has no {what} {name!r}{hint}")
         if what == "class" and ("/" in name or name.startswith(".") or "\0" in name):
-            raise ValueError(f"class {name!r} of {store} cannot be a file name; rename it")
+            raise InputError(f"class {name!r} of {store} cannot be a file name; rename it")

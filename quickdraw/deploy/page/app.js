@@ -8,7 +8,7 @@
 // starts while the previous one still runs, so a move waits for one network pass, not up to two.
 // Moves come as `pointerrawupdate` where the browser has it (sketchpad.js), as soon as the hand
 // moves, rather than as `pointermove`, which Chromium holds until just before the next frame (a
-// median 10 ms of every move's latency, measured by scripts/bench_export.py).
+// median 10 ms of every move's latency, measured by python -m benchmarks.export).
 // At most one guess starts per displayed frame: a start closes the gate until the next animation
 // frame (the browser's frames, not a 16.7 ms timer, which made moves that came a little early wait).
 // `window.quickdraw` exposes the pipeline for the tests and the benchmarks.
@@ -45,7 +45,7 @@ const shape = [1, spec.channels, spec.size, spec.size];
 // Workers: two where the device has two cores or more (a guess starts while the previous one
 // finishes, so a move need not wait for it), else one. Even on two cores, where both passes slow
 // a little when they overlap, two gave the steadier fp32 p95 (README, "Export":
-// scripts/bench_export.py --page-as this,1core).
+// python -m benchmarks.export --page-as this,1core).
 const WORKERS = Math.min(2, navigator.hardwareConcurrency || 1);
 
 function startWorker() {

@@ -102,7 +102,7 @@ function rdp(xs, ys) {
 export class DrawingRejected extends Error {}
 
 // A raw drawing [[xs, ys(, ts)], ...] in any units -> strokes [[xs], [ys]] of 0..255 integers.
-// Throws DrawingRejected as the server does (serving.Predictor: too many strokes or points, too
+// Throws DrawingRejected as the server does (serving.Guesser: too many strokes or points, too
 // much ink); null when empty.
 export function simplifyDrawing(drawing, maxPoints = 5000, maxStrokes = 200) {
   if (drawing.length > maxStrokes)

@@ -1,6 +1,14 @@
 """Plain ``nn.Module`` networks, each built from a Hydra ``_target_`` with ``num_classes`` and ``in_channels``."""
 
-from quickdraw.models.components.ensemble import Ensemble
-from quickdraw.models.components.resnet import ResNet18, resnet18
+import lazy_loader
 
-__all__ = ["Ensemble", "ResNet18", "resnet18"]
+# Names are imported on first use, so importing one module of the package loads no other.
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "ensemble": ["Ensemble"],
+        "factory": ["build_net"],
+        "lstm": ["StrokeRNN"],
+        "resnet": ["ResNet18", "resnet18"],
+    },
+)

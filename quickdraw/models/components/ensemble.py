@@ -21,6 +21,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor, nn
 
 from quickdraw.core.checkpoints import load_net_weights
+from quickdraw.core.errors import SettingError
 from quickdraw.data.inputs import IMAGE
 from quickdraw.models.components.factory import build_net, net_input
 
@@ -52,11 +53,11 @@ class Ensemble(nn.Module):
     ) -> None:
         super().__init__()
         if combine not in ("mean", "head"):
-            raise ValueError(f"combine must be 'mean' or 'head', got {combine!r}")
+            raise SettingError(f"combine must be 'mean' or 'head', got {combine!r}")
         configs = _member_configs(member, members, checkpoints, num_members)
         k = len(configs)
         if k < 1:
-            raise ValueError(f"an ensemble needs at least one member, got {k}")
+            raise SettingError(f"an ensemble needs at least one member, got {k}")
         channels = {IMAGE: in_channels} if isinstance(in_channels, int) else dict(in_channels)
         self.combine, self.num_classes, self.freeze_members = combine, num_classes, freeze_members
         self.members = nn.ModuleList(build_net(c, num_classes, channels) for c in configs)
@@ -125,14 +126,14 @@ def _member_configs(
     )
     if members:
         if member:
-            raise ValueError(
+            raise SettingError(
                 "give the ensemble either member (K copies) or members (a list), not both"
             )
         if checkpoints and len(checkpoints) != len(members):
-            raise ValueError(
+            raise SettingError(
                 f"{len(checkpoints)} checkpoints for {len(members)} members: give one per member, in order"
             )
         return list(members)
     if not member:
-        raise ValueError("an ensemble needs member (one config, K copies) or members (a list)")
+        raise SettingError("an ensemble needs member (one config, K copies) or members (a list)")
     return [member] * (len(checkpoints) if checkpoints else num_members)

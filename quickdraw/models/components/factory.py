@@ -15,6 +15,7 @@ from typing import Any
 import hydra
 from torch import nn
 
+from quickdraw.core.errors import SettingError
 from quickdraw.data.inputs import IMAGE
 
 
@@ -30,7 +31,7 @@ def build_net(
             config, num_classes=num_classes, in_channels=dict(channels), _recursive_=False
         )
     if name not in channels:
-        raise ValueError(
+        raise SettingError(
             f"the net {config['_target_']} reads input {name!r}, which the data does not offer "
             f"(inputs: {', '.join(sorted(channels))}); add it under data.inputs.{name}"
         )

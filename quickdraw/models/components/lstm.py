@@ -17,6 +17,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from quickdraw.core.errors import SettingError
+
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
 
@@ -36,9 +38,9 @@ class StrokeRNN(nn.Module):
     ) -> None:
         super().__init__()
         if cell not in CELLS:
-            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
+            raise SettingError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
         if len(conv_channels) != len(kernel_sizes):
-            raise ValueError("conv_channels and kernel_sizes need one entry per convolution")
+            raise SettingError("conv_channels and kernel_sizes need one entry per convolution")
         # Batch normalisation after each convolution (the tutorial's --batch_norm option): the
         # moves are small numbers (a few hundredths of the frame), and without it the stack
         # barely learns in the first hundreds of steps.

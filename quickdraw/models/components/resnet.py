@@ -16,6 +16,8 @@ import torchvision
 from torch import Tensor, nn
 from torchvision.models import ResNet18_Weights
 
+from quickdraw.core.errors import SettingError
+
 # freeze=k freezes the first k entries: the stem, then the residual stages in order.
 FREEZE_GROUPS: tuple[tuple[str, ...], ...] = (
     ("conv1", "bn1"),
@@ -82,11 +84,11 @@ def resnet18(
       BatchNorms stay in eval mode. ``fc`` is always a new Linear(512, num_classes).
     """
     if stem not in ("imagenet", "small"):
-        raise ValueError(f"stem must be 'imagenet' or 'small', got {stem!r}")
+        raise SettingError(f"stem must be 'imagenet' or 'small', got {stem!r}")
     if not 0 <= freeze <= len(FREEZE_GROUPS):
-        raise ValueError(f"freeze must be in 0..{len(FREEZE_GROUPS)}, got {freeze}")
+        raise SettingError(f"freeze must be in 0..{len(FREEZE_GROUPS)}, got {freeze}")
     if in_channels < 1 or num_classes < 1:
-        raise ValueError(
+        raise SettingError(
             f"need in_channels >= 1 and num_classes >= 1, got {in_channels}, {num_classes}"
         )
     backbone = _load_backbone(pretrained)

@@ -12,8 +12,10 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from quickdraw.core.errors import QuickDrawError
 
-class NonFiniteLossError(FloatingPointError):
+
+class NonFiniteLossError(QuickDrawError, FloatingPointError):
     """The training loss is NaN or infinite: the run stops, its checkpoints untouched."""
 
 

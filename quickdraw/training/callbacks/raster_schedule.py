@@ -21,6 +21,8 @@ from typing import Any
 
 import lightning as L
 
+from quickdraw.core.errors import SettingError
+
 log = logging.getLogger(__name__)
 
 
@@ -34,7 +36,7 @@ class RasterSchedule(L.Callback):
             or epochs[0] != 0
             or sorted(epochs) != list(epochs)
         ):
-            raise ValueError(
+            raise SettingError(
                 f"raster schedule: sizes {sizes} and epochs {epochs} need equal lengths, "
                 "epochs ascending from 0"
             )

@@ -1,0 +1,34 @@
+"""Screenshot of the exported page with a house drawn by mouse, for the README (docs/web.png).
+
+    python -m benchmarks.figures.web_screenshot PAGE_DIR [--out docs/web.png]
+
+PAGE_DIR is a folder written by ``python -m quickdraw.export ckpt_path=... format=web out=PAGE_DIR``.
+The page is served on loopback, opened in headless Chromium, and the house of
+:mod:`benchmarks.figures.plotting` is drawn in three strokes; the shot is taken once guessing is idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from benchmarks.common import ROOT
+from benchmarks.figures.plotting import HOUSE
+from quickdraw.testing.browser import IDLE, draw, open_page
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("page", type=Path)
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "web.png")
+    args = ap.parse_args()
+    with open_page(args.page) as s:
+        for stroke in HOUSE:
+            draw(s.page, stroke)
+        s.page.wait_for_function(IDLE)
+        s.page.screenshot(path=str(args.out))
+        print(f"{args.out}: requests after load: {len(s.requests)}")
+
+
+if __name__ == "__main__":
+    main()
