@@ -3,7 +3,7 @@
     python -m benchmarks.balance [--sizes 1720x344,112199x340 --kinds random,weak]
 
 Two kinds of (N, C) probability matrix at each size (the sample's test set, Kaggle's test set):
-``random``, rows drawn from a flat Dirichlet; ``weak``, a peaked synthetic classifier that sends
+`random`, rows drawn from a flat Dirichlet; `weak`, a peaked synthetic classifier that sends
 most rows to a few classes (every class equally common in truth, a strong per-class bias, logits
 scaled x3, about a fortieth of rows right at top-1). Prints the seconds taken, the top-1 counts per
 class before and after against the target, and the top-1 accuracy before and after.
@@ -20,7 +20,7 @@ from quickdraw.metrics.balancing import balance, target_counts
 
 
 def matrix(kind: str, n: int, c: int, rng: np.random.Generator) -> np.ndarray:
-    """(n, c) float32 probabilities; the true class of row i is ``i % c``."""
+    """(n, c) float32 probabilities; the true class of row i is `i % c`."""
     if kind == "random":
         return rng.dirichlet(np.ones(c), n).astype(np.float32)
     logits = rng.normal(0, 1, (n, c)).astype(np.float32) + 3 * rng.normal(0, 1, c).astype(

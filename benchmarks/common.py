@@ -2,8 +2,8 @@
 an untrained checkpoint, generated drawings and stores made by the library.
 
 Kept here so that each benchmark reads top to bottom as what it measures; everything that builds
-data or models calls the library (:mod:`quickdraw.data.sources`, the Hydra configs in
-``quickdraw/conf``), never a private copy of it.
+data or models calls the library (`quickdraw.data.sources`, the Hydra configs in
+`quickdraw/conf`), never a private copy of it.
 """
 
 from __future__ import annotations
@@ -42,13 +42,13 @@ CLASSES = load_categories()[:340]  # the Kaggle competition's 340 classes
 
 # -- timing ----------------------------------------------------------------------------------------
 def percentiles(ms: list[float]) -> tuple[float, float]:
-    """(p50, p95) of ``ms``."""
+    """(p50, p95) of `ms`."""
     p50, p95 = np.percentile(ms, [50, 95])
     return float(p50), float(p95)
 
 
 def timed_ms(call: Callable[[int], object], runs: int, warmup: int = 0) -> list[float]:
-    """Wall ms of ``call(i)`` for i in range(runs), after ``warmup`` untimed calls (i from 0)."""
+    """Wall ms of `call(i)` for i in range(runs), after `warmup` untimed calls (i from 0)."""
     for i in range(warmup):
         call(i)
     ms = []
@@ -76,7 +76,7 @@ class Timing:
 
 
 def rates(fn: Callable[[], int], repeats: int) -> Timing:
-    """Items per second of each of ``repeats`` calls of ``fn``, which returns how many items it made."""
+    """Items per second of each of `repeats` calls of `fn`, which returns how many items it made."""
     out = Timing()
     for _ in range(repeats):
         wall, cpu = time.perf_counter(), time.process_time()
@@ -93,9 +93,9 @@ def usable_cpus() -> list[int]:
 
 
 def pin_one_core(cpu: int | None = None, every_library: bool = False) -> int | None:
-    """This process on ``cpu`` (default: the first it may use) with one torch thread; returns the CPU.
+    """This process on `cpu` (default: the first it may use) with one torch thread; returns the CPU.
 
-    ``every_library``: OpenCV's and pyarrow's thread pools down to one thread too (the data
+    `every_library`: OpenCV's and pyarrow's thread pools down to one thread too (the data
     pipeline's figures are per core).
     """
     torch.set_num_threads(1)
@@ -116,7 +116,7 @@ def pin_one_core(cpu: int | None = None, every_library: bool = False) -> int | N
 
 @contextmanager
 def pinned(cpu: int | None) -> Iterator[None]:
-    """This process on ``cpu`` for the block (nothing where ``cpu`` is None), then as before."""
+    """This process on `cpu` for the block (nothing where `cpu` is None), then as before."""
     if cpu is None or not hasattr(os, "sched_setaffinity"):
         yield
         return
@@ -160,7 +160,7 @@ def free_port() -> int:
 
 
 def wait_for_server(url: str, server: subprocess.Popen, log: Path, timeout: float = 300) -> None:
-    """Until ``url`` answers; RuntimeError with the end of ``log`` if ``server`` exits or never does."""
+    """Until `url` answers; RuntimeError with the end of `log` if `server` exits or never does."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -181,8 +181,8 @@ def _tail(log: Path) -> str:
 def running_demo(
     workdir: Path, *overrides: str, cpu: int | None = None
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``python -m quickdraw.demo`` with ``overrides`` on a free loopback port (on core ``cpu``,
-    output in ``workdir/server.log``): its URL and process, stopped afterwards."""
+    """`python -m quickdraw.demo` with `overrides` on a free loopback port (on core `cpu`,
+    output in `workdir/server.log`): its URL and process, stopped afterwards."""
     port = free_port()
     cmd = [sys.executable, "-m", "quickdraw.demo", *overrides, f"server_port={port}",
            f"hydra.run.dir={workdir / 'demo'}"]  # fmt: skip
@@ -203,7 +203,7 @@ def running_demo(
 
 # -- models and data -------------------------------------------------------------------------------
 def model_config(name: str, resolve: bool = True) -> dict:
-    """``quickdraw/conf/model/<name>.yaml`` as the training entry point composes it, without ``_target_``."""
+    """`quickdraw/conf/model/<name>.yaml` as the training entry point composes it, without `_target_`."""
     register()  # the structured-config schemas quickdraw/conf/ refers to, as the commands do
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose("train", overrides=[f"model={name}"])
@@ -213,7 +213,7 @@ def model_config(name: str, resolve: bool = True) -> dict:
 
 
 def save_checkpoint(name: str, size: int, path: Path) -> Path:
-    """An untrained model ``name`` for the 340 classes at ``size`` px, saved as training saves it
+    """An untrained model `name` for the 340 classes at `size` px, saved as training saves it
     (latency does not depend on the weights)."""
     model = QuickDrawModule(
         **model_config(name), classes=CLASSES, in_channels=1, raster={"size": size}
@@ -222,7 +222,7 @@ def save_checkpoint(name: str, size: int, path: Path) -> Path:
 
 
 def browser_drawings(n: int, root: Path) -> list[str]:
-    """Raw generated doodles as the sketchpad sends them: JSON ``[[xs, ys, ts], ...]``."""
+    """Raw generated doodles as the sketchpad sends them: JSON `[[xs, ys, ts], ...]`."""
     words = synthetic.CLASSES
     out = []
     for word in words:
@@ -234,7 +234,7 @@ def browser_drawings(n: int, root: Path) -> list[str]:
 
 
 def store_of(source: Path, cache: Path) -> Path:
-    """``source`` converted into a store under ``cache/stores`` by the library, which names it
+    """`source` converted into a store under `cache/stores` by the library, which names it
     (source, schema version, settings) and converts it again only when the source has changed."""
     where = StoreSource(source=source, cache_dir=cache)
     if not (where.path / MANIFEST).exists():

@@ -5,40 +5,40 @@ score each on a held-out labelled file, and write a Markdown results table.
     python -m benchmarks.compare_models --source DATA --test-input TEST.csv --test-labels LABELS.csv
     python -m benchmarks.compare_models --budget 30 data.raster.size=32    # extra Hydra overrides for every run
 
-Variants (``--variants``): the Kaggle toolbox's options, each scored against the plain ResNet18 of
-the same seed (paired), over ``--seeds``; evaluation-time options (flip TTA, balancing) reuse the
+Variants (`--variants`): the Kaggle toolbox's options, each scored against the plain ResNet18 of
+the same seed (paired), over `--seeds`; evaluation-time options (flip TTA, balancing) reuse the
 seed's plain run, so they cost seconds:
 
     python -m benchmarks.compare_models --variants base,tta,balance,tta+balance --seeds 42,1,2 --budget 4 data.raster.size=32
 
-Every variant is also scored on growing prefixes of the test drawings (``quickdraw.evaluate
-prefix=strokes``, with the variant's evaluation options but balancing, which has no meaning for
-prefixes): ``early/auc_top1``, ``early/median_fraction_first_stable`` and final top-1 per seed,
-paired against base, in ``early.md``. The prefix-training variants (``prefix25``, ...) are the
+Every variant is also scored on growing prefixes of the test drawings (`quickdraw.evaluate
+prefix=strokes`, with the variant's evaluation options but balancing, which has no meaning for
+prefixes): `early/auc_top1`, `early/median_fraction_first_stable` and final top-1 per seed,
+paired against base, in `early.md`. The prefix-training variants (`prefix25`, ...) are the
 comparison of issue 13:
 
     python -m benchmarks.compare_models --variants base,prefix25,prefix50,prefix75 --seeds 42,1,2
 
-``--source generated`` trains on the project's generated doodle set instead (15 classes, no download;
-its own store split, ``data.per_class`` from ``--per-class``) and scores the store's test split:
+`--source generated` trains on the project's generated doodle set instead (15 classes, no download;
+its own store split, `data.per_class` from `--per-class`) and scores the store's test split:
 
     python -m benchmarks.compare_models --source generated --variants base,prefix25,prefix50 --seeds 42,1,2 \
         --budget 6 --per-class 100 data.raster.size=32
 
-Mixed ensembles (``--mixed``), per seed: ResNet18 on gray images, ResNet18 on temporal images and the
-stroke-sequence LSTM, each trained ``budget`` epochs; then, with no further training, the averaging
+Mixed ensembles (`--mixed`), per seed: ResNet18 on gray images, ResNet18 on temporal images and the
+stroke-sequence LSTM, each trained `budget` epochs; then, with no further training, the averaging
 ensemble of those three (frozen members), the homogeneous averaging ensemble of three gray ResNet18
-runs (this seed's and two more trained with seeds ``1000 + seed`` and ``2000 + seed``, so each seed
+runs (this seed's and two more trained with seeds `1000 + seed` and `2000 + seed`, so each seed
 compares three members against three members, paired), and a learned head over the frozen mixed
-members (``--head-epochs``). Reports top-1/MAP@3 per seed, mean ± std, paired gains over the best
-single member and over the homogeneous ensemble, and where the members disagree (``disagreement.md``:
+members (`--head-epochs`). Reports top-1/MAP@3 per seed, mean ± std, paired gains over the best
+single member and over the homogeneous ensemble, and where the members disagree (`disagreement.md`:
 drawings and classes each member gets right that both others miss):
 
     python -m benchmarks.compare_models --mixed --seeds 42,1,2 --budget 15 data.raster.size=32
 
-Equal budget: every run gets the same number of member-epochs (``--budget``): a single ResNet18 trains
-``budget`` epochs, a K-member ensemble ``budget / K`` epochs, so each run does about the same number of
-ResNet18 forward/backward passes. Each run is an ordinary ``python -m quickdraw.train`` run folder.
+Equal budget: every run gets the same number of member-epochs (`--budget`): a single ResNet18 trains
+`budget` epochs, a K-member ensemble `budget / K` epochs, so each run does about the same number of
+ResNet18 forward/backward passes. Each run is an ordinary `python -m quickdraw.train` run folder.
 """
 
 from __future__ import annotations
@@ -100,8 +100,8 @@ VARIANTS = {
 
 
 def test_overrides(args, generated: bool) -> list[str]:
-    """What ``quickdraw.evaluate`` scores: the labelled test file, or the generated store's test split
-    (the store every run here trains on: ``data.synthetic_*`` overrides and $QUICKDRAW_DATA honoured)."""
+    """What `quickdraw.evaluate` scores: the labelled test file, or the generated store's test split
+    (the store every run here trains on: `data.synthetic_*` overrides and $QUICKDRAW_DATA honoured)."""
     if not generated:
         return [f"input={args.test_input}", f"labels={args.test_labels}"]
     synthetic = {
@@ -128,7 +128,7 @@ def run(cmd: list[str], log: Path) -> None:
 
 
 def class_tail(per_class_csv: Path) -> dict[str, float]:
-    """The class tail (:func:`quickdraw.metrics.classification.class_tail`) of an evaluation's per_class.csv."""
+    """The class tail (`quickdraw.metrics.classification.class_tail`) of an evaluation's per_class.csv."""
     acc = pd.read_csv(per_class_csv).query("count > 0")["accuracy"].to_numpy(float)
     return scoring.class_tail(acc)
 
@@ -277,7 +277,7 @@ def main() -> None:
 def train_and_evaluate(
     args, run_dir: Path, train: list[str], evaluate: list[str], tag: str
 ) -> dict:
-    """Train ``run_dir`` once (``train`` overrides) and score its best checkpoint with ``evaluate``."""
+    """Train `run_dir` once (`train` overrides) and score its best checkpoint with `evaluate`."""
     if not RunDir(run_dir).metrics_file.exists():
         run(
             [sys.executable, "-m", "quickdraw.train", "experiment=resnet18", *train,
@@ -288,8 +288,8 @@ def train_and_evaluate(
 
 
 def evaluate_run(args, run_dir: Path, evaluate: list[str], tag: str) -> dict:
-    """metrics.json of ``run_dir``'s best checkpoint scored on the test file with ``evaluate``
-    (evaluated once: ``<run>/eval-<tag>/``)."""
+    """metrics.json of `run_dir`'s best checkpoint scored on the test file with `evaluate`
+    (evaluated once: `<run>/eval-<tag>/`)."""
     evaluation = RunDir(run_dir / f"eval-{tag}")
     if not evaluation.metrics_file.exists():
         run(
@@ -307,7 +307,7 @@ def sd(a: np.ndarray) -> float:
 
 
 def paired(results: dict[str, dict[int, dict]], name: str, key: str, seeds: list[int]) -> list[str]:
-    """``key`` of variant ``name``: mean ± sd over seeds, the paired gain over base, the gain per seed."""
+    """`key` of variant `name`: mean ± sd over seeds, the paired gain over base, the gain per seed."""
     values = np.array([results[name][s][key] for s in seeds], np.float64)
     gain = values - np.array([results["base"][s][key] for s in seeds], np.float64)
     return [
@@ -318,12 +318,12 @@ def paired(results: dict[str, dict[int, dict]], name: str, key: str, seeds: list
 
 
 def run_key(train: list[str]) -> str:
-    """The run folder name of a variant's training overrides (``base`` for none)."""
+    """The run folder name of a variant's training overrides (`base` for none)."""
     return "-".join(o.split("=")[0].split(".")[-1] + o.split("=")[1] for o in train) or "base"
 
 
 def compare_variants(args, out: Path, common: list[str]) -> None:
-    """Each variant against ``base`` on every seed: mean, spread and the paired gain."""
+    """Each variant against `base` on every seed: mean, spread and the paired gain."""
     names = args.variants.split(",")
     if unknown := [n for n in names if n not in VARIANTS]:
         sys.exit(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
@@ -400,7 +400,7 @@ ENSEMBLES = {  # name: (label, members, training overrides)
 
 
 def scored_run(args, run_dir: Path, train: list[str]):
-    """Train ``run_dir`` once, then score its best checkpoint on the test file, in this process
+    """Train `run_dir` once, then score its best checkpoint on the test file, in this process
     (the per-drawing predictions feed the disagreement analysis): (Scores, evaluation metrics)."""
     from quickdraw.evaluation.evaluate import evaluate
     from quickdraw.models.loading import load_model

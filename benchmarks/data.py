@@ -1,18 +1,18 @@
 """Single-core benchmark of the data pipeline: rasteriser, loader vs the Kaggle-notebook recipe,
 converter, store size and loader memory, format readers, the stroke-sequence input.
 
-Run ``python -m benchmarks.data [--quick] [--out results.json] [--cache-dir DIR]``;
-``--formats-only``, ``--sequence-only`` and ``--integrity-only`` run one section alone.
+Run `python -m benchmarks.data [--quick] [--out results.json] [--cache-dir DIR]`;
+`--formats-only`, `--sequence-only` and `--integrity-only` run one section alone.
 
-Real drawings come from ``../shared/data/quickdraw-sample`` (next to the project root) when it is
+Real drawings come from `../shared/data/quickdraw-sample` (next to the project root) when it is
 there; otherwise a generated stand-in of the same size takes the sample's place. The sample is
 small (6,880 drawings in 344 classes), so the loader and converter are also measured at scale on
 two 240k-row sets: generated doodles (unique rows, but simpler than real drawings: ~25 points
 in 2.5 strokes against ~45 in 5.3) and real drawings resampled with replacement from the sample (real point counts, but
 repeated text, so never used for a size figure). Memory compares a 1M-row generated store (300k
-with ``--quick``) with a 100k-row one. Generated sets and stores (converted by the library,
-:mod:`quickdraw.data.sources`) are cached in ``--cache-dir``, so only the first run pays for them (the 1M-row set takes about 15 minutes on two cores);
-delete that folder when ``quickdraw.data.synthetic`` changes.
+with `--quick`) with a 100k-row one. Generated sets and stores (converted by the library,
+`quickdraw.data.sources`) are cached in `--cache-dir`, so only the first run pays for them (the 1M-row set takes about 15 minutes on two cores);
+delete that folder when `quickdraw.data.synthetic` changes.
 
 Data is prepared with every core; every measurement then runs pinned to one core and one thread,
 repeated, and reported as best and median wall-clock rate plus the best rate by the process's CPU
@@ -89,7 +89,7 @@ TARGETS = {
 
 @dataclass(frozen=True)
 class Plan:
-    """How much work each benchmark does; ``--quick`` trades stability and the 1M rows for time."""
+    """How much work each benchmark does; `--quick` trades stability and the 1M rows for time."""
 
     repeats: int  # timed runs of the rasteriser, the Kaggle recipe and the small conversions
     convert_repeats: int  # timed conversions of each 240k-row set
@@ -124,7 +124,7 @@ class Report:
     ) -> float:
         """Record and print one measurement; returns the figure targets are judged on.
 
-        That is the best CPU-time rate of a ``Timing``, else the best (lowest or highest) value.
+        That is the best CPU-time rate of a `Timing`, else the best (lowest or highest) value.
         """
         wall = runs.wall if isinstance(runs, Timing) else runs
         best = min(wall) if lower_is_better else max(wall)
@@ -179,7 +179,7 @@ def _write_gzip(path: Path, data: bytes) -> Path:
 
 
 def synthetic_set(cache: Path, per_class: int) -> Path:
-    """A folder of ``<word>.csv.gz`` holding ``per_class`` generated drawings of each of CLASSES.
+    """A folder of `<word>.csv.gz` holding `per_class` generated drawings of each of CLASSES.
 
     The first rows of a bigger cached set serve when there is one (rows are independent draws);
     otherwise a set of exactly this size is generated with every core.
@@ -207,7 +207,7 @@ def synthetic_set(cache: Path, per_class: int) -> Path:
 
 
 def csv_head(path: Path, rows: int) -> bytes:
-    """Header and first ``rows`` rows of a generated CSV (a drawing a line: its JSON has no newline)."""
+    """Header and first `rows` rows of a generated CSV (a drawing a line: its JSON has no newline)."""
     with gzip.open(path, "rb") as f:
         return b"".join(line for _, line in zip(range(rows + 1), f, strict=False))
 
@@ -281,7 +281,7 @@ def ndjson_to_kaggle_csv(path: Path) -> bytes:
 
 
 def resampled_real_set(cache: Path, sample: Sample, per_class: int) -> Path:
-    """12 gzip CSVs of ``per_class`` rows drawn with replacement from the sample's real drawings.
+    """12 gzip CSVs of `per_class` rows drawn with replacement from the sample's real drawings.
 
     Real point and stroke counts at a realistic store size; every key_id is new, so the split and
     the sampling behave as with distinct drawings. Repeated text compresses too well: never a size.
@@ -323,7 +323,7 @@ def uint8_batches(sample: Sample) -> tuple[StrokeBatch, list[StrokeBatch]]:
 
 # -- 1. rasteriser ---------------------------------------------------------------------------------
 def bench_raster(sample: Sample, plan: Plan, report: Report) -> None:
-    """Images/s of ``rasterize`` per encoding and antialiasing, on uint8 points as a store hands them over."""
+    """Images/s of `rasterize` per encoding and antialiasing, on uint8 points as a store hands them over."""
     texts = [r["drawing"] for r in sample.rows()]
     packed, batches = uint8_batches(sample)
     report.section(f"1. Rasteriser: {len(packed):,} drawings of the {sample.label}, batch {BATCH}")
@@ -397,7 +397,7 @@ def epoch_runner(store: Path, per_class: int) -> Callable[[], int]:
 
 
 def kaggle_draw(strokes: list) -> np.ndarray:
-    """One ``cv2.line`` per segment on a 256 px canvas, then an area resize to 64 px."""
+    """One `cv2.line` per segment on a 256 px canvas, then an area resize to 64 px."""
     img = np.zeros((KAGGLE_CANVAS, KAGGLE_CANVAS), np.uint8)
     for xs, ys in strokes:
         for i in range(len(xs) - 1):
@@ -496,7 +496,7 @@ def bench_loader_vs_kaggle(
 def bench_convert(
     sources: dict[str, tuple[Path, int]], scratch: Path, report: Report
 ) -> dict[str, Path]:
-    """Rows/s of ``convert(workers=1)``; ``sources`` maps a name to (input, repeats). Returns the stores."""
+    """Rows/s of `convert(workers=1)`; `sources` maps a name to (input, repeats). Returns the stores."""
     report.section("4. Converter: gzip CSV / zip -> Parquet store, workers=1")
     stores = {}
     for i, (name, (source, repeats)) in enumerate(sources.items()):
@@ -515,7 +515,7 @@ def bench_convert(
 
 # -- 5. size ---------------------------------------------------------------------------------------
 def bench_size(pairs: dict[str, tuple[int, Path]], report: Report) -> None:
-    """Parquet bytes over gzip-CSV bytes of the same rows; ``pairs`` maps a name to (gzip bytes, store)."""
+    """Parquet bytes over gzip-CSV bytes of the same rows; `pairs` maps a name to (gzip bytes, store)."""
     report.section("5. Size: the store's *.parquet bytes / gzip CSV (level 6) bytes, same rows")
     for name, (gz, store) in pairs.items():
         pq_bytes = parquet_bytes(store)
@@ -556,7 +556,7 @@ def _status_kb(key: str) -> int | None:
 
 
 def memory_probe(store: Path) -> dict:
-    """Run in a fresh process: peak RSS over one augmented training epoch of ``store``."""
+    """Run in a fresh process: peak RSS over one augmented training epoch of `store`."""
     logging.basicConfig(level=logging.ERROR)
     rss_start = _status_kb("VmRSS") or 0
     dm = make_module(store, DEFAULT_QUOTA)
@@ -566,7 +566,7 @@ def memory_probe(store: Path) -> dict:
 
 
 def peak_rss(store: Path) -> dict:
-    """``memory_probe`` in a fresh interpreter, so each figure owes nothing to the others."""
+    """`memory_probe` in a fresh interpreter, so each figure owes nothing to the others."""
     cmd = [sys.executable, "-m", "benchmarks.data", "--memory-probe", str(store)]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if out.returncode:
@@ -725,7 +725,7 @@ def convert_and_size(plan: Plan, data: Data, cache: Path, report: Report) -> Non
 
 # -- 7. formats -------------------------------------------------------------------------------------
 def format_files(sample: Sample, cache: Path, rows: int) -> dict[str, Path]:
-    """``rows`` drawings of the sample (resampled, fresh key_ids) as one class in each layout."""
+    """`rows` drawings of the sample (resampled, fresh key_ids) as one class in each layout."""
     drawings = [parse_drawing(r["drawing"]) for r in sample.rows()]
     picks = np.random.default_rng(0).integers(0, len(drawings), rows)
     folder = cache / f"formats-{sample.label.replace(' ', '-')}-{rows}"
@@ -749,7 +749,7 @@ def format_files(sample: Sample, cache: Path, rows: int) -> dict[str, Path]:
 
 
 def bench_formats(sample: Sample, plan: Plan, cache: Path, report: Report) -> None:
-    """Rows/s of each reader alone, and of ``convert(workers=1)`` over the same drawings."""
+    """Rows/s of each reader alone, and of `convert(workers=1)` over the same drawings."""
     rows = 100_000
     files = format_files(sample, cache, rows)
     report.section(
@@ -789,7 +789,7 @@ def bench_formats(sample: Sample, plan: Plan, cache: Path, report: Report) -> No
 
 # -- 8. the sequence input --------------------------------------------------------------------------
 def bench_sequence(sample: Sample, plan: Plan, report: Report) -> None:
-    """Drawings/s of the ``sequence`` input (padded pen moves + lengths), batch by batch, from
+    """Drawings/s of the `sequence` input (padded pen moves + lengths), batch by batch, from
     uint8 points as a store hands them over; with the training augmentation before it too."""
     packed, batches = uint8_batches(sample)
     report.section(
@@ -820,9 +820,9 @@ def bench_sequence(sample: Sample, plan: Plan, report: Report) -> None:
 
 # -- 9. integrity checks ---------------------------------------------------------------------------
 def bench_integrity(store: Path, plan: Plan, report: Report) -> None:
-    """Rows/s of reading every train row of ``store`` a row group at a time as the loader does
+    """Rows/s of reading every train row of `store` a row group at a time as the loader does
     (open, page CRC-32s and footer SHA-256 checked, strokes decoded), with the checks and without,
-    runs interleaved; and MB/s of ``verify=true``'s SHA-256 of whole shards."""
+    runs interleaved; and MB/s of `verify=true`'s SHA-256 of whole shards."""
     report.section(f"9. Integrity checks: every train row of {store.name}, a row group at a time")
 
     def full_pass(verify: bool) -> Callable[[], int]:

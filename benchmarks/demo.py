@@ -3,17 +3,17 @@
     python -m benchmarks.demo [--size 64] [--runs 300] [--models resnet18,ensemble_mean] [--no-server]
     python -m benchmarks.demo --models resnet18 --big-image-only [--big-image-requests 3]
 
-Models are built from ``quickdraw/conf/model/<name>.yaml`` for the 340 Quick, Draw! classes (untrained:
+Models are built from `quickdraw/conf/model/<name>.yaml` for the 340 Quick, Draw! classes (untrained:
 latency does not depend on the weights), saved as checkpoints and loaded the way the demo loads
 them. Drawings are generated raw doodles (canvas pixels and ms, as the browser sends them).
 Server-side figures run on one pinned CPU core with one torch thread; the end-to-end figure
-starts ``python -m quickdraw.demo`` on another core and times ``gradio_client`` calls to it,
-and the same request as plain REST (``/gradio_api/call/guess_strokes``, what curl would do).
+starts `python -m quickdraw.demo` on another core and times `gradio_client` calls to it,
+and the same request as plain REST (`/gradio_api/call/guess_strokes`, what curl would do).
 Targets (one core): p95 <= 15 ms single model, <= 40 ms 3-member ensemble; a new guess within
-100 ms of pen-up. Last, ``--clients`` concurrent REST clients x ``--per-client`` guesses load the
+100 ms of pen-up. Last, `--clients` concurrent REST clients x `--per-client` guesses load the
 same server: throughput, latency, failed requests and the deepest queue seen. Then the worst
-image request, one at a time over loopback: a ``--big-image`` square PNG (12,000: 144 MP in
-55 kB) as a ``data:`` URL, with the server's CPU seconds and peak RSS growth for each.
+image request, one at a time over loopback: a `--big-image` square PNG (12,000: 144 MP in
+55 kB) as a `data:` URL, with the server's CPU seconds and peak RSS growth for each.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ TARGET_P95_MS = {"resnet18": 15, "ensemble_mean": 40, "ensemble_head": 40}
 
 
 def time_server_side(guesser: Guesser, drawings: list[str], runs: int) -> dict[str, list[float]]:
-    """Wall and CPU ms of ``guess_strokes``, then its three steps timed one by one (wall)."""
+    """Wall and CPU ms of `guess_strokes`, then its three steps timed one by one (wall)."""
     for d in drawings[:20]:  # warm-up: allocator, first-call paths
         guesser.guess_strokes(d)
     keys = ("wall", "cpu", "parse + simplify", "rasterise", "network")
@@ -79,7 +79,7 @@ def rest_guess(http, drawing: str) -> bool:
 
 
 def time_load(url: str, drawings: list[str], clients: int, per_client: int) -> dict[str, float]:
-    """``clients`` concurrent REST clients x ``per_client`` guesses: guesses/s, latency, failures, deepest queue."""
+    """`clients` concurrent REST clients x `per_client` guesses: guesses/s, latency, failures, deepest queue."""
     import httpx
 
     deepest, stop = [0], threading.Event()
@@ -129,7 +129,7 @@ def time_http(
     workdir: Path,
     load: tuple[int, int] = (0, 0),
 ) -> tuple[dict[str, list[float]], dict[str, float] | None]:
-    """Start the real demo on core ``cpu``; time /guess_strokes through gradio_client and plain REST."""
+    """Start the real demo on core `cpu`; time /guess_strokes through gradio_client and plain REST."""
     import httpx
     from gradio_client import Client
 
@@ -155,7 +155,7 @@ def time_http(
 
 
 def big_data_url(side: int) -> str:
-    """A ``side`` x ``side`` blank bilevel PNG as a ``data:`` URL: 55 kB for 144 MP at 12,000."""
+    """A `side` x `side` blank bilevel PNG as a `data:` URL: 55 kB for 144 MP at 12,000."""
     png = io.BytesIO()
     Image.new("1", (side, side), 1).save(png, "PNG")
     return "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
@@ -164,7 +164,7 @@ def big_data_url(side: int) -> str:
 def time_big_images(
     ckpt: Path, cpu: int | None, workdir: Path, side: int, requests: int
 ) -> list[tuple[float, float, float, str]]:
-    """``requests`` plain-HTTP calls of /guess_image, each a ``side``^2 PNG as a data URL, one at a time.
+    """`requests` plain-HTTP calls of /guess_image, each a `side`^2 PNG as a data URL, one at a time.
 
     Per request: (server CPU s, peak server RSS over its RSS before the request in MB, wall s, the
     page's status line). CPU is the demo process's user + system time; RSS is sampled every 5 ms.
@@ -290,7 +290,7 @@ def main() -> None:
 
 
 def print_big_images(ckpt: Path, cpu: int | None, work: Path, args: argparse.Namespace) -> None:
-    """The worst image request: a PNG far over ``limits.max_image_pixels`` as a data URL."""
+    """The worst image request: a PNG far over `limits.max_image_pixels` as a data URL."""
     if args.big_image_requests <= 0:
         return
     side = args.big_image

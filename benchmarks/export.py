@@ -4,30 +4,30 @@
                                 [--page-as this,pointermove,1core] [--input synthetic,playwright,back-to-back]
                                 [--skip parity,graph,browser,server]
 
-1. Parity: the real sample's raw test drawings (``../shared/data/quickdraw-sample/test_raw.csv``)
+1. Parity: the real sample's raw test drawings (`../shared/data/quickdraw-sample/test_raw.csv`)
    through the demo's preprocessing, then PyTorch, ONNX fp32 and ONNX int8 (onnxruntime): top-1
    agreement with PyTorch, the largest probability difference, and MAP@3 of each export scored
    against PyTorch's top-1 (1.0 = the same first guess every time).
-2. Server side: ``Guesser.guess_strokes`` p50/p95 with each backend on one pinned core, one
-   thread (the figure ``python -m benchmarks.demo`` reports for PyTorch), on generated raw drawings.
+2. Server side: `Guesser.guess_strokes` p50/p95 with each backend on one pinned core, one
+   thread (the figure `python -m benchmarks.demo` reports for PyTorch), on generated raw drawings.
 3. Browser: the exported page in headless Chromium (onnxruntime-web, WASM, one thread a worker); the
-   network alone, then a mouse stroke of ``--moves`` pointer moves and the time from each move to
-   the guess that includes it (p50/p95), for each of ``--input``: ``synthetic``, moves made by
+   network alone, then a mouse stroke of `--moves` pointer moves and the time from each move to
+   the guess that includes it (p50/p95), for each of `--input`: `synthetic`, moves made by
    Chromium itself (synthetic pointer actions, one a displayed frame: 60 Hz), the closest to a
-   hand on a 60 Hz screen; ``playwright``, moves sent from this script at 60 Hz through Playwright,
+   hand on a 60 Hz screen; `playwright`, moves sent from this script at 60 Hz through Playwright,
    whose driver (Python, Node, the DevTools pipe) takes ~25 % of a core from the page on a 2-core
-   machine; ``back-to-back``, Playwright moves as fast as the driver goes (most moves arrive while
-   a guess runs). ``--page-as`` also measures the page as other browsers would run it:
-   ``pointermove`` (a browser without ``pointerrawupdate``, or an http page that is not
-   localhost), ``1core`` (one worker), or both (``pointermove+1core``: the page before it used
+   machine; `back-to-back`, Playwright moves as fast as the driver goes (most moves arrive while
+   a guess runs). `--page-as` also measures the page as other browsers would run it:
+   `pointermove` (a browser without `pointerrawupdate`, or an http page that is not
+   localhost), `1core` (one worker), or both (`pointermove+1core`: the page before it used
    pointerrawupdate and a second worker).
-4. Graph: the fp32 network alone with every convolution a ``Conv`` (``write_graph(rewrite=False)``)
-   and as exported (small maps as MatMul, :mod:`quickdraw.deploy.graph`), in alternating rounds:
+4. Graph: the fp32 network alone with every convolution a `Conv` (`write_graph(rewrite=False)`)
+   and as exported (small maps as MatMul, `quickdraw.deploy.graph`), in alternating rounds:
    onnxruntime on one pinned core, one thread, and onnxruntime-web in the page.
-Without ``--ckpt`` the model is an untrained ResNet18 for 340 classes at ``--size`` px (64) (latency does not
+Without `--ckpt` the model is an untrained ResNet18 for 340 classes at `--size` px (64) (latency does not
 depend on the weights; parity is checked on its near-uniform probabilities, the hardest case for
-top-1 agreement). int8 is static (QDQ): calibrated on ``--store`` (the model's training store),
-else on generated drawings (fine for latency, not for accuracy); ``--int8 dynamic`` for weights only.
+top-1 agreement). int8 is static (QDQ): calibrated on `--store` (the model's training store),
+else on generated drawings (fine for latency, not for accuracy); `--int8 dynamic` for weights only.
 Targets: fp32 top-1 agreement >= 99.9 %, max diff <= 1e-4, int8 top-1 >= 99 %; server p95
 <= 5 ms (fp32); browser p95 <= 30 ms (fp32).
 """

@@ -2,13 +2,13 @@
 
     python -m benchmarks.images [--sides 300,640] [--cases ../shared/cases]
 
-The house of :mod:`quickdraw.testing.pen_images` drawn with round pens of 1-10 % of the image, in
+The house of `quickdraw.testing.pen_images` drawn with round pens of 1-10 % of the image, in
 four looks (ink and paper colours, uneven light, transparency), traced by
-:func:`quickdraw.data.images.image_to_strokes`; each model input (64 px, after Google's
+`quickdraw.data.images.image_to_strokes`; each model input (64 px, after Google's
 simplification) is compared with a 2 px pen's, black on white. "before" is the traced skeleton
 as it was (corners rounded by thinning), "after" the same paths through
-:func:`quickdraw.data.images.straighten`. Issue 17's target: >= 0.9 for pens up to 8 %. With
-``--cases`` present, the case file pair (``house_thick_12px.png`` against ``house_thin_3px.png``)
+`quickdraw.data.images.straighten`. Issue 17's target: >= 0.9 for pens up to 8 %. With
+`--cases` present, the case file pair (`house_thick_12px.png` against `house_thin_3px.png`)
 too. Prints; asserts nothing.
 """
 
@@ -27,7 +27,7 @@ SHARES = (0.01, 0.02, 0.04, 0.06, 0.08, 0.10)
 
 
 def inputs(image) -> tuple[np.ndarray, np.ndarray]:
-    """The model input of ``image`` before and after straightening the traced paths."""
+    """The model input of `image` before and after straightening the traced paths."""
     mask = frame_mask(load_gray(image, 10**8))
     skeleton = centre_lines(mask)
     paths = trace(skeleton)

@@ -1,11 +1,11 @@
-"""Prefix evaluation throughput: prefixes scored per second (``quickdraw.evaluate prefix=...``).
+"""Prefix evaluation throughput: prefixes scored per second (`quickdraw.evaluate prefix=...`).
 
     python -m benchmarks.prefix [--size 64] [--drawings 400] [--by strokes] [--chunk 512] [--threads 1]
 
-What ``evaluate prefix=...`` does per batch of drawings, timed: cut every growing prefix
-(:func:`quickdraw.data.prefixes.growing_prefixes`), rasterise and classify them in chunks through
-:func:`quickdraw.inference.runner.predict_proba`, keep the top 3 (:class:`quickdraw.metrics.prefix.PrefixRecorder`).
-ResNet18 (``quickdraw/conf/model/resnet18.yaml``, untrained: speed does not depend on the weights) for the
+What `evaluate prefix=...` does per batch of drawings, timed: cut every growing prefix
+(`quickdraw.data.prefixes.growing_prefixes`), rasterise and classify them in chunks through
+`quickdraw.inference.runner.predict_proba`, keep the top 3 (`quickdraw.metrics.prefix.PrefixRecorder`).
+ResNet18 (`quickdraw/conf/model/resnet18.yaml`, untrained: speed does not depend on the weights) for the
 340 Quick, Draw! classes, on generated simplified doodles, pinned to one CPU core with one torch
 thread by default. Target (issue 13): >= 2,000 prefixes/s on one core at 64 px.
 """

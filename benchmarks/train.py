@@ -1,6 +1,6 @@
 """Training throughput per model (images/s) with each GPU setting, and whether the loader keeps up, at 64 px.
 
-Models reading other inputs than gray images (``strokes_lstm``: pen-move sequences; ``ensemble_mixed``:
+Models reading other inputs than gray images (`strokes_lstm`: pen-move sequences; `ensemble_mixed`:
 gray + temporal images + sequences) get batches of every input they read, sequences padded to 128
 points with real drawings' lengths (~45 points on average), and the loader is timed serving those inputs.
 
@@ -49,7 +49,7 @@ def model_config(name: str) -> dict:
 def loader_rate(
     batch_size: int, workers: int, device: str, pin: bool, seconds: float, inputs=("image",)
 ) -> float:
-    """Drawings/s out of the train loader serving ``inputs`` (and onto the GPU, when there is one)."""
+    """Drawings/s out of the train loader serving `inputs` (and onto the GPU, when there is one)."""
     dm = QuickDrawDataModule(
         cache_dir=str(common.ROOT / "data"),
         per_class=2000,
@@ -159,7 +159,7 @@ def variants(device: str, compile_: bool) -> list[tuple[str, torch.dtype | None,
 
 
 def model_inputs(name: str) -> tuple[str, ...]:
-    """The inputs model config ``name`` reads (no weights built beyond a tiny class count)."""
+    """The inputs model config `name` reads (no weights built beyond a tiny class count)."""
     config = {**model_config(name), "log_images_every_n_epochs": 0}
     module = QuickDrawModule(**config, num_classes=2, raster={"size": SIZE}, inputs=INPUTS)
     return tuple(module.input_names)

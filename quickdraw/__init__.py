@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 def project_root() -> str:
     """The checkout holding pyproject.toml (editable installs), else the current directory: an
-    installed package writes ``outputs/`` and ``data/`` where its command starts
+    installed package writes `outputs/` and `data/` where its command starts
     (tests/test_wheel.py)."""
     here = Path(__file__).resolve().parent.parent
     return str(here if (here / "pyproject.toml").is_file() else Path.cwd())

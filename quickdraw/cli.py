@@ -1,35 +1,27 @@
 """The commands: each parses its config (Hydra, or argparse for report and download), calls the
 library, reports.
 
-Every command runs as ``python -m quickdraw.<name>`` (a two-line module that calls the function
-here) and as a console script (``quickdraw-<name>``, ``[project.scripts]`` in pyproject.toml).
-Nothing here computes anything. Every command reports the same way (:func:`command`; ``report``
-through :func:`user_message` too): a project error (:class:`~quickdraw.core.errors.QuickDrawError`,
-what the library raises for bad input, settings or files), a setting left unset, and running out of
-disk space anywhere, is one line naming the file or setting and the fix, with exit code 2; an
-override Hydra cannot parse (a path with ``é`` or brackets) gets the quoted form to type instead,
-exit code 2; any other exception is a bug and keeps its traceback (so does every error with
-``HYDRA_FULL_ERROR=1``). In a multirun (``-m``), errors go to Hydra's sweeper unchanged, which
-records the job as failed. ``--help`` shows each command's usage, keys and examples
-(``hydra.help.header`` in its config) without importing the library.
+Every command runs as `python -m quickdraw.<name>` (a two-line module that calls the function
+here) and as a console script (`quickdraw-<name>`, `[project.scripts]` in pyproject.toml).
+Nothing here computes anything. Every command reports errors the same way: one line and exit
+code 2 for a user's error, the traceback for a bug
+([`quickdraw.core.commands`][quickdraw.core.commands] says which is which). `--help` shows each
+command's usage, keys and examples (`hydra.help.header` in its config) without importing the
+library.
 
-evaluate, predict, export and the demo run the checkpoint :func:`checkpoint` finds: ``ckpt_path``,
-else ``run_dir``'s best, else the best of the latest training run under ``runs_root``.
+evaluate, predict, export and the demo run the checkpoint [`checkpoint`][quickdraw.cli.checkpoint] finds: `ckpt_path`,
+else `run_dir`'s best, else the best of the latest training run under `runs_root`.
 
-======================  ==============================  ==============================================
-command                 config                          library
-======================  ==============================  ==============================================
-``quickdraw-train``     quickdraw/conf/train.yaml       :mod:`quickdraw.training.train`
-``quickdraw-convert``   quickdraw/conf/convert.yaml     :mod:`quickdraw.data.convert`,
-                                                        :mod:`quickdraw.data.formats.sketchrnn_writer`
-``quickdraw-evaluate``  quickdraw/conf/evaluate.yaml    :mod:`quickdraw.evaluation.evaluate`
-``quickdraw-predict``   quickdraw/conf/predict.yaml     :mod:`quickdraw.evaluation.submission`
-``quickdraw-demo``      quickdraw/conf/demo.yaml        :mod:`quickdraw.serving.app`
-``quickdraw-report``    ``--help``                      :mod:`quickdraw.evaluation.report`
-``quickdraw-download``  ``--help``                      :mod:`quickdraw.data.download`
-``quickdraw-export``    quickdraw/conf/export.yaml      :mod:`quickdraw.deploy.onnx`,
-                                                        :mod:`quickdraw.deploy.web`
-======================  ==============================  ==============================================
+| command | config | library |
+| --- | --- | --- |
+| `quickdraw-train` | quickdraw/conf/train.yaml | [`quickdraw.training.train`][quickdraw.training.train] |
+| `quickdraw-convert` | quickdraw/conf/convert.yaml | [`quickdraw.data.convert`][quickdraw.data.convert], [`quickdraw.data.formats.sketchrnn_writer`][quickdraw.data.formats.sketchrnn_writer] |
+| `quickdraw-evaluate` | quickdraw/conf/evaluate.yaml | [`quickdraw.evaluation.evaluate`][quickdraw.evaluation.evaluate] |
+| `quickdraw-predict` | quickdraw/conf/predict.yaml | [`quickdraw.evaluation.submission`][quickdraw.evaluation.submission] |
+| `quickdraw-demo` | quickdraw/conf/demo.yaml | [`quickdraw.serving.app`][quickdraw.serving.app] |
+| `quickdraw-report` | `--help` | [`quickdraw.evaluation.report`][quickdraw.evaluation.report] |
+| `quickdraw-download` | `--help` | [`quickdraw.data.download`][quickdraw.data.download] |
+| `quickdraw-export` | quickdraw/conf/export.yaml | [`quickdraw.deploy.onnx`][quickdraw.deploy.onnx], [`quickdraw.deploy.web`][quickdraw.deploy.web] |
 """
 
 from __future__ import annotations
@@ -37,25 +29,17 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
-import os
-import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import hydra
 from hydra.core.config_store import ConfigStore
-from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
-from hydra.types import RunMode
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue
 
+from quickdraw.core import commands
+from quickdraw.core.commands import absolute, reported
 from quickdraw.core.config import signature_schema
-from quickdraw.core.errors import QuickDrawError
-from quickdraw.core.files import out_of_space, quiet_full_disk_echoes
 from quickdraw.core.runs import find_checkpoint
 
 # The configs ship inside the package: an absolute path, since Hydra reads a relative one as a
@@ -64,15 +48,9 @@ CONF = str(Path(__file__).with_name("conf"))
 log = logging.getLogger("quickdraw")
 
 
-def absolute(path: str | None) -> str | None:
-    """``path`` (a setting's value) as an absolute path: from the directory the command started
-    in, and a leading ``~`` expanded, as a shell would have done had the path not been quoted."""
-    return path and hydra.utils.to_absolute_path(os.path.expanduser(path))
-
-
-# Structured-config schemas (quickdraw.core.config): the group whose ``schema`` option each is, the
+# Structured-config schemas (quickdraw.core.config): the group whose `schema` option each is, the
 # class whose signature holds its defaults (imported only when registered: see register), and
-# whether the node names it as ``_target_``. Here, not in quickdraw.core: the classes live above it.
+# whether the node names it as `_target_`. Here, not in quickdraw.core: the classes live above it.
 SCHEMAS = [
     ("data", "quickdraw.data.datamodule.QuickDrawDataModule", True),
     ("data/augment", "quickdraw.data.augment.StrokeAugment", True),
@@ -85,10 +63,10 @@ _registered = False
 
 
 def register(placeholders: bool = False) -> None:
-    """Store the schemas (:data:`SCHEMAS`) in Hydra's ConfigStore; every command calls it before
+    """Store the schemas (`SCHEMAS`) in Hydra's ConfigStore; every command calls it before
     composing its config, and so do tests and benchmarks that compose one.
 
-    ``placeholders``: store empty nodes instead, unless the real ones are there already. ``--help``
+    `placeholders`: store empty nodes instead, unless the real ones are there already. `--help`
     composes the config but shows none of it, and the real schemas import the classes (Lightning,
     onnx, Gradio): seconds that the help screen does not need.
     """
@@ -102,189 +80,14 @@ def register(placeholders: bool = False) -> None:
     _registered = not placeholders
 
 
-def user_message(error: Exception, output: Any = None) -> str | None:
-    """The one line a user sees for ``error``, or None for a bug (whose traceback must show).
-
-    The project's errors (:class:`~quickdraw.core.errors.QuickDrawError`, whose messages name the
-    file or setting and the fix), a setting left unset, and running out of disk space anywhere
-    (the library's writes say which file; a write elsewhere gets ``output``, where the command
-    writes). A project error raised while ``hydra.utils.instantiate`` builds an object (a model's
-    setting) reaches here wrapped in Hydra's InstantiationException, and is reported as itself.
-    """
-    while isinstance(error, InstantiationException) and error.__cause__ is not None:
-        error = error.__cause__
-    if isinstance(error, QuickDrawError):
-        return _message(error)
-    if out_of_space(error):
-        where = getattr(error, "filename", None) or output or "the output"
-        return (
-            f"no space left on the disk while writing {where}: free some space there, or choose "
-            "another folder for the output"
-        )
-    if isinstance(error, MissingMandatoryValue):
-        return f"{error.full_key} is not set: give {error.full_key}=VALUE on the command line"
-    return None
-
-
-def _message(error: QuickDrawError) -> str:
-    # An OSError built as (errno, message) prints "[Errno 28] message": the message alone.
-    if isinstance(error, OSError) and error.strerror and type(error).__str__ is OSError.__str__:
-        return error.strerror
-    return str(error)
-
-
-def _in_multirun() -> bool:
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def command(
-    config_name: str,
-    writes: Callable[[DictConfig], Any],
-    hint: Callable[[DictConfig], str] | None = None,
-    renamed: dict[str, str] | None = None,
-) -> Callable:
-    """``hydra.main`` for ``quickdraw/conf/<config_name>.yaml``, reporting errors as the module docstring says.
-
-    ``writes(cfg)``: where the command writes (named in a disk-full message that has no file);
-    ``hint(cfg)``: said after a disk-full message (train: the command that resumes the run);
-    ``renamed``: keys this config no longer has, to their new names (one line saying so, exit 2).
-    ``cmd.__wrapped__(cfg)`` runs the command, with its error reporting, on a composed config.
-    """
-
-    def decorate(task: Callable[[DictConfig], Any]) -> Callable:
-        @functools.wraps(task)
-        def reported(cfg: DictConfig) -> Any:
-            quiet_full_disk_echoes()  # the log file and background writers on a full disk
-            try:
-                return task(cfg)
-            except Exception as error:
-                message = user_message(error, _output(writes, cfg))
-                if message is None or _in_multirun() or os.environ.get("HYDRA_FULL_ERROR") == "1":
-                    raise
-                if hint is not None and out_of_space(error):
-                    message = f"{message.rstrip('.')}. {hint(cfg)}"
-                log.error("%s", message)
-                sys.exit(2)
-
-        main = hydra.main(version_base="1.3", config_path=CONF, config_name=config_name)(reported)
-
-        @functools.wraps(main)
-        def entry(cfg_passthrough: DictConfig | None = None) -> Any:
-            if cfg_passthrough is None:
-                check_overrides(sys.argv[1:])
-                check_renamed(sys.argv[1:], renamed or {})
-            if _only_help(sys.argv[1:]):
-                _list_groups_only_when_shown()
-            register(placeholders=_only_help(sys.argv[1:]))
-            return main(cfg_passthrough)
-
-        entry.__wrapped__ = reported
-        return entry
-
-    return decorate
-
-
-def _output(writes: Callable[[DictConfig], Any], cfg: DictConfig) -> str | None:
-    try:
-        return str(absolute(str(writes(cfg))))
-    except Exception:  # an unset or unresolvable path: the message says "the output"
-        return None
-
-
-def _only_help(argv: Sequence[str]) -> bool:
-    """Whether the command line asks for the help screen alone (no ``--cfg``, which shows the config)."""
-    return bool({"--help", "-h"} & set(argv)) and not {"--cfg", "-c"} & set(argv)
-
-
-def _list_groups_only_when_shown() -> None:
-    """Make Hydra list the config groups for ``--help`` only if the help template shows them.
-
-    Hydra computes ``$APP_CONFIG_GROUPS`` and ``$HYDRA_CONFIG_GROUPS`` for every help screen,
-    used or not (hydra-ecosystem/hydra#2907): two thirds of the seconds ``--help`` took, and the
-    commands' templates show neither. ``string.Template`` calls ``str()`` on each value it puts in,
-    so a value that computes itself then gives any template, a user's own included, the same text.
-    """
-    from hydra._internal.hydra import Hydra
-
-    listing = Hydra.format_config_groups
-    if getattr(listing, "lazy", False):
-        return
-
-    def lazy(self: Hydra, *args: Any, **kwargs: Any) -> Any:
-        return _Deferred(lambda: listing(self, *args, **kwargs))
-
-    lazy.lazy = True  # type: ignore[attr-defined]
-    Hydra.format_config_groups = lazy  # type: ignore[method-assign]
-
-
-class _Deferred:
-    """A text computed when it is first turned into a string."""
-
-    def __init__(self, make: Callable[[], str]) -> None:
-        self.make = make
-
-    def __str__(self) -> str:
-        return self.make()
-
-
-def check_overrides(argv: Sequence[str]) -> None:
-    """Exit with code 2 and how to quote it when an override on the command line is one that
-    Hydra's grammar refuses unquoted (letters outside ASCII, brackets, ``=``, quotes, ``~``...)."""
-    from hydra._internal.utils import get_args_parser
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import OverrideParseException
-
-    args, _ = get_args_parser().parse_known_args(list(argv))
-    parser = OverridesParser.create()
-    for override in args.overrides or []:
-        try:
-            parsed = parser.parse_overrides([override])[0]
-        except OverrideParseException:
-            print(f"error: {quoting_hint(override)}", file=sys.stderr)
-            sys.exit(2)
-        # without -m, commas (a path "a,b.csv") are a sweep Hydra then calls ambiguous, exit 1
-        if parsed.is_sweep_override() and not args.multirun and "," in override:
-            print(f"error: {quoting_hint(override)}", file=sys.stderr)
-            sys.exit(2)
-
-
-def check_renamed(argv: Sequence[str], renamed: dict[str, str]) -> None:
-    """Exit with code 2 naming the new key when an override sets a key that was renamed
-    (convert's ``export.to=OUT`` is now ``npz.to=OUT``), instead of Hydra's "not in struct"."""
-    for override in argv:
-        key = override.partition("=")[0].lstrip("+~")
-        old = key.partition(".")[0]
-        if "=" in override and old in renamed:
-            new = renamed[old] + key[len(old) :]
-            print(f"error: {key} is now called {new}: give {new}={override.partition('=')[2]}",
-                  file=sys.stderr)  # fmt: skip
-            sys.exit(2)
-
-
-def quoting_hint(override: str) -> str:
-    """One line for an override Hydra cannot parse: what it reads unquoted, and the override
-    quoted for Hydra (double quotes) inside quotes for the shell (single), ready to paste."""
-    key, _, value = override.partition("=")
-    if value.startswith("~"):  # inside quotes neither the shell nor Hydra expands it
-        value = os.path.expanduser(value)
-    if '"' not in value:
-        quoted = f'"{value}"'
-    elif "'" not in value:
-        quoted = f"'{value}'"
-    else:
-        quoted = '"' + value.replace('"', '\\"') + '"'
-    return (
-        f"Hydra cannot read the override {override!r}: unquoted, a value may hold only ASCII "
-        "letters, digits, spaces and _-+./\\:$%*@?| (no accents, brackets, =, quotes, ~; a comma "
-        "makes a sweep). "
-        f"Quote the value, keeping the quotes from the shell: {shlex.quote(f'{key}={quoted}')}"
-    )
+# Each command: hydra.main on its config in CONF, the schemas stored first, errors as one line.
+command = functools.partial(commands.command, config_path=CONF, prepare=register)
 
 
 def checkpoint(cfg: DictConfig) -> Path:
-    """The checkpoint evaluate, predict, export and the demo run: ``ckpt_path``, else ``run_dir``'s
-    best, else the best of the latest training run under ``runs_root``
-    (:func:`quickdraw.core.runs.find_checkpoint`)."""
+    """The checkpoint evaluate, predict, export and the demo run: `ckpt_path`, else `run_dir`'s
+    best, else the best of the latest training run under `runs_root`
+    ([`quickdraw.core.runs.find_checkpoint`][quickdraw.core.runs.find_checkpoint])."""
     return find_checkpoint(absolute(cfg.ckpt_path), absolute(cfg.run_dir), absolute(cfg.runs_root))
 
 
@@ -296,7 +99,7 @@ def _resume_command(cfg: DictConfig) -> str:
 
 @command("train", writes=lambda cfg: cfg.paths.output_dir, hint=_resume_command)
 def train(cfg: DictConfig) -> float | None:
-    """Fit and test one configuration; returns ``optimized_metric`` for sweepers."""
+    """Fit and test one configuration; returns `optimized_metric` for sweepers."""
     from quickdraw.training.train import train as fit
 
     metrics = fit(cfg)
@@ -307,7 +110,7 @@ def train(cfg: DictConfig) -> float | None:
 @command("convert", writes=lambda cfg: cfg.npz.to or cfg.store, renamed={"export": "npz"})
 def convert(cfg: DictConfig) -> None:
     """Convert a source (zip, CSV, ndjson, .bin, .npz, folder) into a Parquet store, or
-    (``npz.to=OUT``) write a store out as sketch-rnn ``.npz`` files."""
+    (`npz.to=OUT`) write a store out as sketch-rnn `.npz` files."""
     from quickdraw.data.convert import ConvertSettings
     from quickdraw.data.convert import convert as run
 
@@ -436,7 +239,7 @@ def demo(cfg: DictConfig) -> None:
 
 @command("export", writes=lambda cfg: cfg.out or cfg.paths.output_dir)
 def export(cfg: DictConfig) -> None:
-    """Export a checkpoint to ONNX (``quantize=int8``: also int8), or (``format=web``) as a static
+    """Export a checkpoint to ONNX (`quantize=int8`: also int8), or (`format=web`) as a static
     page that guesses in the browser."""
     from quickdraw.deploy.onnx import Quantization, WebPage, export_checkpoint
 
@@ -454,7 +257,7 @@ def export(cfg: DictConfig) -> None:
 
 
 def report(argv: Sequence[str] | None = None) -> None:
-    """Compare training runs: figures, CSVs and report.md (``quickdraw-report --help``)."""
+    """Compare training runs: figures, CSVs and report.md (`quickdraw-report --help`)."""
     parser = argparse.ArgumentParser(
         prog="python -m quickdraw.report",
         description="Compare training runs: learning curves, test scores, per-class accuracy, "
@@ -491,20 +294,7 @@ def report(argv: Sequence[str] | None = None) -> None:
 
 
 def download(argv: Sequence[str] | None = None) -> None:
-    """Fetch Google's per-category files or Kaggle's zip (``quickdraw-download --help``)."""
+    """Fetch Google's per-category files or Kaggle's zip (`quickdraw-download --help`)."""
     from quickdraw.data.download import main
 
     sys.exit(reported(lambda: main(argv)))
-
-
-def reported(task: Callable[[], Any], output: Any = None) -> Any:
-    """``task()`` of an argparse command, its errors reported as :func:`command` reports them:
-    one line on stderr and exit code 2 for a user's error, the traceback for a bug."""
-    try:
-        return task()
-    except Exception as error:
-        message = user_message(error, output)
-        if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)

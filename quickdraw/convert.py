@@ -1,4 +1,4 @@
-"""``python -m quickdraw.convert``: see :func:`quickdraw.cli.convert`."""
+"""`python -m quickdraw.convert`: see [`quickdraw.cli.convert`][quickdraw.cli.convert]."""
 
 from quickdraw.cli import convert
 

@@ -1,4 +1,4 @@
-"""``python -m quickdraw.demo``: see :func:`quickdraw.cli.demo`."""
+"""`python -m quickdraw.demo`: see [`quickdraw.cli.demo`][quickdraw.cli.demo]."""
 
 from quickdraw.cli import demo
 

@@ -1,4 +1,4 @@
-"""``python -m quickdraw.download``: see :func:`quickdraw.cli.download`."""
+"""`python -m quickdraw.download`: see [`quickdraw.cli.download`][quickdraw.cli.download]."""
 
 from quickdraw.cli import download
 

@@ -1,4 +1,4 @@
-"""``python -m quickdraw.evaluate``: see :func:`quickdraw.cli.evaluate`."""
+"""`python -m quickdraw.evaluate`: see [`quickdraw.cli.evaluate`][quickdraw.cli.evaluate]."""
 
 from quickdraw.cli import evaluate
 

@@ -1,4 +1,4 @@
-"""``python -m quickdraw.export``: see :func:`quickdraw.cli.export`."""
+"""`python -m quickdraw.export`: see [`quickdraw.cli.export`][quickdraw.cli.export]."""
 
 from quickdraw.cli import export
 

@@ -1,4 +1,4 @@
-"""``python -m quickdraw.predict``: see :func:`quickdraw.cli.predict`."""
+"""`python -m quickdraw.predict`: see [`quickdraw.cli.predict`][quickdraw.cli.predict]."""
 
 from quickdraw.cli import predict
 

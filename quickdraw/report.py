@@ -1,4 +1,4 @@
-"""``python -m quickdraw.report``: see :func:`quickdraw.cli.report`."""
+"""`python -m quickdraw.report`: see [`quickdraw.cli.report`][quickdraw.cli.report]."""
 
 from quickdraw.cli import report
 

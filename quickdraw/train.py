@@ -1,4 +1,4 @@
-"""``python -m quickdraw.train``: see :func:`quickdraw.cli.train`."""
+"""`python -m quickdraw.train`: see [`quickdraw.cli.train`][quickdraw.cli.train]."""
 
 from quickdraw.cli import train
 

@@ -1,9 +1,9 @@
 """Fixtures the test folders share: the real sample and failing-input cases when present, a tiny
 generated store and the training config that reads it, a full disk, and the trained models and
-smoke runs several test files use; CPU only. Plain helpers live in ``tests/helpers``.
+smoke runs several test files use; CPU only. Plain helpers live in `tests/helpers`.
 
 Session fixtures build once, whichever test asks first, each in a folder of its own
-(``tmp_path_factory.mktemp``): no test depends on another having run.
+(`tmp_path_factory.mktemp`): no test depends on another having run.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # nothing above imports torch
 # -- the real sample -----------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def sample_dir() -> Path:
-    """``../shared/data/quickdraw-sample`` (train_simplified.zip, ndjson/), or a skip saying where."""
+    """`../shared/data/quickdraw-sample` (train_simplified.zip, ndjson/), or a skip saying where."""
     if not (SAMPLE / "train_simplified.zip").is_file():
         pytest.skip(f"real Quick, Draw! sample not found at {SAMPLE}")
     return SAMPLE
@@ -42,7 +42,7 @@ def sample_dir() -> Path:
 
 @pytest.fixture
 def cases() -> Path:
-    """``../shared/cases``: the failing inputs the reliability guarantees are checked on."""
+    """`../shared/cases`: the failing inputs the reliability guarantees are checked on."""
     if not (CASES / "README.md").is_file():
         pytest.skip(f"failing-input cases not found at {CASES}")
     return CASES
@@ -51,7 +51,7 @@ def cases() -> Path:
 # -- a real full disk ----------------------------------------------------------------------------
 @pytest.fixture
 def full_disk(tmp_path) -> Iterator[Path]:
-    """A 1 MiB tmpfs at ``tmp_path/full`` (unmounted after) with 16 KiB left free, or a skip
+    """A 1 MiB tmpfs at `tmp_path/full` (unmounted after) with 16 KiB left free, or a skip
     where mounting one is refused (not root, or a container without the capability)."""
     mount = tmp_path / "full"
     mount.mkdir()
@@ -69,8 +69,8 @@ def full_disk(tmp_path) -> Iterator[Path]:
 # -- a tiny generated store and the training config that reads it ---------------------------------
 @pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory) -> Path:
-    """A data folder as ``paths.data_dir`` holds one: ``csv/``, 80 generated drawings of each of
-    the 4 first classes (one ``<class>.csv.gz`` each), and ``stores/doodles/``, them converted with
+    """A data folder as `paths.data_dir` holds one: `csv/`, 80 generated drawings of each of
+    the 4 first classes (one `<class>.csv.gz` each), and `stores/doodles/`, them converted with
     20% val and 20% test."""
     from quickdraw.data.convert import ConvertSettings, convert
 
@@ -83,20 +83,20 @@ def tiny_data_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_store(tiny_data_dir) -> Path:
-    """The converted store of ``tiny_data_dir`` (read only: copy it to change it)."""
+    """The converted store of `tiny_data_dir` (read only: copy it to change it)."""
     return tiny_data_dir / "stores" / "doodles"
 
 
 @pytest.fixture(scope="session")
 def tiny_overrides(tiny_store) -> list[str]:
-    """Command-line overrides that make any run seconds long, on ``tiny_store``."""
+    """Command-line overrides that make any run seconds long, on `tiny_store`."""
     return [f"data.store={tiny_store}", *TINY, "data.test_per_class=8"]
 
 
 @pytest.fixture(scope="session")
 def tiny_config(tiny_store) -> Callable[..., DictConfig]:
-    """``tiny_config(out, *overrides)``: the composed training config of a seconds-long run on
-    ``tiny_store`` writing into ``out``; ``overrides`` come last and win."""
+    """`tiny_config(out, *overrides)`: the composed training config of a seconds-long run on
+    `tiny_store` writing into `out`; `overrides` come last and win."""
 
     def make(out: Path, *overrides: str) -> DictConfig:
         return compose_train(out, f"data.store={tiny_store}", "data.test_per_class=8", *overrides)
@@ -148,7 +148,7 @@ def demo_checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_drawings(tmp_path_factory) -> list[tuple[str, list]]:
-    """Raw drawings (canvas pixels, ms) of DEMO_CLASSES that ``demo_checkpoint`` never saw:
+    """Raw drawings (canvas pixels, ms) of DEMO_CLASSES that `demo_checkpoint` never saw:
     another seed than its training data."""
     root = tmp_path_factory.mktemp("raw")
     out = []
@@ -161,8 +161,8 @@ def demo_drawings(tmp_path_factory) -> list[tuple[str, list]]:
 # -- two smoke runs on the generated set (the report's and the results notebook's tests) --------
 @pytest.fixture(scope="session")
 def generated_data_dir(tmp_path_factory) -> Path:
-    """A ``paths.data_dir`` holding the generated set (GENERATED_PER_CLASS drawings of each of its
-    15 classes), converted where a training run with ``data.synthetic_per_class`` looks for it."""
+    """A `paths.data_dir` holding the generated set (GENERATED_PER_CLASS drawings of each of its
+    15 classes), converted where a training run with `data.synthetic_per_class` looks for it."""
     from quickdraw.data.datamodule import QuickDrawDataModule
 
     root = tmp_path_factory.mktemp("generated-data")
@@ -172,7 +172,7 @@ def generated_data_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def smoke_sweep(generated_data_dir, tmp_path_factory) -> Path:
-    """A sweep folder of two smoke runs on the generated set: ``0`` fixed and ``1`` adaptive
+    """A sweep folder of two smoke runs on the generated set: `0` fixed and `1` adaptive
     sampling, trained by the documented command (the README's, and the results notebook's)."""
     sweep = tmp_path_factory.mktemp("smoke-sweep")
     cmd = [sys.executable, "-m", "quickdraw.train", "--multirun", "experiment=smoke",
@@ -186,7 +186,7 @@ def smoke_sweep(generated_data_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def smoke_run(tiny_config, tmp_path_factory) -> Path:
-    """A finished two-epoch smoke training run folder on ``tiny_store`` (read only)."""
+    """A finished two-epoch smoke training run folder on `tiny_store` (read only)."""
     from quickdraw.training.train import train
 
     out = tmp_path_factory.mktemp("run")

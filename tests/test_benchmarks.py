@@ -1,4 +1,4 @@
-"""The benchmarks cannot rot silently: each imports, answers ``--help``, and names its own command."""
+"""The benchmarks cannot rot silently: each imports, answers `--help`, and names its own command."""
 
 from __future__ import annotations
 

@@ -122,3 +122,61 @@ def test_docs_build_strict(tmp_path: Path) -> None:
     # a package's page is its folder's index.html, a module's page reference/<module path>/index.html
     expected = {path.parent if path.name == "__init__" else path for path in expected}
     assert sorted(map(str, expected - pages)) == [], "modules without a reference page"
+
+
+SPHINX_ROLE = re.compile(r":(?:py:)?(?:func|class|mod|meth|attr|data|exc|obj|const):`")
+
+
+def test_docstrings_use_markdown_cross_references() -> None:
+    """The reference renders docstrings as Markdown, where a Sphinx role shows as raw text:
+    references are written `[text][quickdraw.dotted.path]` (checked by the strict build)."""
+    roles = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if SPHINX_ROLE.search(line)
+    ]
+    assert roles == []
+
+
+REPO_PATH = re.compile(
+    r"\b((?:quickdraw|tests|benchmarks|docs|notebooks)/[\w./-]+\.(?:py|md|ipynb|yaml))\b"
+)
+README_SECTION = re.compile(r"README[,:] ")
+
+
+def _code_files() -> list[Path]:
+    suffixes = {".py", ".yaml", ".js", ".html", ".css"}
+    return [
+        path
+        for folder in ("quickdraw", "benchmarks", "tests")
+        for path in sorted((ROOT / folder).rglob("*"))
+        if path.suffix in suffixes and "__pycache__" not in path.parts
+    ]
+
+
+def test_paths_named_in_code_and_configs_exist() -> None:
+    """A docstring, comment or config that sends the reader to a file of the repository (a test
+    that holds a claim, the docs page with the measurement) names a file that exists: the layout
+    moved once and must not leave pointers to where things used to be."""
+    missing = [
+        f"{path.relative_to(ROOT)}:{number}: {match}"
+        for path in _code_files()
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        for match in REPO_PATH.findall(line)
+        if not (ROOT / match).exists() and not match.startswith("docs/reference/")
+    ]
+    assert missing == []
+
+
+def test_code_points_to_the_docs_not_to_readme_sections() -> None:
+    """Measurements and recipes live in the docs site; the README is the short front page, so a
+    pointer like "README, Results" has nowhere to lead."""
+    pointers = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in _code_files()
+        if path.name != "test_docs.py"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if README_SECTION.search(line)
+    ]
+    assert pointers == []

@@ -1,6 +1,6 @@
 """The package's layout holds: each sub-package declares its public names, and they import cheaply.
 
-Sub-packages import their names on first use (``lazy_loader``), so a declared name that no longer
+Sub-packages import their names on first use (`lazy_loader`), so a declared name that no longer
 exists would only fail when someone reached for it: every one is resolved here. Imports that must
 stay light are checked in a fresh interpreter, where nothing else has loaded the heavy libraries.
 """
@@ -42,7 +42,7 @@ def test_every_declared_public_name_resolves(name):
 
 
 def loaded_after(statement: str, modules: list[str]) -> list[str]:
-    """Which of ``modules`` a fresh interpreter has loaded after running ``statement``."""
+    """Which of `modules` a fresh interpreter has loaded after running `statement`."""
     probe = f"import sys; {statement}; print(' '.join(m for m in {modules!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     return out.stdout.split()

@@ -1,4 +1,4 @@
-"""The seven reliability guarantees, each checked on the failing input a user met (``../shared/cases``).
+"""The seven reliability guarantees, each checked on the failing input a user met (`../shared/cases`).
 
 Point 3 (uploaded images of any pen) is checked on the case file and over a generated family.
 """

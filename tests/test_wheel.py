@@ -1,12 +1,12 @@
-"""The package as a user installs it: a wheel holding every file of ``quickdraw/`` (configs, page and
+"""The package as a user installs it: a wheel holding every file of `quickdraw/` (configs, page and
 sketchpad assets), installed into a fresh environment with no checkout, runs from any folder.
 
-There, ``quickdraw-train`` takes a user's own experiment from a folder of theirs (``--config-dir``)
-and ``quickdraw-evaluate`` finds the run's checkpoint; both write under the folder they start in
-(``outputs/``, ``data/``), never into the checkout.
+There, `quickdraw-train` takes a user's own experiment from a folder of theirs (`--config-dir`)
+and `quickdraw-evaluate` finds the run's checkpoint; both write under the folder they start in
+(`outputs/`, `data/`), never into the checkout.
 
-The fresh environment gets its dependencies without a download: a ``.pth`` file lists this
-environment's site-packages, and Python adds that folder to the path without running the ``.pth``
+The fresh environment gets its dependencies without a download: a `.pth` file lists this
+environment's site-packages, and Python adds that folder to the path without running the `.pth`
 files inside it, so the checkout's editable install stays out of sight.
 """
 
@@ -57,7 +57,7 @@ def build_wheel(out: Path) -> Path:
 
 
 def fresh_environment(folder: Path, wheel: Path) -> Path:
-    """A new virtual environment holding only ``wheel``; returns its ``bin`` folder."""
+    """A new virtual environment holding only `wheel`; returns its `bin` folder."""
     run([sys.executable, "-m", "venv", "--without-pip", str(folder)])
     python = folder / "bin" / "python"
     purelib = run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"])
@@ -70,7 +70,7 @@ def fresh_environment(folder: Path, wheel: Path) -> Path:
 
 
 def run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """``cmd`` as a user types it: no PYTHONPATH, no QUICKDRAW_DATA; fails the test with its stderr."""
+    """`cmd` as a user types it: no PYTHONPATH, no QUICKDRAW_DATA; fails the test with its stderr."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "QUICKDRAW_DATA")}
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stderr[-4000:]}"
@@ -91,7 +91,7 @@ def wheel(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def installed(wheel, tmp_path_factory) -> Path:
-    """The ``bin`` folder of a fresh environment where the wheel of this checkout is installed."""
+    """The `bin` folder of a fresh environment where the wheel of this checkout is installed."""
     return fresh_environment(tmp_path_factory.mktemp("fresh"), wheel)
 
 

@@ -1,2 +1,2 @@
 """The README's and the docs' figures and screenshots, each from a command run beside it:
-``python -m benchmarks.figures.<name>`` (shared helpers in :mod:`benchmarks.figures.plotting`)."""
+`python -m benchmarks.figures.<name>` (shared helpers in `benchmarks.figures.plotting`)."""

@@ -2,9 +2,9 @@
 
     python -m benchmarks.figures.demo_screenshot [--ckpt CKPT] [--out docs/demo.png]
 
-Starts ``python -m quickdraw.demo`` on a free loopback port (default checkpoint: the best of the
+Starts `python -m quickdraw.demo` on a free loopback port (default checkpoint: the best of the
 most recent training run, as the demo itself picks it), opens it in headless Chromium
-(``/usr/bin/chromium``, Debian's package) through Playwright, draws a house in three strokes
+(`/usr/bin/chromium`, Debian's package) through Playwright, draws a house in three strokes
 with mouse events (walls, roof, door), waits for the guess and saves a full-page screenshot.
 """
 

@@ -25,13 +25,13 @@ HOUSE = [
 
 
 def canvas(width: float, height: float) -> tuple[Figure, Axes]:
-    """A figure of one axes. ``Figure`` rather than pyplot: no window, no global state."""
+    """A figure of one axes. `Figure` rather than pyplot: no window, no global state."""
     fig = Figure(figsize=(width, height))
     return fig, fig.add_subplot()
 
 
 def finish(fig: Figure, ax: Axes, title: str, grid: str = "both") -> Figure:
-    """The house style: a light ``grid`` ("x", "y" or "both"), a small title, tight margins."""
+    """The house style: a light `grid` ("x", "y" or "both"), a small title, tight margins."""
     ax.grid(axis=grid, alpha=0.3)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
@@ -39,7 +39,7 @@ def finish(fig: Figure, ax: Axes, title: str, grid: str = "both") -> Figure:
 
 
 def parser(doc: str, out: str) -> argparse.ArgumentParser:
-    """A figure script's command line: its docstring as help, ``--out`` (default ``FIGURES/out``)."""
+    """A figure script's command line: its docstring as help, `--out` (default `FIGURES/out`)."""
     p = argparse.ArgumentParser(
         description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -48,7 +48,7 @@ def parser(doc: str, out: str) -> argparse.ArgumentParser:
 
 
 def save(fig: Figure, out: Path) -> Path:
-    """``fig`` as a PNG at ``out`` (folders made), and a line saying so."""
+    """`fig` as a PNG at `out` (folders made), and a line saying so."""
     out.parent.mkdir(parents=True, exist_ok=True)
     write_figure(fig, out)  # 110 dpi
     print(f"written: {out}")
@@ -56,7 +56,7 @@ def save(fig: Figure, out: Path) -> Path:
 
 
 def comparison(folder: Path, name: str, option: str) -> dict:
-    """``folder/name``, a JSON file ``python -m benchmarks.compare_models option`` wrote; exits
+    """`folder/name`, a JSON file `python -m benchmarks.compare_models option` wrote; exits
     with the command that writes it when it is missing."""
     path = folder / name
     if not path.is_file():

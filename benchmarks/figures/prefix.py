@@ -4,8 +4,8 @@
     python -m benchmarks.figures.prefix outputs/compare [--out docs/figures/prefix_curves.png]
     python -m benchmarks.figures.prefix outputs/cmpT --runs base,prefix0.25,prefix0.5,prefix0.75   # those runs only
 
-Reads every ``seed*/<run>/eval-*prefixstrokes*/prefix_curve.csv`` that ``compare_models
---variants`` wrote (``quickdraw.evaluate prefix=strokes`` of each run's best checkpoint), averages
+Reads every `seed*/<run>/eval-*prefixstrokes*/prefix_curve.csv` that `compare_models
+--variants` wrote (`quickdraw.evaluate prefix=strokes` of each run's best checkpoint), averages
 each run's curve over the seeds and draws the mean with the seeds' range as a band. The y axis is
 scaled to the data (the training-time figure keeps 0-1) so weak models' curves stay readable.
 """
@@ -25,7 +25,7 @@ TITLE = "recognition of unfinished drawings (test_simplified.csv)"
 
 
 def curves(compare: Path, runs: list[str] | None = None) -> dict[str, list[pd.DataFrame]]:
-    """``<run>/<evaluation>`` -> its prefix curves, one per seed. ``runs``: only these run folders,
+    """`<run>/<evaluation>` -> its prefix curves, one per seed. `runs`: only these run folders,
     scored without evaluation options (no TTA)."""
     found: dict[str, list[pd.DataFrame]] = defaultdict(list)
     for csv in sorted(compare.glob("seed*/*/eval-*prefixstrokes*/prefix_curve.csv")):

@@ -3,10 +3,10 @@
     python -m benchmarks.compare_models --budget 15 data.raster.size=32   # first: the runs compared
     python -m benchmarks.figures.readme [--compare outputs/compare] [--out docs/figures]
 
-The drawings grid is the exploration notebook's own grid (``notebooks/01_data_exploration.ipynb``
-run with ``DATA = "sample"`` by the tests' notebook runner, ``tests/helpers/notebooks.py``); learning
-curves, scores, quotas and confused pairs are ``python -m quickdraw.report``'s figures for the
-comparison runs. Needs the ``tests`` extra (nbclient) and ``../shared/data/quickdraw-sample``.
+The drawings grid is the exploration notebook's own grid (`notebooks/01_data_exploration.ipynb`
+run with `DATA = "sample"` by the tests' notebook runner, `tests/helpers/notebooks.py`); learning
+curves, scores, quotas and confused pairs are `python -m quickdraw.report`'s figures for the
+comparison runs. Needs the `tests` extra (nbclient) and `../shared/data/quickdraw-sample`.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@
     python -m benchmarks.figures.toolbox outputs/cmpT [--out docs/figures/toolbox.png]
     python -m benchmarks.figures.toolbox outputs/cmpS --title "..." --out docs/figures/raster_size.png
 
-Each argument is a ``compare_models --variants`` output folder (its ``variants.json``), optionally
-followed by ``:name,name`` to keep only those variants (a folder of another budget contributes its
+Each argument is a `compare_models --variants` output folder (its `variants.json`), optionally
+followed by `:name,name` to keep only those variants (a folder of another budget contributes its
 128 px runs, say; its variants are labelled with the folder's name). One row per variant: a dot per
 seed (the gain over that seed's plain run), the mean as a bar and the seeds' standard deviation as
 an error bar, so a gain that every seed shares stands clear of zero.
@@ -25,7 +25,7 @@ TITLE = "the Kaggle toolbox on the real sample (dots: seeds; bar: mean ± sd)"
 
 
 def gains(path: Path, keep: list[str] | None, metric: str) -> list[tuple[str, list[float]]]:
-    """(variant, gain per seed) for the variants in ``path/variants.json`` but base."""
+    """(variant, gain per seed) for the variants in `path/variants.json` but base."""
     results = comparison(path, "variants.json", "--variants ...")
     base = results["base"]
     out = []

@@ -2,9 +2,9 @@
 
     python -m benchmarks.figures.web_screenshot PAGE_DIR [--out docs/web.png]
 
-PAGE_DIR is a folder written by ``python -m quickdraw.export ckpt_path=... format=web out=PAGE_DIR``.
+PAGE_DIR is a folder written by `python -m quickdraw.export ckpt_path=... format=web out=PAGE_DIR`.
 The page is served on loopback, opened in headless Chromium, and the house of
-:mod:`benchmarks.figures.plotting` is drawn in three strokes; the shot is taken once guessing is idle.
+`benchmarks.figures.plotting` is drawn in three strokes; the shot is taken once guessing is idle.
 """
 
 from __future__ import annotations

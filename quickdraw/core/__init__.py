@@ -1,4 +1,5 @@
-"""Files, run folders and checkpoint discovery, checkpoint reading, config schemas and the project's errors (no Lightning)."""
+"""Files, run folders and checkpoint discovery, checkpoint reading, config schemas, how a command
+runs and reports errors, and the project's errors (no Lightning)."""
 
 import lazy_loader
 
@@ -12,6 +13,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "load_net_weights",
             "read_checkpoint",
         ],
+        "commands": ["absolute", "command", "quoting_hint", "reported", "user_message"],
         "config": ["signature_schema"],
         "errors": ["InputError", "MissingPathError", "QuickDrawError", "SettingError"],
         "files": ["DiskFullError", "atomic_open", "markdown_table", "write_atomic", "write_json"],

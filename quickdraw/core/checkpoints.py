@@ -1,16 +1,16 @@
 """Reading checkpoints, and the facts of their layout every reader and writer shares (no Lightning).
 
-:func:`read_checkpoint` is the project's one ``torch.load``. It always passes ``weights_only=True``,
+[`read_checkpoint`][quickdraw.core.checkpoints.read_checkpoint] is the project's one `torch.load`. It always passes `weights_only=True`,
 so a crafted file cannot run code while it is unpickled, and every way in (evaluate, predict, the
-demo, the report, ensemble members named in ``model.net.checkpoints``, TensorBoard's resume step)
-refuses a foreign file with the same :class:`CheckpointError`. Building a model from a checkpoint
-(with its ``_target_`` allow-list) is :func:`quickdraw.models.loading.load_model`; writing one is
-Lightning's job, through :class:`quickdraw.training.checkpoint_io.AtomicCheckpointIO`.
+demo, the report, ensemble members named in `model.net.checkpoints`, TensorBoard's resume step)
+refuses a foreign file with the same [`CheckpointError`][quickdraw.core.checkpoints.CheckpointError]. Building a model from a checkpoint
+(with its `_target_` allow-list) is [`quickdraw.models.loading.load_model`][quickdraw.models.loading.load_model]; writing one is
+Lightning's job, through [`quickdraw.training.checkpoint_io.AtomicCheckpointIO`][quickdraw.training.checkpoint_io.AtomicCheckpointIO].
 
-Layout: Lightning's checkpoint dict. ``QuickDrawModule`` keeps its network under ``net``
-(state-dict keys ``net.*``), its plain-data construction arguments under ``hyper_parameters``, the
-quickdraw version that wrote it under :data:`VERSION_KEY`, and callbacks their state under
-``callbacks[<class name>]``.
+Layout: Lightning's checkpoint dict. `QuickDrawModule` keeps its network under `net`
+(state-dict keys `net.*`), its plain-data construction arguments under `hyper_parameters`, the
+quickdraw version that wrote it under `VERSION_KEY`, and callbacks their state under
+`callbacks[<class name>]`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from quickdraw.core.errors import QuickDrawError
 
 # The top-level checkpoint key holding the quickdraw version that wrote it (QuickDrawModule adds it).
 VERSION_KEY = "quickdraw_version"
-# QuickDrawModule stores its network as ``self.net``: its weights are the state-dict keys ``net.*``.
+# QuickDrawModule stores its network as `self.net`: its weights are the state-dict keys `net.*`.
 NET_PREFIX = "net."
 # Errors torch.load raises for files that are not plain-data checkpoints (weights_only refuses
 # pickled code with UnpicklingError; other junk fails in the zip reader or the unpickler).
@@ -55,9 +55,9 @@ class CheckpointWriteError(QuickDrawError, OSError):
 
 # -- reading --------------------------------------------------------------------------------------
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint dict at ``path``, loaded on CPU with ``weights_only=True`` (memory-mapped).
+    """The checkpoint dict at `path`, loaded on CPU with `weights_only=True` (memory-mapped).
 
-    Raises :class:`CheckpointError` when the file is missing, is not a torch checkpoint, or holds
+    Raises [`CheckpointError`][quickdraw.core.checkpoints.CheckpointError] when the file is missing, is not a torch checkpoint, or holds
     objects other than plain data (tensors, numbers, strings, lists, dicts).
     """
     path = Path(path)
@@ -77,8 +77,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def written_by(ckpt: dict[str, Any]) -> str:
-    """Which quickdraw wrote ``ckpt``, said against this one: checkpoints record their version
-    under :data:`VERSION_KEY`; those written before they did are "an unknown version"."""
+    """Which quickdraw wrote `ckpt`, said against this one: checkpoints record their version
+    under `VERSION_KEY`; those written before they did are "an unknown version"."""
     from packaging.version import InvalidVersion, Version
 
     version = ckpt.get(VERSION_KEY)
@@ -94,10 +94,10 @@ def written_by(ckpt: dict[str, Any]) -> str:
 
 
 def load_net_weights(net: nn.Module, path: str | Path) -> dict[str, Any]:
-    """Load a single-model checkpoint's network weights (``net.*``) into ``net``; returns its hparams.
+    """Load a single-model checkpoint's network weights (`net.*`) into `net`; returns its hparams.
 
-    Used for ensemble members taken from earlier runs. Raises :class:`CheckpointError` when the
-    file is foreign, holds no network, or its network does not fit ``net``.
+    Used for ensemble members taken from earlier runs. Raises [`CheckpointError`][quickdraw.core.checkpoints.CheckpointError] when the
+    file is foreign, holds no network, or its network does not fit `net`.
     """
     ckpt = read_checkpoint(path)
     state = ckpt.get("state_dict")
@@ -121,7 +121,7 @@ def load_net_weights(net: nn.Module, path: str | Path) -> dict[str, Any]:
 
 
 def callback_state(path: str | Path, callback: str) -> dict[str, Any] | None:
-    """The state a callback (by class name, e.g. ``"AdaptiveSampler"``) saved in the checkpoint."""
+    """The state a callback (by class name, e.g. `"AdaptiveSampler"`) saved in the checkpoint."""
     return read_checkpoint(path).get("callbacks", {}).get(callback)
 
 

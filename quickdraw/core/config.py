@@ -1,11 +1,11 @@
 """Structured configs: each default lives once, in the Python signature or dataclass that uses it.
 
-The YAML files in ``quickdraw/conf/`` set only what differs from these (paths, interpolations, nested
-``_target_`` nodes) and document the options; Hydra merges them over schemas built here, so an
-override of any argument (``data.per_class=20``, ``settings.val_fraction=0.1``,
-``limits.max_points=8000``) works without a YAML line repeating its default.
+The YAML files in `quickdraw/conf/` set only what differs from these (paths, interpolations, nested
+`_target_` nodes) and document the options; Hydra merges them over schemas built here, so an
+override of any argument (`data.per_class=20`, `settings.val_fraction=0.1`,
+`limits.max_points=8000`) works without a YAML line repeating its default.
 
-The schemas a command composes with are listed and registered by :func:`quickdraw.cli.register`
+The schemas a command composes with are listed and registered by [`quickdraw.cli.register`][quickdraw.cli.register]
 (the classes they come from live in the layers above this one).
 """
 
@@ -17,11 +17,11 @@ from typing import Any
 
 
 def signature_schema(target: type, with_target: bool = False) -> type:
-    """A dataclass with one field per keyword argument of ``target.__init__`` and its default.
+    """A dataclass with one field per keyword argument of `target.__init__` and its default.
 
-    Fields are typed ``Any``: the target validates its own arguments (with messages that name them).
-    Mutable defaults (dicts, lists) are copied per instance. ``with_target`` adds ``_target_``
-    naming ``target``, for nodes that ``hydra.utils.instantiate`` builds.
+    Fields are typed `Any`: the target validates its own arguments (with messages that name them).
+    Mutable defaults (dicts, lists) are copied per instance. `with_target` adds `_target_`
+    naming `target`, for nodes that `hydra.utils.instantiate` builds.
     """
     fields = []
     if with_target:
@@ -37,7 +37,7 @@ def signature_schema(target: type, with_target: bool = False) -> type:
 
 
 def _defaults(target: type) -> dict[str, Any]:
-    """Keyword arguments and their defaults (None where there is none): dataclass fields or ``__init__``."""
+    """Keyword arguments and their defaults (None where there is none): dataclass fields or `__init__`."""
     if dataclasses.is_dataclass(target):
         return {
             f.name: f.default_factory()

@@ -1,13 +1,13 @@
-"""The project's errors: one base, :class:`QuickDrawError`, for every problem a user can fix.
+"""The project's errors: one base, [`QuickDrawError`][quickdraw.core.errors.QuickDrawError], for every problem a user can fix.
 
 Every exception class of the package derives from it, so a command reports them all the same way
-(:mod:`quickdraw.cli`): its message, one line naming the file or setting and the fix, and exit
+([`quickdraw.cli`][quickdraw.cli]): its message, one line naming the file or setting and the fix, and exit
 code 2. Anything else that escapes a command is a bug and keeps its traceback. A class keeps a
-built-in second base where callers catch it by that (``except ValueError`` around a reader,
-``except OSError`` around a write), so adding the base changed no ``except`` clause.
+built-in second base where callers catch it by that (`except ValueError` around a reader,
+`except OSError` around a write), so adding the base changed no `except` clause.
 
 The general kinds below are for library code that has no more specific class of its own: raise
-``SettingError`` rather than a bare ``ValueError`` for a setting that cannot work, so that the
+`SettingError` rather than a bare `ValueError` for a setting that cannot work, so that the
 command turns it into one line instead of a traceback.
 """
 

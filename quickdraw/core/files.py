@@ -1,15 +1,15 @@
 """Writing files that readers never see half-written, and the one Markdown-table writer.
 
 Every file the project writes for others to read (manifests, receipts, metrics, submissions,
-sweep summaries, checkpoints, shards) goes through :func:`atomic_open`: it writes a hidden
+sweep summaries, checkpoints, shards) goes through [`atomic_open`][quickdraw.core.files.atomic_open]: it writes a hidden
 temporary file beside the target (unique per call, so parallel writers of the same target never
 share one), syncs it to disk and renames it over the target. A crash, a kill or a full disk
 leaves the previous file intact, never a truncated one under the final name.
 
-Running out of space while writing is one error, :class:`DiskFullError`, naming the file: whether
-the operating system said so (``ENOSPC``, ``EDQUOT``, ``EFBIG``) or a library wrapped it in its own
-error (PyTorch's checkpoint writer raises ``RuntimeError: ... unexpected pos``). JSON goes through
-:func:`write_json`, which writes strict JSON (RFC 8259: no ``NaN`` or ``Infinity``).
+Running out of space while writing is one error, [`DiskFullError`][quickdraw.core.files.DiskFullError], naming the file: whether
+the operating system said so (`ENOSPC`, `EDQUOT`, `EFBIG`) or a library wrapped it in its own
+error (PyTorch's checkpoint writer raises `RuntimeError: ... unexpected pos`). JSON goes through
+[`write_json`][quickdraw.core.files.write_json], which writes strict JSON (RFC 8259: no `NaN` or `Infinity`).
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ os.umask(_UMASK)
 
 @contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
-    """``open(path, mode)`` whose result appears under ``path`` only when the block succeeds.
+    """`open(path, mode)` whose result appears under `path` only when the block succeeds.
 
-    ``mode`` is ``"w"`` (text; ``kwargs`` go to ``open``, e.g. ``newline=""``) or ``"wb"``.
-    On any exception the temporary file is removed and ``path`` is left as it was.
+    `mode` is `"w"` (text; `kwargs` go to `open`, e.g. `newline=""`) or `"wb"`.
+    On any exception the temporary file is removed and `path` is left as it was.
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open writes whole files: mode 'w' or 'wb', not {mode!r}")
@@ -55,10 +55,10 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
 
 
 def temporary_path(path: str | os.PathLike) -> Path:
-    """A new hidden file beside ``path`` (unique per call) to write ``path``'s content into.
+    """A new hidden file beside `path` (unique per call) to write `path`'s content into.
 
     For writers that need a file name rather than a file object (Parquet writers); finish with
-    :func:`commit`, or delete it on failure.
+    [`commit`][quickdraw.core.files.commit], or delete it on failure.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,29 +69,29 @@ def temporary_path(path: str | os.PathLike) -> Path:
 
 
 def commit(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
-    """Sync the finished temporary file ``tmp`` to disk and rename it over ``path`` (atomic)."""
+    """Sync the finished temporary file `tmp` to disk and rename it over `path` (atomic)."""
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
-    """Write ``data`` (text as UTF-8, or bytes) to ``path`` atomically; returns ``path``."""
+    """Write `data` (text as UTF-8, or bytes) to `path` atomically; returns `path`."""
     with atomic_open(path, "wb") as f:
         f.write(data.encode() if isinstance(data, str) else data)
     return Path(path)
 
 
 def copy_atomic(source: str | os.PathLike, path: str | os.PathLike) -> Path:
-    """Copy the file ``source`` to ``path`` through :func:`atomic_open`; returns ``path``."""
+    """Copy the file `source` to `path` through [`atomic_open`][quickdraw.core.files.atomic_open]; returns `path`."""
     with open(source, "rb") as src, atomic_open(path, "wb") as dst:
         shutil.copyfileobj(src, dst)
     return Path(path)
 
 
 def write_figure(figure: Any, path: str | os.PathLike, dpi: int = 110) -> Path:
-    """Save a matplotlib ``figure`` to ``path`` (format from its suffix) through
-    :func:`atomic_open`; returns ``path``."""
+    """Save a matplotlib `figure` to `path` (format from its suffix) through
+    [`atomic_open`][quickdraw.core.files.atomic_open]; returns `path`."""
     with atomic_open(path, "wb") as f:
         figure.savefig(f, dpi=dpi, format=Path(path).suffix.lstrip("."))
     return Path(path)
@@ -105,10 +105,10 @@ _TORCH_WRITE_FAILED = ("unexpected pos", "PytorchStreamWriter failed writing fil
 
 
 class DiskFullError(QuickDrawError, OSError):
-    """No room to write ``filename``; nothing was written under its name.
+    """No room to write `filename`; nothing was written under its name.
 
-    Built as ``DiskFullError(errno, strerror, filename)`` (OSError's own arguments, so that it
-    survives pickling from a worker process); :func:`reporting_full_disk` raises it.
+    Built as `DiskFullError(errno, strerror, filename)` (OSError's own arguments, so that it
+    survives pickling from a worker process); [`reporting_full_disk`][quickdraw.core.files.reporting_full_disk] raises it.
     """
 
     def __str__(self) -> str:
@@ -119,9 +119,9 @@ class DiskFullError(QuickDrawError, OSError):
 
 
 def out_of_space(error: BaseException) -> bool:
-    """Whether ``error``, or an error it was raised from or while handling, is a write that found
-    no room: an ``OSError`` with an errno of :data:`OUT_OF_SPACE`, or PyTorch's failed write
-    (unless an ``OSError`` in the chain names another cause, such as ``EIO``)."""
+    """Whether `error`, or an error it was raised from or while handling, is a write that found
+    no room: an `OSError` with an errno of `OUT_OF_SPACE`, or PyTorch's failed write
+    (unless an `OSError` in the chain names another cause, such as `EIO`)."""
     chain: list[BaseException] = []
     while error is not None and all(error is not e for e in chain):
         chain.append(error)
@@ -138,7 +138,7 @@ def out_of_space(error: BaseException) -> bool:
 class LogFile(logging.FileHandler):
     """A run's log file that a full disk silences instead of printing logging's "--- Logging
     error ---" traceback for every later line: the console still shows each line, and the command
-    reports the full disk in one line where its own write fails. :func:`quiet_full_disk_echoes`
+    reports the full disk in one line where its own write fails. [`quiet_full_disk_echoes`][quickdraw.core.files.quiet_full_disk_echoes]
     makes Hydra's log file one."""
 
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802  (logging's name)
@@ -149,8 +149,8 @@ class LogFile(logging.FileHandler):
 
 def quiet_full_disk_echoes(logger: logging.Logger | None = None) -> None:
     """One line, not pages of tracebacks, where a full disk also stops writers the command does not
-    call itself: every plain file handler of ``logger`` (the root logger: Hydra's ``<task>.log``)
-    becomes a :class:`LogFile` (it holds no state of its own, so it keeps its file and settings),
+    call itself: every plain file handler of `logger` (the root logger: Hydra's `<task>.log`)
+    becomes a [`LogFile`][quickdraw.core.files.LogFile] (it holds no state of its own, so it keeps its file and settings),
     and a background thread that finds no room (TensorBoard's event writer) logs one warning
     instead of "Exception in thread" and its traceback; the command's own writes report the rest."""
     for handler in (logger or logging.getLogger()).handlers:
@@ -172,7 +172,7 @@ def _thread_out_of_space(args: threading.ExceptHookArgs) -> None:
 
 @contextmanager
 def reporting_full_disk(path: str | os.PathLike) -> Iterator[None]:
-    """Turn running out of space inside the block into :class:`DiskFullError` naming ``path``."""
+    """Turn running out of space inside the block into [`DiskFullError`][quickdraw.core.files.DiskFullError] naming `path`."""
     try:
         yield
     except DiskFullError:
@@ -185,7 +185,7 @@ def reporting_full_disk(path: str | os.PathLike) -> Iterator[None]:
 
 
 def strict_json(value: Any) -> Any:
-    """``value`` with every float that is not finite (NaN, ±inf) replaced by None (JSON ``null``);
+    """`value` with every float that is not finite (NaN, ±inf) replaced by None (JSON `null`);
     numpy scalars become Python numbers. Dicts, lists and tuples are copied, others kept."""
     if isinstance(value, dict):
         return {k: strict_json(v) for k, v in value.items()}
@@ -204,8 +204,8 @@ def json_text(
     sort_keys: bool = False,
     separators: tuple[str, str] | None = None,
 ) -> str:
-    """``value`` as strict JSON text (RFC 8259): non-finite floats become ``null``. The other
-    arguments are ``json.dumps``'s (``indent=None``: one line, such as an ndjson row)."""
+    """`value` as strict JSON text (RFC 8259): non-finite floats become `null`. The other
+    arguments are `json.dumps`'s (`indent=None`: one line, such as an ndjson row)."""
     return json.dumps(
         strict_json(value),
         indent=indent,
@@ -216,13 +216,13 @@ def json_text(
 
 
 def write_json(path: str | os.PathLike, value: Any, sort_keys: bool = False) -> Path:
-    """``value`` as indented strict JSON (see :func:`json_text`), written atomically; returns
-    ``path``. Every JSON file the project writes goes through here."""
+    """`value` as indented strict JSON (see [`json_text`][quickdraw.core.files.json_text]), written atomically; returns
+    `path`. Every JSON file the project writes goes through here."""
     return write_atomic(path, json_text(value, sort_keys=sort_keys))
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 4) -> str:
-    """A GitHub Markdown table; floats to ``digits`` decimals, everything else as ``str``."""
+    """A GitHub Markdown table; floats to `digits` decimals, everything else as `str`."""
 
     def cell(value: Any) -> str:
         return f"{value:.{digits}f}" if isinstance(value, float) else str(value)

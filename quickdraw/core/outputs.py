@@ -1,13 +1,13 @@
 """Where a command writes: never over one of its own inputs, never into another run's folder.
 
 Every command that writes files checks, before any work, that no path it writes is a path it
-reads (:func:`refuse_overwrite`): ``predict input=T.csv output=T.csv`` would replace the test file
-by the submission, ``convert npz.to=`` the folder a store was converted from would replace the
-user's ``.npz`` files by the export. Paths are compared as files, not as strings, so that
-``./x/../T.csv``, a symbolic link, a hard link or another case on a case-insensitive disk is still
+reads ([`refuse_overwrite`][quickdraw.core.outputs.refuse_overwrite]): `predict input=T.csv output=T.csv` would replace the test file
+by the submission, `convert npz.to=` the folder a store was converted from would replace the
+user's `.npz` files by the export. Paths are compared as files, not as strings, so that
+`./x/../T.csv`, a symbolic link, a hard link or another case on a case-insensitive disk is still
 the same file. Writing over an earlier output that is no input stays allowed, and is said.
 
-Run folders come from :func:`unique_folder` (the ``${unique_dir:...}`` resolver of the Hydra
+Run folders come from [`unique_folder`][quickdraw.core.outputs.unique_folder] (the `${unique_dir:...}` resolver of the Hydra
 configs): two commands started in the same second get two folders, never one between them.
 """
 
@@ -32,7 +32,7 @@ class OverwriteError(QuickDrawError, ValueError):
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    """Whether ``a`` and ``b`` name the same file or folder: by device and inode when both exist
+    """Whether `a` and `b` name the same file or folder: by device and inode when both exist
     (symbolic and hard links, case-insensitive disks), else by their resolved absolute paths."""
     try:
         return os.path.samefile(a, b)
@@ -41,7 +41,7 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 
 
 def is_within(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
-    """Whether ``path`` is ``folder`` or lies somewhere under it (links followed)."""
+    """Whether `path` is `folder` or lies somewhere under it (links followed)."""
     if not Path(folder).is_dir():
         return same_file(path, folder)
     target = _resolved(path)
@@ -49,12 +49,12 @@ def is_within(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
 
 
 def refuse_overwrite(writes: Named, reads: Named, fix: str, folders: Named | None = None) -> None:
-    """Raise :class:`OverwriteError` naming both paths when a written path would destroy a read one.
+    """Raise [`OverwriteError`][quickdraw.core.outputs.OverwriteError] naming both paths when a written path would destroy a read one.
 
-    ``writes``: the files the command writes. ``folders``: folders the command writes as a whole
-    (a store, an export folder); nothing it reads may lie inside one. ``reads``: files and
+    `writes`: the files the command writes. `folders`: folders the command writes as a whole
+    (a store, an export folder); nothing it reads may lie inside one. `reads`: files and
     folders the command reads. Refused: a written file that is a read file, or lies inside a
-    read folder; a written folder that is, lies inside or holds a read path. ``fix`` ends the
+    read folder; a written folder that is, lies inside or holds a read path. `fix` ends the
     message (what to pass instead). Afterwards each written file that exists already is logged
     as replaced: an earlier output, allowed.
     """
@@ -85,12 +85,12 @@ def refuse_overwrite(writes: Named, reads: Named, fix: str, folders: Named | Non
 
 
 def unique_folder(path: str) -> str:
-    """Create the folder ``path`` and return it; when it exists already, ``path_1``, ``path_2``...
+    """Create the folder `path` and return it; when it exists already, `path_1`, `path_2`...
 
-    ``os.mkdir`` either creates the folder or fails, atomically, so two processes never get the
-    same one (Hydra's ``${now:}`` alone gives two commands of the same second one folder). The
-    suffix keeps a sort by name a sort by start time within the second (``_natural`` in
-    :mod:`quickdraw.core.runs`).
+    `os.mkdir` either creates the folder or fails, atomically, so two processes never get the
+    same one (Hydra's `${now:}` alone gives two commands of the same second one folder). The
+    suffix keeps a sort by name a sort by start time within the second (`_natural` in
+    [`quickdraw.core.runs`][quickdraw.core.runs]).
     """
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     candidate, n = path, 0
@@ -108,7 +108,7 @@ def _resolved(path: str | os.PathLike) -> Path:
 
 
 def _show(label: str, path: str | os.PathLike) -> str:
-    """``output=PATH`` for a setting, ``the store's source PATH`` for a description."""
+    """`output=PATH` for a setting, `the store's source PATH` for a description."""
     return f"{label} {path}" if " " in label else f"{label}={path}"
 
 

@@ -1,6 +1,6 @@
 """Run folders: the layout of what a training run, an evaluation and a sweep write, and how to find them.
 
-A training run (``python -m quickdraw.train``, one Hydra run folder, or one job of a multirun)::
+A training run (`python -m quickdraw.train`, one Hydra run folder, or one job of a multirun):
 
     <run>/checkpoints/best.ckpt     link to the checkpoint with the best val/map3
     <run>/checkpoints/last.ckpt     the last finished epoch (what ckpt_path=last resumes)
@@ -11,11 +11,11 @@ A training run (``python -m quickdraw.train``, one Hydra run folder, or one job 
     <run>/.hydra/                   Hydra's config.yaml, overrides.yaml
     <run>/report/                   what quickdraw.evaluation.report derives from the run
 
-An evaluation (``python -m quickdraw.evaluate``) writes ``metrics.json`` with ``"kind": "evaluate"``
-and ``per_class.csv``; with ``prefix=strokes|ink|time`` also ``prefix_curve.csv``
-(``by,fraction,n,top1,top3,map3``) and ``prefix_curve.png``. A training run with the EarlyGuess
-callback keeps the latest validation's ``prefix_curve.csv`` too. A sweep (``-m``) holds one run folder per job (``0/``, ``1/``, ...) and
-``summary.csv`` / ``summary.md`` at its root. Only this module spells these names.
+An evaluation (`python -m quickdraw.evaluate`) writes `metrics.json` with `"kind": "evaluate"`
+and `per_class.csv`; with `prefix=strokes|ink|time` also `prefix_curve.csv`
+(`by,fraction,n,top1,top3,map3`) and `prefix_curve.png`. A training run with the EarlyGuess
+callback keeps the latest validation's `prefix_curve.csv` too. A sweep (`-m`) holds one run folder per job (`0/`, `1/`, ...) and
+`summary.csv` / `summary.md` at its root. Only this module spells these names.
 """
 
 from __future__ import annotations
@@ -115,14 +115,14 @@ class RunDir:
 
     # -- reading and writing ---------------------------------------------------------------------
     def metrics(self) -> dict[str, Any]:
-        """``metrics.json`` as a dict; {} when the run has none (running, failed) or it is unreadable."""
+        """`metrics.json` as a dict; {} when the run has none (running, failed) or it is unreadable."""
         try:
             return json.loads(self.metrics_file.read_text())
         except (OSError, ValueError):
             return {}
 
     def write_metrics(self, metrics: dict[str, Any], kind: str) -> Path:
-        """``metrics.json`` with ``kind`` (``train`` or ``evaluate``), written atomically."""
+        """`metrics.json` with `kind` (`train` or `evaluate`), written atomically."""
         if kind not in (TRAIN, EVALUATE):
             raise ValueError(f"kind must be {TRAIN!r} or {EVALUATE!r}, got {kind!r}")
         # Strict JSON: a metric that is NaN (nothing to average) is written as null.
@@ -130,9 +130,9 @@ class RunDir:
 
     @property
     def kind(self) -> str | None:
-        """``train``, ``evaluate``, or None for a folder that is neither (or not finished).
+        """`train`, `evaluate`, or None for a folder that is neither (or not finished).
 
-        Folders written before ``metrics.json`` had a ``kind`` are told apart as before: a training
+        Folders written before `metrics.json` had a `kind` are told apart as before: a training
         run also has checkpoints or TensorBoard logs.
         """
         if not self.metrics_file.is_file():
@@ -143,14 +143,14 @@ class RunDir:
         return TRAIN if self.checkpoints.is_dir() or self.tensorboard.is_dir() else EVALUATE
 
     def best_checkpoint(self) -> Path | None:
-        """``checkpoints/best.ckpt`` (resolved), else the ``best_ckpt`` metrics.json names; None."""
+        """`checkpoints/best.ckpt` (resolved), else the `best_ckpt` metrics.json names; None."""
         if self.best_link.is_file():
             return self.best_link.resolve()
         best = self.metrics().get("best_ckpt")
         return Path(best) if best and Path(best).is_file() else None
 
     def link_best(self, best: str | Path) -> None:
-        """Point ``checkpoints/best.ckpt`` at ``best`` (a file in the same folder)."""
+        """Point `checkpoints/best.ckpt` at `best` (a file in the same folder)."""
         self.best_link.unlink(missing_ok=True)
         self.best_link.symlink_to(Path(best).name)
 
@@ -160,10 +160,10 @@ class RunDir:
         return (marker if marker.exists() else self.path).stat().st_mtime
 
     def resume_checkpoint(self, ckpt_path: str | None) -> str | None:
-        """What ``ckpt_path`` means for this run folder.
+        """What `ckpt_path` means for this run folder.
 
-        ``last``: this folder's last.ckpt (resume an interrupted run in place; an error without one).
-        ``auto``: the same when it exists, else a fresh start (jobs a cluster may requeue).
+        `last`: this folder's last.ckpt (resume an interrupted run in place; an error without one).
+        `auto`: the same when it exists, else a fresh start (jobs a cluster may requeue).
         A path: that file. None or "": a fresh start.
         """
         if ckpt_path in (None, ""):
@@ -185,12 +185,12 @@ class RunDir:
     def prepare_training(self, ckpt_path: str | None, overwrite: bool = False) -> None:
         """Make sure a training run in this folder cannot mix with an earlier one.
 
-        A folder holding an earlier run's files (:data:`RUN_ARTEFACTS`: checkpoints, TensorBoard,
-        metrics...) is refused unless this run resumes it (``ckpt_path=last``, ``auto`` with a
-        last.ckpt, or a checkpoint inside the folder) or ``overwrite`` deletes them first.
-        ``ckpt_path=auto`` without a last.ckpt starts afresh as it promises, so it deletes the
+        A folder holding an earlier run's files (`RUN_ARTEFACTS`: checkpoints, TensorBoard,
+        metrics...) is refused unless this run resumes it (`ckpt_path=last`, `auto` with a
+        last.ckpt, or a checkpoint inside the folder) or `overwrite` deletes them first.
+        `ckpt_path=auto` without a last.ckpt starts afresh as it promises, so it deletes the
         leftovers of an attempt that died before its first checkpoint (a requeued cluster job).
-        Hydra's ``.hydra/`` and log of this run, and files no run writes, are never deleted.
+        Hydra's `.hydra/` and log of this run, and files no run writes, are never deleted.
         Only the process that launches the run decides: DDP ranks started after it find the
         folder it has begun to fill.
         """
@@ -215,8 +215,8 @@ class RunDir:
         log.warning("%s: deleted the earlier run's %s to start afresh", self.path, shown)
 
     def refuse_training_into(self, ckpt_path: str | None, overwrite: bool = False) -> None:
-        """Raise :class:`RunFolderError` when a training run may not start in this folder: it holds
-        an earlier run that this one neither resumes nor overwrites (``ckpt_path=auto`` counts as
+        """Raise [`RunFolderError`][quickdraw.core.runs.RunFolderError] when a training run may not start in this folder: it holds
+        an earlier run that this one neither resumes nor overwrites (`ckpt_path=auto` counts as
         overwriting: its promise is a fresh start)."""
         earlier = self.earlier_run()
         if not earlier or self._resumes(ckpt_path) or overwrite or ckpt_path == "auto":
@@ -229,11 +229,11 @@ class RunDir:
         )
 
     def earlier_run(self) -> list[Path]:
-        """The files and folders of a training run (:data:`RUN_ARTEFACTS`) the folder holds."""
+        """The files and folders of a training run (`RUN_ARTEFACTS`) the folder holds."""
         return sorted(p for p in map(self.path.joinpath, RUN_ARTEFACTS) if os.path.lexists(p))
 
     def _resumes(self, ckpt_path: str | None) -> bool:
-        """Whether ``ckpt_path`` continues the run in this folder rather than starting one."""
+        """Whether `ckpt_path` continues the run in this folder rather than starting one."""
         if ckpt_path == "last":
             return True
         if ckpt_path == "auto":
@@ -254,7 +254,7 @@ RUN_ARTEFACTS = frozenset(
 
 
 def _trained(run: RunDir) -> bool:
-    """Whether ``run``'s metrics.json is a training run's (an unreadable one is left to the command)."""
+    """Whether `run`'s metrics.json is a training run's (an unreadable one is left to the command)."""
     try:
         return run.kind == TRAIN
     except (OSError, ValueError):
@@ -279,7 +279,7 @@ def _natural(path: Path) -> list:
 
 
 def find_runs(paths: Iterable[str | Path], kind: str = TRAIN) -> list[RunDir]:
-    """Finished run folders of ``kind`` at or under ``paths`` (runs, sweeps, whole output trees)."""
+    """Finished run folders of `kind` at or under `paths` (runs, sweeps, whole output trees)."""
     found: list[Path] = []
     for path in map(Path, paths):
         if not path.is_dir():
@@ -290,7 +290,7 @@ def find_runs(paths: Iterable[str | Path], kind: str = TRAIN) -> list[RunDir]:
 
 
 def find_prefix_curves(paths: Iterable[str | Path]) -> dict[str, Path]:
-    """``prefix_curve.csv`` of every finished run or evaluation at or under ``paths``, named by
+    """`prefix_curve.csv` of every finished run or evaluation at or under `paths`, named by
     folder (relative to the folder given, which names it when that is the run itself)."""
     found: dict[str, Path] = {}
     for root in map(Path, paths):
@@ -304,13 +304,13 @@ def find_prefix_curves(paths: Iterable[str | Path]) -> dict[str, Path]:
 def find_checkpoint(
     ckpt_path: str | Path | None, run_dir: str | Path | None, runs_root: str | Path
 ) -> Path:
-    """The checkpoint a command runs: ``ckpt_path``, else ``run_dir``'s best, else the best of the
-    most recently started training run under ``runs_root``.
+    """The checkpoint a command runs: `ckpt_path`, else `run_dir`'s best, else the best of the
+    most recently started training run under `runs_root`.
 
-    The one rule behind the ``ckpt_path`` / ``run_dir`` / ``runs_root`` keys of evaluate, predict,
+    The one rule behind the `ckpt_path` / `run_dir` / `runs_root` keys of evaluate, predict,
     export and the demo. Paths are taken as given (the commands make them absolute). Raises
-    :class:`~quickdraw.core.errors.MissingPathError` naming the setting when ``run_dir`` has no best
-    checkpoint, or when there is no finished training run under ``runs_root``.
+    [`MissingPathError`][quickdraw.core.errors.MissingPathError] naming the setting when `run_dir` has no best
+    checkpoint, or when there is no finished training run under `runs_root`.
     """
     if ckpt_path:
         return Path(ckpt_path)
@@ -328,9 +328,9 @@ def find_checkpoint(
 
 
 def latest_best_checkpoint(runs_root: str | Path) -> Path:
-    """The best checkpoint of the most recently started training run under ``runs_root``.
+    """The best checkpoint of the most recently started training run under `runs_root`.
 
-    Raises :class:`~quickdraw.core.errors.MissingPathError` (saying how to train one) when there is none.
+    Raises [`MissingPathError`][quickdraw.core.errors.MissingPathError] (saying how to train one) when there is none.
     """
     root = Path(runs_root)
     candidates = {RunDir(p.parents[1]) for p in root.glob("**/checkpoints/best.ckpt")}
@@ -385,14 +385,14 @@ def summarise_sweep(sweep_dir: Path) -> Path | None:
 
 
 def _parse_overrides(overrides: Sequence[str]) -> dict[str, str]:
-    """``key=value`` command-line overrides as a dict (``+``/``++`` prefixes dropped)."""
+    """`key=value` command-line overrides as a dict (`+`/`++` prefixes dropped)."""
     pairs = (o.split("=", 1) if "=" in o else (o, "") for o in overrides)
     return {k.lstrip("+"): v for k, v in pairs}
 
 
 def _cell(value: Any) -> str:
     """Metrics to 4 decimals, swept numbers (Optuna's floats) to 4 significant digits; a metric
-    that was not finite (NaN, inf: ``null`` in metrics.json) as "n/a", never Python's "None"."""
+    that was not finite (NaN, inf: `null` in metrics.json) as "n/a", never Python's "None"."""
     if value is None:
         return "n/a"
     if isinstance(value, float):
@@ -404,12 +404,12 @@ def _cell(value: Any) -> str:
 
 
 class KeepEarlierRuns(Callback):
-    """Hydra callback (``hydra.callbacks``): refuses a ``hydra.run.dir`` that holds a training run
-    this command may not write into *before* Hydra writes its ``.hydra/`` files and log there,
-    which would replace the earlier run's record of its settings (what resuming, ``evaluate`` and
+    """Hydra callback (`hydra.callbacks`): refuses a `hydra.run.dir` that holds a training run
+    this command may not write into *before* Hydra writes its `.hydra/` files and log there,
+    which would replace the earlier run's record of its settings (what resuming, `evaluate` and
     the report read) even when the command itself then refuses. Training may enter a run it
-    resumes or overwrites (:meth:`RunDir.refuse_training_into`); other commands never enter one.
-    A folder Hydra makes itself (``${unique_dir:}``) is new, so only a given one is looked at.
+    resumes or overwrites ([`RunDir.refuse_training_into`][quickdraw.core.runs.RunDir.refuse_training_into]); other commands never enter one.
+    A folder Hydra makes itself (`${unique_dir:}`) is new, so only a given one is looked at.
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -433,7 +433,7 @@ class KeepEarlierRuns(Callback):
 
 
 class SweepSummary(Callback):
-    """Hydra callback (``hydra.callbacks``): the sweep summary after each job, and once all have ended.
+    """Hydra callback (`hydra.callbacks`): the sweep summary after each job, and once all have ended.
 
     Each job refreshes it so that a long sweep can be followed; the final pass runs in the
     process that launched the sweep, after every job (wherever it ran) has finished.

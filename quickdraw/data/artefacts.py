@@ -1,12 +1,12 @@
 """Files that operating systems and tools leave beside people's data, which source listings skip.
 
-A zip made by macOS Finder holds ``__MACOSX/._cat.csv`` (AppleDouble: binary metadata named like
-the file it describes) and ``.DS_Store``; a folder copied from a Mac to exFAT or SMB holds
-``._cat.csv`` beside ``cat.csv``; Windows leaves ``Thumbs.db`` and ``desktop.ini``, Office
-``~$`` lock files, Jupyter ``.ipynb_checkpoints/`` copies, git ``.git/``, NAS shares ``@eaDir/``
-and ``#recycle/`` (Synology) or ``@Recycle/`` (QNAP). None of them is data,
+A zip made by macOS Finder holds `__MACOSX/._cat.csv` (AppleDouble: binary metadata named like
+the file it describes) and `.DS_Store`; a folder copied from a Mac to exFAT or SMB holds
+`._cat.csv` beside `cat.csv`; Windows leaves `Thumbs.db` and `desktop.ini`, Office
+`~$` lock files, Jupyter `.ipynb_checkpoints/` copies, git `.git/`, NAS shares `@eaDir/`
+and `#recycle/` (Synology) or `@Recycle/` (QNAP). None of them is data,
 and the AppleDouble twins carry the data's own suffixes, so they are recognised by name and
-skipped (counted in the manifest's ``skipped_files``) rather than read and refused.
+skipped (counted in the manifest's `skipped_files`) rather than read and refused.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ FOLDERS = {
 
 
 def artefact_kind(name: str, folder: bool = False) -> str | None:
-    """What kind of operating-system artefact the file (or ``folder``) ``name`` is; None for data.
+    """What kind of operating-system artefact the file (or `folder`) `name` is; None for data.
 
-    ``name`` is one path component, without any slash.
+    `name` is one path component, without any slash.
     """
     low = name.lower()
     if name in (".", ".."):  # path steps, not names (zip members may hold them)
@@ -57,7 +57,7 @@ def artefact_kind(name: str, folder: bool = False) -> str | None:
 
 
 def artefact_in_path(path: str) -> str | None:
-    """:func:`artefact_kind` of a '/'-separated path inside a listed folder or zip: any of its
+    """[`artefact_kind`][quickdraw.data.artefacts.artefact_kind] of a '/'-separated path inside a listed folder or zip: any of its
     folders, then its file name."""
     *folders, name = path.strip("/").split("/")
     for part in folders:

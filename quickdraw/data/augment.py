@@ -1,5 +1,5 @@
 """Stroke transforms on whole batches: training's random affine, mirror, dropout and jitter, and
-the mirror image that test-time augmentation (:mod:`quickdraw.inference.runner`) averages with.
+the mirror image that test-time augmentation ([`quickdraw.inference.runner`][quickdraw.inference.runner]) averages with.
 
 Working on strokes rather than pixels keeps lines crisp and equally thick after the transform,
 and a batch costs a handful of numpy passes over its points, with no per-drawing Python.
@@ -25,7 +25,7 @@ class StrokeAugment:
     The affine acts about each drawing's bounding-box centre, not the frame centre: simplified
     drawings are aligned to the top-left corner, so the frame centre is rarely their middle and
     scaling or rotating about it would also move them by a shape-dependent amount. This way
-    ``shift`` alone decides where a drawing goes.
+    `shift` alone decides where a drawing goes.
     """
 
     # Users draw the same object bigger or smaller; beyond ~15% full-frame drawings lose their ends.
@@ -40,7 +40,7 @@ class StrokeAugment:
     shift: float = 0.08
     # Unfinished drawings: the game stops people as soon as it recognises them.
     stroke_dropout: float = 0.1
-    # Share of drawings cut to a prefix (:func:`keep_prefixes`), to recognise drawings while they
+    # Share of drawings cut to a prefix ([`keep_prefixes`][quickdraw.data.augment.keep_prefixes]), to recognise drawings while they
     # grow (the early/* metrics, quickdraw.metrics.prefix). Off until measured (python -m
     # benchmarks.compare_models --variants base,prefix25,prefix50,prefix75).
     prefix: float = 0.0
@@ -48,7 +48,7 @@ class StrokeAugment:
     prefix_by: str = "strokes"
     # Hand tremor; 1 unit is a quarter pixel at 64 px, enough to break exact pixel patterns.
     jitter: float = 1.0
-    # Share of drawings mirrored left-right (:func:`mirror`). Most classes have no handedness
+    # Share of drawings mirrored left-right ([`mirror`][quickdraw.data.augment.mirror]). Most classes have no handedness
     # (a cat faces either way), but some do (a clock's hands, a 7): off until measured (README, Results).
     hflip: float = 0.0
     # Share of drawings augmented at all; the ranges above are mild and centred on the identity,
@@ -114,7 +114,7 @@ class StrokeAugment:
 
 
 def _linear(m: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """Row-wise 2x2 maps, ``m`` holding columns [m00, m10, m01, m11], applied to (N, 2) ``xy``."""
+    """Row-wise 2x2 maps, `m` holding columns [m00, m10, m01, m11], applied to (N, 2) `xy`."""
     return xy[:, :1] * m[:, 0:2] + xy[:, 1:] * m[:, 2:4]
 
 
@@ -133,7 +133,7 @@ def bbox_centres(points: np.ndarray, point_offsets: np.ndarray) -> np.ndarray:
 
 
 def mirror(batch: StrokeBatch, which: np.ndarray | None = None) -> StrokeBatch:
-    """Left-right mirror images of the drawings ``which`` (a (B,) mask; all when None).
+    """Left-right mirror images of the drawings `which` (a (B,) mask; all when None).
 
     The strokes are mirrored, not the pixels, so every raster encoding (stroke order, time) stays
     what it means. Each drawing is mirrored about its own bounding box, x -> x_min + x_max - x:
@@ -158,10 +158,10 @@ def mirror(batch: StrokeBatch, which: np.ndarray | None = None) -> StrokeBatch:
 def keep_prefixes(
     batch: StrokeBatch, which: np.ndarray, by: str, rng: np.random.Generator
 ) -> StrokeBatch:
-    """Drawings ``which`` (a (B,) mask) cut to a random proper prefix (:mod:`quickdraw.data.prefixes`).
+    """Drawings `which` (a (B,) mask) cut to a random proper prefix ([`quickdraw.data.prefixes`][quickdraw.data.prefixes]).
 
-    ``strokes``: the first k strokes, k uniform in 1..S-1 (a one-stroke drawing stays whole);
-    ``ink``: the first f of the arc length, f uniform in [0.1, 1) (the smallest prefix evaluation
+    `strokes`: the first k strokes, k uniform in 1..S-1 (a one-stroke drawing stays whole);
+    `ink`: the first f of the arc length, f uniform in [0.1, 1) (the smallest prefix evaluation
     scores; below it a drawing is a dot). Never empties a drawing; times are cut along.
     """
     n = len(batch)
@@ -176,7 +176,7 @@ def keep_prefixes(
 def drop_strokes(
     batch: StrokeBatch, prob: float, active: np.ndarray, rng: np.random.Generator
 ) -> StrokeBatch:
-    """Drop each stroke of an active drawing with probability ``prob``, never all of one drawing."""
+    """Drop each stroke of an active drawing with probability `prob`, never all of one drawing."""
     n = len(batch)
     stroke_drawing = np.repeat(np.arange(n), batch.num_strokes)
     keep = (rng.random(len(stroke_drawing)) >= prob) | ~active[stroke_drawing]

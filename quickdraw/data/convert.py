@@ -2,7 +2,7 @@
 
 Each input file is one unit of work. Its rows are validated, split by hashing key_id and buffered
 per (split, class); full buffers become class-pure row groups. A file's shards are written under
-temporary names and renamed when complete, and a receipt in ``_sources/`` marks the file done;
+temporary names and renamed when complete, and a receipt in `_sources/` marks the file done;
 an interrupted run therefore redoes only unfinished files (after deleting their stray shards),
 and a finished store is left alone.
 """
@@ -121,7 +121,7 @@ class _ShardWriter:
         self.checks: dict[str, dict] = {}  # finished part -> its shard_check, for the receipt
 
     def write(self, table: pa.Table) -> None:
-        """Append ``table`` (``SCHEMA``, or ``TIMED_SCHEMA`` when it has times); a part holds
+        """Append `table` (`SCHEMA`, or `TIMED_SCHEMA` when it has times); a part holds
         times once a table with times reaches it (the part before is closed, untimed)."""
         timed = "times" in table.column_names
         if self.writer is not None and timed and self.writer.schema != TIMED_SCHEMA:
@@ -158,7 +158,7 @@ class _ShardWriter:
 
     @contextmanager
     def _removed_on_error(self) -> Iterator[None]:
-        """A failed write (a full disk: :class:`DiskFullError` naming the part) leaves no
+        """A failed write (a full disk: [`DiskFullError`][quickdraw.core.files.DiskFullError] naming the part) leaves no
         temporary file and no open writer behind."""
         try:
             with reporting_full_disk(self._final()):
@@ -168,7 +168,7 @@ class _ShardWriter:
             raise
 
     def _drop(self) -> None:
-        """Drop the open part: no temporary file, and no writer whose ``__del__`` retries the failed
+        """Drop the open part: no temporary file, and no writer whose `__del__` retries the failed
         close (pyarrow prints that failure as an "Exception ignored" traceback)."""
         if self.writer is not None:
             with suppress(OSError, pa.ArrowException):  # closing writes to a file we drop
@@ -226,7 +226,7 @@ class _Buffer:
 
 
 def _times_column(batch: StrokeBatch, times: list) -> pa.BinaryArray:
-    """The ``times`` column of ``batch``'s drawings, null for those whose entry in ``times`` is None."""
+    """The `times` column of `batch`'s drawings, null for those whose entry in `times` is None."""
     has = np.array([t is not None for t in times])
     timed = batch.select(np.flatnonzero(has))
     timed.times = np.concatenate([t for t in times if t is not None]).astype(np.float32)
@@ -458,7 +458,7 @@ def convert(
     verify: bool = False,
     progress: bool = True,
 ) -> Manifest:
-    """Convert ``source`` (zip, file or folder) into the Parquet store ``store``; returns its manifest."""
+    """Convert `source` (zip, file or folder) into the Parquet store `store`; returns its manifest."""
     settings = settings or ConvertSettings()
     store = Path(store)
     # Before overwrite=true deletes the store: it must not be, hold or lie inside the source.
@@ -633,7 +633,7 @@ def _load_receipts(store: Path, sources: Sequence[InputFile]) -> dict[str, dict]
 
 def source_stamp(source: InputFile) -> dict:
     """What tells a changed input file without reading it: size, modification time and status
-    change time on disk (``cp -p``, ``rsync -t`` and ``touch -r`` put back an old modification
+    change time on disk (`cp -p`, `rsync -t` and `touch -r` put back an old modification
     time, so another file of the same size would look unchanged; the status change time cannot be
     set back); a zip member's compressed and full sizes and CRC-32 (a content checksum the archive
     keeps)."""
@@ -645,7 +645,7 @@ def source_stamp(source: InputFile) -> dict:
 
 
 def same_stamp(recorded: dict, source: InputFile) -> bool:
-    """Whether ``source`` is as ``recorded`` (a receipt or the manifest's entry) saw it; an entry
+    """Whether `source` is as `recorded` (a receipt or the manifest's entry) saw it; an entry
     from before stamps were recorded has only its size to go by, one from before status change
     times were, its size and modification time."""
     stamp = source_stamp(source)
@@ -686,7 +686,7 @@ def _verify(store: Path, sources: Sequence[InputFile]) -> None:
 
 
 def _verified_rows(shard: Path, check: dict | None) -> int:
-    """Rows of ``shard``, once its bytes are what the converter wrote (ValueError otherwise)."""
+    """Rows of `shard`, once its bytes are what the converter wrote (ValueError otherwise)."""
     if check is None:
         raise ValueError(f"{shard} has no checksum (converted by an older quickdraw)")
     try:
@@ -714,7 +714,7 @@ def _build_manifest(
     origin: str,
     duplicates: Duplicates,
 ) -> Manifest:
-    """The receipts summed, less the later copies of key_ids that ``duplicates`` leaves out."""
+    """The receipts summed, less the later copies of key_ids that `duplicates` leaves out."""
     n = len(settings.classes)
     counts = {s: [0] * n for s in SPLITS}
     bad: Counter = Counter()

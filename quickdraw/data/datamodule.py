@@ -1,8 +1,8 @@
 """QuickDrawDataModule: a Parquet store served as fixed-size per-class samples, one fresh sample per epoch.
 
 Where the store comes from (an existing folder, a source converted once into a cache, or the
-generated doodle set when neither is given) is :mod:`quickdraw.data.sources`'s job;
-``prepare_data`` asks it for the store, and the rest of this module serves epochs from it.
+generated doodle set when neither is given) is [`quickdraw.data.sources`][quickdraw.data.sources]'s job;
+`prepare_data` asks it for the store, and the rest of this module serves epochs from it.
 """
 
 from __future__ import annotations
@@ -36,20 +36,20 @@ class NotEnoughData(QuickDrawError, ValueError):
 
 
 class QuickDrawDataModule(L.LightningDataModule):
-    """Epochs of ``quota[c]`` drawings per class, turned into model inputs on the fly; fixed val/test sets.
+    """Epochs of `quota[c]` drawings per class, turned into model inputs on the fly; fixed val/test sets.
 
-    The defaults below are the project's defaults (``quickdraw/conf/data/quickdraw.yaml`` sets only paths,
-    the raster and the augmentation; :mod:`quickdraw.core.config`).
+    The defaults below are the project's defaults (`quickdraw/conf/data/quickdraw.yaml` sets only paths,
+    the raster and the augmentation; [`quickdraw.core.config`][quickdraw.core.config]).
 
     store / source / cache_dir / synthetic_per_class / synthetic_seed / convert_settings: where the
-      store comes from (:func:`quickdraw.data.sources.ensure_store`).
-    sampling: ``adaptive`` (quotas N(1 - acc_c) + 0.25 N, set by the AdaptiveSampler callback after
-      each validation) or ``fixed`` (N always). The one home of the sampling mode.
+      store comes from ([`quickdraw.data.sources.ensure_store`][quickdraw.data.sources.ensure_store]).
+    sampling: `adaptive` (quotas N(1 - acc_c) + 0.25 N, set by the AdaptiveSampler callback after
+      each validation) or `fixed` (N always). The one home of the sampling mode.
     per_class: N, drawings per class in an epoch. val_per_class / test_per_class: fixed
       evaluation sets per class (None: the whole split).
-    raster: the ``image`` input. inputs: further named inputs (``temporal``, ``sequence``: any
-      :mod:`quickdraw.data.inputs` spec) a network may read. Only the inputs the model reads are
-      built (:meth:`serve`; ``image`` alone until told), each once per batch.
+    raster: the `image` input. inputs: further named inputs (`temporal`, `sequence`: any
+      [`quickdraw.data.inputs`][quickdraw.data.inputs] spec) a network may read. Only the inputs the model reads are
+      built ([`serve`][quickdraw.data.datamodule.QuickDrawDataModule.serve]; `image` alone until told), each once per batch.
     shuffle_window: rows shuffled together. group_use: each row group read serves at least this
       share of its rows (I/O on big stores; 1.0 reads whole groups).
     """
@@ -116,11 +116,11 @@ class QuickDrawDataModule(L.LightningDataModule):
     # -- the model's inputs ------------------------------------------------------------------------
     @property
     def inputs(self) -> dict[str, InputSpec]:
-        """Every input this module can build, by name: ``image`` (``raster``) and ``inputs``."""
+        """Every input this module can build, by name: `image` (`raster`) and `inputs`."""
         return {IMAGE: self.raster, **self.extra_inputs}
 
     def input_configs(self) -> dict[str, dict]:
-        """The inputs other than ``image`` as plain data, as the model records them."""
+        """The inputs other than `image` as plain data, as the model records them."""
         return {name: spec_config(spec) for name, spec in self.extra_inputs.items()}
 
     def serve(self, names: list[str]) -> None:
@@ -166,9 +166,9 @@ class QuickDrawDataModule(L.LightningDataModule):
 
     @property
     def origin(self) -> str:
-        """Where the store's drawings come from: ``"quickdraw"``, ``"generated"``, ``"mixed"``, or
-        ``""`` (a store converted before manifests recorded it); models carry it to their exports'
-        credit line (:mod:`quickdraw.data.origin`)."""
+        """Where the store's drawings come from: `"quickdraw"`, `"generated"`, `"mixed"`, or
+        `""` (a store converted before manifests recorded it); models carry it to their exports'
+        credit line ([`quickdraw.data.origin`][quickdraw.data.origin])."""
         self._require_setup()
         return self.store.manifest.origin
 
@@ -188,8 +188,8 @@ class QuickDrawDataModule(L.LightningDataModule):
 
     # -- enough data to train on -----------------------------------------------------------------
     def check_enough_data(self, needs_val: bool) -> None:
-        """Raise :class:`NotEnoughData` before training when an epoch yields no batch, or the
-        validation set is empty while ``needs_val`` (best checkpoint, adaptive sampling, early stopping)."""
+        """Raise [`NotEnoughData`][quickdraw.data.datamodule.NotEnoughData] before training when an epoch yields no batch, or the
+        validation set is empty while `needs_val` (best checkpoint, adaptive sampling, early stopping)."""
         self.check_epoch_has_a_batch()
         val = len(fixed_rows(self.store["val"], self.val_per_class, self.seed))
         if needs_val and val == 0:
@@ -201,7 +201,7 @@ class QuickDrawDataModule(L.LightningDataModule):
             )
 
     def check_epoch_has_a_batch(self) -> None:
-        """Raise :class:`NotEnoughData` when the current quotas give this process no training batch."""
+        """Raise [`NotEnoughData`][quickdraw.data.datamodule.NotEnoughData] when the current quotas give this process no training batch."""
         self._require_setup()
         index = self.store["train"]
         drawings = int(np.minimum(self.quotas, index.class_rows).sum())

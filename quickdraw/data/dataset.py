@@ -1,6 +1,6 @@
 """The iterable dataset: reads a plan's rows block by block, augments strokes and builds the model's inputs for whole batches.
 
-It yields ready batches (``batch_size=None`` in the DataLoader) because per-sample ``__getitem__``
+It yields ready batches (`batch_size=None` in the DataLoader) because per-sample `__getitem__`
 plus collation would cost more than drawing the image itself.
 """
 
@@ -22,13 +22,13 @@ Batch = dict[str, torch.Tensor | tuple[torch.Tensor, ...]]
 
 
 class StrokeDataset(IterableDataset):
-    """Serves ``rows`` (global ids, in order) of one split as batches of model inputs.
+    """Serves `rows` (global ids, in order) of one split as batches of model inputs.
 
-    ``inputs``: the named inputs to build (:mod:`quickdraw.data.inputs`), each once per batch from
-    the same augmented strokes; a RasterSpec alone is the ``image`` input.
+    `inputs`: the named inputs to build ([`quickdraw.data.inputs`][quickdraw.data.inputs]), each once per batch from
+    the same augmented strokes; a RasterSpec alone is the `image` input.
 
     Each rank takes an equal contiguous share, each DataLoader worker a contiguous run of its batches.
-    Rows are read in blocks of ``read_block`` rows so every row group in a block is decoded once.
+    Rows are read in blocks of `read_block` rows so every row group in a block is decoded once.
     """
 
     def __init__(
@@ -87,8 +87,8 @@ class StrokeDataset(IterableDataset):
                 yield batch
 
     def make_batch(self, rows, rng: np.random.Generator) -> Batch:
-        """Each named input (``image``: (B, C, H, W) uint8), ``label`` and ``key_id`` (B,) int64;
-        evaluation adds ``valid`` (B,) bool."""
+        """Each named input (`image`: (B, C, H, W) uint8), `label` and `key_id` (B,) int64;
+        evaluation adds `valid` (B,) bool."""
         strokes = self.augment(rows.strokes, rng) if self.augment is not None else rows.strokes
         return {
             **to_tensors(build_inputs(self.inputs, strokes)),

@@ -1,6 +1,6 @@
 """Shape templates for the synthetic doodle set: which parts a class has and how a person strokes them.
 
-Coordinates are in a unit frame around the origin; :mod:`quickdraw.data.synthetic` places,
+Coordinates are in a unit frame around the origin; [`quickdraw.data.synthetic`][quickdraw.data.synthetic] places,
 warps and pens them. A template returns strokes, each a list of pieces joined at corners.
 """
 
@@ -29,7 +29,7 @@ def _arc(cx: float, cy: float, rx: float, ry: float, a0: float, a1: float) -> np
 
 
 def _split(p: np.ndarray, at: Iterable[int]) -> Stroke:
-    """Cut a smooth curve into pieces at ``at``, where the pen slows (crests, tight bends)."""
+    """Cut a smooth curve into pieces at `at`, where the pen slows (crests, tight bends)."""
     cuts = [0, *at, len(p) - 1]
     return [p[a : b + 1] for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b > a]
 
@@ -71,7 +71,7 @@ def _polygon(v: np.ndarray, rng: np.random.Generator, max_strokes: int = 4) -> l
 
 
 def random_sign(rng: np.random.Generator, p: float = 0.5) -> int:
-    """+1 with probability ``p``, else -1 (``rng.choice`` costs ten times more per call)."""
+    """+1 with probability `p`, else -1 (`rng.choice` costs ten times more per call)."""
     return 1 if rng.random() < p else -1
 
 

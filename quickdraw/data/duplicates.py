@@ -1,25 +1,25 @@
-"""Duplicate key_ids in a source (``settings.duplicates``): found, counted by file, served once.
+"""Duplicate key_ids in a source (`settings.duplicates`): found, counted by file, served once.
 
 A key_id names one drawing: the split hashes it, evaluation and Kaggle submissions are keyed by
-it. A browser's re-download (``cat (1).csv`` beside ``cat.csv``) or a file concatenated twice
+it. A browser's re-download (`cat (1).csv` beside `cat.csv`) or a file concatenated twice
 would otherwise put each drawing in the store twice, and one key_id under two words would teach
 both. The rules, whichever way the copies arrive (twice in one file, in two files of one class,
 in files of two classes, in a zip, in any format):
 
-* same key_id, same class: a duplicate. ``drop`` (the default) keeps the first copy in source
-  order (files in the sorted order :func:`~quickdraw.data.readers.discover_sources` lists them,
-  then rows in file order) and warns with the count per file; ``error`` refuses the source;
-  ``keep`` keeps every copy and still counts them. The copy's drawing may differ from the first
+* same key_id, same class: a duplicate. `drop` (the default) keeps the first copy in source
+  order (files in the sorted order [`discover_sources`][quickdraw.data.readers.discover_sources] lists them,
+  then rows in file order) and warns with the count per file; `error` refuses the source;
+  `keep` keeps every copy and still counts them. The copy's drawing may differ from the first
   (a key_id reused by another tool, raw and simplified versions of one drawing): the key_id still
-  names one drawing, so it is a duplicate too, counted apart as ``different_drawing``.
-* same key_id, different class: conflicting labels, an error under ``drop`` and ``error`` that
+  names one drawing, so it is a duplicate too, counted apart as `different_drawing`.
+* same key_id, different class: conflicting labels, an error under `drop` and `error` that
   names the key_id, both words and both files (no rule can tell which word is right). Under
-  ``keep`` the user has said key_ids do not identify drawings in this source: counted and warned.
+  `keep` the user has said key_ids do not identify drawings in this source: counted and warned.
 
 Where: duplicates within one file are left out by the worker that converts it (a pure function
 of the file, so resuming reconverts it to the same shards). Duplicates across files are found
-after every file is converted, from the shards' ``key_id`` columns alone, and the manifest lists
-the rows of the later copies (``duplicates.dropped``) that :class:`~quickdraw.data.store.Store`
+after every file is converted, from the shards' `key_id` columns alone, and the manifest lists
+the rows of the later copies (`duplicates.dropped`) that [`Store`][quickdraw.data.store.Store]
 leaves out when it indexes a split. Shards are never rewritten: each stays what its own file
 made (its receipt and checksum stay true), and the list is derived again from all shards every
 time the manifest is built, so resuming, converting files added to the source later, or
@@ -99,7 +99,7 @@ class SeenKeys:
     def repeats(self, key_id: int, label: int, line, points: np.ndarray, lengths) -> bool:
         """True when this row repeats a key_id of an earlier row of the file and is to be left out.
 
-        Raises DuplicateKeyError when the earlier row has another class, or under ``error``.
+        Raises DuplicateKeyError when the earlier row has another class, or under `error`.
         """
         digest = drawing_digest(points, lengths)
         seen = self.first.get(key_id)
@@ -126,7 +126,7 @@ class SeenKeys:
         return True
 
     def receipt(self) -> dict:
-        """What the file's receipt records: ``{"rows", "different_drawing", "examples"}``."""
+        """What the file's receipt records: `{"rows", "different_drawing", "examples"}`."""
         return {"rows": self.rows, "different_drawing": self.different_drawing,
                 "examples": self.examples}  # fmt: skip
 
@@ -141,7 +141,7 @@ class Duplicates:
     conflicting_labels: int = 0  # of those, copies of another class (counted under keep only)
     dropped: dict[str, list[int]] = field(default_factory=dict)  # shard -> rows not served
     dropped_counts: dict[str, list[int]] = field(default_factory=dict)  # split -> per class
-    dropped_by_file: Counter = field(default_factory=Counter)  # source file -> rows in ``dropped``
+    dropped_by_file: Counter = field(default_factory=Counter)  # source file -> rows in `dropped`
     examples: list[dict] = field(default_factory=list)
 
     @property
@@ -149,7 +149,7 @@ class Duplicates:
         return sum(self.by_file.values())
 
     def record(self) -> dict:
-        """The manifest's ``duplicates`` entry (``dropped`` is what the Store reads)."""
+        """The manifest's `duplicates` entry (`dropped` is what the Store reads)."""
         return {
             "policy": self.policy,
             "rows": self.rows,
@@ -167,7 +167,7 @@ class _Shards:
 
     names: list[tuple[str, str, str]]
     keys: np.ndarray  # int64, all shards' key_ids concatenated in that order
-    starts: np.ndarray  # (len(names) + 1,) offset of each shard's first row in ``keys``
+    starts: np.ndarray  # (len(names) + 1,) offset of each shard's first row in `keys`
 
     def locate(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(shard index, row within the shard) of global positions."""
@@ -212,7 +212,7 @@ def _repeats(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _rows(store: Path, shards: _Shards, positions: np.ndarray) -> pa.Table:
-    """Label and strokes of the rows at sorted unique global ``positions``, in that order."""
+    """Label and strokes of the rows at sorted unique global `positions`, in that order."""
     shard, row = shards.locate(positions)
     parts = []
     for s in np.unique(shard):
@@ -226,12 +226,12 @@ def _rows(store: Path, shards: _Shards, positions: np.ndarray) -> pa.Table:
 def find_duplicates(
     store: Path, sources: Sequence, receipts: dict, classes: Sequence[str], policy: str
 ) -> Duplicates:
-    """Repeated key_ids across the converted files of ``sources`` (receipts as the converter
-    writes them), with the within-file repeats their workers left out added to ``by_file``.
+    """Repeated key_ids across the converted files of `sources` (receipts as the converter
+    writes them), with the within-file repeats their workers left out added to `by_file`.
 
-    Reads every shard's ``key_id`` column (8 bytes a row), then label and strokes of the repeated
-    rows only. Raises DuplicateKeyError for conflicting labels (unless ``policy`` is ``keep``) and,
-    under ``error``, for any repeat.
+    Reads every shard's `key_id` column (8 bytes a row), then label and strokes of the repeated
+    rows only. Raises DuplicateKeyError for conflicting labels (unless `policy` is `keep`) and,
+    under `error`, for any repeat.
     """
     shards = _read_keys(store, sources, receipts)
     later, first = _repeats(shards.keys)
@@ -248,7 +248,7 @@ def find_duplicates(
 
 
 def _judge(store, shards, later, first, classes, found: Duplicates, by_file: Counter) -> None:
-    """Sort the repeats into conflicts, refusals and drops (``found`` and ``by_file`` updated)."""
+    """Sort the repeats into conflicts, refusals and drops (`found` and `by_file` updated)."""
     needed = np.unique(np.concatenate([later, first]))
     table = _rows(store, shards, needed)
     at_later, at_first = np.searchsorted(needed, later), np.searchsorted(needed, first)

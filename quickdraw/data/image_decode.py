@@ -1,13 +1,13 @@
 """Any image Pillow opens (a file, a PIL image or an array) as grey uint8 frames, ink set off from paper.
 
-Uploads come in every mode Pillow knows, and its ``convert("L")`` is wrong for two families of
+Uploads come in every mode Pillow knows, and its `convert("L")` is wrong for two families of
 them: it clamps 16-bit and float pixels instead of scaling them (a pencil line at 20000 of 65535
 becomes white paper) and drops transparency (white ink on a transparent sheet becomes white on
 white). So each mode is made grey here: integer and float pixels scaled by the bit depth their
 values use (a faint deep scan, too close together for 8 bits, over its own range), the alpha channel taken as the ink when the sheet is transparent or the colours draw
 nothing, every frame of an animation or a multi-page file decoded (within the pixel limit), each
 turned as its EXIF orientation says. The size is checked from the header before anything is
-decoded, and every failure to decode is an :class:`ImageError` with one message, ``UNREADABLE``.
+decoded, and every failure to decode is an [`ImageError`][quickdraw.data.image_decode.ImageError] with one message, `UNREADABLE`.
 """
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ class ImageError(InputError):
 
 
 def limit_decoding(max_pixels: int) -> None:
-    """Make Pillow itself refuse images far over ``max_pixels`` wherever it opens one in this process.
+    """Make Pillow itself refuse images far over `max_pixels` wherever it opens one in this process.
 
-    Pillow raises ``DecompressionBombError`` from twice ``MAX_IMAGE_PIXELS`` and warns from once;
+    Pillow raises `DecompressionBombError` from twice `MAX_IMAGE_PIXELS` and warns from once;
     the demo's own check refuses every image over the limit with a message, so the warning adds
     nothing. Called once when the demo starts: it changes Pillow's global setting.
     """
@@ -55,11 +55,11 @@ def limit_decoding(max_pixels: int) -> None:
 def read_frames(
     image: np.ndarray | Image.Image | str | Path, max_pixels: int
 ) -> tuple[list[np.ndarray], int]:
-    """Grey uint8 (H, W) frames of ``image`` and how many frames it has.
+    """Grey uint8 (H, W) frames of `image` and how many frames it has.
 
-    A file's frames are decoded in order while their pixels add up to at most ``max_pixels``, so
-    the list can be shorter than the count. Raises :class:`ImageError` for a file that cannot be
-    decoded and for an image or frame over ``max_pixels`` (from its header, before decoding).
+    A file's frames are decoded in order while their pixels add up to at most `max_pixels`, so
+    the list can be shorter than the count. Raises [`ImageError`][quickdraw.data.image_decode.ImageError] for a file that cannot be
+    decoded and for an image or frame over `max_pixels` (from its header, before decoding).
     """
     if isinstance(image, (str, Path)):
         return _file_frames(Path(image), max_pixels)
@@ -85,7 +85,7 @@ def _file_frames(path: Path, max_pixels: int) -> tuple[list[np.ndarray], int]:
 
 @contextmanager
 def _decoding(max_pixels: int) -> Iterator[None]:
-    """Any failure to decode becomes ``UNREADABLE``: Pillow's decoders raise OSError, ValueError
+    """Any failure to decode becomes `UNREADABLE`: Pillow's decoders raise OSError, ValueError
     (a text or colour-profile chunk over 1 MB), SyntaxError, EOFError, struct.error, IndexError
     and more on damaged or hostile files, and a person gets one message for all of them."""
     try:
@@ -110,7 +110,7 @@ def _check_size(width: int, height: int, max_pixels: int) -> None:
 
 
 def _megapixels(pixels: int) -> str:
-    """``pixels`` in megapixels to 3 digits, whole ones in full ("10,000", never "1e+04")."""
+    """`pixels` in megapixels to 3 digits, whole ones in full ("10,000", never "1e+04")."""
     mp = pixels / 1e6
     return f"{mp:.3g}" if mp < 1000 else f"{mp:,.0f}"
 
@@ -134,11 +134,11 @@ def _array_gray(arr: np.ndarray, max_pixels: int) -> np.ndarray:
 
 
 def to_uint8(values: np.ndarray) -> np.ndarray:
-    """``values`` scaled to 0-255 by the range they use: uint8 as it is, other integers by the
+    """`values` scaled to 0-255 by the range they use: uint8 as it is, other integers by the
     smallest common bit depth that holds them, floats within 0-1 by 255, anything with negative
     values by -1 to 1 when they fit, else by their own minimum and maximum; values too close together to show the ink's
-    ``MIN_CONTRAST`` that way are stretched over their own range when some stand out from the
-    rest (``_INK_OVER_NOISE``). NaN and infinities count as the nearest extreme."""
+    `MIN_CONTRAST` that way are stretched over their own range when some stand out from the
+    rest (`_INK_OVER_NOISE`). NaN and infinities count as the nearest extreme."""
     if values.dtype == np.uint8:
         return values
     if values.dtype == bool:
@@ -163,7 +163,7 @@ def to_uint8(values: np.ndarray) -> np.ndarray:
 
 
 def _stands_out(values: np.ndarray) -> bool:
-    """Whether the range of finite ``values`` is far wider than the spread of most of them (1.4826
+    """Whether the range of finite `values` is far wider than the spread of most of them (1.4826
     median absolute deviations: one standard deviation of Gaussian noise), on at most ~1M samples."""
     sample = values.ravel()[:: max(1, values.size // 1_000_000)]
     sample = sample[np.isfinite(sample)]

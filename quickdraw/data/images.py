@@ -1,13 +1,13 @@
 """Photos and scans of doodles into strokes: the pen's centre lines, traced as polylines.
 
-An image has no strokes, so :func:`image_to_strokes` recovers the pen's path: binarise against
+An image has no strokes, so [`image_to_strokes`][quickdraw.data.images.image_to_strokes] recovers the pen's path: binarise against
 the local paper brightness (shading cancels out), drop specks, crop to the ink, scale the longer
 side to 256 px (the Quick, Draw! frame), thin the ink to one-pixel centre lines (Zhang-Suen, on
-the core of thick lines: :func:`centre_lines`), walk those lines into polylines and straighten
-them (:func:`straighten`: corners and line ends put back where thinning rounded them off). From
+the core of thick lines: [`centre_lines`][quickdraw.data.images.centre_lines]), walk those lines into polylines and straighten
+them ([`straighten`][quickdraw.data.images.straighten]: corners and line ends put back where thinning rounded them off). From
 there an image is a drawing like any other (Google's simplification, then the model's
 rasteriser); its unknown stroke order and timing are handled by
-:func:`quickdraw.data.raster.rasterize_untimed`.
+[`quickdraw.data.raster.rasterize_untimed`][quickdraw.data.raster.rasterize_untimed].
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ FRAME = 256  # images are traced at the resolution of the Quick, Draw! frame (0-
 
 
 def load_gray(image: np.ndarray | Image.Image | str | Path, max_pixels: int) -> np.ndarray:
-    """Grey uint8 (H, W) of a file, PIL image or array of any mode (:mod:`quickdraw.data.image_decode`).
+    """Grey uint8 (H, W) of a file, PIL image or array of any mode ([`quickdraw.data.image_decode`][quickdraw.data.image_decode]).
 
     Of an animation or a multi-page file, the frame that holds a drawing; frames that are all
-    blank give the first (the caller then finds no ink). Raises :class:`ImageError` when it cannot
-    be decoded, is over ``max_pixels``, or holds several different drawings (which to guess?).
+    blank give the first (the caller then finds no ink). Raises [`ImageError`][quickdraw.data.image_decode.ImageError] when it cannot
+    be decoded, is over `max_pixels`, or holds several different drawings (which to guess?).
     """
     frames, count = read_frames(image, max_pixels)
     if count == 1:
@@ -60,7 +60,7 @@ def _digest(frame: np.ndarray) -> bytes:
 def image_to_strokes(gray: np.ndarray, work: int = 1024) -> list[np.ndarray] | None:
     """The ink's centre lines as polylines of (x, y) pixels (longer side ~256); None without ink.
 
-    ``work``: larger images are first shrunk to this longer side (a doodle needs no more).
+    `work`: larger images are first shrunk to this longer side (a doodle needs no more).
     """
     mask = frame_mask(gray, work)
     if mask is None:
@@ -71,7 +71,7 @@ def image_to_strokes(gray: np.ndarray, work: int = 1024) -> list[np.ndarray] | N
 
 
 def frame_mask(gray: np.ndarray, work: int = 1024) -> np.ndarray | None:
-    """The ink of ``gray`` as a boolean mask, cropped and scaled to the 256 px frame; None without ink."""
+    """The ink of `gray` as a boolean mask, cropped and scaled to the 256 px frame; None without ink."""
     h, w = gray.shape
     if max(h, w) > work:
         f = work / max(h, w)
@@ -104,11 +104,11 @@ _CORE_MARGIN = 2.0
 
 
 def centre_lines(mask: np.ndarray) -> np.ndarray:
-    """One-pixel centre lines of ink ``mask``, reaching further into the corners of thick pens.
+    """One-pixel centre lines of ink `mask`, reaching further into the corners of thick pens.
 
     Thinning peels a line from all sides at once, so it cuts every corner and line end by up to
     the pen's radius; at 64 px a 2 px shift of one corner already costs ~0.15 IoU. Thinning only
-    the ink's core (pixels deeper than the pen's radius less ``_CORE_MARGIN``) leaves far less to
+    the ink's core (pixels deeper than the pen's radius less `_CORE_MARGIN`) leaves far less to
     peel. The core is joined to the plain skeleton, so a line drawn thinner than the typical pen
     keeps its skeleton instead of breaking.
     """
@@ -145,7 +145,7 @@ def paper_brightness(gray: np.ndarray) -> np.ndarray:
     """The paper's brightness under every pixel (H, W) uint8, as if the ink were not there.
 
     A grey-level closing (dilate, then median) with a disc wider than the widest pen
-    (``MAX_PEN`` of the longer side) replaces every stroke by the paper around it; a smaller
+    (`MAX_PEN` of the longer side) replaces every stroke by the paper around it; a smaller
     disc leaves the middle of a thick stroke dark, so only its edges would count as ink and
     thinning would trace both edges instead of the pen's centre line. Done on a small copy:
     uneven light changes over far more than a pen width.
@@ -257,8 +257,8 @@ def straighten(
     roof's apex already costs ~0.15 IoU, because Google's simplification rescales the whole
     drawing to its extent. So, with r the pen radius from the distance transform:
 
-    1. each path is cut into straight runs (Ramer-Douglas-Peucker, ``cv2.approxPolyDP``);
-    2. each run gets a line (``cv2.fitLine``) through its skeleton away from the bent ends,
+    1. each path is cut into straight runs (Ramer-Douglas-Peucker, `cv2.approxPolyDP`);
+    2. each run gets a line (`cv2.fitLine`) through its skeleton away from the bent ends,
        then moved onto the middle of its band of ink (sub-pixel; a skeleton pixel is up to half
        a pixel off the middle of an even-width line);
     3. each vertex moves to the point nearest all lines that end near it (damped least squares):
@@ -266,7 +266,7 @@ def straighten(
     4. a free end is put a pen radius short of the ink's tip along its run (a round pen's end
        lies one radius inside its mark).
 
-    Measured on a house drawn with pens of 1-10 % of the image (``python -m benchmarks.images``):
+    Measured on a house drawn with pens of 1-10 % of the image (`python -m benchmarks.images`):
     model-input IoU against a thin pen rose from 0.70-0.97 to 0.93-1.00. Fitting the strokes,
     drawn at the pen's width, to the ink instead (moving vertices to minimise the mismatch)
     was worse (0.36-0.72) and slower: thin pens have too few pixels to fit.
@@ -306,7 +306,7 @@ def straighten(
 
 
 def _corners(path: np.ndarray, eps: float) -> list[int]:
-    """Indices of the vertices of ``path`` simplified by Ramer-Douglas-Peucker, both ends kept."""
+    """Indices of the vertices of `path` simplified by Ramer-Douglas-Peucker, both ends kept."""
     closed = len(path) > 3 and (path[0] == path[-1]).all()
     body = path[:-1] if closed else path
     approx = cv2.approxPolyDP(body.astype(np.int32).reshape(-1, 1, 2), eps, closed).reshape(-1, 2)
@@ -315,7 +315,7 @@ def _corners(path: np.ndarray, eps: float) -> list[int]:
 
 
 def _centre_line(run: np.ndarray, ink: np.ndarray, r: float) -> tuple[np.ndarray, float] | None:
-    """(unit normal n, offset c) of the line n.p = c along the middle of ``run``'s ink, or None when short."""
+    """(unit normal n, offset c) of the line n.p = c along the middle of `run`'s ink, or None when short."""
     trim = max(2.0, _TRIM * r)
     a, b = run[0], run[-1]
     keep = run[(np.hypot(*(run - a).T) > trim) & (np.hypot(*(run - b).T) > trim)]
@@ -331,7 +331,7 @@ def _centre_line(run: np.ndarray, ink: np.ndarray, r: float) -> tuple[np.ndarray
 
 
 def _meet(p: np.ndarray, runs: list, ends: np.ndarray, depth: np.ndarray, r: float) -> np.ndarray:
-    """``p`` moved to the point nearest every run's line that ends near it (damped least squares).
+    """`p` moved to the point nearest every run's line that ends near it (damped least squares).
 
     Only to a point on the pen's centre (nearly as deep in the ink as the pen's radius): a corner
     the pen made is, but where the lines of a curve's chords cross lies off the curve.
@@ -349,7 +349,7 @@ def _meet(p: np.ndarray, runs: list, ends: np.ndarray, depth: np.ndarray, r: flo
 
 
 def _free_end(mask: np.ndarray, end: np.ndarray, inner: np.ndarray, r: float) -> np.ndarray:
-    """Where a round pen stopped: a radius short of the ink's tip, going from ``inner`` through ``end``."""
+    """Where a round pen stopped: a radius short of the ink's tip, going from `inner` through `end`."""
     d = end - inner
     if not np.hypot(*d):
         return end.astype(np.float64)

@@ -1,8 +1,8 @@
 """Input files of evaluate and predict streamed in batches of drawings, with every unreadable row accounted for.
 
-Any layout the converter reads (:mod:`quickdraw.data.readers`, raw ndjson with times included)
-comes out as :class:`InputBatch` es of consecutive rows with a key_id; a row whose drawing cannot
-be read keeps its place (it still gets a guess, or an error) and is listed in :class:`InputStats`.
+Any layout the converter reads ([`quickdraw.data.readers`][quickdraw.data.readers], raw ndjson with times included)
+comes out as [`InputBatch`][quickdraw.data.input_files.InputBatch] es of consecutive rows with a key_id; a row whose drawing cannot
+be read keeps its place (it still gets a guess, or an error) and is listed in `InputStats`.
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ log = logging.getLogger(__name__)
 class InputBatch:
     """Consecutive input rows that have a key_id, in input order.
 
-    ``key_ids``, ``words``, ``lines`` and ``readable`` have one entry per row (B); ``strokes``
-    holds the readable rows only (``readable.sum()`` drawings), in the same order, with
-    ``strokes.times`` filled when every one of them has times (raw inputs). ``lines``
+    `key_ids`, `words`, `lines` and `readable` have one entry per row (B); `strokes`
+    holds the readable rows only (`readable.sum()` drawings), in the same order, with
+    `strokes.times` filled when every one of them has times (raw inputs). `lines`
     says where each row is in its file: a line number (CSV, ndjson), a record number (.bin) or
-    a position such as ``test[12]`` (sketch-rnn .npz).
+    a position such as `test[12]` (sketch-rnn .npz).
     """
 
     key_ids: np.ndarray
@@ -67,9 +67,9 @@ def iter_input(
 ) -> Iterator[InputBatch]:
     """Stream every row with a key_id (any format the converter reads, raw ndjson included) in batches.
 
-    A row whose drawing cannot be read stays in its batch with ``readable`` False and is listed
-    in ``stats.unreadable`` with its line; a row without a usable key_id cannot be answered and
-    is only counted (``stats.bad``) and logged. Raises ValueError naming both lines at a key_id
+    A row whose drawing cannot be read stays in its batch with `readable` False and is listed
+    in `stats.unreadable` with its line; a row without a usable key_id cannot be answered and
+    is only counted (`stats.bad`) and logged. Raises ValueError naming both lines at a key_id
     met a second time: Kaggle refuses a submission that lists a key_id twice, and an evaluation
     would score that drawing twice.
     """

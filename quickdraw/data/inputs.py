@@ -1,18 +1,18 @@
 """A model's inputs: named specs, each a callable StrokeBatch -> arrays, and the one function that builds them.
 
 An *input spec* turns a batch of strokes into what a network reads: a
-:class:`~quickdraw.data.raster.RasterSpec` draws (B, C, H, W) uint8 images, a
-:class:`~quickdraw.data.sequence.SequenceSpec` builds padded pen moves and their lengths. A model
-reads one or more of them by name (``model.net.input``, default ``image``; ensemble members each
+[`RasterSpec`][quickdraw.data.raster.RasterSpec] draws (B, C, H, W) uint8 images, a
+[`SequenceSpec`][quickdraw.data.sequence.SequenceSpec] builds padded pen moves and their lengths. A model
+reads one or more of them by name (`model.net.input`, default `image`; ensemble members each
 their own), the DataModule builds exactly those once per batch, and inference builds the same from
-the checkpoint: :func:`build_inputs` is the one path from strokes to model inputs for training,
+the checkpoint: [`build_inputs`][quickdraw.data.inputs.build_inputs] is the one path from strokes to model inputs for training,
 evaluation, prediction and the demo.
 
-Names: ``image`` is the input that ``data.raster`` describes and that checkpoints record under
-``hyper_parameters.raster`` (as every checkpoint before named inputs did). Every other input is
-configured under ``data.inputs.<name>`` and recorded under ``hyper_parameters.inputs.<name>`` as
-plain data, ``{"kind": "raster" | "sequence", **fields}`` (:func:`spec_config`), so a checkpoint
-names no code to run (:mod:`quickdraw.models.loading`).
+Names: `image` is the input that `data.raster` describes and that checkpoints record under
+`hyper_parameters.raster` (as every checkpoint before named inputs did). Every other input is
+configured under `data.inputs.<name>` and recorded under `hyper_parameters.inputs.<name>` as
+plain data, `{"kind": "raster" | "sequence", **fields}` ([`spec_config`][quickdraw.data.inputs.spec_config]), so a checkpoint
+names no code to run ([`quickdraw.models.loading`][quickdraw.models.loading]).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ Tensors = torch.Tensor | tuple[torch.Tensor, ...]
 
 
 class InputSpec(Protocol):
-    """What every input spec offers: plain fields, ``channels`` and ``__call__``."""
+    """What every input spec offers: plain fields, `channels` and `__call__`."""
 
     @property
     def channels(self) -> int: ...
@@ -47,7 +47,7 @@ class InputSpec(Protocol):
 
 
 def spec_config(spec: InputSpec) -> dict[str, Any]:
-    """The plain-data form a checkpoint records: ``{"kind": ..., **fields}``."""
+    """The plain-data form a checkpoint records: `{"kind": ..., **fields}`."""
     kind = next((k for k, cls in KINDS.items() if isinstance(spec, cls)), None)
     if kind is None:
         raise TypeError(f"{type(spec).__name__} is not an input spec (known: {sorted(KINDS)})")
@@ -55,7 +55,7 @@ def spec_config(spec: InputSpec) -> dict[str, Any]:
 
 
 def spec_from_config(config: Mapping[str, Any]) -> InputSpec:
-    """Inverse of :func:`spec_config`; raises ValueError for an unknown kind."""
+    """Inverse of [`spec_config`][quickdraw.data.inputs.spec_config]; raises ValueError for an unknown kind."""
     fields = dict(config)
     kind = fields.pop("kind", None)
     if kind not in KINDS:
@@ -64,7 +64,7 @@ def spec_from_config(config: Mapping[str, Any]) -> InputSpec:
 
 
 def recorded_inputs(hparams: Mapping[str, Any]) -> dict[str, InputSpec]:
-    """Every input a checkpoint's hyperparameters record: ``raster`` as ``image``, then ``inputs``."""
+    """Every input a checkpoint's hyperparameters record: `raster` as `image`, then `inputs`."""
     specs: dict[str, InputSpec] = {}
     if hparams.get("raster"):
         specs[IMAGE] = RasterSpec(**hparams["raster"])
@@ -74,12 +74,12 @@ def recorded_inputs(hparams: Mapping[str, Any]) -> dict[str, InputSpec]:
 
 
 def build_inputs(specs: Mapping[str, InputSpec], strokes: StrokeBatch) -> dict[str, Arrays]:
-    """Each named input of ``strokes``, built once: the one function from strokes to model inputs."""
+    """Each named input of `strokes`, built once: the one function from strokes to model inputs."""
     return {name: spec(strokes) for name, spec in specs.items()}
 
 
 def to_tensors(inputs: Mapping[str, Arrays]) -> dict[str, Tensors]:
-    """Zero-copy tensors of :func:`build_inputs`'s arrays (tuples stay tuples)."""
+    """Zero-copy tensors of [`build_inputs`][quickdraw.data.inputs.build_inputs]'s arrays (tuples stay tuples)."""
     return {
         name: tuple(torch.from_numpy(np.asarray(a)) for a in value)
         if isinstance(value, tuple)

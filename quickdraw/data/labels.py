@@ -1,7 +1,7 @@
 """Class names as people and files spell them: one key per class, label files, and label matching.
 
-Kaggle's files (and ``predict``'s output) write spaces as underscores, people change case and leave
-spaces around words: :func:`word_key` is the one spelling-free form that evaluation, balancing and
+Kaggle's files (and `predict`'s output) write spaces as underscores, people change case and leave
+spaces around words: [`word_key`][quickdraw.data.labels.word_key] is the one spelling-free form that evaluation, balancing and
 the demo's guessing game compare class names by.
 """
 
@@ -17,9 +17,9 @@ from quickdraw.data.text import excerpt
 
 
 def word_key(word: str) -> str:
-    """The spelling-free form of a class name: ``The_Eiffel_Tower``, `` the eiffel tower`` -> ``the eiffel tower``.
+    """The spelling-free form of a class name: `The_Eiffel_Tower`, ` the eiffel tower` -> `the eiffel tower`.
 
-    Kaggle's files (and ``predict``'s output) write spaces as underscores; people change case
+    Kaggle's files (and `predict`'s output) write spaces as underscores; people change case
     and leave spaces around words. No two Quick, Draw! classes differ only in these.
     """
     return " ".join(word.replace("_", " ").split()).casefold()
@@ -34,7 +34,7 @@ class LabelMatcher:
         self.matched = 0
 
     def __call__(self, word: str | None) -> int | None:
-        """The class id of ``word``; None for a missing label, or (counted) a word naming no class."""
+        """The class id of `word`; None for a missing label, or (counted) a word naming no class."""
         if word is None:
             return None
         c = self.index.get(word_key(word))
@@ -45,14 +45,14 @@ class LabelMatcher:
         return c
 
     def report(self) -> dict:
-        """``{"count": N, "first": [words...]}`` for the labels that matched no class."""
+        """`{"count": N, "first": [words...]}` for the labels that matched no class."""
         return {"count": sum(self.unmatched.values()), "first": list(self.unmatched)[:5]}
 
 
 def load_labels(path: str | Path) -> dict[int, str]:
-    """``key_id,word`` (Kaggle's test_labels.csv layout) into a dict.
+    """`key_id,word` (Kaggle's test_labels.csv layout) into a dict.
 
-    A key_id listed again with the same word (in any spelling :func:`word_key` accepts) is kept
+    A key_id listed again with the same word (in any spelling [`word_key`][quickdraw.data.labels.word_key] accepts) is kept
     once; with another word it is a ValueError naming the key_id, both words and their lines:
     which one is right cannot be guessed, and letting the last one win changes every metric.
     """

@@ -1,13 +1,13 @@
 """Where drawings come from: Google's Quick, Draw! data, the project's generated doodles, or both.
 
 Quick, Draw! data is Google's, released under CC BY 4.0: a model or page published from it must
-credit it. The generated doodles (:mod:`quickdraw.data.synthetic`) are not Quick, Draw! data at
+credit it. The generated doodles ([`quickdraw.data.synthetic`][quickdraw.data.synthetic]) are not Quick, Draw! data at
 all, and a model trained on them must not claim to be. So the origin travels with the data: the
-generator lists the files it made in ``GENERATED.json`` beside them; the converter records the
-store's origin in its manifest (``Manifest.origin``); training keeps it in the checkpoint
-(``data_origin``); the export writes it to ``model.json`` and the page's credit line follows it.
+generator lists the files it made in `GENERATED.json` beside them; the converter records the
+store's origin in its manifest (`Manifest.origin`); training keeps it in the checkpoint
+(`data_origin`); the export writes it to `model.json` and the page's credit line follows it.
 Any file the marker does not list is taken for Google's data (the converter reads the Quick, Draw!
-formats), so a mix of the two is ``MIXED`` and still credits Google.
+formats), so a mix of the two is `MIXED` and still credits Google.
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ GENERATOR = "quickdraw.data.synthetic"
 
 
 class MarkerError(QuickDrawError, ValueError):
-    """A ``GENERATED.json`` that is not the generator's: the message names it and the fix."""
+    """A `GENERATED.json` that is not the generator's: the message names it and the fix."""
 
 
 def combined_origin(origins: Iterable[str | None]) -> str | None:
     """One origin from several (a store's files, an ensemble's members): theirs when they agree,
-    ``MIXED`` when not; None when any is not recorded (the whole is then unknown) or none is
+    `MIXED` when not; None when any is not recorded (the whole is then unknown) or none is
     given."""
     found = list(origins)
     if not found or not all(found):
@@ -45,10 +45,10 @@ def combined_origin(origins: Iterable[str | None]) -> str | None:
 
 
 def generated_files(marker: bytes, where: str) -> set[str]:
-    """The file names a ``GENERATED.json`` lists (its bytes; ``where`` names it in errors).
+    """The file names a `GENERATED.json` lists (its bytes; `where` names it in errors).
 
     Raises MarkerError for anything but the generator's marker: a JSON object with
-    ``"generator": "quickdraw.data.synthetic"`` and ``"files"``, a list of names.
+    `"generator": "quickdraw.data.synthetic"` and `"files"`, a list of names.
     """
     try:
         data = json.loads(marker)
@@ -67,15 +67,15 @@ def generated_files(marker: bytes, where: str) -> set[str]:
 
 
 def listed(folder: Path) -> set[str]:
-    """The files ``folder``'s marker lists (none without a marker). Raises MarkerError."""
+    """The files `folder`'s marker lists (none without a marker). Raises MarkerError."""
     path = folder / MARKER
     return generated_files(path.read_bytes(), str(path)) if path.is_file() else set()
 
 
 def mark_generated(folder: Path, made: Iterable[str], **how: object) -> None:
-    """Write ``folder/GENERATED.json`` listing ``made`` with the files an earlier valid marker
-    there listed (``how``: the generator's settings, for people). Write it last: a folder with it
-    is complete (:mod:`quickdraw.data.sources` generates again otherwise). An invalid marker is
+    """Write `folder/GENERATED.json` listing `made` with the files an earlier valid marker
+    there listed (`how`: the generator's settings, for people). Write it last: a folder with it
+    is complete ([`quickdraw.data.sources`][quickdraw.data.sources] generates again otherwise). An invalid marker is
     replaced, with a warning."""
     try:
         files = listed(folder) | set(made)

@@ -2,19 +2,19 @@
 
 What a player had drawn when the game interrupted them. Three ways to cut a drawing short:
 
-* ``strokes``: its first k strokes (1 <= k <= S);
-* ``ink``: its first fraction f of arc length, summed within strokes (pen-up jumps are not ink);
+* `strokes`: its first k strokes (1 <= k <= S);
+* `ink`: its first fraction f of arc length, summed within strokes (pen-up jumps are not ink);
   the stroke being drawn is cut mid-segment at a point interpolated there (times too). A
   drawing with no ink (only single-point strokes) is kept whole;
-* ``time``: the points drawn within the first fraction f of its duration (``StrokeBatch.times``,
-  ms since the first point; ``ValueError`` without them). Pen samples are dense, so no point is
+* `time`: the points drawn within the first fraction f of its duration (`StrokeBatch.times`,
+  ms since the first point; `ValueError` without them). Pen samples are dense, so no point is
   interpolated.
 
 Every prefix keeps at least a drawing's first point: a prefix is never empty unless its drawing
-is. Each function takes per-prefix arrays (``drawing`` (M,) indices into the batch, and k or f
+is. Each function takes per-prefix arrays (`drawing` (M,) indices into the batch, and k or f
 (M,)) and returns a new M-drawing batch, vectorised over the packed arrays: evaluation asks for
-many prefixes of each drawing (:func:`growing_prefixes`), training augmentation for one random
-prefix of some (:mod:`quickdraw.data.augment`).
+many prefixes of each drawing ([`growing_prefixes`][quickdraw.data.prefixes.growing_prefixes]), training augmentation for one random
+prefix of some ([`quickdraw.data.augment`][quickdraw.data.augment]).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def check_kind(by: str) -> str:
 
 
 def stroke_prefix(batch: StrokeBatch, drawing: np.ndarray, k: np.ndarray) -> StrokeBatch:
-    """The first ``k[m]`` strokes of drawing ``drawing[m]`` (k clipped to 1..S), for every m."""
+    """The first `k[m]` strokes of drawing `drawing[m]` (k clipped to 1..S), for every m."""
     drawing = np.asarray(drawing, np.int64)
     s0 = batch.drawing_offsets[drawing]
     n = np.clip(np.asarray(k, np.int64), 1, batch.num_strokes[drawing])
@@ -45,7 +45,7 @@ def stroke_prefix(batch: StrokeBatch, drawing: np.ndarray, k: np.ndarray) -> Str
 
 
 def ink_prefix(batch: StrokeBatch, drawing: np.ndarray, fraction: np.ndarray) -> StrokeBatch:
-    """The first ``fraction[m]`` (0-1) of the ink of drawing ``drawing[m]``, for every m."""
+    """The first `fraction[m]` (0-1) of the ink of drawing `drawing[m]`, for every m."""
     drawing = np.asarray(drawing, np.int64)
     if len(batch.points) == 0:  # only empty drawings
         return _point_prefix(batch, drawing, np.zeros(len(drawing), np.int64))
@@ -79,7 +79,7 @@ def ink_prefix(batch: StrokeBatch, drawing: np.ndarray, fraction: np.ndarray) ->
 
 
 def time_prefix(batch: StrokeBatch, drawing: np.ndarray, fraction: np.ndarray) -> StrokeBatch:
-    """The points of drawing ``drawing[m]`` drawn within its first ``fraction[m]`` of its duration."""
+    """The points of drawing `drawing[m]` drawn within its first `fraction[m]` of its duration."""
     if batch.times is None:
         raise InputError(
             "prefixes by time need per-point times, and these drawings have none: only Google's "
@@ -101,10 +101,10 @@ def time_prefix(batch: StrokeBatch, drawing: np.ndarray, fraction: np.ndarray) -
 def growing_prefixes(
     batch: StrokeBatch, by: str, fractions: np.ndarray = TENTHS
 ) -> tuple[StrokeBatch, np.ndarray, np.ndarray]:
-    """Every prefix evaluation scores: ``(prefixes, drawing (M,), fraction (M,))``.
+    """Every prefix evaluation scores: `(prefixes, drawing (M,), fraction (M,))`.
 
-    ``strokes``: after 1, 2, ..., S strokes, fraction k/S; ``ink`` and ``time``: at each of
-    ``fractions``. Prefixes of a drawing are consecutive and growing; the last one is the whole
+    `strokes`: after 1, 2, ..., S strokes, fraction k/S; `ink` and `time`: at each of
+    `fractions`. Prefixes of a drawing are consecutive and growing; the last one is the whole
     drawing (fraction 1.0), point for point.
     """
     if check_kind(by) == "strokes":
@@ -133,7 +133,7 @@ def _cumulative_ink(batch: StrokeBatch) -> np.ndarray:
 
 
 def _drawing_points(batch: StrokeBatch, drawing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Point ids of every drawing ``drawing[m]`` in turn, and the m each belongs to."""
+    """Point ids of every drawing `drawing[m]` in turn, and the m each belongs to."""
     start = batch.stroke_offsets[batch.drawing_offsets]
     ids = _ranges(start[drawing], start[drawing + 1])
     return ids, np.repeat(np.arange(len(drawing)), batch.num_points[drawing])
@@ -142,10 +142,10 @@ def _drawing_points(batch: StrokeBatch, drawing: np.ndarray) -> tuple[np.ndarray
 def _point_prefix(
     batch: StrokeBatch, drawing: np.ndarray, kept: np.ndarray, extra: tuple | None = None
 ) -> StrokeBatch:
-    """Drawing ``drawing[m]`` cut after its first ``kept[m]`` points, for every m.
+    """Drawing `drawing[m]` cut after its first `kept[m]` points, for every m.
 
-    ``extra`` = ``(mask (M,), points (E, 2), times (E,) or None)`` appends one point to the last
-    stroke of each prefix ``mask`` selects (E of them). Strokes left without points are dropped.
+    `extra` = `(mask (M,), points (E, 2), times (E,) or None)` appends one point to the last
+    stroke of each prefix `mask` selects (E of them). Strokes left without points are dropped.
     """
     start = batch.stroke_offsets[batch.drawing_offsets[drawing]]
     ids = _ranges(start, start + kept)

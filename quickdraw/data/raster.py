@@ -1,29 +1,29 @@
 """Strokes to pixels: the one rasteriser shared by training, evaluation and the demo.
 
-Every drawing is mapped from the 0-255 Quick, Draw! frame onto a ``size`` x ``size`` canvas with
-one uniform scale (aspect preserved) and a border ``margin`` wide enough for the line, then
-drawn with OpenCV in fixed point (``shift`` bits give sub-pixel endpoints at integer cost).
+Every drawing is mapped from the 0-255 Quick, Draw! frame onto a `size` x `size` canvas with
+one uniform scale (aspect preserved) and a border `margin` wide enough for the line, then
+drawn with OpenCV in fixed point (`shift` bits give sub-pixel endpoints at integer cost).
 
-Encodings (``ENCODINGS``: name -> channels):
+Encodings (`ENCODINGS`: name -> channels):
 
-* ``gray``     1 channel, ink 255 on 0.
-* ``temporal`` 3 channels that keep the order the drawing was made in, which a plain bitmap loses:
+* `gray`     1 channel, ink 255 on 0.
+* `temporal` 3 channels that keep the order the drawing was made in, which a plain bitmap loses:
   ch0 ink (the gray image), ch1 stroke order (first stroke 255 fading linearly to 80 for the last),
   ch2 progress in time over the whole drawing at point resolution (every segment gets the
   colour of its position in the drawing's sequence of points, 255 early -> 80 late), so even the
   direction of a single stroke is visible. 80 rather than 0 keeps late ink distinct from paper.
-  Point index rather than arc length measures time (``time_source="order"``): it is what the
+  Point index rather than arc length measures time (`time_source="order"`): it is what the
   simplified data keeps of the pen's rhythm, and it does not change under augmentation. With
-  ``time_source="ms"`` ch2 uses the recorded times instead (``StrokeBatch.times``, ms; raw
+  `time_source="ms"` ch2 uses the recorded times instead (`StrokeBatch.times`, ms; raw
   sources and the demo): each segment's colour is the midpoint of its two points' times over the
   drawing's span, so pauses between strokes and the pen's speed show. A batch without times is
-  refused (``MissingTimes``, naming the fix): a model trained on real time has never seen point
+  refused (`MissingTimes`, naming the fix): a model trained on real time has never seen point
   order in that channel, and a silent fallback would feed it inputs it was not trained on.
   Later segments paint over earlier ones where they cross, as ink on paper would.
 
-Speed is the point: ``gray`` issues one ``cv2.polylines`` call per drawing with the list of its
-strokes; ``temporal`` needs one ``cv2.line`` per segment, as OpenCV takes one colour per call,
-so it is several times slower (figures: ``python -m benchmarks.data``, README's benchmarks).
+Speed is the point: `gray` issues one `cv2.polylines` call per drawing with the list of its
+strokes; `temporal` needs one `cv2.line` per segment, as OpenCV takes one colour per call,
+so it is several times slower (figures: `python -m benchmarks.data`, README's benchmarks).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ _LIMIT = float(1 << (30 - SHIFT))
 
 
 class MissingTimes(InputError):
-    """A ``time_source="ms"`` raster was asked to draw drawings that carry no per-point times."""
+    """A `time_source="ms"` raster was asked to draw drawings that carry no per-point times."""
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ def rasterize_untimed(batch: StrokeBatch, spec: RasterSpec) -> np.ndarray:
 
     The ink channel is drawn as usual; channels that encode order or time get the middle of the
     early-to-late ramp wherever there is ink ("drawn at no particular moment") rather than an
-    invented order. For ``gray`` this is just ``spec(batch)``.
+    invented order. For `gray` this is just `spec(batch)`.
     """
     ink = rasterize(batch, replace(spec, encoding="gray"))
     if spec.channels == 1:
@@ -223,7 +223,7 @@ def _draw_temporal(
 
 def _temporal_segments(batch: StrokeBatch, use_ms: bool = False) -> tuple[np.ndarray, ...]:
     """Segments in drawing order: start point, end point, drawing, stroke-order and time colours
-    (time: point order, or with ``use_ms`` the recorded ms over the drawing's span).
+    (time: point order, or with `use_ms` the recorded ms over the drawing's span).
 
     A one-point stroke becomes the zero-length segment (p, p), which OpenCV draws as a dot.
     """

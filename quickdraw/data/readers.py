@@ -1,5 +1,5 @@
 """Readers for every Quick, Draw! layout: Kaggle CSV (plain, gzip, inside the zip), Google ndjson,
-and, through ``quickdraw.data.formats``, Google's binary files and sketch-rnn's stroke-3 ``.npz``.
+and, through `quickdraw.data.formats`, Google's binary files and sketch-rnn's stroke-3 `.npz`.
 
 They stream rows with their line numbers and validate drawings, so one bad row is counted
 and skipped while a file that is not Quick, Draw! data at all stops with an error naming it.
@@ -52,7 +52,7 @@ MAX_INK_PX = 65_536
 @dataclass
 class Listing:
     """What a source path holds: its input files, and the operating-system artefacts skipped
-    (:mod:`quickdraw.data.artefacts`; kind -> the paths skipped, a hidden folder counted once)."""
+    ([`quickdraw.data.artefacts`][quickdraw.data.artefacts]; kind -> the paths skipped, a hidden folder counted once)."""
 
     sources: list[InputFile] = field(default_factory=list)
     skipped: dict[str, list[str]] = field(default_factory=dict)
@@ -66,7 +66,7 @@ class Listing:
             self.skipped.setdefault(kind, []).extend(names)
 
     def skipped_counts(self) -> dict[str, int]:
-        """Kind -> count: what the manifest records as ``skipped_files``."""
+        """Kind -> count: what the manifest records as `skipped_files`."""
         return {kind: len(names) for kind, names in sorted(self.skipped.items())}
 
     def log(self, path: Path) -> None:
@@ -82,15 +82,15 @@ class Listing:
 
 
 def discover_sources(path: str | Path) -> list[InputFile]:
-    """All inputs under ``path``: a zip, a CSV/ndjson file (gzip or not), or a folder of them
-    (:func:`list_sources` without the artefacts it skipped)."""
+    """All inputs under `path`: a zip, a CSV/ndjson file (gzip or not), or a folder of them
+    ([`list_sources`][quickdraw.data.readers.list_sources] without the artefacts it skipped)."""
     return list_sources(path).sources
 
 
 def list_sources(path: str | Path) -> Listing:
-    """The inputs under ``path`` (a zip, an input file, or a folder of them, zips included, at any
-    depth) and the operating-system artefacts skipped on the way (``__MACOSX/``, ``._*``,
-    ``.DS_Store``, hidden files and folders...), logged. The one listing of input files, for the
+    """The inputs under `path` (a zip, an input file, or a folder of them, zips included, at any
+    depth) and the operating-system artefacts skipped on the way (`__MACOSX/`, `._*`,
+    `.DS_Store`, hidden files and folders...), logged. The one listing of input files, for the
     converter, evaluate and predict. A path named directly is read even if it looks like an artefact.
     """
     path = Path(path)
@@ -181,10 +181,10 @@ def _is_input(name: str, allow_zip: bool = False) -> bool:
 
 
 def open_text(source: InputFile, max_bytes: int) -> io.TextIOWrapper:
-    """The decompressed text of a source (:mod:`quickdraw.data.text`): UTF-8, or UTF-16/UTF-32 by
+    """The decompressed text of a source ([`quickdraw.data.text`][quickdraw.data.text]): UTF-8, or UTF-16/UTF-32 by
     their byte-order mark (dropped, as is UTF-8's). A file that is not text, or bytes that are not
-    in its encoding, raise ``QuickDrawFormatError`` naming the file, the line and the encoding they
-    most likely are; nothing is ever replaced by U+FFFD. Lines keep their endings (``newline=""``).
+    in its encoding, raise `QuickDrawFormatError` naming the file, the line and the encoding they
+    most likely are; nothing is ever replaced by U+FFFD. Lines keep their endings (`newline=""`).
     """
     raw = open_bytes(source, max_bytes)
     head = raw.peek(4096)[:4096]
@@ -205,16 +205,16 @@ def open_text(source: InputFile, max_bytes: int) -> io.TextIOWrapper:
 def open_text_file(
     path: str | Path, max_bytes: int = 16 << 30, setting: str = "file"
 ) -> io.TextIOWrapper:
-    """:func:`open_text` for a side file named by a path (labels, class priors), gzip included;
-    a missing one is named with the ``setting`` that gave it (``labels=...``)."""
+    """[`open_text`][quickdraw.data.readers.open_text] for a side file named by a path (labels, class priors), gzip included;
+    a missing one is named with the `setting` that gave it (`labels=...`)."""
     if not Path(path).is_file():
         raise MissingPathError(f"{setting}={path}: no such file")
     return open_text(InputFile(Path(path)), max_bytes)
 
 
 class _StrictText(io.TextIOWrapper):
-    """Text decoded strictly, whose decoding errors become the error ``on_error`` builds (the
-    decoder reads ahead in chunks, so the line is found by :func:`quickdraw.data.text.first_undecodable`)."""
+    """Text decoded strictly, whose decoding errors become the error `on_error` builds (the
+    decoder reads ahead in chunks, so the line is found by [`quickdraw.data.text.first_undecodable`][quickdraw.data.text.first_undecodable])."""
 
     def __init__(self, buffer, encoding: str, on_error) -> None:
         super().__init__(buffer, encoding=encoding, errors="strict", newline="")
@@ -242,7 +242,7 @@ class _StrictText(io.TextIOWrapper):
 def iter_records(
     source: InputFile, max_bytes: int, require_word: bool = True
 ) -> Iterator[Record | BadRow]:
-    """Yield raw records (or a ``BadRow`` with its line) from a CSV, ndjson, binary or .npz source."""
+    """Yield raw records (or a `BadRow` with its line) from a CSV, ndjson, binary or .npz source."""
     if source.kind in ("binary", "sketchrnn"):
         reader = binary if source.kind == "binary" else sketchrnn
         yield from reader.iter_records(source, max_bytes)
@@ -297,7 +297,7 @@ def _iter_csv(source: InputFile, text, require_word: bool) -> Iterator[Record | 
 def _iter_ndjson(source: InputFile, text) -> Iterator[Record | BadRow]:
     """Records of an ndjson file, in order; a line holding several glued objects yields each.
 
-    Files joined with ``cat`` where one lacked its final newline hold ``}{`` on a line; those
+    Files joined with `cat` where one lacked its final newline hold `}{` on a line; those
     objects are split and read, and counted in one warning. The file is refused as not ndjson
     only when no line holds a Quick, Draw! record; until the first record is seen, bad lines
     are held back so that the refusal can name the file instead of counting every line.
@@ -403,7 +403,7 @@ def parse_drawing(
     value, drawing_format: str = "auto", max_points: int = 65_535
 ) -> tuple[np.ndarray, list[int]]:
     """Validate one drawing (JSON text or parsed lists) into uint8 (P, 2) points and stroke lengths
-    (:func:`parse_timed_drawing` without the times)."""
+    ([`parse_timed_drawing`][quickdraw.data.readers.parse_timed_drawing] without the times)."""
     return parse_timed_drawing(value, drawing_format, max_points)[:2]
 
 
@@ -412,13 +412,13 @@ def parse_timed_drawing(
 ) -> tuple[np.ndarray, list[int], np.ndarray | None]:
     """Validate one drawing into uint8 (P, 2) points, stroke lengths and (P,) float32 times.
 
-    ``drawing_format``: ``simplified`` wants integer 0-255 ``[xs, ys]`` strokes; ``raw`` simplifies any
-    coordinates with Google's procedure; ``auto`` treats ``[xs, ys, ts]`` strokes as raw.
-    Empty strokes are dropped; a drawing left with none is bad. A ``ParsedDrawing`` (binary and
-    stroke-3 inputs, decoded and range-checked by their readers) is only checked for ``max_points``.
-    Times: ms since the drawing's first point, for raw drawings whose every stroke has ``ts``
-    (carried through the simplification, :func:`quickdraw.data.simplify.simplify_timed`); None
-    otherwise. A ``ts`` list that is not one finite number per point is a bad row (``bad_times``).
+    `drawing_format`: `simplified` wants integer 0-255 `[xs, ys]` strokes; `raw` simplifies any
+    coordinates with Google's procedure; `auto` treats `[xs, ys, ts]` strokes as raw.
+    Empty strokes are dropped; a drawing left with none is bad. A `ParsedDrawing` (binary and
+    stroke-3 inputs, decoded and range-checked by their readers) is only checked for `max_points`.
+    Times: ms since the drawing's first point, for raw drawings whose every stroke has `ts`
+    (carried through the simplification, [`quickdraw.data.simplify.simplify_timed`][quickdraw.data.simplify.simplify_timed]); None
+    otherwise. A `ts` list that is not one finite number per point is a bad row (`bad_times`).
     """
     if isinstance(value, ParsedDrawing):
         if len(value.points) > max_points:
@@ -513,15 +513,15 @@ def parse_timed_drawing(
     return ints, lens, None
 
 
-# JSON numbers as the parsers give them (numpy scalars for lists built from arrays). ``bool`` is an
-# ``int`` and numpy turns "12" into 12.0, so both would pass as numbers unless refused by type.
+# JSON numbers as the parsers give them (numpy scalars for lists built from arrays). `bool` is an
+# `int` and numpy turns "12" into 12.0, so both would pass as numbers unless refused by type.
 _NUMBERS = (int, float, np.integer, np.floating)
 _PLAIN = frozenset((int, float))
 
 
 def _check_numbers(values: list, what: str, reason: str, more: list = ()) -> None:
-    """Raise ``BadRow(reason)`` naming the first value of ``values`` + ``more`` that is not a JSON
-    number (``true``, ``"12"``, ``null``, a list...). Types are collected in C (``map``), so a
+    """Raise `BadRow(reason)` naming the first value of `values` + `more` that is not a JSON
+    number (`true`, `"12"`, `null`, a list...). Types are collected in C (`map`), so a
     1000-point drawing costs a set of one or two types, not a Python loop (~2 us a drawing)."""
     types = set(map(type, values))
     types.update(map(type, more))
@@ -535,7 +535,7 @@ def _check_numbers(values: list, what: str, reason: str, more: list = ()) -> Non
 
 
 def _json_text(value) -> str:
-    """``value`` as JSON text, as the file wrote it (``true``, ``"12"``); repr where it has none."""
+    """`value` as JSON text, as the file wrote it (`true`, `"12"`); repr where it has none."""
     try:
         return orjson.dumps(value).decode()
     except TypeError:
@@ -543,7 +543,7 @@ def _json_text(value) -> str:
 
 
 def _times(ts: list | None) -> np.ndarray | None:
-    """Raw ``ts`` values as float64 ms since the drawing's first point (None stays None)."""
+    """Raw `ts` values as float64 ms since the drawing's first point (None stays None)."""
     if ts is None:
         return None
     _check_numbers(ts, "time", "bad_times")

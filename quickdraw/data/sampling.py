@@ -1,11 +1,11 @@
 """Which rows an epoch uses, and which rank, worker and batch serves each of them.
 
-An epoch is ``quota[c]`` drawings of each class c, drawn without replacement and afresh every
+An epoch is `quota[c]` drawings of each class c, drawn without replacement and afresh every
 epoch. The plan is a pure function of (seed, epoch, quotas), so every rank and worker computes
 the same plan and takes a disjoint slice of it: nothing is served twice or skipped.
 
 Order matters for I/O: rows are grouped by row group in a random order of row groups and then
-shuffled within windows of ``shuffle_window`` rows, so a loader decodes each row group about once
+shuffled within windows of `shuffle_window` rows, so a loader decodes each row group about once
 while batches still mix classes.
 """
 
@@ -27,11 +27,11 @@ def epoch_rows(
 ) -> np.ndarray:
     """Global row ids of one training epoch, in serving order.
 
-    ``group_use`` trades randomness for I/O on large stores: class c's ``q`` drawings are drawn
-    uniformly from just enough randomly chosen row groups to hold ``q / group_use`` rows, so each
+    `group_use` trades randomness for I/O on large stores: class c's `q` drawings are drawn
+    uniformly from just enough randomly chosen row groups to hold `q / group_use` rows, so each
     row group decoded serves at least that fraction of its rows. Every drawing keeps the same
-    chance ``q / n_c`` of being picked; 1.0 reads whole row groups, small values approach plain
-    uniform sampling (which a class smaller than ``q / group_use`` rows gets anyway).
+    chance `q / n_c` of being picked; 1.0 reads whole row groups, small values approach plain
+    uniform sampling (which a class smaller than `q / group_use` rows gets anyway).
     """
     if not 0 < group_use <= 1:
         raise SettingError(f"group_use must be in (0, 1], got {group_use}")
@@ -47,7 +47,7 @@ def epoch_rows(
 def _class_sample(
     index: SplitIndex, c: int, q: int, group_use: float, rng: np.random.Generator
 ) -> np.ndarray:
-    """``q`` distinct rows of class c from enough randomly ordered row groups to hold q / group_use."""
+    """`q` distinct rows of class c from enough randomly ordered row groups to hold q / group_use."""
     groups = index.class_groups[index.class_ptr[c] : index.class_ptr[c + 1]]
     groups = groups[rng.permutation(len(groups))]
     cum = np.concatenate([[0], np.cumsum(index.rg_rows[groups])])
@@ -59,7 +59,7 @@ def _class_sample(
 
 
 def fixed_rows(index: SplitIndex, per_class: int | None, seed: int) -> np.ndarray:
-    """A fixed evaluation set: up to ``per_class`` rows of each class (all when None), in row-group order."""
+    """A fixed evaluation set: up to `per_class` rows of each class (all when None), in row-group order."""
     rng = np.random.default_rng([seed, 2**31 - 1])
     picked = []
     for c, n in enumerate(index.class_rows):
@@ -83,7 +83,7 @@ def locality_shuffle(
 
 
 def shard(rows: np.ndarray, rank: int, world_size: int) -> np.ndarray:
-    """This rank's contiguous, equal-sized share (the last ``len % world_size`` rows are left out)."""
+    """This rank's contiguous, equal-sized share (the last `len % world_size` rows are left out)."""
     per_rank = len(rows) // world_size
     return rows[rank * per_rank : (rank + 1) * per_rank]
 
@@ -91,9 +91,9 @@ def shard(rows: np.ndarray, rank: int, world_size: int) -> np.ndarray:
 def eval_shard(rows: np.ndarray, rank: int, world_size: int) -> tuple[np.ndarray, np.ndarray]:
     """This rank's share of evaluation rows, padded to the same length on every rank, and a mask.
 
-    Returns (rows, valid): shares of ``len // world_size`` or one more rows, contiguous, covering
+    Returns (rows, valid): shares of `len // world_size` or one more rows, contiguous, covering
     every row exactly once; ranks with the shorter share repeat one of their rows (or the first
-    row) at the end with ``valid`` False, so every rank runs as many batches (collectives stay
+    row) at the end with `valid` False, so every rank runs as many batches (collectives stay
     in step) and the padding is left out of the metrics and the per-class counts.
     """
     if not len(rows):

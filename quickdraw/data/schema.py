@@ -1,6 +1,6 @@
 """The store's contract: Parquet schema, deterministic split assignment and the manifest.
 
-A store is a folder::
+A store is a folder:
 
     manifest.json                  classes, per-split per-class counts, bad rows, sources (with the
                                    stamps that tell a changed file), shards and their checksums,
@@ -28,29 +28,29 @@ from quickdraw.core.files import write_json
 
 SCHEMA_VERSION = 3
 """Version 3 adds per-point times, where the source has them; otherwise it is version 2, which
-stores strokes as two columns (version 1 had ``x`` and ``y`` as ``list<list<uint8>>``).
+stores strokes as two columns (version 1 had `x` and `y` as `list<list<uint8>>`).
 
-* ``points`` (binary, one value per drawing): the drawing's points as interleaved bytes
-  ``x0 y0 x1 y1 ...``, each the difference from the drawing's previous point modulo 256 (the first
-  point's from (0, 0)); a running uint8 sum decodes it exactly (``StrokeBatch.from_arrow``).
-* ``stroke_lengths`` (``list<uint16>``): points per stroke, so strokes hold at most 65,535 points.
+* `points` (binary, one value per drawing): the drawing's points as interleaved bytes
+  `x0 y0 x1 y1 ...`, each the difference from the drawing's previous point modulo 256 (the first
+  point's from (0, 0)); a running uint8 sum decodes it exactly (`StrokeBatch.from_arrow`).
+* `stroke_lengths` (`list<uint16>`): points per stroke, so strokes hold at most 65,535 points.
 
 Why: Parquet keeps uint8 as 4-byte INT32 values with repetition levels per point, so version 1's
 nested lists were large. Consecutive points of a pen stroke are close, so their deltas are small
 and repetitive, and one byte string per drawing written with DELTA_LENGTH_BYTE_ARRAY (lengths apart
 from the bytes) lets zstd see just them, with a decoder as vectorised as before (sizes against
-gzip CSV: README, Data; ``python -m benchmarks.data``).
+gzip CSV: README, Data; `python -m benchmarks.data`).
 Dictionaries serve only the low-cardinality columns (random key_ids and timestamps do not repeat).
 
 Version 3: shards converted from a source with per-point times (Google's raw ndjson, Kaggle's raw
-CSV) carry one more column, ``times`` (binary, one value per drawing, null for a drawing without
+CSV) carry one more column, `times` (binary, one value per drawing, null for a drawing without
 times): the points' times rounded to ms, each the difference from the previous point's, as zigzag
-varints (``StrokeBatch.times_to_arrow``, :mod:`quickdraw.data.varint`). Shards of simplified
+varints (`StrokeBatch.times_to_arrow`, [`quickdraw.data.varint`][quickdraw.data.varint]). Shards of simplified
 sources have no such column and are byte for byte what version 2 wrote, so a version 2 store is
-read as a version 3 store without times (``READABLE_VERSIONS``); version 1 and unknown versions
+read as a version 3 store without times (`READABLE_VERSIONS`); version 1 and unknown versions
 are refused with the command that converts again. Cost, measured on the real raw sample
-(``../shared/data/quickdraw-sample/raw``, 6,673 drawings): the shards grow from 2.54 MB to 3.33 MB
-(+31 %; ``times`` is 571 kB of column data against 697 kB for ``points``): pen timing is noisier
+(`../shared/data/quickdraw-sample/raw`, 6,673 drawings): the shards grow from 2.54 MB to 3.33 MB
+(+31 %; `times` is 571 kB of column data against 697 kB for `points`): pen timing is noisier
 than pen position. Varints beat int32 differences under the same zstd by 30 % (820 kB, +47 %)
 and still decode in numpy without a loop per value.
 """
@@ -70,7 +70,7 @@ SCHEMA = pa.schema(
     ]
 )
 TIMED_SCHEMA = SCHEMA.append(pa.field("times", pa.binary()))
-# Keyword arguments of ``pyarrow.parquet.ParquetWriter`` for store shards, by whether they have times.
+# Keyword arguments of `pyarrow.parquet.ParquetWriter` for store shards, by whether they have times.
 WRITE_OPTIONS = {
     "compression": "zstd",
     "compression_level": 6,
@@ -98,7 +98,7 @@ def split_hash(key_ids: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def assign_split(key_ids: np.ndarray, val: float, test: float, seed: int = 0) -> np.ndarray:
-    """Split index per row: 0 train, 1 val, 2 test (``val``/``test`` are fractions)."""
+    """Split index per row: 0 train, 1 val, 2 test (`val`/`test` are fractions)."""
     u = split_hash(key_ids, seed)
     return np.where(u < val, 1, np.where(u < val + test, 2, 0)).astype(np.int8)
 

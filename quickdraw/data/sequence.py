@@ -1,22 +1,22 @@
-"""Strokes to pen moves: the ``sequence`` input of stroke-sequence networks, built batch-wise in numpy.
+"""Strokes to pen moves: the `sequence` input of stroke-sequence networks, built batch-wise in numpy.
 
-Each drawing becomes the list of its points in drawing order, one row ``(dx, dy, pen_up)`` per
+Each drawing becomes the list of its points in drawing order, one row `(dx, dy, pen_up)` per
 point, the layout of Google's tutorial "Recurrent Neural Networks for Drawing Classification"
 (TensorFlow, tensorflow.org/tutorials, the Quick, Draw! RNN):
 
-* ``dx, dy``  the move from the previous point of the drawing, in units of the 0-255 frame / 255
+* `dx, dy`  the move from the previous point of the drawing, in units of the 0-255 frame / 255
   (the first point's move is from (0, 0), so where the drawing starts is kept). The tutorial also
   rescales each drawing to its bounding box; simplified drawings are already scaled to 255 on their
   longer side, so one uniform scale keeps their aspect, as the rasteriser does.
-* ``pen_up``  1 on the last point of each stroke (the pen is lifted after it), else 0.
+* `pen_up`  1 on the last point of each stroke (the pen is lifted after it), else 0.
 
-Truncation: a drawing longer than ``max_points`` keeps its first ``max_points`` points. The start of
+Truncation: a drawing longer than `max_points` keeps its first `max_points` points. The start of
 a drawing is what a player draws first and what the game recognises from; resampling would change
 the spacing the network sees on long drawings only. Simplified Quick, Draw! drawings have ~45
 points on average, and few exceed 128 (the default).
 
-A batch is padded to its longest (truncated) drawing, not to ``max_points``: ``points`` (B, T, 3)
-float32 with zeros after each drawing's end, ``lengths`` (B,) int64 (0 for an empty drawing).
+A batch is padded to its longest (truncated) drawing, not to `max_points`: `points` (B, T, 3)
+float32 with zeros after each drawing's end, `lengths` (B,) int64 (0 for an empty drawing).
 Stroke augmentation happens before, on the StrokeBatch, as for images.
 """
 
@@ -35,7 +35,7 @@ FRAME = 255.0
 
 
 class Sequences(NamedTuple):
-    """A padded batch of pen moves: ``points`` (B, T, 3) float32 and ``lengths`` (B,) int64."""
+    """A padded batch of pen moves: `points` (B, T, 3) float32 and `lengths` (B,) int64."""
 
     points: np.ndarray
     lengths: np.ndarray
@@ -64,7 +64,7 @@ class SequenceSpec:
 
 
 def to_sequences(batch: StrokeBatch, max_points: int) -> Sequences:
-    """(dx, dy, pen_up) rows of each drawing's first ``max_points`` points, padded (module docstring)."""
+    """(dx, dy, pen_up) rows of each drawing's first `max_points` points, padded (module docstring)."""
     n = len(batch)
     so, do = batch.stroke_offsets, batch.drawing_offsets
     starts = so[do]  # (B + 1,) first point of each drawing, and the end of the last

@@ -1,11 +1,11 @@
 """Google's simplification of raw Quick, Draw! strokes, so raw and simplified inputs share one schema.
 
-The procedure is the one documented for the public ``full/simplified`` files:
+The procedure is the one documented for the public `full/simplified` files:
 align the drawing to the top-left corner, scale it uniformly so the longer side is 255,
 resample every stroke at 1-pixel spacing, simplify with Ramer-Douglas-Peucker (epsilon 2.0),
 and round to integers.
 
-Raw drawings also carry per-point times (ms); :func:`simplify_timed` carries them through: a
+Raw drawings also carry per-point times (ms); [`simplify_timed`][quickdraw.data.simplify.simplify_timed] carries them through: a
 kept point that is a raw point keeps that point's time, and a point made by resampling gets the
 time interpolated linearly in arc length between the two raw points around it (the pen is taken
 to move at constant speed along one raw segment). Where rounding merges repeated points, the
@@ -36,9 +36,9 @@ def simplify_timed(
     times: Sequence[np.ndarray] | None,
     epsilon: float = RDP_EPSILON,
 ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
-    """:func:`simplify_drawing` that also carries ``times`` ((N,) ms per raw stroke, or None).
+    """[`simplify_drawing`][quickdraw.data.simplify.simplify_drawing] that also carries `times` ((N,) ms per raw stroke, or None).
 
-    Returns the (M, 2) uint8 strokes and, when ``times`` is given, their (M,) float64 times.
+    Returns the (M, 2) uint8 strokes and, when `times` is given, their (M,) float64 times.
     """
     pairs = [
         (np.asarray(s, dtype=np.float64).reshape(-1, 2), None if times is None else times[i])
@@ -66,14 +66,14 @@ def simplify_timed(
 
 
 def resample(points: np.ndarray, spacing: float = 1.0) -> np.ndarray:
-    """Points every ``spacing`` units of arc length along the polyline, end points kept."""
+    """Points every `spacing` units of arc length along the polyline, end points kept."""
     return resample_timed(points, spacing, None)[0]
 
 
 def resample_timed(
     points: np.ndarray, spacing: float, times: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """:func:`resample`, and each new point's time ((N,) ms, or None) interpolated in arc length
+    """[`resample`][quickdraw.data.simplify.resample], and each new point's time ((N,) ms, or None) interpolated in arc length
     between the raw points around it."""
     t_in = None if times is None else np.asarray(times, np.float64)
     if len(points) < 2:
@@ -88,7 +88,7 @@ def resample_timed(
         t = np.append(t, total)
     x = np.interp(t, arc, points[:, 0])
     y = np.interp(t, arc, points[:, 1])
-    # Where the pen rested (zero-length raw segments), ``arc`` repeats and interp takes the last
+    # Where the pen rested (zero-length raw segments), `arc` repeats and interp takes the last
     # of those times: the moment the pen moved on.
     return np.stack([x, y], axis=1), None if t_in is None else np.interp(t, arc, t_in)
 

@@ -1,16 +1,16 @@
 """Where a store comes from: an existing folder, a source converted once into a cache, or the generated set.
 
-:func:`ensure_store` is the one place that resolves, generates, converts and caches a store, for
-training (the DataModule's ``prepare_data``), the report and the notebooks. Under several
+[`ensure_store`][quickdraw.data.sources.ensure_store] is the one place that resolves, generates, converts and caches a store, for
+training (the DataModule's `prepare_data`), the report and the notebooks. Under several
 processes (DDP ranks, SLURM tasks) only the first process of each node builds it; the others
 wait for its manifest. Cached stores are named by schema version too: after an upgrade that
 changes the schema, a cache is rebuilt beside the old one rather than refused.
 
-A store converted from ``data.source`` is checked against it at every start
-(:mod:`quickdraw.data.staleness`): files added to the source or changed since are converted into
+A store converted from `data.source` is checked against it at every start
+([`quickdraw.data.staleness`][quickdraw.data.staleness]): files added to the source or changed since are converted into
 it (the whole source again when the classes change, since every label changes), files removed
 from it are refused with the command that rebuilds the store, and the log says which store is
-used and that it is up to date. A store given as ``data.store`` is used as it is; the log says
+used and that it is up to date. A store given as `data.store` is used as it is; the log says
 whether it is up to date with the source it records, when that source is on this machine.
 """
 
@@ -39,12 +39,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class StoreSource:
-    """Where a store comes from: the data config's ``STORE_KEYS``.
+    """Where a store comes from: the data config's `STORE_KEYS`.
 
-    ``store``: that folder. ``source``: converted into a cache under ``cache_dir/stores``, named
+    `store`: that folder. `source`: converted into a cache under `cache_dir/stores`, named
     by the source, the schema version and a hash of the source path and conversion settings.
-    Neither: the generated doodle set (``synthetic_per_class`` drawings a class, ``synthetic_seed``)
-    converted under ``cache_dir/synthetic``.
+    Neither: the generated doodle set (`synthetic_per_class` drawings a class, `synthetic_seed`)
+    converted under `cache_dir/synthetic`.
     """
 
     store: str | Path | None = None
@@ -69,7 +69,7 @@ class StoreSource:
         return cache / "synthetic" / f"store-v{SCHEMA_VERSION}-n{n}-s{seed}"
 
     def ensure(self, timeout: float = 24 * 3600) -> Path:
-        """The store, built first when missing; see :func:`ensure_store`."""
+        """The store, built first when missing; see [`ensure_store`][quickdraw.data.sources.ensure_store]."""
         path = self.path
         if self.source:
             return self._ensure_current(path, Path(self.source).expanduser(), timeout)
@@ -101,7 +101,7 @@ class StoreSource:
         return path
 
     def _ensure_current(self, path: Path, source: Path, timeout: float) -> Path:
-        """The store of ``source``, converted first where it lacks a file the source has or holds an
+        """The store of `source`, converted first where it lacks a file the source has or holds an
         older version of one; refused where the source lost files (the store has their drawings)."""
         if local_rank() != 0:  # the first process converts; the others wait until it is current
             _wait_for(path, timeout, lambda: bool(self._current(path, source, say=False)))
@@ -125,8 +125,8 @@ class StoreSource:
         return path
 
     def _current(self, path: Path, source: Path, say: bool = True) -> bool | None:
-        """True: ``path`` is up to date with ``source`` (or ``source`` is gone: the store is used
-        as converted). False: it needs converting. None: not built yet. ``say``: log which."""
+        """True: `path` is up to date with `source` (or `source` is gone: the store is used
+        as converted). False: it needs converting. None: not built yet. `say`: log which."""
         if not (path / MANIFEST).exists():
             return None
         if not source.exists():
@@ -152,7 +152,7 @@ class StoreSource:
         return found.fresh
 
     def _classes_changed(self, path: Path, source: Path) -> bool:
-        """Whether the classes read from ``source`` now differ from the store's: every label
+        """Whether the classes read from `source` now differ from the store's: every label
         changes then, so the whole source is converted again."""
         settings = self._settings()
         if settings.classes:
@@ -177,12 +177,12 @@ class StoreSource:
 
 
 def ensure_store(**where: Any) -> Path:
-    """The store that ``where`` (:class:`StoreSource`'s fields) names, built first when missing.
+    """The store that `where` ([`StoreSource`][quickdraw.data.sources.StoreSource]'s fields) names, built first when missing.
 
-    A missing ``store`` folder without a ``source`` is an error (``StoreError``) that lists the
-    stores found nearby and the command that builds one. A store of a ``source`` is brought up
-    to date with it first, or refused (``StoreError``) when files were removed from the source.
-    Non-zero local ranks wait for the first process of the node to finish (``TimeoutError``
+    A missing `store` folder without a `source` is an error (`StoreError`) that lists the
+    stores found nearby and the command that builds one. A store of a `source` is brought up
+    to date with it first, or refused (`StoreError`) when files were removed from the source.
+    Non-zero local ranks wait for the first process of the node to finish (`TimeoutError`
     after a day).
     """
     return StoreSource(**where).ensure()
@@ -193,17 +193,17 @@ STORE_KEYS = tuple(StoreSource.__dataclass_fields__)
 
 
 def ensure_store_of(data_config: dict[str, Any]) -> Path:
-    """:func:`ensure_store` for a data config (``quickdraw/conf/data/*.yaml`` as a dict; other keys ignored)."""
+    """[`ensure_store`][quickdraw.data.sources.ensure_store] for a data config (`quickdraw/conf/data/*.yaml` as a dict; other keys ignored)."""
     return StoreSource(**{k: data_config[k] for k in STORE_KEYS if k in data_config}).ensure()
 
 
 def local_rank() -> int:
-    """This process's rank on its node: Lightning's and torchrun's ``LOCAL_RANK``, SLURM's ``SLURM_LOCALID``."""
+    """This process's rank on its node: Lightning's and torchrun's `LOCAL_RANK`, SLURM's `SLURM_LOCALID`."""
     return int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", 0)))
 
 
 def _wait_for(store: Path, timeout: float, ready: Callable[[], bool] = lambda: True) -> None:
-    """Until ``store`` has a manifest and ``ready()`` holds (raises what ``ready`` raises)."""
+    """Until `store` has a manifest and `ready()` holds (raises what `ready` raises)."""
     t0 = time.monotonic()
     while not ((store / MANIFEST).exists() and ready()):
         if time.monotonic() - t0 > timeout:
@@ -212,7 +212,7 @@ def _wait_for(store: Path, timeout: float, ready: Callable[[], bool] = lambda: T
 
 
 def _stores_under(*folders: Path) -> list[str]:
-    """Converted stores up to two levels below ``folders``: what a mistyped data.store may have meant."""
+    """Converted stores up to two levels below `folders`: what a mistyped data.store may have meant."""
     manifests = (
         m
         for d in folders

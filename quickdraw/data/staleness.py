@@ -1,9 +1,9 @@
 """Whether a converted store still holds what its source holds now: new, changed and removed files.
 
 A store records each converted input file's id and stamp (size and modification time on disk, or
-a zip member's sizes and CRC-32: :func:`quickdraw.data.convert.source_stamp`) in its manifest, and
-the path it was converted from. Comparing them with the source costs one ``stat`` a file and
-reads no drawing, so training does it at every start (:mod:`quickdraw.data.sources`).
+a zip member's sizes and CRC-32: [`quickdraw.data.convert.source_stamp`][quickdraw.data.convert.source_stamp]) in its manifest, and
+the path it was converted from. Comparing them with the source costs one `stat` a file and
+reads no drawing, so training does it at every start ([`quickdraw.data.sources`][quickdraw.data.sources]).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Staleness:
         return not (self.new or self.changed or self.removed)
 
     def __str__(self) -> str:
-        """E.g. ``1 new (bee.csv), 2 changed (ant.csv, cat.csv)``."""
+        """E.g. `1 new (bee.csv), 2 changed (ant.csv, cat.csv)`."""
         groups = (("new", self.new), ("changed", self.changed), ("removed", self.removed))
         return ", ".join(f"{len(names)} {what} ({_some(names)})" for what, names in groups if names)
 
@@ -49,7 +49,7 @@ def _some(names: list[str], shown: int = 3) -> str:
 
 
 def staleness(store: Path, sources: Sequence[InputFile]) -> Staleness:
-    """How ``store`` differs from ``sources`` (the files its source holds now)."""
+    """How `store` differs from `sources` (the files its source holds now)."""
     recorded = _recorded(store)
     ids = {s.id for s in sources}
     return Staleness(
@@ -61,7 +61,7 @@ def staleness(store: Path, sources: Sequence[InputFile]) -> Staleness:
 
 def _recorded(store: Path) -> dict[str, dict]:
     """Converted files by id: the manifest's entries, or for a manifest written before they
-    carried ids, the receipts in ``_sources/`` (what the conversion itself resumes from)."""
+    carried ids, the receipts in `_sources/` (what the conversion itself resumes from)."""
     try:
         entries = Manifest.load(store).sources
     except ValueError as e:  # a damaged manifest: the message names it and its fix
@@ -73,8 +73,8 @@ def _recorded(store: Path) -> dict[str, dict]:
 
 
 def convert_command(source: Path, store: Path, settings: dict, overwrite: bool) -> str:
-    """The ``quickdraw.convert`` command that brings ``store`` up to date with ``source`` under the
-    same settings (those that differ from the defaults; ``classes`` only when given)."""
+    """The `quickdraw.convert` command that brings `store` up to date with `source` under the
+    same settings (those that differ from the defaults; `classes` only when given)."""
     default = asdict(ConvertSettings())
     args = [f"source={source}", f"store={store}"] + [
         f"settings.{k}={_hydra_value(v)}"
@@ -93,7 +93,7 @@ def _hydra_value(value) -> str:
 
 
 def log_recorded_source(store: Path) -> None:
-    """Say whether a store given directly (``data.store``) is up to date with the source it was
+    """Say whether a store given directly (`data.store`) is up to date with the source it was
     converted from; it is used as it is either way (its source may be on another machine)."""
     try:
         manifest = Manifest.load(store)

@@ -1,15 +1,15 @@
 """Opening a converted store: manifest checks and a row-group index built from Parquet footers alone.
 
 The index is a handful of small arrays per split (one entry per row group), so a 50 M-row store
-costs kilobytes of memory; rows are read on demand with ``gather``.
+costs kilobytes of memory; rows are read on demand with `gather`.
 
 Damage to a shard is found on read, never decoded into other drawings: the converter writes a
 CRC-32 into every Parquet page (data and dictionary pages), which every row-group read verifies,
 and records each shard's size and the SHA-256 of its footer (the Parquet metadata: row counts,
 offsets, and the label statistics the index is built from), which every open verifies. What is
-left, page headers, changes no decoded row or makes the read fail (``tests/test_integrity_store.py``
-flips bytes across whole shards). ``convert ... verify=true`` compares each shard's SHA-256 as a
-whole (:func:`shard_check`). Measured cost on read speed: README, Data.
+left, page headers, changes no decoded row or makes the read fail (`tests/test_integrity_store.py`
+flips bytes across whole shards). `convert ... verify=true` compares each shard's SHA-256 as a
+whole ([`shard_check`][quickdraw.data.store.shard_check]). Measured cost on read speed: README, Data.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class StoreError(QuickDrawError, RuntimeError):
 
 
 def _fix(store: Path, source: str | None = None) -> str:
-    """The repair command, with ``source`` or else the one the manifest records (``PATH`` when
+    """The repair command, with `source` or else the one the manifest records (`PATH` when
     it records none or cannot be read); each setting quoted for the shell."""
     if source is None:
         try:
@@ -54,7 +54,7 @@ def _fix(store: Path, source: str | None = None) -> str:
 
 def shard_check(path: Path) -> dict:
     """What the manifest records of a shard to find damage later: its size in bytes, the SHA-256
-    of the whole file (``verify=true``) and of its footer (every open)."""
+    of the whole file (`verify=true`) and of its footer (every open)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(1 << 20):
@@ -83,7 +83,7 @@ def _footer_bytes(path: Path) -> bytes:
 
 
 def _checked_metadata(path: Path, store: Path, check: dict | None) -> pq.FileMetaData:
-    """The footer of ``path``, parsed from the very bytes checked against ``check`` (None: an
+    """The footer of `path`, parsed from the very bytes checked against `check` (None: an
     unchecked shard of an older store)."""
     if not path.is_file():
         raise StoreError(
@@ -127,7 +127,7 @@ class SplitIndex:
         verify: bool = True,
         dropped: dict[str, list[int]] | None = None,
     ):
-        """``dropped``: per file, rows left out (later copies of a key_id, manifest.duplicates)."""
+        """`dropped`: per file, rows left out (later copies of a key_id, manifest.duplicates)."""
         self.store = store
         self.files = [store / f for f in files]
         # Per file, what its footer must hash to (None: not recorded); verify=False reads without
@@ -136,7 +136,7 @@ class SplitIndex:
         self.verify = verify
         file_ids, groups, labels, rows = [], [], [], []
         self.file_columns: list[list[str]] = []
-        # Row groups that lose rows to ``dropped``: group -> offsets of the rows served, so that
+        # Row groups that lose rows to `dropped`: group -> offsets of the rows served, so that
         # every row id below counts served rows only and the samplers never see a left-out one.
         self.rg_keep: dict[int, np.ndarray] = {}
         for i, path in enumerate(self.files):
@@ -188,14 +188,14 @@ class SplitIndex:
         return int(self.rg_rows.sum())
 
     def class_to_global(self, c: int, positions: np.ndarray) -> np.ndarray:
-        """Global row ids of class ``c``'s rows at ``positions`` (0..class_rows[c]-1)."""
+        """Global row ids of class `c`'s rows at `positions` (0..class_rows[c]-1)."""
         groups = self.class_groups[self.class_ptr[c] : self.class_ptr[c + 1]]
         cum = np.concatenate([[0], np.cumsum(self.rg_rows[groups])])
         k = np.searchsorted(cum, positions, side="right") - 1
         return self.rg_start[groups[k]] + (positions - cum[k])
 
     def gather(self, ids: np.ndarray) -> Rows:
-        """Read rows by global id, each row group once, and return them in the order of ``ids``."""
+        """Read rows by global id, each row group once, and return them in the order of `ids`."""
         ids = np.asarray(ids, np.int64)
         g = np.searchsorted(self.rg_start, ids, side="right") - 1
         order = np.argsort(g, kind="stable")
@@ -254,7 +254,7 @@ class Store:
     """A converted store: its manifest and one row-group index per split, checked against each other."""
 
     def __init__(self, path: str | Path, verify: bool = True):
-        """``verify=False`` skips the checksums (only the benchmark that measures them does)."""
+        """`verify=False` skips the checksums (only the benchmark that measures them does)."""
         self.path = Path(path)
         try:
             self.manifest = Manifest.load(self.path)
@@ -293,7 +293,7 @@ class Store:
             )
 
     def require_times(self) -> None:
-        """Refuse, naming the fix, a store whose shards lack per-point times (for ``time_source=ms``)."""
+        """Refuse, naming the fix, a store whose shards lack per-point times (for `time_source=ms`)."""
         untimed = [
             str(index.files[i])
             for index in self.splits.values()

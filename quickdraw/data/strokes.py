@@ -3,14 +3,14 @@
 A batch of B drawings is three flat arrays (the layout Arrow uses for nested lists), so a whole
 batch moves through numpy without a Python object per point:
 
-* ``points``          (P, 2) float32 or uint8, x and y in the 0-255 Quick, Draw! frame
-* ``stroke_offsets``  (S + 1,) int64, stroke s is ``points[stroke_offsets[s]:stroke_offsets[s + 1]]``
-* ``drawing_offsets`` (B + 1,) int64, drawing b is strokes ``drawing_offsets[b]:drawing_offsets[b + 1]``
-* ``times``           (P,) float32 or None, ms since the drawing's first point, where the source
+* `points`          (P, 2) float32 or uint8, x and y in the 0-255 Quick, Draw! frame
+* `stroke_offsets`  (S + 1,) int64, stroke s is `points[stroke_offsets[s]:stroke_offsets[s + 1]]`
+* `drawing_offsets` (B + 1,) int64, drawing b is strokes `drawing_offsets[b]:drawing_offsets[b + 1]`
+* `times`           (P,) float32 or None, ms since the drawing's first point, where the source
   recorded them (Google's raw ndjson, Kaggle's raw CSV, the demo); None for simplified sources
 
-``to_arrow`` and ``from_arrow`` are the store's one encoder and one decoder of strokes (and
-``times_to_arrow`` / ``times_from_arrow`` of times).
+`to_arrow` and `from_arrow` are the store's one encoder and one decoder of strokes (and
+`times_to_arrow` / `times_from_arrow` of times).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pyarrow as pa
 from quickdraw.core.errors import InputError
 from quickdraw.data import varint
 
-# One drawing as Quick, Draw! writes it: a list of strokes, each ``[xs, ys]`` (raw data adds ``ts``).
+# One drawing as Quick, Draw! writes it: a list of strokes, each `[xs, ys]` (raw data adds `ts`).
 Drawing = Sequence[Sequence[Sequence[float]]]
 
 
@@ -60,8 +60,8 @@ class StrokeBatch:
 
     @classmethod
     def from_drawings(cls, drawings: Sequence[Drawing]) -> StrokeBatch:
-        """Pack drawings given as JSON-like ``[[xs, ys(, ts)], ...]`` lists, as they are (no
-        simplification); ``times`` are kept when every stroke has ``ts``."""
+        """Pack drawings given as JSON-like `[[xs, ys(, ts)], ...]` lists, as they are (no
+        simplification); `times` are kept when every stroke has `ts`."""
         xs: list[float] = []
         ys: list[float] = []
         ts: list[float] | None = []
@@ -92,9 +92,9 @@ class StrokeBatch:
 
     @classmethod
     def from_parsed(cls, drawings: Sequence[tuple]) -> StrokeBatch:
-        """Pack drawings parsed by :func:`quickdraw.data.readers.parse_timed_drawing`: each a
-        ``(points (P, 2), stroke_lengths (S,))`` pair, points in the 0-255 frame, or a
-        ``(points, stroke_lengths, times (P,) | None)`` triple; ``times`` are kept when every
+        """Pack drawings parsed by [`quickdraw.data.readers.parse_timed_drawing`][quickdraw.data.readers.parse_timed_drawing]: each a
+        `(points (P, 2), stroke_lengths (S,))` pair, points in the 0-255 frame, or a
+        `(points, stroke_lengths, times (P,) | None)` triple; `times` are kept when every
         drawing has them."""
         if not drawings:
             return cls(np.zeros((0, 2), np.float32), np.zeros(1, np.int64), np.zeros(1, np.int64))
@@ -120,8 +120,8 @@ class StrokeBatch:
         stroke_lengths: pa.Array | pa.ChunkedArray,
         times: pa.Array | pa.ChunkedArray | None = None,
     ) -> StrokeBatch:
-        """Decode the ``points``, ``stroke_lengths`` (and ``times``, where the table has that
-        column) columns of a store table (see ``to_arrow``, ``times_to_arrow``).
+        """Decode the `points`, `stroke_lengths` (and `times`, where the table has that
+        column) columns of a store table (see `to_arrow`, `times_to_arrow`).
 
         Vectorised over the whole batch: one uint8 running sum undoes the deltas, and the sum where
         each drawing starts is subtracted from its points so that every drawing starts afresh.
@@ -159,11 +159,11 @@ class StrokeBatch:
         return cls(out, stroke_offsets, drawing_offsets, times_from_arrow(times, point_offsets))
 
     def to_arrow(self) -> tuple[pa.BinaryArray, pa.ListArray]:
-        """The ``points`` and ``stroke_lengths`` columns of a store table (schema version 2).
+        """The `points` and `stroke_lengths` columns of a store table (schema version 2).
 
-        ``points`` holds one value per drawing: its points as interleaved bytes ``x0 y0 x1 y1 ...``,
+        `points` holds one value per drawing: its points as interleaved bytes `x0 y0 x1 y1 ...`,
         each the difference from the drawing's previous point modulo 256 (the first point's from
-        (0, 0)), so that zstd sees small, repetitive values. ``stroke_lengths`` lists the points per
+        (0, 0)), so that zstd sees small, repetitive values. `stroke_lengths` lists the points per
         stroke. Points must already be integers 0-255, and strokes at most 65,535 points long.
         """
         drawing_offsets = np.asarray(self.drawing_offsets, np.int64)
@@ -193,11 +193,11 @@ class StrokeBatch:
         return points, stroke_lengths
 
     def times_to_arrow(self) -> pa.BinaryArray | None:
-        """The ``times`` column of a store table (schema version 3), or None without times.
+        """The `times` column of a store table (schema version 3), or None without times.
 
         One value per drawing: its points' times rounded to whole ms, each as the difference from
         the previous point's (the first point's from 0) in zigzag varints
-        (:mod:`quickdraw.data.varint`): a point of a stroke is mostly one byte, a pause a few.
+        ([`quickdraw.data.varint`][quickdraw.data.varint]): a point of a stroke is mostly one byte, a pause a few.
         """
         if self.times is None:
             return None
@@ -222,21 +222,21 @@ class StrokeBatch:
         )
 
     def drawing(self, i: int) -> list[np.ndarray]:
-        """The strokes of drawing ``i`` as a list of (N, 2) arrays."""
+        """The strokes of drawing `i` as a list of (N, 2) arrays."""
         s0, s1 = self.drawing_offsets[i], self.drawing_offsets[i + 1]
         return [
             self.points[self.stroke_offsets[s] : self.stroke_offsets[s + 1]] for s in range(s0, s1)
         ]
 
     def to_drawings(self) -> list[list[list[list[int]]]]:
-        """Back to Quick, Draw!'s JSON-like ``[[xs, ys], ...]`` lists (for writing CSV/ndjson)."""
+        """Back to Quick, Draw!'s JSON-like `[[xs, ys], ...]` lists (for writing CSV/ndjson)."""
         return [
             [[stroke[:, 0].tolist(), stroke[:, 1].tolist()] for stroke in self.drawing(i)]
             for i in range(len(self))
         ]
 
     def select(self, index: np.ndarray) -> StrokeBatch:
-        """A new batch holding drawings ``index`` (in that order)."""
+        """A new batch holding drawings `index` (in that order)."""
         index = np.asarray(index, dtype=np.int64)
         s0, s1 = self.drawing_offsets[index], self.drawing_offsets[index + 1]
         stroke_ids = _ranges(s0, s1)
@@ -272,7 +272,7 @@ class StrokeBatch:
 def times_from_arrow(
     times: pa.Array | pa.ChunkedArray | None, point_offsets: np.ndarray
 ) -> np.ndarray | None:
-    """(P,) float32 ms from a ``times`` column (``StrokeBatch.times_to_arrow``); ``point_offsets``
+    """(P,) float32 ms from a `times` column (`StrokeBatch.times_to_arrow`); `point_offsets`
     (B + 1,) say where each drawing's points start. None when the column is absent or any drawing
     has no times (a null): a batch has times for all its drawings or for none."""
     if times is None:
@@ -302,7 +302,7 @@ def _combine(a: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 
 def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(starts[i], stops[i])`` for all i, without a Python loop."""
+    """Concatenation of `arange(starts[i], stops[i])` for all i, without a Python loop."""
     lengths = stops - starts
     total = int(lengths.sum())
     if total == 0:

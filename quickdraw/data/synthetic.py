@@ -2,11 +2,11 @@
 
 Each drawing is built like a person draws it: a class template picks the parts, how many strokes
 they take and in which order and direction; the whole drawing is then rotated, stretched and
-warped, every stroke gets smooth hand wobble, and a pen model turns it into raw ``x, y, t`` points
+warped, every stroke gets smooth hand wobble, and a pen model turns it into raw `x, y, t` points
 (slow at corners, pauses between strokes). The simplified form comes from Google's own procedure
-(:func:`quickdraw.data.simplify.simplify_drawing`), so synthetic and real data share one path.
+([`quickdraw.data.simplify.simplify_drawing`][quickdraw.data.simplify.simplify_drawing]), so synthetic and real data share one path.
 
-``python -m quickdraw.data.synthetic --out data/synthetic`` writes Kaggle-layout CSVs.
+`python -m quickdraw.data.synthetic --out data/synthetic` writes Kaggle-layout CSVs.
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def _pen(
 
 
 def _clock(total: np.ndarray, dt: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Sample times of strokes lasting ``total`` ms: 0, ticks every ``dt``-``2dt`` ms, the lift.
+    """Sample times of strokes lasting `total` ms: 0, ticks every `dt`-`2dt` ms, the lift.
 
     Returns stroke id and ms since the stroke began, ordered by stroke then time.
     """
@@ -172,7 +172,7 @@ def _place(points: np.ndarray, rng: np.random.Generator, max_rot: float) -> np.n
 
 
 def raw_drawing(word: str, rng: np.random.Generator) -> list[np.ndarray]:
-    """One drawing of ``word`` as raw strokes: (N, 3) float64 x, y (0-600 canvas) and t (ms)."""
+    """One drawing of `word` as raw strokes: (N, 3) float64 x, y (0-600 canvas) and t (ms)."""
     if word not in SHAPES:
         raise KeyError(f"no synthetic class {word!r}; choose from {', '.join(CLASSES)}")
     template, max_rot = SHAPES[word]
@@ -194,7 +194,7 @@ def raw_drawing(word: str, rng: np.random.Generator) -> list[np.ndarray]:
 
 
 def simplified_drawing(word: str, rng: np.random.Generator) -> list[np.ndarray]:
-    """One drawing of ``word`` in the simplified form: (M, 2) uint8 strokes in the 0-255 frame."""
+    """One drawing of `word` in the simplified form: (M, 2) uint8 strokes in the 0-255 frame."""
     return simplify_drawing([s[:, :2] for s in raw_drawing(word, rng)])
 
 
@@ -225,7 +225,7 @@ def _class_code(word: str) -> int:
 
 
 def _chunk(word: str, seed: int, chunk: int, n: int, raw: bool) -> bytes:
-    """Rows ``chunk * CHUNK ...`` of one class as CSV or raw-ndjson text; the unit of parallel work."""
+    """Rows `chunk * CHUNK ...` of one class as CSV or raw-ndjson text; the unit of parallel work."""
     if n > 2**21 - chunk * CHUNK:
         raise SettingError("at most 2,097,152 drawings per class (the key_id layout)")
     crc = zlib.crc32(word.encode())
@@ -278,10 +278,10 @@ def _chunks(n: int) -> list[tuple[int, int]]:
 
 
 def write_raw_ndjson(path: str | Path, word: str, n: int, seed: int = 0) -> Path:
-    """Google's raw ndjson layout (``[[x...], [y...], [t...]]`` strokes); gzip if ``path`` ends in .gz.
+    """Google's raw ndjson layout (`[[x...], [y...], [t...]]` strokes); gzip if `path` ends in .gz.
 
-    Rows match :func:`generate` with the same seed: same key_ids, and the simplified drawings are
-    these strokes after :func:`~quickdraw.data.simplify.simplify_drawing`.
+    Rows match [`generate`][quickdraw.data.synthetic.generate] with the same seed: same key_ids, and the simplified drawings are
+    these strokes after [`simplify_drawing`][quickdraw.data.simplify.simplify_drawing].
     """
     path = Path(path)
     parts = (_chunk(word, seed, c, k, raw=True) for c, k in _chunks(n))
@@ -299,16 +299,16 @@ def generate(
     workers: int | None = None,
     replace: bool = False,
 ) -> list[Path]:
-    """Write ``<word>.csv.gz`` per class in Kaggle's train_simplified layout; returns the paths.
+    """Write `<word>.csv.gz` per class in Kaggle's train_simplified layout; returns the paths.
 
-    ``raw_ndjson`` writes Google's raw ``<word>.ndjson.gz`` instead. Output depends only on
-    ``seed`` and each class's own name, never on ``workers`` or on the other classes. The folder
-    gets ``GENERATED.json`` (the files made, seed, drawings a class) last, once every file is whole:
+    `raw_ndjson` writes Google's raw `<word>.ndjson.gz` instead. Output depends only on
+    `seed` and each class's own name, never on `workers` or on the other classes. The folder
+    gets `GENERATED.json` (the files made, seed, drawings a class) last, once every file is whole:
     by it the converter records the store's origin as generated (so no model trained on it claims
-    Quick, Draw! data) and :mod:`quickdraw.data.sources` knows the folder is complete.
+    Quick, Draw! data) and [`quickdraw.data.sources`][quickdraw.data.sources] knows the folder is complete.
 
     Raises FileExistsError, before writing anything, for a file it would write over that the
-    folder's marker does not list (someone else's data; ``replace=True`` writes over it, e.g. an
+    folder's marker does not list (someone else's data; `replace=True` writes over it, e.g. an
     interrupted run's files), and KeyError for an unknown class.
     """
     unknown = set(classes) - set(SHAPES)

@@ -1,11 +1,11 @@
 """Text inputs as people's machines save them: byte-order marks honoured, other encodings refused.
 
 Every text input (CSV, ndjson, labels, priors; plain, gzip or in a zip) is decoded here, by
-:func:`quickdraw.data.readers.open_text`. UTF-8 is the rule, with or without a byte-order mark;
-UTF-16 and UTF-32 are read when a byte-order mark says so (PowerShell's ``>`` writes UTF-16 LE
+[`quickdraw.data.readers.open_text`][quickdraw.data.readers.open_text]. UTF-8 is the rule, with or without a byte-order mark;
+UTF-16 and UTF-32 are read when a byte-order mark says so (PowerShell's `>` writes UTF-16 LE
 with one). Bytes that are not UTF-8 stop the file with its name, the line and the encoding they
 most likely are, rather than becoming U+FFFD: a file in another encoding misreads every
-accented word the same way (``café`` became the class ``caf\\ufffd``), so one re-save fixes it,
+accented word the same way (`café` became the class `caf\\ufffd`), so one re-save fixes it,
 while skipping those rows would quietly drop exactly the classes with accents.
 """
 
@@ -31,7 +31,7 @@ SAVE_AS_UTF8 = (
 
 
 def excerpt(value: object, limit: int = 80) -> str:
-    """``repr(value)`` cut to ``limit`` characters: how errors quote file content (headers, rows),
+    """`repr(value)` cut to `limit` characters: how errors quote file content (headers, rows),
     so a binary file's NUL bytes or a 1 MB line never flood the message."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -47,7 +47,7 @@ def sniff_bom(head: bytes) -> tuple[str, int]:
 
 def head_problem(head: bytes) -> str | None:
     """Why a file without a byte-order mark is not UTF-8 text, and the fix, judged from NUL bytes in its first
-    line (UTF-16 without a mark, or a binary file such as macOS's ``._`` AppleDouble twins); None if fine.
+    line (UTF-16 without a mark, or a binary file such as macOS's `._` AppleDouble twins); None if fine.
 
     Later NULs are left to the row parsers: they are valid UTF-8 and make one bad row.
     """
@@ -66,7 +66,7 @@ def head_problem(head: bytes) -> str | None:
 
 
 def first_undecodable(stream: BinaryIO, codec: str) -> tuple[int, bytes, int]:
-    """Where ``stream`` (after any byte-order mark) stops being ``codec``: (line number counted
+    """Where `stream` (after any byte-order mark) stops being `codec`: (line number counted
     from 1, that line's bytes up to 400, offset of the first bad byte in them).
 
     Streams in 64 KiB chunks, so a large file is never held whole; raises ValueError if it all decodes.
@@ -106,9 +106,9 @@ GUESSES = (
 
 
 def likely_encoding(line: bytes, at: int) -> str:
-    """What a line that is not UTF-8 most likely is, with the text near byte ``at`` as it would read.
+    """What a line that is not UTF-8 most likely is, with the text near byte `at` as it would read.
 
-    The first of :data:`GUESSES` in which the bytes read as words (:func:`_reads_as_words`); when
+    The first of `GUESSES` in which the bytes read as words (`_reads_as_words`); when
     none does, the file is damaged or in an encoding not worth guessing from one line.
     """
     window = line[max(0, at - 24) : at + 24]
@@ -123,7 +123,7 @@ def likely_encoding(line: bytes, at: int) -> str:
 
 
 def _decoded(window: bytes, codec: str) -> str | None:
-    """``window`` in ``codec``, allowing its end to cut a two-byte character; None if it is not."""
+    """`window` in `codec`, allowing its end to cut a two-byte character; None if it is not."""
     for end in (len(window), len(window) - 1):
         try:
             return window[:end].decode(codec)
@@ -133,9 +133,9 @@ def _decoded(window: bytes, codec: str) -> str | None:
 
 
 def _reads_as_words(text: str) -> bool:
-    """Whether ``text`` reads as words: printable, every character outside ASCII a letter, no
-    capital right after a small letter (Mac Roman's ``café`` read as Windows-1252 is ``cafŽ``),
-    no CJK character alone between two Latin letters (Mac Roman's ``crème`` read as Shift-JIS)."""
+    """Whether `text` reads as words: printable, every character outside ASCII a letter, no
+    capital right after a small letter (Mac Roman's `café` read as Windows-1252 is `cafŽ`),
+    no CJK character alone between two Latin letters (Mac Roman's `crème` read as Shift-JIS)."""
     if not all(c.isprintable() or c in "\r\n\t" for c in text):
         return False
     for i, c in enumerate(text):
@@ -151,10 +151,10 @@ def _reads_as_words(text: str) -> bool:
 
 
 def undecodable_message(name: str, reopen: Callable[[], BinaryIO], codec: str, skip: int) -> str:
-    """The error for a file ``codec`` cannot decode: the file, the line, the likely encoding, the fix.
+    """The error for a file `codec` cannot decode: the file, the line, the likely encoding, the fix.
 
-    ``reopen`` gives the file's bytes from the start again (decoding reads ahead, so the line is
-    found by a second pass); ``skip``: length of its byte-order mark.
+    `reopen` gives the file's bytes from the start again (decoding reads ahead, so the line is
+    found by a second pass); `skip`: length of its byte-order mark.
     """
     with reopen() as stream:
         stream.read(skip)

@@ -1,6 +1,6 @@
-"""Zigzag varints in numpy, vectorised: the byte coding of the store's ``times`` column.
+"""Zigzag varints in numpy, vectorised: the byte coding of the store's `times` column.
 
-A signed integer ``v`` becomes ``u = 2v`` (``v >= 0``) or ``-2v - 1`` (zigzag: small magnitudes,
+A signed integer `v` becomes `u = 2v` (`v >= 0`) or `-2v - 1` (zigzag: small magnitudes,
 small codes), written 7 bits a byte, low bits first, the top bit set on every byte but a value's
 last (Protocol Buffers' varint). Pen-timing deltas are mostly under 64 ms: one byte each.
 """

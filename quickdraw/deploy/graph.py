@@ -1,17 +1,17 @@
 """The network as the ONNX export writes it: convolutions on small maps become matrix products.
 
 onnxruntime's CPU kernels (MLAS, natively and compiled to WASM for onnxruntime-web) compute a
-convolution as its weights ``(O, C*kh*kw)`` times the im2col matrix ``(C*kh*kw, P)`` of the ``P``
-output pixels, the pixels on the narrow side of the product. Where ``P`` is small, as on
+convolution as its weights `(O, C*kh*kw)` times the im2col matrix `(C*kh*kw, P)` of the `P`
+output pixels, the pixels on the narrow side of the product. Where `P` is small, as on
 ResNet18's 2 x 2 layer4 maps at 64 px, that product runs far below the kernel's speed. The same
-convolution written as im2col ``(P, C*kh*kw)`` times the weights ``(C*kh*kw, O)`` (an ONNX
-``MatMul`` on a constant, which onnxruntime packs once at load) puts the output channels there.
+convolution written as im2col `(P, C*kh*kw)` times the weights `(C*kh*kw, O)` (an ONNX
+`MatMul` on a constant, which onnxruntime packs once at load) puts the output channels there.
 
-Measured on ResNet18, 340 classes, batch 1, one thread, 2-core AMD EPYC (``python
--m benchmarks.export --skip parity,browser,server [--size 32]``; README, "Export and
+Measured on ResNet18, 340 classes, batch 1, one thread, 2-core AMD EPYC (`python
+-m benchmarks.export --skip parity,browser,server [--size 32]`; README, "Export and
 deploy"): at 64 px onnxruntime-web 22.0-29.1 -> 16.1-17.4 ms a pass, native onnxruntime
 6.9-7.3 -> 6.2-6.5 ms; at 32 px 18.3-22.6 -> 5.0-7.9 ms and 2.6-2.8 -> 2.2-2.5 ms. Rewriting
-layer3's 4 x 4 maps at 64 px too was slower, hence :data:`MAX_PIXELS`. Kernel taps that read only
+layer3's 4 x 4 maps at 64 px too was slower, hence `MAX_PIXELS`. Kernel taps that read only
 padding are left out: onnxruntime's own kernels skip them, and with them the 32 px network ran
 natively at 4.1 against 2.2 ms. The outputs do not change beyond float rounding (~1e-6; the
 products left out are products with zero; tests/test_export.py checks parity).
@@ -34,10 +34,10 @@ MAX_PIXELS = 15
 
 
 class Im2colConv(nn.Module):
-    """A ``Conv2d`` (zero padding, no dilation, one group) for one input size, as im2col @ weights.
+    """A `Conv2d` (zero padding, no dilation, one group) for one input size, as im2col @ weights.
 
-    ``conv``: the convolution; ``size``: its input ``(H, W)`` in px. Takes ``(B, C, H, W)`` float,
-    returns ``(B, O, Ho, Wo)`` as ``conv`` would; the batch axis stays dynamic in ONNX. Kernel taps
+    `conv`: the convolution; `size`: its input `(H, W)` in px. Takes `(B, C, H, W)` float,
+    returns `(B, O, Ho, Wo)` as `conv` would; the batch axis stays dynamic in ONNX. Kernel taps
     that only ever read the zero padding at this size are left out with their weights (on a 1 x 1
     map a 3 x 3 convolution keeps its centre tap: a ninth of the weights and multiply-adds).
     """
@@ -71,7 +71,7 @@ class Im2colConv(nn.Module):
 
 
 def output_size(conv: nn.Conv2d, size: tuple[int, int]) -> tuple[int, int]:
-    """``conv``'s output ``(Ho, Wo)`` in px for an input of ``size`` px."""
+    """`conv`'s output `(Ho, Wo)` in px for an input of `size` px."""
     return tuple(  # type: ignore[return-value]
         (n + 2 * p - k) // s + 1
         for n, p, k, s in zip(size, conv.padding, conv.kernel_size, conv.stride, strict=True)
@@ -79,13 +79,13 @@ def output_size(conv: nn.Conv2d, size: tuple[int, int]) -> tuple[int, int]:
 
 
 def for_onnx(module: nn.Module, example: torch.Tensor) -> nn.Module:
-    """A copy of ``module`` with each convolution whose output map has at most :data:`MAX_PIXELS`
-    pixels, for inputs shaped like ``example``, replaced by an :class:`Im2colConv`; a BatchNorm
+    """A copy of `module` with each convolution whose output map has at most `MAX_PIXELS`
+    pixels, for inputs shaped like `example`, replaced by an [`Im2colConv`][quickdraw.deploy.graph.Im2colConv]; a BatchNorm
     that reads such a convolution's output is folded into it (onnxruntime folds a BatchNorm into
-    a ``Conv`` at load, not into a ``MatMul``, and int8 quantisation would leave it in float).
+    a `Conv` at load, not into a `MatMul`, and int8 quantisation would leave it in float).
 
     Convolutions it cannot rewrite (dilated, grouped, non-zero or string padding) stay as they are.
-    The copy is checked against ``module`` on a random input: where folding changed the outputs (a
+    The copy is checked against `module` on a random input: where folding changed the outputs (a
     convolution's output also read elsewhere than by its BatchNorm), the copy is made again
     without folding; where that fails too (a convolution's weight also used outside it, say), the
     module is exported as it is, with a warning in the log.
@@ -114,7 +114,7 @@ def for_onnx(module: nn.Module, example: torch.Tensor) -> nn.Module:
 
 def _small_convs(module: nn.Module, example: torch.Tensor) -> tuple[dict, dict]:
     """{conv name: input size} of the convolutions to rewrite, {conv name: BatchNorm name} of the
-    BatchNorms that read their outputs, from one pass over ``example`` with hooks."""
+    BatchNorms that read their outputs, from one pass over `example` with hooks."""
     convs = {n: m for n, m in module.named_modules() if _rewritable(m)}
     norms = {n: m for n, m in module.named_modules()
              if type(m) is nn.BatchNorm2d and m.running_mean is not None}  # fmt: skip

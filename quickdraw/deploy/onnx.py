@@ -1,18 +1,18 @@
 """A trained checkpoint as a self-describing ONNX model: graph, JSON sidecar, optional int8 variant.
 
-The graph takes what the training loader gives the network, uint8 images ``(B, C, H, W)`` with a
-dynamic batch axis, and returns class probabilities ``(B, K)``: the /255 scaling and the softmax
+The graph takes what the training loader gives the network, uint8 images `(B, C, H, W)` with a
+dynamic batch axis, and returns class probabilities `(B, K)`: the /255 scaling and the softmax
 are inside, so every runtime (onnxruntime in Python, onnxruntime-web in a page) needs nothing but
 the rasteriser. An averaging ensemble's forward already returns the log of its members' mean
 probabilities, so the same softmax exports the averaged probabilities.
 
-The sidecar (``model.json`` next to the graph) is the contract between training and every place
+The sidecar (`model.json` next to the graph) is the contract between training and every place
 that runs the export: class names in output order, the raster spec with the numbers the
 rasteriser derives from it (thickness, border: computed here, once, by
-:class:`~quickdraw.data.raster.RasterSpec`), the input's shape, dtype and encoding, the project
-version, and where the training drawings came from (``data.origin``: ``"quickdraw"``,
-``"generated"``, ``"mixed"``, or null when the checkpoint predates the record), which the page's
-credit line follows. :mod:`quickdraw.deploy.runtime` and ``quickdraw/deploy/page/raster.js`` read it.
+[`RasterSpec`][quickdraw.data.raster.RasterSpec]), the input's shape, dtype and encoding, the project
+version, and where the training drawings came from (`data.origin`: `"quickdraw"`,
+`"generated"`, `"mixed"`, or null when the checkpoint predates the record), which the page's
+credit line follows. [`quickdraw.deploy.runtime`][quickdraw.deploy.runtime] and `quickdraw/deploy/page/raster.js` read it.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class Probabilities(torch.nn.Module):
 
 @dataclass(frozen=True)
 class Quantization:
-    """How ``quantize=int8`` quantises (``quantization.*`` in quickdraw/conf/export.yaml)."""
+    """How `quantize=int8` quantises (`quantization.*` in quickdraw/conf/export.yaml)."""
 
     mode: str = "static"  # static: activations int8 too, calibrated; dynamic: weights only
     store: str | None = None  # static: a converted store with the model's classes
@@ -78,7 +78,7 @@ class Quantization:
 
 @dataclass(frozen=True)
 class WebPage:
-    """What ``format=web`` puts in the page (``web.*`` in quickdraw/conf/export.yaml)."""
+    """What `format=web` puts in the page (`web.*` in quickdraw/conf/export.yaml)."""
 
     ort_dist: str | None = None  # the dist/ folder of npm's onnxruntime-web (`make web-deps`)
     model: str = "fp32"  # fp32 | int8: which export the page runs
@@ -95,10 +95,10 @@ def export_checkpoint(
     quantization: Quantization = Quantization(),
     web: WebPage | None = None,
 ) -> Path:
-    """What ``python -m quickdraw.export`` does: returns the folder written.
+    """What `python -m quickdraw.export` does: returns the folder written.
 
-    ``model.onnx`` + ``model.json``; ``quantize="int8"`` adds ``model.int8.onnx``; ``format="web"``
-    adds the page (:func:`quickdraw.deploy.web.build_page`). Raises ExportError for bad settings,
+    `model.onnx` + `model.json`; `quantize="int8"` adds `model.int8.onnx`; `format="web"`
+    adds the page ([`quickdraw.deploy.web.build_page`][quickdraw.deploy.web.build_page]). Raises ExportError for bad settings,
     CheckpointError for a file that is not a project checkpoint, WebBuildError without
     onnxruntime-web, OverwriteError (before any work) when a file it writes is one it reads.
     """
@@ -143,7 +143,7 @@ def export_checkpoint(
 
 
 def export_files(out: Path, quantize: str | None, format: str) -> list[Path]:
-    """Every file an export writes into ``out``, the int8 steps included: none may be an input."""
+    """Every file an export writes into `out`, the int8 steps included: none may be an input."""
 
     names = [FP32, SIDECAR, *([INT8, CONV, PREP] if quantize else [])]
     if format == "web":
@@ -153,15 +153,15 @@ def export_files(out: Path, quantize: str | None, format: str) -> list[Path]:
 
 def serve_command(folder: str | Path, port: int = 8000) -> str:
     """The command that serves an exported page on this machine only, as the demo binds 127.0.0.1
-    (``http.server`` alone listens on every network interface)."""
+    (`http.server` alone listens on every network interface)."""
     return f"python -m http.server --bind 127.0.0.1 -d {folder} {port}"
 
 
 def export_onnx(model, out_dir: str | Path) -> Path:
-    """Write ``out_dir/model.onnx`` (one file, weights inside) and ``out_dir/model.json``.
+    """Write `out_dir/model.onnx` (one file, weights inside) and `out_dir/model.json`.
 
-    ``model``: a QuickDrawModule from :func:`quickdraw.models.loading.load_model` (single or ensemble).
-    Returns the graph's path. Raises ExportError when ``onnx`` is missing, or for a model that
+    `model`: a QuickDrawModule from [`quickdraw.models.loading.load_model`][quickdraw.models.loading.load_model] (single or ensemble).
+    Returns the graph's path. Raises ExportError when `onnx` is missing, or for a model that
     reads anything but one raster image (the page and onnxruntime get images only).
     """
     if data_origin(model) is None:  # checked before anything is written
@@ -176,8 +176,8 @@ def export_onnx(model, out_dir: str | Path) -> Path:
 
 
 def write_graph(model, path: Path, rewrite: bool = True) -> None:
-    """``model``'s graph alone, as :func:`export_onnx` writes it. ``rewrite=False`` keeps every
-    convolution a ``Conv`` (int8 quantises that graph; the benchmark compares the two)."""
+    """`model`'s graph alone, as [`export_onnx`][quickdraw.deploy.onnx.export_onnx] writes it. `rewrite=False` keeps every
+    convolution a `Conv` (int8 quantises that graph; the benchmark compares the two)."""
     _require_raster_only(model)
     _require("onnx")
     spec = raster_spec(model)
@@ -192,7 +192,7 @@ def write_graph(model, path: Path, rewrite: bool = True) -> None:
         # Im2colConv's strided slices: the exporter says it cannot constant-fold them, and there
         # is nothing to fold (they slice activations).
         warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")
-        # Written beside ``path`` and renamed: a full disk leaves no half graph under its name.
+        # Written beside `path` and renamed: a full disk leaves no half graph under its name.
         tmp = temporary_path(path)
         try:
             with reporting_full_disk(path):
@@ -239,7 +239,7 @@ def sidecar(model) -> dict:
 
 
 def data_origin(model) -> str | None:
-    """The checkpoint's recorded training-data origin (:mod:`quickdraw.data.origin`), None where
+    """The checkpoint's recorded training-data origin ([`quickdraw.data.origin`][quickdraw.data.origin]), None where
     it predates the record. Raises ExportError for any other value: the page's credit line
     follows it."""
     origin = model.hparams.get("data_origin") or None
@@ -282,17 +282,17 @@ def write_sidecar(model, out_dir: Path, **files: str) -> Path:
 def quantize_int8(
     model, out_dir: str | Path, mode: str = "static", calibration: np.ndarray | None = None
 ) -> Path:
-    """``out_dir/model.int8.onnx``: ``model`` quantised with onnxruntime's quantisation tools.
+    """`out_dir/model.int8.onnx`: `model` quantised with onnxruntime's quantisation tools.
 
-    From the graph with every convolution a ``Conv`` (:func:`write_graph` with ``rewrite=False``):
+    From the graph with every convolution a `Conv` ([`write_graph`][quickdraw.deploy.onnx.write_graph] with `rewrite=False`):
     the int8 kernels gain nothing from the fp32 graph's MatMuls, and a MatMul's bias is quantised
     to 8 bits where a Conv's is 32 (top-1 agreement with PyTorch on 1 000 real drawings, 344-class
     model: 0.966 quantised from the MatMul graph, 0.975 from the Conv one; the default run: 0.995
     and 0.998).
 
-    ``static``: weights and activations int8 (QDQ), activation ranges calibrated on
-    ``calibration``, uint8 images (N, C, H, W) such as :func:`calibration_images` returns.
-    ``dynamic``: int8 weights, activation ranges computed per call (no calibration data).
+    `static`: weights and activations int8 (QDQ), activation ranges calibrated on
+    `calibration`, uint8 images (N, C, H, W) such as [`calibration_images`][quickdraw.deploy.onnx.calibration_images] returns.
+    `dynamic`: int8 weights, activation ranges computed per call (no calibration data).
     Raises ExportError for an unknown mode or static without images.
     """
     _require("onnxruntime")
@@ -357,7 +357,7 @@ def quantize_int8(
 
 def _kept_float(graph) -> list[str]:
     """Nodes static int8 leaves in float: the softmax (quantised probabilities would come in steps
-    of 1/255), the classifiers (``Gemm``: 512 x K multiply-adds, under 1 % of a ResNet18's, whose
+    of 1/255), the classifiers (`Gemm`: 512 x K multiply-adds, under 1 % of a ResNet18's, whose
     logits decide between near-tied classes) and the first convolution (a 0/1 line image through
     one input channel: outputs wider than any later layer's, ~2 % of the multiply-adds). Measured
     on a 344-class ResNet18 (real sample, 32 px, test top-1 0.245; 1 000 raw test drawings; 5 457
@@ -372,10 +372,10 @@ def _kept_float(graph) -> list[str]:
 def calibration_images(
     store_dir: str | Path, spec: RasterSpec, classes: list[str], per_class: int, split: str = "val"
 ) -> np.ndarray:
-    """Up to ``per_class`` drawings of each class from a store's ``split``, rasterised: uint8 (N, C, H, W).
+    """Up to `per_class` drawings of each class from a store's `split`, rasterised: uint8 (N, C, H, W).
 
     Raises ExportError when the store's classes differ from the model's (wrong store), or when
-    ``split`` is not one of the store's or holds no drawings (the message names the split).
+    `split` is not one of the store's or holds no drawings (the message names the split).
     """
 
     store = Store(store_dir)

@@ -1,10 +1,10 @@
-"""An exported model run by onnxruntime, standing in for the PyTorch module in ``predict`` and the demo.
+"""An exported model run by onnxruntime, standing in for the PyTorch module in `predict` and the demo.
 
-``backend=onnx`` swaps only the network: drawings still go through the same simplification and
-the same :class:`~quickdraw.data.raster.RasterSpec` (read from the export's ``model.json``), so the
-outputs are those of the checkpoint (``python -m benchmarks.export`` measures how close). The class
-mimics the few attributes the callers use (``hparams.classes``, ``hparams.raster``, ``device``,
-``predict_proba``), so no caller branches on the backend beyond choosing the loader.
+`backend=onnx` swaps only the network: drawings still go through the same simplification and
+the same [`RasterSpec`][quickdraw.data.raster.RasterSpec] (read from the export's `model.json`), so the
+outputs are those of the checkpoint (`python -m benchmarks.export` measures how close). The class
+mimics the few attributes the callers use (`hparams.classes`, `hparams.raster`, `device`,
+`predict_proba`), so no caller branches on the backend beyond choosing the loader.
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ BACKENDS = ("torch", "onnx")
 
 
 class _Hparams(dict):
-    """The checkpoint's ``hparams`` as far as inference reads them: attribute and key access."""
+    """The checkpoint's `hparams` as far as inference reads them: attribute and key access."""
 
     __getattr__ = dict.__getitem__
 
 
 class OnnxModel:
-    """``model.onnx`` (or ``model.int8.onnx``) plus its sidecar, answering like a QuickDrawModule."""
+    """`model.onnx` (or `model.int8.onnx`) plus its sidecar, answering like a QuickDrawModule."""
 
     device = torch.device("cpu")
 
@@ -73,7 +73,7 @@ class OnnxModel:
 
 
 def onnx_file(path: str | Path, int8: bool = False) -> Path:
-    """An export folder or a .onnx file -> the graph to load (``int8``: the quantised variant)."""
+    """An export folder or a .onnx file -> the graph to load (`int8`: the quantised variant)."""
     path = Path(path)
     if path.is_dir():
         path = path / (INT8 if int8 else FP32)
@@ -92,7 +92,7 @@ def load_backend(
     threads: int | None = None,
     int8: bool = False,
 ):
-    """The model behind ``path`` for inference: a checkpoint (torch) or an export (onnx, CPU).
+    """The model behind `path` for inference: a checkpoint (torch) or an export (onnx, CPU).
 
     Raises CheckpointError for files that are neither, ValueError for an unknown backend.
     """

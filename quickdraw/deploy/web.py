@@ -1,8 +1,8 @@
-"""The static page that guesses in the browser: assets here, assembled by :func:`build_page`.
+"""The static page that guesses in the browser: assets here, assembled by [`build_page`][quickdraw.deploy.web.build_page].
 
-``format=web`` writes an ONNX export (see :mod:`quickdraw.deploy.onnx`) and then this page beside
-it: ``index.html``, ``app.js`` (the loop), ``worker.js`` (onnxruntime-web in a Web Worker),
-``raster.js`` (the Python preprocessing in JavaScript, bit for bit), the demo's own sketchpad files, ``page.json`` (which model, how many guesses, input
+`format=web` writes an ONNX export (see [`quickdraw.deploy.onnx`][quickdraw.deploy.onnx]) and then this page beside
+it: `index.html`, `app.js` (the loop), `worker.js` (onnxruntime-web in a Web Worker),
+`raster.js` (the Python preprocessing in JavaScript, bit for bit), the demo's own sketchpad files, `page.json` (which model, how many guesses, input
 limits) and onnxruntime-web's WASM build copied from the npm package, so the folder runs from any
 static host with no CDN and no request after load.
 """
@@ -37,10 +37,10 @@ def build_page(
     max_points: int = 5000,
     max_strokes: int = 200,
 ) -> Path:
-    """Write the page into ``out_dir`` (which already holds the export); returns ``index.html``.
+    """Write the page into `out_dir` (which already holds the export); returns `index.html`.
 
-    ``ort_dist``: the ``dist`` folder of the npm package onnxruntime-web (``make web-deps``
-    installs it under ``build/web-deps``). Raises WebBuildError when it is missing, ValueError
+    `ort_dist`: the `dist` folder of the npm package onnxruntime-web (`make web-deps`
+    installs it under `build/web-deps`). Raises WebBuildError when it is missing, ValueError
     for a model the page cannot feed (antialiased rasters).
     """
     out, dist = Path(out_dir), Path(ort_dist)

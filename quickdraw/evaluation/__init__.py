@@ -1,4 +1,4 @@
-"""Scoring a checkpoint (``evaluate.evaluate``), the Kaggle submission, and the report comparing runs."""
+"""Scoring a checkpoint (`evaluate.evaluate`), the Kaggle submission, and the report comparing runs."""
 
 import lazy_loader
 

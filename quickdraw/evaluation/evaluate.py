@@ -1,8 +1,8 @@
 """Evaluating a checkpoint on labelled drawings: an input file (with labels) or a split of a store.
 
-``python -m quickdraw.evaluate`` (:mod:`quickdraw.cli`) calls :func:`evaluate`; the numbers come
-from :func:`quickdraw.metrics.classification.score`, the same definitions training logs. With ``prefix=strokes|
-ink|time`` every drawing is also scored on its growing prefixes (:mod:`quickdraw.metrics.prefix`),
+`python -m quickdraw.evaluate` ([`quickdraw.cli`][quickdraw.cli]) calls [`evaluate`][quickdraw.evaluation.evaluate.evaluate]; the numbers come
+from [`quickdraw.metrics.classification.score`][quickdraw.metrics.classification.score], the same definitions training logs. With `prefix=strokes|
+ink|time` every drawing is also scored on its growing prefixes ([`quickdraw.metrics.prefix`][quickdraw.metrics.prefix]),
 and its finished form gives the plain metrics.
 """
 
@@ -40,7 +40,7 @@ log = logging.getLogger("quickdraw.evaluate")
 
 
 def store_batches(store: Store, split: str, batch_size: int) -> Iterator[tuple]:
-    """``(strokes, labels)`` batches of every row of ``split``, in the store's fixed order."""
+    """`(strokes, labels)` batches of every row of `split`, in the store's fixed order."""
     index = store[split]
     rows = fixed_rows(index, None, seed=0)
     for start in tqdm(range(0, len(rows), batch_size), desc=f"{split}", unit="batch"):
@@ -49,9 +49,9 @@ def store_batches(store: Store, split: str, batch_size: int) -> Iterator[tuple]:
 
 
 def require_labels(path: str, labels_path: str | None, max_bytes: int = 16 << 30) -> None:
-    """Raise ``ValueError`` when ``path`` has no word column and no ``labels_path`` is given:
+    """Raise `ValueError` when `path` has no word column and no `labels_path` is given:
     nothing could be scored. Reads rows only up to the first one naming a class (one row for a
-    labelled file), so that a forgotten ``labels=`` is said before a model is loaded."""
+    labelled file), so that a forgotten `labels=` is said before a model is loaded."""
     if labels_path:
         return
     for source in discover_sources(path):
@@ -76,8 +76,8 @@ def file_batches(
     """(strokes, labels) of the readable rows whose label names a class, in any accepted spelling.
 
     Labelled rows whose drawing cannot be read are not scored here but counted in
-    ``stats.unreadable`` (with their line) and their key_ids added to ``unreadable_labelled``,
-    to be counted as wrong by :func:`count_as_wrong`.
+    `stats.unreadable` (with their line) and their key_ids added to `unreadable_labelled`,
+    to be counted as wrong by [`count_as_wrong`][quickdraw.evaluation.evaluate.count_as_wrong].
     """
     labels = load_labels(labels_path) if labels_path else None
     for batch in tqdm(iter_input(path, batch_size, stats), desc="evaluate", unit="batch"):
@@ -93,7 +93,7 @@ def file_batches(
 
 
 def balanced_batches(proba, batches, prior) -> list[tuple]:
-    """One ``(scores, labels)`` batch: every batch's probabilities, balanced together."""
+    """One `(scores, labels)` batch: every batch's probabilities, balanced together."""
     probs, labels = [], []
     for strokes, target in batches:
         probs.append(proba(strokes))
@@ -104,7 +104,7 @@ def balanced_batches(proba, batches, prior) -> list[tuple]:
 
 
 def count_as_wrong(metrics: dict[str, float], scored: int, wrong: int) -> dict[str, float]:
-    """Metrics over ``scored`` drawings, rescaled as if ``wrong`` more were scored and all missed.
+    """Metrics over `scored` drawings, rescaled as if `wrong` more were scored and all missed.
 
     Every metric here is a mean over drawings of a 0..1 score, so an unreadable drawing adds 0.
     """
@@ -113,7 +113,7 @@ def count_as_wrong(metrics: dict[str, float], scored: int, wrong: int) -> dict[s
 
 
 def check_times(batches, prefix: str, name: str) -> Iterator[tuple[StrokeBatch, np.ndarray]]:
-    """``batches`` unchanged; for ``prefix=time``, a ``ValueError`` naming the input when a
+    """`batches` unchanged; for `prefix=time`, a `ValueError` naming the input when a
     batch has no per-point times."""
     for strokes, labels in batches:
         if prefix == "time" and strokes.times is None:
@@ -134,9 +134,9 @@ def write_prefix_results(
     per_class: pd.DataFrame,
     wrong: int,
 ) -> pd.DataFrame:
-    """prefix_curve.csv and .png, the early/* metrics into ``result``; per_class with early_* columns.
+    """prefix_curve.csv and .png, the early/* metrics into `result`; per_class with early_* columns.
 
-    Unreadable labelled drawings (``wrong``) count as never right in the early/* shares and AUCs,
+    Unreadable labelled drawings (`wrong`) count as never right in the early/* shares and AUCs,
     as in the plain metrics; the curve and the median fraction are over the drawings scored.
     """
     prefix_scores = recorder.scores()
@@ -155,7 +155,7 @@ def write_prefix_results(
 
 
 def earliest_and_latest(table: pd.DataFrame, k: int = 5) -> tuple[list[str], list[str]]:
-    """Up to ``k`` classes with the highest and the lowest ``early_auc_top1`` (classes without
+    """Up to `k` classes with the highest and the lowest `early_auc_top1` (classes without
     drawings left out), never the same class in both: with fewer than 2k classes each list gets
     its half."""
     ranked = table.dropna(subset=["early_auc_top1"]).sort_values(
@@ -176,9 +176,9 @@ def unmatched_message(matcher: LabelMatcher, classes: list[str]) -> str:
 
 
 def refuse_overwrite_of(out: str | Path, **reads: str | None) -> None:
-    """Refuse an evaluation folder ``out`` that is a training run's (its metrics.json would
+    """Refuse an evaluation folder `out` that is a training run's (its metrics.json would
     become the evaluation's, hiding the run from the demo and the report), or whose files would
-    replace a file or lie in a folder of ``reads`` (setting -> path)."""
+    replace a file or lie in a folder of `reads` (setting -> path)."""
     run = RunDir(out)
     if run.kind == TRAIN or run.checkpoints.is_dir():
         raise OverwriteError(
@@ -209,23 +209,23 @@ def evaluate(
     prefix: str = "none",
     accept_threshold: float = 0.5,
 ) -> tuple[Scores, dict[str, Any]]:
-    """Score ``model`` on ``input`` (with ``labels``) or ``store``'s ``split``; write the evaluation folder.
+    """Score `model` on `input` (with `labels`) or `store`'s `split`; write the evaluation folder.
 
-    ``tta``: test-time augmentation (:data:`quickdraw.inference.runner.TTA_VIEWS`). ``balance``: rescale
-    the scores so that top-1 class counts match ``prior`` (a ``word,count`` CSV; uniform when None)
-    before scoring (:mod:`quickdraw.metrics.balancing`): holds every probability in memory. ``prefix``:
-    ``none``, or score growing prefixes by ``strokes``, ``ink`` or ``time`` too
-    (:mod:`quickdraw.metrics.prefix`, with ``accept_threshold`` for the game-style rule).
+    `tta`: test-time augmentation (`quickdraw.inference.runner.TTA_VIEWS`). `balance`: rescale
+    the scores so that top-1 class counts match `prior` (a `word,count` CSV; uniform when None)
+    before scoring ([`quickdraw.metrics.balancing`][quickdraw.metrics.balancing]): holds every probability in memory. `prefix`:
+    `none`, or score growing prefixes by `strokes`, `ink` or `time` too
+    ([`quickdraw.metrics.prefix`][quickdraw.metrics.prefix], with `accept_threshold` for the game-style rule).
 
-    Writes ``out/metrics.json`` (kind ``evaluate``; metrics count unreadable labelled drawings as
-    wrong), ``out/per_class.csv`` and, when some drawings cannot be read, ``out/unreadable.csv``
-    (source, line, key_id, reason); with a prefix, ``out/prefix_curve.csv`` and ``.png``, the
-    ``early/*`` metrics and ``early_*`` columns in ``per_class.csv``. Raises ``ValueError`` when
+    Writes `out/metrics.json` (kind `evaluate`; metrics count unreadable labelled drawings as
+    wrong), `out/per_class.csv` and, when some drawings cannot be read, `out/unreadable.csv`
+    (source, line, key_id, reason); with a prefix, `out/prefix_curve.csv` and `.png`, the
+    `early/*` metrics and `early_*` columns in `per_class.csv`. Raises `ValueError` when
     neither input nor store is given, when the input has no word column and no labels are
-    given (:func:`require_labels`), when no label names a class, when nothing labelled could be
-    scored, for ``prefix=time`` on drawings without times, or for a prefix with ``balance``;
-    ``StoreError`` when the store's classes differ from the model's; ``OverwriteError`` before
-    any work when ``out`` is a training run's folder or a file written is one read.
+    given ([`require_labels`][quickdraw.evaluation.evaluate.require_labels]), when no label names a class, when nothing labelled could be
+    scored, for `prefix=time` on drawings without times, or for a prefix with `balance`;
+    `StoreError` when the store's classes differ from the model's; `OverwriteError` before
+    any work when `out` is a training run's folder or a file written is one read.
     """
     refuse_overwrite_of(
         out, input=input, labels=labels, store=store, prior=prior, ckpt_path=ckpt_path

@@ -1,10 +1,10 @@
-"""Training runs side by side as figures and tables: ``python -m quickdraw.report RUN_OR_SWEEP [...]``.
+"""Training runs side by side as figures and tables: `python -m quickdraw.report RUN_OR_SWEEP [...]`.
 
-A run folder gives its scores (``metrics.json``), resolved config (``tensorboard/hparams.yaml``),
+A run folder gives its scores (`metrics.json`), resolved config (`tensorboard/hparams.yaml`),
 learning curves and quota histograms (TensorBoard events) and checkpoints; the best checkpoint is
 scored again on the split it was tested on for per-class accuracy and confusions.
-``write_report`` saves PNGs, CSVs and ``report.md``; ``notebooks/02_results.ipynb`` shows the
-same figures from the same functions. Figures are plain ``matplotlib.figure.Figure`` objects (no
+`write_report` saves PNGs, CSVs and `report.md`; `notebooks/02_results.ipynb` shows the
+same figures from the same functions. Figures are plain `matplotlib.figure.Figure` objects (no
 pyplot), so they neither need a display nor pile up in a notebook.
 """
 
@@ -79,7 +79,7 @@ class Run:
 
 
 def load_runs(paths: Sequence[str | Path]) -> list[Run]:
-    """Every finished run under ``paths``, named ``experiment · sampling`` (plus the folder when ambiguous)."""
+    """Every finished run under `paths`, named `experiment · sampling` (plus the folder when ambiguous)."""
     runs = []
     for d in find_runs(paths):
         hparams = d.hparams_file
@@ -107,9 +107,9 @@ def _events(run: Run):
 
 
 def read_scalars(run: Run) -> pd.DataFrame:
-    """Every TensorBoard scalar as rows ``tag, step, epoch, value``.
+    """Every TensorBoard scalar as rows `tag, step, epoch, value`.
 
-    ``epoch`` counts finished epochs (fractional inside one), from the ``epoch`` scalar Lightning
+    `epoch` counts finished epochs (fractional inside one), from the `epoch` scalar Lightning
     logs: steps per epoch vary under adaptive sampling, so steps alone do not line runs up.
     """
     acc = _events(run)
@@ -128,7 +128,7 @@ def read_scalars(run: Run) -> pd.DataFrame:
 def histogram_quantiles(
     limits: np.ndarray, counts: np.ndarray, lo: float, hi: float, qs: Sequence[float]
 ) -> np.ndarray:
-    """Quantiles of a TensorBoard histogram (bucket i holds values up to ``limits[i]``), linear in a bucket."""
+    """Quantiles of a TensorBoard histogram (bucket i holds values up to `limits[i]`), linear in a bucket."""
     counts = np.asarray(counts, np.float64)
     left = np.clip(np.concatenate([[lo], limits[:-1]]), lo, hi)
     right = np.clip(np.asarray(limits), lo, hi)
@@ -140,11 +140,11 @@ def histogram_quantiles(
 
 
 def quota_history(run: Run) -> pd.DataFrame:
-    """Spread of the per-class quotas set at the end of each epoch: ``epoch, min, q25, median, q75, max, mean``.
+    """Spread of the per-class quotas set at the end of each epoch: `epoch, min, q25, median, q75, max, mean`.
 
-    ``epoch`` counts finished epochs, as in ``read_scalars``: the quotas of epoch e serve epoch
-    e + 1. Exact from ``quotas.csv`` when the run has one, else approximated from the
-    ``sampler/quotas`` histogram (TensorBoard buckets are about 10% wide).
+    `epoch` counts finished epochs, as in `read_scalars`: the quotas of epoch e serve epoch
+    e + 1. Exact from `quotas.csv` when the run has one, else approximated from the
+    `sampler/quotas` histogram (TensorBoard buckets are about 10% wide).
     """
     per_class = class_quotas(run)
     if per_class is not None:
@@ -163,10 +163,10 @@ def quota_history(run: Run) -> pd.DataFrame:
 
 
 def class_quotas(run: Run) -> pd.DataFrame | None:
-    """Classes x finished epochs table of quotas from the run's ``quotas.csv``; None without one.
+    """Classes x finished epochs table of quotas from the run's `quotas.csv`; None without one.
 
-    ``quotas.csv`` holds ``epoch,class,val_acc,quota``: one row per class after each validation,
-    ``epoch`` being the 0-based epoch that was just validated (the histogram's step).
+    `quotas.csv` holds `epoch,class,val_acc,quota`: one row per class after each validation,
+    `epoch` being the 0-based epoch that was just validated (the histogram's step).
     """
     path = run.dir.quotas_file
     if not path.is_file():
@@ -195,7 +195,7 @@ def final_quotas(run: Run) -> pd.DataFrame | None:
 # -- per-class results of a checkpoint -----------------------------------------------------
 @dataclass
 class SplitScores(Scores):
-    """A run's best checkpoint scored on one split of its store (:class:`~quickdraw.metrics.classification.Scores`),
+    """A run's best checkpoint scored on one split of its store ([`Scores`][quickdraw.metrics.classification.Scores]),
     with where each drawing came from, so example drawings can be shown."""
 
     rows: np.ndarray | None = None  # (N,) row ids in the split
@@ -203,7 +203,7 @@ class SplitScores(Scores):
     split: str = "test"
 
     def drawings(self, true: str, predicted: str | None = None, k: int = 4):
-        """Up to k drawings of class ``true`` (predicted as ``predicted`` when given), as ``Rows``."""
+        """Up to k drawings of class `true` (predicted as `predicted` when given), as `Rows`."""
 
         t = self.classes.index(true)
         hit = self.labels == t
@@ -217,8 +217,8 @@ def score_split(
 ) -> SplitScores:
     """Score the run's best checkpoint on the rows it was evaluated on (the DataModule's fixed set).
 
-    Cached in ``<run>/report/predictions-<split>.npz`` until the checkpoint changes; also writes
-    ``per_class-<split>.csv`` there, in ``quickdraw.evaluate``'s layout.
+    Cached in `<run>/report/predictions-<split>.npz` until the checkpoint changes; also writes
+    `per_class-<split>.csv` there, in `quickdraw.evaluate`'s layout.
     """
 
     ckpt = run.dir.best_checkpoint()
@@ -284,7 +284,7 @@ def comparison_table(
 
 
 def frame_to_markdown(df: pd.DataFrame, digits: int = 4) -> str:
-    """A DataFrame (index included) as a GitHub Markdown table (:func:`quickdraw.core.files.markdown_table`)."""
+    """A DataFrame (index included) as a GitHub Markdown table ([`quickdraw.core.files.markdown_table`][quickdraw.core.files.markdown_table])."""
     header = [df.index.name or "", *map(str, df.columns)]
     rows = [
         [idx, *values] for idx, values in zip(df.index, df.itertuples(index=False), strict=True)
@@ -442,13 +442,13 @@ def plot_confused_pairs(pred: SplitScores, n_pairs: int = 6, k: int = 4, size: i
 
 
 def prefix_curves(paths: Sequence[str | Path]) -> dict[str, pd.DataFrame]:
-    """``prefix_curve.csv`` of every run (latest validation, EarlyGuess callback) and evaluation
-    (``prefix=...``) under ``paths``, by folder name: ``by,fraction,n,top1,top3,map3``."""
+    """`prefix_curve.csv` of every run (latest validation, EarlyGuess callback) and evaluation
+    (`prefix=...`) under `paths`, by folder name: `by,fraction,n,top1,top3,map3`."""
     return {name: pd.read_csv(path) for name, path in find_prefix_curves(paths).items()}
 
 
 def plot_prefix_curves_of(paths: Sequence[str | Path]) -> Figure | None:
-    """The prefix curves under ``paths`` side by side (top-1 against the share drawn); None without any."""
+    """The prefix curves under `paths` side by side (top-1 against the share drawn); None without any."""
     curves = prefix_curves(paths)
     return plot_prefix_curves(curves) if curves else None
 
@@ -462,10 +462,10 @@ def write_report(
     pairs: int = 6,
     evaluate: bool = True,
 ) -> Path:
-    """Figures, CSVs and report.md for the runs under ``paths``; returns report.md's path.
+    """Figures, CSVs and report.md for the runs under `paths`; returns report.md's path.
 
-    Raises OverwriteError, before writing, when ``out`` is or lies inside one of the runs read
-    (other than its ``report/`` folder): the report's files would mix with the run's.
+    Raises OverwriteError, before writing, when `out` is or lies inside one of the runs read
+    (other than its `report/` folder): the report's files would mix with the run's.
     """
     if out is None and len(paths) != 1:
         raise SettingError("with several folders, say where the report goes (out=...)")

@@ -1,6 +1,6 @@
-"""Kaggle submissions: ``key_id,word`` rows with each drawing's top-3 guesses.
+"""Kaggle submissions: `key_id,word` rows with each drawing's top-3 guesses.
 
-``python -m quickdraw.predict`` (:mod:`quickdraw.cli`) calls :func:`write_submission`.
+`python -m quickdraw.predict` ([`quickdraw.cli`][quickdraw.cli]) calls [`write_submission`][quickdraw.evaluation.submission.write_submission].
 """
 
 from __future__ import annotations
@@ -43,23 +43,23 @@ def write_submission(
     prior: str | None = None,
     ckpt_path: str | None = None,
 ) -> tuple[int, InputStats]:
-    """Stream ``input_path`` through the model and write ``key_id,word`` rows with the top-3 guesses.
+    """Stream `input_path` through the model and write `key_id,word` rows with the top-3 guesses.
 
     One row per input row with a key_id, in input order; an input that lists a key_id twice is
     refused (ValueError naming both lines, no file written): Kaggle refuses such a submission.
     A drawing that cannot be read gets the model's guess for a blank canvas
-    (:func:`~quickdraw.inference.runner.blank_proba`) and is listed, with its line and reason, in
-    ``<output>.unreadable.csv``; with ``strict`` it is an error (:class:`UnreadableRows`) and no
+    ([`blank_proba`][quickdraw.inference.runner.blank_proba]) and is listed, with its line and reason, in
+    `<output>.unreadable.csv`; with `strict` it is an error ([`UnreadableRows`][quickdraw.evaluation.submission.UnreadableRows]) and no
     file is written.
 
-    ``tta``: test-time augmentation (:data:`quickdraw.inference.runner.TTA_VIEWS`). ``balance``: top-1
-    class counts made to match ``prior`` (a ``word,count`` CSV; uniform when None) by
-    :func:`quickdraw.metrics.balancing.balance`. Balancing needs every row's probabilities at once, so
+    `tta`: test-time augmentation (`quickdraw.inference.runner.TTA_VIEWS`). `balance`: top-1
+    class counts made to match `prior` (a `word,count` CSV; uniform when None) by
+    [`quickdraw.metrics.balancing.balance`][quickdraw.metrics.balancing.balance]. Balancing needs every row's probabilities at once, so
     the input still streams but the (N, C) float32 matrix is held until the end (150 MB for
     Kaggle's 112 199 x 340 test set) and rows are written after it.
 
-    Raises :class:`~quickdraw.core.outputs.OverwriteError` before reading anything when ``output``
-    (or its unreadable list) is ``input_path``, ``prior`` or ``ckpt_path`` (the model's file,
+    Raises [`OverwriteError`][quickdraw.core.outputs.OverwriteError] before reading anything when `output`
+    (or its unreadable list) is `input_path`, `prior` or `ckpt_path` (the model's file,
     only for the check) or lies inside an input folder.
     """
     refuse_overwrite(
@@ -109,7 +109,7 @@ def write_submission(
 
 
 def unreadable_path(output: Path) -> Path:
-    """Where the unreadable rows of a submission are listed: ``submission.unreadable.csv``."""
+    """Where the unreadable rows of a submission are listed: `submission.unreadable.csv`."""
     return output.with_name(f"{output.stem}.unreadable.csv")
 
 

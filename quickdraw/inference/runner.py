@@ -1,8 +1,8 @@
 """Running a trained model over drawings: strokes in, class probabilities out, test-time augmentation included.
 
 Shared by evaluate, predict and the demo. Checkpoints are loaded by
-:func:`quickdraw.models.loading.load_model`; input files are streamed by
-:mod:`quickdraw.data.input_files`.
+[`quickdraw.models.loading.load_model`][quickdraw.models.loading.load_model]; input files are streamed by
+[`quickdraw.data.input_files`][quickdraw.data.input_files].
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def model_inputs(model) -> dict[str, InputSpec]:
 
 
 def raster_spec(model) -> RasterSpec:
-    """The exact rasterisation the model's ``image`` input was trained with.
+    """The exact rasterisation the model's `image` input was trained with.
 
     Raises ValueError for a model that reads no image (a stroke-sequence network).
     """
@@ -45,8 +45,8 @@ def raster_spec(model) -> RasterSpec:
     return RasterSpec(**model.hparams.raster)
 
 
-# Test-time augmentation: the views of each drawing whose probabilities are averaged. ``flip``
-# adds the left-right mirror image (strokes mirrored, :func:`quickdraw.data.augment.mirror`), as the
+# Test-time augmentation: the views of each drawing whose probabilities are averaged. `flip`
+# adds the left-right mirror image (strokes mirrored, [`quickdraw.data.augment.mirror`][quickdraw.data.augment.mirror]), as the
 # 2018 Kaggle winners did; it doubles the network's work.
 TTA_VIEWS: dict[str, tuple[Callable[[StrokeBatch], StrokeBatch], ...]] = {
     "none": (lambda b: b,),
@@ -72,14 +72,14 @@ def predict_proba(
     render: Render | None = None,
 ) -> np.ndarray:
     """Class probabilities (B, C) for a batch of drawings: the one place evaluate, predict and the
-    demo turn strokes into probabilities, so test-time augmentation (``tta``) applies to all three.
+    demo turn strokes into probabilities, so test-time augmentation (`tta`) applies to all three.
 
-    ``render`` turns strokes into model inputs: by default every input the checkpoint records
-    (:func:`model_inputs`: images, pen-move sequences, several for a mixed ensemble), built by
-    :func:`quickdraw.data.inputs.build_inputs`; ``spec`` draws the ``image`` input with another
+    `render` turns strokes into model inputs: by default every input the checkpoint records
+    ([`model_inputs`][quickdraw.inference.runner.model_inputs]: images, pen-move sequences, several for a mixed ensemble), built by
+    [`quickdraw.data.inputs.build_inputs`][quickdraw.data.inputs.build_inputs]; `spec` draws the `image` input with another
     raster; the demo passes its untimed renderer for traced photos. A render may return images
-    (the ``image`` input) or a dict of named inputs. Ensembles average their members inside
-    ``model.predict_proba``; TTA views (mirrored strokes) average on top, for every kind of input.
+    (the `image` input) or a dict of named inputs. Ensembles average their members inside
+    `model.predict_proba`; TTA views (mirrored strokes) average on top, for every kind of input.
     """
     if render is None:
         specs = {IMAGE: spec} if spec is not None else model_inputs(model)
@@ -115,7 +115,7 @@ def batch_proba(
     fallback: np.ndarray,
     tta: str = "none",
 ) -> np.ndarray:
-    """(B, C) probabilities for every row of ``batch``; unreadable rows get ``fallback`` (C,)."""
+    """(B, C) probabilities for every row of `batch`; unreadable rows get `fallback` (C,)."""
     probs = np.broadcast_to(fallback, (len(batch.key_ids), len(fallback))).copy()
     if batch.readable.any():
         probs[batch.readable] = predict_proba(model, batch.strokes, spec, tta)

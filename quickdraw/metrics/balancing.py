@@ -3,12 +3,12 @@
 Kaggle's Quick, Draw! test set held the same number of drawings of every class, and the 2018
 winners gained about +0.7 % MAP@3 per model by forcing their top-1 counts to match, rescaling
 each class's probabilities by one factor per class. Choosing those factors is a transportation
-problem: give each of the N rows one class, class c exactly ``target_c`` rows (``N * prior``
+problem: give each of the N rows one class, class c exactly `target_c` rows (`N * prior`
 rounded by largest remainder, so the targets add up to N), maximising the summed log-probability
 of the chosen classes. Its dual variables are one price per class, and the per-class factors are
-``exp(-price)``: a row's top class under ``log p - price`` is the class it is given.
+`exp(-price)`: a row's top class under `log p - price` is the class it is given.
 
-The solver (:func:`assign`) is exact, whatever the matrix (flat or peaked, ties, zero shares):
+The solver ([`assign`][quickdraw.metrics.balancing.assign]) is exact, whatever the matrix (flat or peaked, ties, zero shares):
 
 1. Sinkhorn scaling (Cuturi 2013) gives starting prices that match the *expected* counts; the
    rows' top classes under them are already near the targets.
@@ -17,16 +17,16 @@ The solver (:func:`assign`) is exact, whatever the matrix (flat or peaked, ties,
    too many rows to the nearest class with too few, over a graph of the C classes whose edge
    c -> d costs the smallest loss of moving one of c's rows to d. Each search moves at least one
    row off a class with too many, so it stops after at most N searches with **every count equal
-   to its target**, and the prices keep each row's class its best under ``log p - price``: the
+   to its target**, and the prices keep each row's class its best under `log p - price`: the
    assignment maximises the summed log-probability among all with these counts (up to float64
    rounding, and 1e-9 nats a row where rows tie).
 
 Memory: the (N, C) float32 log-probabilities (150 MB for Kaggle's 112 199 x 340 test set) plus C x C
-edge tables; no N x N matrix. Time: ``python -m benchmarks.balance`` prints it at 1 720 x 344
+edge tables; no N x N matrix. Time: `python -m benchmarks.balance` prints it at 1 720 x 344
 and 112 199 x 340, and the count spread (always the targets).
 
-It needs the whole matrix, so ``predict balance=true`` holds N x C float32 before writing anything.
-**Only for test sets known to be balanced** (or whose class counts are known: ``prior=FILE``): on a
+It needs the whole matrix, so `predict balance=true` holds N x C float32 before writing anything.
+**Only for test sets known to be balanced** (or whose class counts are known: `prior=FILE`): on a
 user's own data, whose classes are as unbalanced as the world, it pushes correct answers of common
 classes onto rare ones and lowers the score.
 """
@@ -46,12 +46,12 @@ from quickdraw.data.text import excerpt
 
 
 def balance(probs: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray:
-    """(N, C) float32 scores whose row-wise top classes have exactly :func:`target_counts` counts.
+    """(N, C) float32 scores whose row-wise top classes have exactly [`target_counts`][quickdraw.metrics.balancing.target_counts] counts.
 
-    ``probs``: (N, C) non-negative class probabilities (rows need not sum to 1); ``prior``: C
+    `probs`: (N, C) non-negative class probabilities (rows need not sum to 1); `prior`: C
     non-negative class shares (uniform when None; classes of share 0 get no row and score 0).
-    Each row's scores are the softmax of ``log p - price`` over the classes, with the row's
-    assigned class (:func:`assign`) lifted just above the others where it only ties: the top-1 is
+    Each row's scores are the softmax of `log p - price` over the classes, with the row's
+    assigned class ([`assign`][quickdraw.metrics.balancing.assign]) lifted just above the others where it only ties: the top-1 is
     the assigned class, and the other classes keep the order of the rescaled probabilities, for
     top-k lists (MAP@3). Use them for ranking, not as calibrated probabilities.
     """
@@ -71,7 +71,7 @@ def balance(probs: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray:
 
 
 def target_counts(n: int, prior: np.ndarray) -> np.ndarray:
-    """(C,) int64 counts adding up to ``n``: ``n * prior / sum(prior)`` rounded by largest remainder.
+    """(C,) int64 counts adding up to `n`: `n * prior / sum(prior)` rounded by largest remainder.
 
     Each count is its exact share rounded down or up; remainders that tie go to the lower class
     index. Raises ValueError for shares that are negative, not finite or add up to 0.
@@ -92,12 +92,12 @@ def target_counts(n: int, prior: np.ndarray) -> np.ndarray:
 def assign(
     logp: np.ndarray, target: np.ndarray, probs: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's class (N,) int64, class c given to exactly ``target[c]`` rows, and the (C,)
-    float64 prices under which every row's class is its best: ``argmax(logp[i] - price)``.
+    """Each row's class (N,) int64, class c given to exactly `target[c]` rows, and the (C,)
+    float64 prices under which every row's class is its best: `argmax(logp[i] - price)`.
 
-    ``logp``: (N, C) float32 finite log-probabilities; ``target``: (C,) ints adding up to N.
-    The assignment maximises ``sum_i logp[i, class_i]`` among all with these counts. ``probs``:
-    ``exp(logp)`` where the caller holds it already (saves an (N, C) copy).
+    `logp`: (N, C) float32 finite log-probabilities; `target`: (C,) ints adding up to N.
+    The assignment maximises `sum_i logp[i, class_i]` among all with these counts. `probs`:
+    `exp(logp)` where the caller holds it already (saves an (N, C) copy).
     """
     n, c = logp.shape
     if int(np.sum(target)) != n:
@@ -127,7 +127,7 @@ def _log(probs: np.ndarray) -> np.ndarray:
 
 
 def _argmax_rows(logp: np.ndarray, price: np.ndarray, chunk: int = 8192) -> np.ndarray:
-    """argmax over classes of ``logp - price``, in row chunks (no (N, C) float64 copy)."""
+    """argmax over classes of `logp - price`, in row chunks (no (N, C) float64 copy)."""
     out = np.empty(len(logp), np.int64)
     for k in range(0, len(logp), chunk):
         out[k : k + chunk] = np.argmax(logp[k : k + chunk] - price, axis=1)
@@ -154,8 +154,8 @@ def _sinkhorn_prices(probs: np.ndarray, target: np.ndarray, iters: int = 100) ->
 class _ClassGraph:
     """Rows grouped by class, and the cheapest move between each pair of classes.
 
-    ``loss[c, d]``: the smallest ``(logp[i, c] - price[c]) - (logp[i, d] - price[d])`` over the
-    rows i of class c (>= 0 while every row sits in its best class), ``row[c, d]`` that row.
+    `loss[c, d]`: the smallest `(logp[i, c] - price[c]) - (logp[i, d] - price[d])` over the
+    rows i of class c (>= 0 while every row sits in its best class), `row[c, d]` that row.
     """
 
     def __init__(self, logp: np.ndarray, price: np.ndarray, chosen: np.ndarray) -> None:
@@ -170,7 +170,7 @@ class _ClassGraph:
             self._refresh(k, np.arange(c))
 
     def move_until(self, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Move rows along shortest class paths until every class holds ``target`` rows."""
+        """Move rows along shortest class paths until every class holds `target` rows."""
         excess = np.bincount(self.chosen, minlength=len(target)) - target
         while (excess > 0).any():
             path, dist = self._nearest_short_class(excess)
@@ -207,7 +207,7 @@ class _ClassGraph:
         return path[::-1], dist
 
     def _move(self, path: list[int], most: int) -> int:
-        """Move up to ``most`` rows along each edge of ``path``; returns how many moved (>= 1).
+        """Move up to `most` rows along each edge of `path`; returns how many moved (>= 1).
 
         Every row tied with the edge's cheapest (within 1e-9 nats) may move: rows that tie, as
         identical rows do, go many at a time instead of one shortest-path search each.
@@ -238,7 +238,7 @@ class _ClassGraph:
         return rows[through <= through.min() + 1e-9]
 
     def _refresh(self, c: int, cols: np.ndarray, chunk: int = 8192) -> None:
-        """Recompute ``loss[c, cols]`` over class c's rows, in row chunks."""
+        """Recompute `loss[c, cols]` over class c's rows, in row chunks."""
         self.loss[c, cols] = np.inf
         rows = np.fromiter(self.members[c], np.int64, len(self.members[c]))
         for k in range(0, len(rows), chunk):
@@ -256,8 +256,8 @@ class _ClassGraph:
 def _scores(
     logp: np.ndarray, price: np.ndarray, rows: np.ndarray, target: np.ndarray
 ) -> np.ndarray:
-    """Row softmax of ``logp - price``, the assigned class lifted to the top where it only ties
-    (computed in ``logp``'s buffer)."""
+    """Row softmax of `logp - price`, the assigned class lifted to the top where it only ties
+    (computed in `logp`'s buffer)."""
     n = len(logp)
     out = logp
     out -= price.astype(np.float32)
@@ -274,7 +274,7 @@ def _scores(
 
 
 def load_prior(path: str | Path, classes: list[str]) -> np.ndarray:
-    """Class shares from a ``word,count`` CSV (any accepted spelling of the class names).
+    """Class shares from a `word,count` CSV (any accepted spelling of the class names).
 
     Classes the file does not list get a count of 0. A word naming no class, a class listed twice
     (which count is meant?) and a count that is not a finite number >= 0 are errors naming the line.
@@ -308,7 +308,7 @@ def load_prior(path: str | Path, classes: list[str]) -> np.ndarray:
 
 
 def _count(text: str | None, where: str) -> float:
-    """A prior's count: a finite number >= 0, else a ValueError naming ``where`` and the value."""
+    """A prior's count: a finite number >= 0, else a ValueError naming `where` and the value."""
     try:
         value = float((text or "").strip())
     except ValueError:

@@ -1,10 +1,10 @@
 """Scoring classifiers: MAP@3, top-k, per-class accuracy, the class tail and confusions, in one place.
 
-The LightningModule's val/test metrics, ``quickdraw.evaluate``, ``quickdraw.evaluation.report`` and
-``python -m benchmarks.compare_models`` all score with these definitions, so their numbers agree.
+The LightningModule's val/test metrics, `quickdraw.evaluate`, `quickdraw.evaluation.report` and
+`python -m benchmarks.compare_models` all score with these definitions, so their numbers agree.
 
 MAP@k is the Quick, Draw! Kaggle competition's metric. torchmetrics has no multiclass MAP@k:
-``RetrievalMRR(top_k=3)`` gives the same number when each sample is flattened into C (query,
+`RetrievalMRR(top_k=3)` gives the same number when each sample is flattened into C (query,
 document) rows, but it keeps every score in list states (340 classes x 100k images = 34M floats
 per rank, gathered at each epoch end). With one true class per sample, average precision at k is
 1/rank of that class (0 beyond k), so a running sum and count suffice and reduce across DDP ranks
@@ -27,10 +27,10 @@ from torchmetrics.classification import MulticlassAccuracy
 
 # -- streaming metrics (torchmetrics) ------------------------------------------------------------
 def average_precision_at_k(preds: Tensor, target: Tensor, k: int = 3) -> Tensor:
-    """Per-sample AP@k (B,): 1/rank of the true class among the top k of ``preds`` (B, C), 0 when absent.
+    """Per-sample AP@k (B,): 1/rank of the true class among the top k of `preds` (B, C), 0 when absent.
 
-    Ties between scores are broken by ``torch.topk``'s order; real logits practically never tie.
-    Raises ``ValueError`` for shapes other than (B, C) and (B,).
+    Ties between scores are broken by `torch.topk`'s order; real logits practically never tie.
+    Raises `ValueError` for shapes other than (B, C) and (B,).
     """
     if preds.ndim != 2 or target.ndim != 1 or preds.shape[0] != target.shape[0]:
         raise ValueError(
@@ -70,7 +70,7 @@ class MeanAveragePrecisionAtK(Metric):
 
 
 def split_metrics(num_classes: int, split: str) -> MetricCollection:
-    """The per-split metrics ``{split}/acc`` (top-1), ``{split}/acc3`` (top-3) and ``{split}/map3``."""
+    """The per-split metrics `{split}/acc` (top-1), `{split}/acc3` (top-3) and `{split}/map3`."""
     k = min(3, num_classes)
     return MetricCollection(
         {
@@ -89,7 +89,7 @@ def split_metrics(num_classes: int, split: str) -> MetricCollection:
 def class_accuracy(confusion: np.ndarray | Tensor) -> np.ndarray:
     """(C,) float64 accuracy per true class from (C, C) counts (rows true, columns predicted).
 
-    A class with no drawings scored is NaN: neither easy nor hard (see :mod:`quickdraw.metrics.hardness`).
+    A class with no drawings scored is NaN: neither easy nor hard (see [`quickdraw.metrics.hardness`][quickdraw.metrics.hardness]).
     """
     c = confusion.detach().cpu().numpy() if isinstance(confusion, Tensor) else confusion
     c = np.asarray(c, np.float64)
@@ -99,7 +99,7 @@ def class_accuracy(confusion: np.ndarray | Tensor) -> np.ndarray:
 
 
 def worst_fraction_mean(class_acc: np.ndarray, fraction: float) -> float:
-    """Mean accuracy of the worst ``fraction`` of classes (at least one; NaN classes left out)."""
+    """Mean accuracy of the worst `fraction` of classes (at least one; NaN classes left out)."""
     acc = np.sort(np.asarray(class_acc, np.float64)[~np.isnan(class_acc)])
     if not len(acc):
         return float("nan")
@@ -109,8 +109,8 @@ def worst_fraction_mean(class_acc: np.ndarray, fraction: float) -> float:
 def class_tail(class_acc: np.ndarray) -> dict[str, float]:
     """How the hardest classes fare: what averages hide.
 
-    ``worst_decile_acc`` / ``worst_half_acc``: mean accuracy of the worst 10 % / 50 % of classes;
-    ``classes_at_zero``: classes never right; ``classes``: classes with drawings scored. With a
+    `worst_decile_acc` / `worst_half_acc`: mean accuracy of the worst 10 % / 50 % of classes;
+    `classes_at_zero`: classes never right; `classes`: classes with drawings scored. With a
     handful of drawings per class accuracies are coarse, so the worst decile is often all zeros;
     the worst half and the count of zeros still separate runs.
     """
@@ -153,7 +153,7 @@ class Scores:
         return class_tail(class_accuracy(self.confusion))
 
     def confused_pairs(self, n: int = 10) -> pd.DataFrame:
-        """The n (true, predicted) pairs with most errors; ``share`` is of the true class's drawings."""
+        """The n (true, predicted) pairs with most errors; `share` is of the true class's drawings."""
         c = self.confusion
         errors = c.copy()
         np.fill_diagonal(errors, 0)
@@ -171,7 +171,7 @@ class Scores:
         )
 
     def per_class_table(self) -> pd.DataFrame:
-        """``class, count, accuracy, most_confused_with, confused_count``: evaluate's per_class.csv."""
+        """`class, count, accuracy, most_confused_with, confused_count`: evaluate's per_class.csv."""
         c = self.confusion
         errors = c.copy()
         np.fill_diagonal(errors, -1)
@@ -198,9 +198,9 @@ def score(
     prefix: str = "test",
     k: int = 3,
 ) -> Scores:
-    """Score ``predict_proba(strokes) -> (B, C) probabilities`` over ``(strokes, labels)`` batches.
+    """Score `predict_proba(strokes) -> (B, C) probabilities` over `(strokes, labels)` batches.
 
-    ``labels`` are (B,) int64 class ids. The metrics are :func:`split_metrics` (top-1, top-3,
+    `labels` are (B,) int64 class ids. The metrics are [`split_metrics`][quickdraw.metrics.classification.split_metrics] (top-1, top-3,
     MAP@3), the ones the LightningModule logs, so evaluation and training agree.
     """
     metrics = split_metrics(len(classes), prefix)

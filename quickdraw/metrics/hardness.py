@@ -1,12 +1,12 @@
-"""Class hardness, ``(1 − acc_c) + floor``: the one rule behind adaptive quotas and penalised class weights.
+"""Class hardness, `(1 − acc_c) + floor`: the one rule behind adaptive quotas and penalised class weights.
 
-The adaptive sampler gives class c ``N · hardness_c`` drawings in the next epoch (so
-N·(1 − acc_c) + floor·N), and the penalised loss weights class c by ``hardness_c`` normalised to
-mean 1. ``floor`` > 0 keeps solved classes in play (0.25 caps the hardest-to-easiest ratio at 5:1).
+The adaptive sampler gives class c `N · hardness_c` drawings in the next epoch (so
+N·(1 − acc_c) + floor·N), and the penalised loss weights class c by `hardness_c` normalised to
+mean 1. `floor` > 0 keeps solved classes in play (0.25 caps the hardest-to-easiest ratio at 5:1).
 
 Policy for a class with no validation drawings (accuracy NaN): hardness 1, the neutral value —
 the sampler gives it N, as fixed sampling would, and the loss weighs it like a class at
-accuracy ``floor``. Source: the study this project reproduces (adaptive resampling and a
+accuracy `floor`. Source: the study this project reproduces (adaptive resampling and a
 class-weighted loss as two answers to the same per-class validation accuracy).
 """
 
@@ -18,9 +18,9 @@ from quickdraw.core.errors import SettingError
 
 
 def class_hardness(class_acc: np.ndarray, floor: float = 0.25) -> np.ndarray:
-    """(C,) float64 hardness ``(1 − acc_c) + floor`` from (C,) accuracies in [0, 1]; NaN gives 1.
+    """(C,) float64 hardness `(1 − acc_c) + floor` from (C,) accuracies in [0, 1]; NaN gives 1.
 
-    Raises ``ValueError`` when ``floor`` is not positive (a zero weight would drop solved classes).
+    Raises `ValueError` when `floor` is not positive (a zero weight would drop solved classes).
     """
     if floor <= 0:
         raise SettingError(
@@ -31,7 +31,7 @@ def class_hardness(class_acc: np.ndarray, floor: float = 0.25) -> np.ndarray:
 
 
 def adaptive_quotas(class_acc: np.ndarray, n: int, floor: float = 0.25) -> np.ndarray:
-    """(C,) int64 drawings per class for the next epoch: ``rint(N · hardness_c)``."""
+    """(C,) int64 drawings per class for the next epoch: `rint(N · hardness_c)`."""
     return np.rint(n * class_hardness(class_acc, floor)).astype(np.int64)
 
 

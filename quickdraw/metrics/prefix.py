@@ -1,22 +1,22 @@
-"""Scoring unfinished drawings: the prefix curve, the ``early/*`` metrics and their per-class table.
+"""Scoring unfinished drawings: the prefix curve, the `early/*` metrics and their per-class table.
 
-A model is scored on growing prefixes of each drawing (:func:`quickdraw.data.prefixes.growing_prefixes`),
-batched through :func:`quickdraw.inference.runner.predict_proba` like any drawing. Definitions, per drawing
+A model is scored on growing prefixes of each drawing ([`quickdraw.data.prefixes.growing_prefixes`][quickdraw.data.prefixes.growing_prefixes]),
+batched through [`quickdraw.inference.runner.predict_proba`][quickdraw.inference.runner.predict_proba] like any drawing. Definitions, per drawing
 with prefixes 1..K at fractions f_1 < ... < f_K = 1 (strokes drawn / strokes, or share of ink or
 time), "right" meaning the true class is top-1:
 
-* ``early/auc_top1``: the area under the drawing's top-1 step curve over [0, 1], each prefix
+* `early/auc_top1`: the area under the drawing's top-1 step curve over [0, 1], each prefix
   counting for the share of the drawing it adds (f_k - f_{k-1}, f_0 = 0), averaged over
   drawings. A model right from the first stroke scores 1; one right only when finished scores
   1/S by strokes, 0.1 by ink or time.
-* ``early/correct_before_end``: share of drawings whose top-1 became right before the last
+* `early/correct_before_end`: share of drawings whose top-1 became right before the last
   prefix and stayed right to the end (right at prefixes j..K with j < K).
-* ``early/median_fraction_first_stable``: the median f_j of those drawings (NaN when none).
-* ``early/accepted_auc_top1``, ``early/accepted_correct_before_end``,
-  ``early/accepted_median_fraction_first_stable``: the same under the game's acceptance rule,
-  "right" meaning top-1 is the true class with probability >= ``early/accept_threshold``.
+* `early/median_fraction_first_stable`: the median f_j of those drawings (NaN when none).
+* `early/accepted_auc_top1`, `early/accepted_correct_before_end`,
+  `early/accepted_median_fraction_first_stable`: the same under the game's acceptance rule,
+  "right" meaning top-1 is the true class with probability >= `early/accept_threshold`.
 
-``prefix_curve.csv`` (:meth:`PrefixScores.curve`) averages prefixes per fraction: ink and time at
+`prefix_curve.csv` ([`PrefixScores.curve`][quickdraw.metrics.prefix.PrefixScores.curve]) averages prefixes per fraction: ink and time at
 the fractions evaluated, strokes at k/S binned down to tenths, so the 1.0 bin holds exactly the
 finished drawings and equals the plain evaluation's top-1.
 """
@@ -58,7 +58,7 @@ class PrefixScores:
         return self.topk[:, 0] == self.labels
 
     def curve(self) -> pd.DataFrame:
-        """``by,fraction,n,top1,top3,map3``: mean scores of the prefixes at each fraction."""
+        """`by,fraction,n,top1,top3,map3`: mean scores of the prefixes at each fraction."""
         fraction = self.fraction
         if self.by == "strokes":  # k/S binned down to tenths; only finished drawings reach 1.0
             fraction = np.floor(self.fraction * 10 + 1e-9) / 10
@@ -74,9 +74,9 @@ class PrefixScores:
         return out.reset_index().assign(by=self.by)[CURVE_COLUMNS]
 
     def per_drawing(self, accept_threshold: float) -> pd.DataFrame:
-        """One row per drawing: ``label, auc_top1, first_stable, accepted_auc_top1, accepted_first_stable``.
+        """One row per drawing: `label, auc_top1, first_stable, accepted_auc_top1, accepted_first_stable`.
 
-        ``first_stable``: the fraction where the stable right guess began; NaN when it began only
+        `first_stable`: the fraction where the stable right guess began; NaN when it began only
         at the end (or never).
         """
         out = {"label": self.labels[self._ends]}
@@ -86,7 +86,7 @@ class PrefixScores:
         return pd.DataFrame(out)
 
     def metrics(self, accept_threshold: float = 0.5) -> dict[str, float]:
-        """The ``early/*`` metrics (module docstring)."""
+        """The `early/*` metrics (module docstring)."""
         d = self.per_drawing(accept_threshold)
         out = {"early/accept_threshold": float(accept_threshold)}
         for name in ("", "accepted_"):
@@ -99,7 +99,7 @@ class PrefixScores:
         return out
 
     def per_class_table(self, accept_threshold: float = 0.5) -> pd.DataFrame:
-        """``class, early_auc_top1, early_correct_before_end, early_median_fraction_first_stable``
+        """`class, early_auc_top1, early_correct_before_end, early_median_fraction_first_stable`
         (NaN for classes without drawings): which classes are guessed earliest and latest."""
         d = self.per_drawing(accept_threshold).assign(before=lambda x: x.first_stable.notna())
         g = d.groupby("label").agg(
@@ -139,10 +139,10 @@ class PrefixScores:
 
 @dataclass
 class PrefixRecorder:
-    """Scores every growing prefix of the drawings that pass through :meth:`batches`.
+    """Scores every growing prefix of the drawings that pass through [`batches`][quickdraw.metrics.prefix.PrefixRecorder.batches].
 
-    ``proba(strokes) -> (B, C)`` (:func:`quickdraw.inference.runner.predict_proba`) is called on at most
-    ``chunk`` prefixes at a time, prefixes of many drawings together.
+    `proba(strokes) -> (B, C)` ([`quickdraw.inference.runner.predict_proba`][quickdraw.inference.runner.predict_proba]) is called on at most
+    `chunk` prefixes at a time, prefixes of many drawings together.
     """
 
     by: str
@@ -154,12 +154,12 @@ class PrefixRecorder:
     _drawings: int = 0
 
     def batches(self, batches: Iterable[tuple]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """``(probabilities of the finished drawings, labels)`` for :func:`quickdraw.metrics.classification.score`."""
+        """`(probabilities of the finished drawings, labels)` for [`quickdraw.metrics.classification.score`][quickdraw.metrics.classification.score]."""
         for strokes, labels in batches:
             yield self.add(strokes, np.asarray(labels, np.int64)), labels
 
     def add(self, strokes: StrokeBatch, labels: np.ndarray) -> np.ndarray:
-        """Score the prefixes of ``strokes``; returns the (B, C) probabilities of the whole drawings."""
+        """Score the prefixes of `strokes`; returns the (B, C) probabilities of the whole drawings."""
         prefixes, drawing, fraction = growing_prefixes(strokes, self.by)
         probs = [
             self.proba(prefixes.select(np.arange(i, min(i + self.chunk, len(prefixes)))))
@@ -185,7 +185,7 @@ class PrefixRecorder:
 
 
 def plot_prefix_curves(curves: Mapping[str, pd.DataFrame], metric: str = "top1") -> Figure:
-    """Top-1 (or ``metric``) against the share of the drawing seen, one line per named curve."""
+    """Top-1 (or `metric`) against the share of the drawing seen, one line per named curve."""
     fig = Figure(figsize=(6.5, 4))
     ax = fig.add_subplot()
     for name, df in curves.items():

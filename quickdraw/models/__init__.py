@@ -1,4 +1,4 @@
-"""Networks (``components``), losses and objectives, the LightningModule that trains them, and loading one from its checkpoint."""
+"""Networks (`components`), losses and objectives, the LightningModule that trains them, and loading one from its checkpoint."""
 
 import lazy_loader
 

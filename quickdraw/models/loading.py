@@ -1,8 +1,8 @@
 """A trained model rebuilt from its checkpoint alone, after checking every name it asks to build.
 
-The checkpoint is read by :func:`quickdraw.core.checkpoints.read_checkpoint` (``weights_only=True``:
-no pickled code runs); its hyperparameters are plain data whose Hydra ``_target_`` names must lie
-under :data:`TRUSTED_TARGETS` before :class:`~quickdraw.models.module.QuickDrawModule` is built
+The checkpoint is read by [`quickdraw.core.checkpoints.read_checkpoint`][quickdraw.core.checkpoints.read_checkpoint] (`weights_only=True`:
+no pickled code runs); its hyperparameters are plain data whose Hydra `_target_` names must lie
+under `TRUSTED_TARGETS` before [`QuickDrawModule`][quickdraw.models.module.QuickDrawModule] is built
 from them, since building a model instantiates whatever they name.
 """
 
@@ -18,8 +18,8 @@ import quickdraw
 from quickdraw.core.checkpoints import CheckpointError, read_checkpoint, written_by
 from quickdraw.models.module import QuickDrawModule
 
-# Packages whose classes and functions a checkpoint may name as Hydra ``_target_``s: rebuilding the
-# model instantiates them, so a crafted file naming anything else (``builtins.open``) would run it.
+# Packages whose classes and functions a checkpoint may name as Hydra `_target_`s: rebuilding the
+# model instantiates them, so a crafted file naming anything else (`builtins.open`) would run it.
 TRUSTED_TARGETS = ("quickdraw.models.", "torch.optim.")
 # The two reasons a _target_ is refused: it names code outside TRUSTED_TARGETS, or a name under
 # them that the installed versions lack (a checkpoint of another quickdraw or torch).
@@ -35,13 +35,13 @@ MOVED_MODULES = {
 def untrusted_targets(
     value: Any, where: str = "hyper_parameters", kind: str = FOREIGN
 ) -> list[str]:
-    """Every ``_target_`` in ``value`` of ``kind``: :data:`FOREIGN` (not a module-level class or
-    function of TRUSTED_TARGETS) or :data:`MISSING` (a name under TRUSTED_TARGETS that the installed
+    """Every `_target_` in `value` of `kind`: `FOREIGN` (not a module-level class or
+    function of TRUSTED_TARGETS) or `MISSING` (a name under TRUSTED_TARGETS that the installed
     quickdraw or torch does not have: a checkpoint of another version).
 
     The module part must import as a module and the object must be defined under a trusted package,
-    so ``quickdraw.models.x.Path.touch`` (an attribute walk to another module) is refused too.
-    Lightning's ``_instantiator`` hook is never used by this project and always foreign.
+    so `quickdraw.models.x.Path.touch` (an attribute walk to another module) is refused too.
+    Lightning's `_instantiator` hook is never used by this project and always foreign.
     """
     found = []
     if isinstance(value, dict):
@@ -59,7 +59,7 @@ def untrusted_targets(
 
 
 def _target_kind(target: Any) -> str | None:
-    """None for a trusted target, else :data:`FOREIGN` or :data:`MISSING`."""
+    """None for a trusted target, else `FOREIGN` or `MISSING`."""
     if not isinstance(target, str) or not target.startswith(TRUSTED_TARGETS) or "." not in target:
         return FOREIGN
     module_name, name = target.rsplit(".", 1)
@@ -76,10 +76,10 @@ def _target_kind(target: Any) -> str | None:
 
 
 def load_model(ckpt_path: str | Path, map_location: str = "cpu"):
-    """A trained ``QuickDrawModule`` in eval mode, in channels_last, built from its checkpoint alone.
+    """A trained `QuickDrawModule` in eval mode, in channels_last, built from its checkpoint alone.
 
-    Raises :class:`CheckpointError` for foreign or crafted files: pickled code (refused by
-    ``weights_only=True``), ``_target_`` names outside :data:`TRUSTED_TARGETS`, or a checkpoint
+    Raises [`CheckpointError`][quickdraw.core.checkpoints.CheckpointError] for foreign or crafted files: pickled code (refused by
+    `weights_only=True`), `_target_` names outside `TRUSTED_TARGETS`, or a checkpoint
     without the class names and input specs (raster or named inputs) every model of this project records.
     """
     path = Path(ckpt_path)
@@ -128,9 +128,9 @@ def load_model(ckpt_path: str | Path, map_location: str = "cpu"):
 def upgrade_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
     """Hyperparameters of older checkpoints in today's form, so that they load as they are.
 
-    quickdraw 0.1 had ``bootstrap: "none" | "batch"``; the ensemble objective is now ``objective``.
+    quickdraw 0.1 had `bootstrap: "none" | "batch"`; the ensemble objective is now `objective`.
     Checkpoints written before the package was laid out by concern name modules that have moved
-    (:data:`MOVED_MODULES`); their ``_target_`` names are rewritten before the allow-list check, so
+    (`MOVED_MODULES`); their `_target_` names are rewritten before the allow-list check, so
     a rewritten name must pass it like any other.
     """
     hparams = _moved_targets(dict(hparams))
@@ -145,7 +145,7 @@ def upgrade_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
 
 
 def _moved_targets(value: Any) -> Any:
-    """``value`` with every ``_target_`` in a module of :data:`MOVED_MODULES` renamed to its new home."""
+    """`value` with every `_target_` in a module of `MOVED_MODULES` renamed to its new home."""
     if isinstance(value, dict):
         return {
             key: _moved_target(item) if key == "_target_" else _moved_targets(item)

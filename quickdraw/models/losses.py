@@ -1,7 +1,7 @@
 """Training losses with one interface, so the LightningModule treats plain and penalised training alike.
 
-Every loss is ``loss(logits, target, sample_weight=None)`` plus ``update(class_accuracy)``, which
-the module calls after each validation. ``sample_weight`` carries bootstrap multiplicities for
+Every loss is `loss(logits, target, sample_weight=None)` plus `update(class_accuracy)`, which
+the module calls after each validation. `sample_weight` carries bootstrap multiplicities for
 ensemble members: weighting sample i by how often it was drawn gives the loss of the resampled
 batch without building it.
 """
@@ -17,7 +17,7 @@ from quickdraw.metrics.hardness import class_hardness, class_weights
 
 
 class CrossEntropy(nn.Module):
-    """Plain cross-entropy; the class weights stay uniform and ``update`` does nothing.
+    """Plain cross-entropy; the class weights stay uniform and `update` does nothing.
 
     The (uniform) weight buffer exists so every loss has the same checkpoint layout and forward.
     """
@@ -53,8 +53,8 @@ class CrossEntropy(nn.Module):
 class ClassWeightedCrossEntropy(CrossEntropy):
     """Cross-entropy that up-weights the classes the model currently gets wrong.
 
-    After each validation the class weights become :func:`quickdraw.metrics.hardness.class_weights`:
-    ``(1 - acc_c) + floor`` scaled to mean 1, so the loss keeps the scale of plain cross-entropy and
+    After each validation the class weights become [`quickdraw.metrics.hardness.class_weights`][quickdraw.metrics.hardness.class_weights]:
+    `(1 - acc_c) + floor` scaled to mean 1, so the loss keeps the scale of plain cross-entropy and
     the learning rate means the same thing. Weights are uniform until the first update, so the
     first epoch is plain cross-entropy.
     """

@@ -1,7 +1,7 @@
 """QuickDrawModule: one LightningModule for single ResNets and ensembles, rebuilt from its checkpoint alone.
 
-Every argument is plain data (dicts with ``_target_``, lists, numbers) saved as hyperparameters,
-so :func:`quickdraw.models.loading.load_model` rebuilds the network in the demo or in evaluation
+Every argument is plain data (dicts with `_target_`, lists, numbers) saved as hyperparameters,
+so [`quickdraw.models.loading.load_model`][quickdraw.models.loading.load_model] rebuilds the network in the demo or in evaluation
 without Hydra configs and without unpickling arbitrary objects.
 """
 
@@ -48,7 +48,7 @@ def _plain(value: Any) -> Any:
 
 
 def scored_rows(logits: Tensor, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-    """(logits, target) of the rows to score: padding that evens out DDP shares (``valid`` False) is dropped."""
+    """(logits, target) of the rows to score: padding that evens out DDP shares (`valid` False) is dropped."""
     valid = batch.get("valid")
     if valid is None:
         return logits, batch["label"]
@@ -62,27 +62,27 @@ def _to_unit(images: Tensor) -> Tensor:
 
 
 class QuickDrawModule(L.LightningModule):
-    """Classifier over drawings; ``net`` is any component taking ``num_classes``/``in_channels``.
+    """Classifier over drawings; `net` is any component taking `num_classes`/`in_channels`.
 
-    raster / inputs: the named inputs the data offers (:mod:`quickdraw.data.inputs`): ``raster``
-      describes ``image`` (uint8 images), ``inputs`` the others as plain ``{"kind": ...}`` dicts.
-      The net reads one of them (``net.input``, default ``image``), an ensemble's members each
-      their own; the checkpoint keeps exactly the ones read (``raster`` None when no net reads
-      ``image``), and :attr:`input_names` tells the DataModule what to build.
+    raster / inputs: the named inputs the data offers ([`quickdraw.data.inputs`][quickdraw.data.inputs]): `raster`
+      describes `image` (uint8 images), `inputs` the others as plain `{"kind": ...}` dicts.
+      The net reads one of them (`net.input`, default `image`), an ensemble's members each
+      their own; the checkpoint keeps exactly the ones read (`raster` None when no net reads
+      `image`), and [`input_names`][quickdraw.models.components.factory.input_names] tells the DataModule what to build.
 
-    loss: a ``quickdraw.models.losses`` config (default plain cross-entropy); val/test losses are
+    loss: a `quickdraw.models.losses` config (default plain cross-entropy); val/test losses are
       always plain cross-entropy, so they stay comparable across epochs and runs.
-    l2: strength of ``l2 * sum ||w||^2`` over conv/linear weights (not biases, not norms), added
-      to the training loss. Unlike AdamW's decoupled ``weight_decay``, the penalty's gradient
+    l2: strength of `l2 * sum ||w||^2` over conv/linear weights (not biases, not norms), added
+      to the training loss. Unlike AdamW's decoupled `weight_decay`, the penalty's gradient
       goes through Adam's per-parameter scaling, so it is the classic L2-regularised objective
-      the study's penalised ResNet18 used, and it is visible in the logged loss (``train/l2``).
-    objective: a :mod:`quickdraw.models.objectives` config: how the net's outputs and the loss
-      make the training loss (default: ``Plain``, or ``EnsembleMembers`` for ensembles, whose
-      ``bootstrap=true`` gives each member its own bootstrap resample of every batch).
-    data_origin: where the training drawings came from (the store manifest's ``origin``:
-      ``"quickdraw"``, ``"generated"``, ``"mixed"``; None or ``""``: not recorded), kept in the
+      the study's penalised ResNet18 used, and it is visible in the logged loss (`train/l2`).
+    objective: a [`quickdraw.models.objectives`][quickdraw.models.objectives] config: how the net's outputs and the loss
+      make the training loss (default: `Plain`, or `EnsembleMembers` for ensembles, whose
+      `bootstrap=true` gives each member its own bootstrap resample of every batch).
+    data_origin: where the training drawings came from (the store manifest's `origin`:
+      `"quickdraw"`, `"generated"`, `"mixed"`; None or `""`: not recorded), kept in the
       checkpoint for exports, whose credit line must not claim Quick, Draw! data for generated
-      doodles (:mod:`quickdraw.data.origin`).
+      doodles ([`quickdraw.data.origin`][quickdraw.data.origin]).
     """
 
     def __init__(
@@ -158,8 +158,8 @@ class QuickDrawModule(L.LightningModule):
 
     # -- inference --------------------------------------------------------------------------------
     def forward(self, inputs: Tensor | dict[str, Any]) -> Tensor:
-        """Logits (log-probs for averaging ensembles) from the named inputs (:meth:`batch_inputs`),
-        or from a tensor of uint8 images (or floats already in [0, 1]) for the ``image`` input."""
+        """Logits (log-probs for averaging ensembles) from the named inputs ([`batch_inputs`][quickdraw.models.module.QuickDrawModule.batch_inputs]),
+        or from a tensor of uint8 images (or floats already in [0, 1]) for the `image` input."""
         return self.net(net_input(self.net, self._prepare(inputs)))
 
     def _prepare(self, inputs: Tensor | dict[str, Any]) -> dict[str, Any]:
@@ -252,7 +252,7 @@ class QuickDrawModule(L.LightningModule):
     def val_class_accuracy(self) -> np.ndarray:
         """(C,) per-class accuracy of the validation that just ended, over every rank; NaN for
         classes without drawings. Computed once per validation from the confusion counts (the
-        adaptive sampler, the class-weighted loss and ``val/acc_worst10`` share it); call it on
+        adaptive sampler, the class-weighted loss and `val/acc_worst10` share it); call it on
         every rank under DDP (the first call reduces the counts across ranks)."""
         if self._class_acc_now is None:
             self._class_acc_now = class_accuracy(self.val_confmat.compute())
@@ -302,7 +302,7 @@ class QuickDrawModule(L.LightningModule):
 
     # -- optimisation -----------------------------------------------------------------------------
     def use_channels_last(self) -> None:
-        """NHWC weights, and inputs converted to NHWC in ``forward``."""
+        """NHWC weights, and inputs converted to NHWC in `forward`."""
         self.hparams.channels_last = True
         self.net.to(memory_format=torch.channels_last)
 
@@ -316,9 +316,9 @@ class QuickDrawModule(L.LightningModule):
     def configure_optimizers(self) -> Any:
         """Optimizer over trainable parameters; scheduler keys interval/frequency/monitor go to Lightning.
 
-        ``interval`` is "epoch" (default) or "step". A scheduler taking ``total_steps``
-        (OneCycleLR) or ``T_max`` (CosineAnnealingLR) that is not given one gets the run's length
-        in that unit: ``trainer.estimated_stepping_batches`` steps, or ``max_epochs`` epochs.
+        `interval` is "epoch" (default) or "step". A scheduler taking `total_steps`
+        (OneCycleLR) or `T_max` (CosineAnnealingLR) that is not given one gets the run's length
+        in that unit: `trainer.estimated_stepping_batches` steps, or `max_epochs` epochs.
         """
         params = [p for p in self.parameters() if p.requires_grad]
         if not params:

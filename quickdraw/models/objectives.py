@@ -1,10 +1,10 @@
 """Training objectives: how a network's outputs and the criterion become the loss that is minimised.
 
-The LightningModule calls ``objective(net, x, target, criterion) -> (loss, logits, parts)``; the
-network stays a pure ``nn.Module`` that knows nothing of training. ``criterion`` is a
-:mod:`quickdraw.models.losses` loss (plain or class-weighted cross-entropy), ``parts`` are extra
-scalars to log. Chosen by config (``model.objective``); with none given, single networks get
-:class:`Plain` and ensembles :class:`EnsembleMembers` without bootstrap.
+The LightningModule calls `objective(net, x, target, criterion) -> (loss, logits, parts)`; the
+network stays a pure `nn.Module` that knows nothing of training. `criterion` is a
+[`quickdraw.models.losses`][quickdraw.models.losses] loss (plain or class-weighted cross-entropy), `parts` are extra
+scalars to log. Chosen by config (`model.objective`); with none given, single networks get
+[`Plain`][quickdraw.models.objectives.Plain] and ensembles [`EnsembleMembers`][quickdraw.models.objectives.EnsembleMembers] without bootstrap.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class Plain:
 
 
 class EnsembleMembers:
-    """Ensembles (:class:`~quickdraw.models.components.ensemble.Ensemble`): each member's own loss, plus the head's.
+    """Ensembles ([`Ensemble`][quickdraw.models.components.ensemble.Ensemble]): each member's own loss, plus the head's.
 
     combine="head": the head's loss, plus the members' mean own loss when members train. The
     members' own losses keep each a good classifier by itself: trained only through the head,

@@ -1,11 +1,11 @@
-"""The demo's page: a sketchpad that guesses as you draw (``python -m quickdraw.demo``, :mod:`quickdraw.cli`).
+"""The demo's page: a sketchpad that guesses as you draw (`python -m quickdraw.demo`, [`quickdraw.cli`][quickdraw.cli]).
 
-The page is plain Gradio: a ``gr.HTML`` canvas whose script (``static/sketchpad.js``) records
-strokes with their order and timing, a ``gr.Label`` with the top guesses, the guess history of
+The page is plain Gradio: a `gr.HTML` canvas whose script (`static/sketchpad.js`) records
+strokes with their order and timing, a `gr.Label` with the top guesses, the guess history of
 the drawing with a game-style announcement and an optional "what are you drawing?" answer, the
 model's input image, and an image upload. All preprocessing and prediction live in
-:mod:`quickdraw.serving.guesser`; the history, the acceptance rule and "got it after" in
-:mod:`quickdraw.serving.guessing`.
+[`quickdraw.serving.guesser`][quickdraw.serving.guesser]; the history, the acceptance rule and "got it after" in
+[`quickdraw.serving.guessing`][quickdraw.serving.guessing].
 """
 
 from __future__ import annotations
@@ -48,15 +48,15 @@ HistoryOutputs = tuple[str, str, str, GuessHistory]  # announcement, history, go
 
 
 def uploaded_file(payload: dict, cache_dir: str) -> str:
-    """The file an image came in as (upload, paste or an API call's ``data:`` URL), never decoded.
+    """The file an image came in as (upload, paste or an API call's `data:` URL), never decoded.
 
-    The image event skips Gradio's preprocessing (``preprocess=False``): that opened every upload
+    The image event skips Gradio's preprocessing (`preprocess=False`): that opened every upload
     with Pillow, so a file Pillow cannot identify (an iPhone HEIC photo, a PDF) failed there as a
-    bare error, and it decoded a ``data:`` URL in full and re-encoded it as WebP before anything
+    bare error, and it decoded a `data:` URL in full and re-encoded it as WebP before anything
     saw its size: 5-9 s of CPU and about 1 GB of memory for a 12,000 x 12,000 PNG in a 55 kB
     request. Here a data URL's bytes are written to Gradio's cache as they are, and the demo opens
-    the file itself, checking its size from the header first (:mod:`quickdraw.data.image_decode`).
-    Raises ``InputRejected`` for a data URL that is not base64 and for a path that Gradio did not
+    the file itself, checking its size from the header first ([`quickdraw.data.image_decode`][quickdraw.data.image_decode]).
+    Raises `InputRejected` for a data URL that is not base64 and for a path that Gradio did not
     receive as an upload (a request naming a file of the server).
     """
     url, path = payload.get("url") or "", payload.get("path")
@@ -101,8 +101,8 @@ def respond(predict: Callable[[], Guess]) -> Outputs:
 def follow(
     guesser: Guesser, drawing: str, target: str | None, history: GuessHistory
 ) -> HistoryOutputs:
-    """Bring ``history`` to ``drawing`` and render it: the announcement once the acceptance rule
-    is met, the per-stroke table, and when the model got ``target`` (if given)."""
+    """Bring `history` to `drawing` and render it: the announcement once the acceptance rule
+    is met, the per-stroke table, and when the model got `target` (if given)."""
     try:
         strokes = guesser.raw_strokes(drawing)
         history.update(strokes, lambda counts: guesser.top_of_prefixes(strokes, counts))
@@ -120,7 +120,7 @@ def build_app(
     live_ms: int = 150,
     accept_threshold: float | None = 0.5,
 ) -> gr.Blocks:
-    """The page; the two prediction events are also the API (``/guess_strokes``, ``/guess_image``)."""
+    """The page; the two prediction events are also the API (`/guess_strokes`, `/guess_image`)."""
 
     def on_strokes(drawing: str | None) -> Outputs:
         return respond(lambda: guesser.guess_strokes(drawing or "[]"))
@@ -215,7 +215,7 @@ def build_app(
 
 
 def launch(app: gr.Blocks, cfg: DictConfig, **kwargs) -> gr.Blocks:
-    """Serve ``app`` with the config's network settings and limits (Pillow's own included)."""
+    """Serve `app` with the config's network settings and limits (Pillow's own included)."""
     limit_decoding(cfg.limits.max_image_pixels)
     app.queue(max_size=cfg.queue.max_size, default_concurrency_limit=cfg.queue.concurrency)
     app.launch(
@@ -232,7 +232,7 @@ def launch(app: gr.Blocks, cfg: DictConfig, **kwargs) -> gr.Blocks:
 
 
 def load_guesser(cfg: DictConfig, ckpt: Path) -> Guesser:
-    """The demo's guesser for ``ckpt`` (the demo's settings in ``cfg``), warmed up."""
+    """The demo's guesser for `ckpt` (the demo's settings in `cfg`), warmed up."""
     model = load_backend(ckpt, cfg.backend, threads=cfg.threads, int8=cfg.int8)
     guesser = Guesser(model, Limits(**cfg.limits), cfg.top_k, cfg.tta)
     guesser.guess_strokes([[[0, 10, 20], [0, 10, 0], [0, 16, 33]]])  # warm-up, off the clock

@@ -1,17 +1,17 @@
 """What the demo does between a drawing and a guess, free of any UI: limits, preprocessing, top-k.
 
-Strokes from the browser arrive as Quick, Draw! raw drawings (``[[xs], [ys], [ts]]`` per
+Strokes from the browser arrive as Quick, Draw! raw drawings (`[[xs], [ys], [ts]]` per
 stroke, canvas pixels and milliseconds) and go through exactly the path training data took:
-:func:`~quickdraw.data.readers.parse_drawing` (Google's simplification), a
-:class:`~quickdraw.data.strokes.StrokeBatch`, then the checkpoint's own inputs
-(:func:`~quickdraw.inference.runner.model_inputs`: its raster, pen-move sequence, or each member's input
+[`parse_drawing`][quickdraw.data.readers.parse_drawing] (Google's simplification), a
+[`StrokeBatch`][quickdraw.data.strokes.StrokeBatch], then the checkpoint's own inputs
+([`model_inputs`][quickdraw.inference.runner.model_inputs]: its raster, pen-move sequence, or each member's input
 of a mixed ensemble), built by the shared inference path. The recorded timestamps travel with the
-points (``StrokeBatch.times``, carried through the simplification as for raw training data), so a
-model trained with ``raster.time_source=ms`` sees real time here too; with ``order`` (the default)
+points (`StrokeBatch.times`, carried through the simplification as for raw training data), so a
+model trained with `raster.time_source=ms` sees real time here too; with `order` (the default)
 the time channel counts points of the simplified drawing, as in training.
 
 Images (a photo or scan of a doodle) are traced into strokes by
-:mod:`quickdraw.data.images` and drawn by :func:`~quickdraw.data.raster.rasterize_untimed`
+[`quickdraw.data.images`][quickdraw.data.images] and drawn by [`rasterize_untimed`][quickdraw.data.raster.rasterize_untimed]
 (stroke order and timing cannot be recovered from an image).
 """
 
@@ -90,7 +90,7 @@ class Guess:
 
 
 class Guesser:
-    """A model loaded once, turning each drawing or image into a :class:`Guess` (its top-k classes)."""
+    """A model loaded once, turning each drawing or image into a `Guess` (its top-k classes)."""
 
     def __init__(self, model, limits: Limits = Limits(), top_k: int = 5, tta: str = "none") -> None:
         self.model = model.eval()
@@ -107,7 +107,7 @@ class Guesser:
     def from_checkpoint(
         cls, path: str | Path, limits: Limits = Limits(), top_k: int = 5, tta: str = "none"
     ) -> Guesser:
-        """Load on CPU with ``weights_only=True``; raises ``CheckpointError`` for foreign files."""
+        """Load on CPU with `weights_only=True`; raises `CheckpointError` for foreign files."""
         return cls(load_model(path, map_location="cpu"), limits, top_k, tta)
 
     @property
@@ -125,7 +125,7 @@ class Guesser:
         return self._timed(simplified(self.raw_strokes(drawing), self.limits.max_points))
 
     def _timed(self, batch: StrokeBatch) -> StrokeBatch:
-        """``batch``, refused with a message when the model draws real time and it has none."""
+        """`batch`, refused with a message when the model draws real time and it has none."""
         if batch.times is None and any(
             isinstance(s, RasterSpec) and s.channels > 1 and s.time_source == "ms"
             for s in self.inputs.values()
@@ -151,7 +151,7 @@ class Guesser:
 
     def top_of_prefixes(self, drawing: list, counts: list[int]) -> list[tuple[str, float]]:
         """The top guess and its probability for the first k strokes of a raw drawing, for each k
-        in ``counts``: each prefix simplified on its own (what the page saw when it was drawn),
+        in `counts`: each prefix simplified on its own (what the page saw when it was drawn),
         all guessed in one batch through the shared inference path."""
         prefixes = [simplified(drawing[:k], self.limits.max_points) for k in counts]
         batch = self._timed(StrokeBatch.concat(prefixes))
@@ -208,8 +208,8 @@ class Guesser:
         batch: StrokeBatch,
         t0: float,
     ) -> Guess:
-        """Top-k of ``batch`` made into inputs by ``render`` (None: the model's own), through the
-        shared inference path (TTA included); ``view`` draws what the page shows."""
+        """Top-k of `batch` made into inputs by `render` (None: the model's own), through the
+        shared inference path (TTA included); `view` draws what the page shows."""
         probs = predict_proba(self.model, batch, tta=self.tta, render=render)[0]
         images = view(batch)  # what the page shows: the original view
         best = np.argsort(-probs)[: self.top_k]

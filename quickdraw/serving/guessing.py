@@ -1,15 +1,15 @@
 """Guessing while drawing, as the demo shows it: the guess history of one drawing, the game-style
 acceptance rule, and when the model got the word the person meant. Pure Python, no UI, no model.
 
-A drawing is what the sketchpad sends: raw strokes ``[xs, ys, ts]`` (canvas px, ms since the
-drawing's first point). The history has one :class:`Step` per stroke: the top guess for the
+A drawing is what the sketchpad sends: raw strokes `[xs, ys, ts]` (canvas px, ms since the
+drawing's first point). The history has one `Step` per stroke: the top guess for the
 drawing as it was when that stroke ended (its first k strokes, simplified on their own, as the
 page saw it then). Steps are cached by a fingerprint of their prefix, so a new stroke costs one
 guess, undo drops the steps after it and clearing empties the history: the history is always
 exactly the one of the drawing on the canvas, whichever events the page skipped.
 
-Acceptance rule (as ``early/accept_threshold`` in prefix evaluation): a guess is accepted when
-its probability is at least ``threshold``; ``None`` turns announcements off. The announcement is
+Acceptance rule (as `early/accept_threshold` in prefix evaluation): a guess is accepted when
+its probability is at least `threshold`; `None` turns announcements off. The announcement is
 the first accepted step, as the game stops at the moment it recognises a drawing.
 """
 
@@ -36,12 +36,12 @@ class Step:
 
 
 def accepted(probability: float, threshold: float | None) -> bool:
-    """The game's rule: confident enough to say it out loud (never, with ``threshold`` None)."""
+    """The game's rule: confident enough to say it out loud (never, with `threshold` None)."""
     return threshold is not None and probability >= threshold
 
 
 def announcement(word: str) -> str:
-    """``I know — it's a cat!`` (an apple, the Eiffel Tower)."""
+    """`I know — it's a cat!` (an apple, the Eiffel Tower)."""
     if word.lower().startswith("the "):
         return f"I know — it's {word}!"
     return f"I know — it's {'an' if word[:1].lower() in 'aeiou' else 'a'} {word}!"
@@ -49,14 +49,14 @@ def announcement(word: str) -> str:
 
 @dataclass
 class GuessHistory:
-    """The top guess after each stroke of the drawing on the canvas (``update`` keeps it so)."""
+    """The top guess after each stroke of the drawing on the canvas (`update` keeps it so)."""
 
     threshold: float | None = 0.5
     steps: list[Step] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)  # fingerprint of each step's prefix
 
     def update(self, drawing: Sequence, guess: GuessPrefixes) -> None:
-        """Bring the history to ``drawing`` (a list of raw strokes), asking ``guess`` only for the
+        """Bring the history to `drawing` (a list of raw strokes), asking `guess` only for the
         prefixes not seen before; an empty drawing empties it."""
         keys = _prefix_keys(drawing)
         same = 0
@@ -76,7 +76,7 @@ class GuessHistory:
         return next((s for s in self.steps if accepted(s.probability, self.threshold)), None)
 
     def recognised(self, target: str) -> Step | None:
-        """The first step at which the model got ``target``: its top guess, accepted (or, with
+        """The first step at which the model got `target`: its top guess, accepted (or, with
         announcements off, simply its top guess)."""
         want = word_key(target)
         for s in self.steps:

@@ -1,9 +1,9 @@
 """An exported page in headless Chromium: the one harness of its tests, benchmarks and screenshot.
 
-Serves the folder over loopback HTTP (as any static host would, and as ``file://`` could not:
+Serves the folder over loopback HTTP (as any static host would, and as `file://` could not:
 browsers refuse ES modules and WASM from files), opens it in Debian's Chromium through
-Playwright (``make browser``; no browser download), waits for the model, and counts every
-request made after load. Needs the ``tests`` extra (playwright).
+Playwright (`make browser`; no browser download), waits for the model, and counts every
+request made after load. Needs the `tests` extra (playwright).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class _Quiet(SimpleHTTPRequestHandler):
 
 @contextmanager
 def serve(folder: str | Path) -> Iterator[str]:
-    """``folder`` on a free loopback port for the duration; yields its URL."""
+    """`folder` on a free loopback port for the duration; yields its URL."""
     handler = functools.partial(_Quiet, directory=str(folder))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -60,7 +60,7 @@ def serve(folder: str | Path) -> Iterator[str]:
 
 
 class PageSession:
-    """A loaded page; ``requests`` lists every URL the page asked for after the model was ready."""
+    """A loaded page; `requests` lists every URL the page asked for after the model was ready."""
 
     def __init__(self, page) -> None:
         self.page = page
@@ -68,7 +68,7 @@ class PageSession:
         page.on("request", lambda r: self.requests.append(r.url))
 
     def run(self, drawings: list) -> list[dict]:
-        """Raw drawings through the page: ``image`` (C*H*W uint8 values) and ``probs`` (K,) each."""
+        """Raw drawings through the page: `image` (C*H*W uint8 values) and `probs` (K,) each."""
         return self.page.evaluate(RUN_JS, drawings)
 
 
@@ -78,10 +78,10 @@ def open_page(
     viewport: tuple[int, int] = (1100, 760),
     init_script: str | None = None,
 ) -> Iterator[PageSession]:
-    """Serve ``folder`` and open it in headless Chromium, ready to draw. Raises RuntimeError on page errors.
+    """Serve `folder` and open it in headless Chromium, ready to draw. Raises RuntimeError on page errors.
 
-    ``init_script``: JavaScript run before the page's own (the benchmarks use it to hide browser
-    features, e.g. ``pointerrawupdate``, and measure the page without them).
+    `init_script`: JavaScript run before the page's own (the benchmarks use it to hide browser
+    features, e.g. `pointerrawupdate`, and measure the page without them).
     """
     from playwright.sync_api import sync_playwright
 
@@ -106,9 +106,9 @@ def open_page(
 
 
 def draw(page, points: list[tuple[float, float]], steps: int = 3, pace_ms: float = 0.0) -> None:
-    """One stroke with the mouse through ``points`` given as fractions of the canvas.
+    """One stroke with the mouse through `points` given as fractions of the canvas.
 
-    ``pace_ms``: start each move that long after the previous one (0: as fast as the driver goes).
+    `pace_ms`: start each move that long after the previous one (0: as fast as the driver goes).
     """
     box = page.locator("#sketchpad canvas").bounding_box()
     xy = [(box["x"] + u * box["width"], box["y"] + v * box["height"]) for u, v in points]
@@ -136,13 +136,13 @@ SYNTHETIC_JS = """async (points) => {
 
 
 def draw_synthetic(page, points: list[tuple[float, float]]) -> float:
-    """One mouse stroke through ``points`` (fractions of the canvas), made by Chromium itself.
+    """One mouse stroke through `points` (fractions of the canvas), made by Chromium itself.
 
-    Chromium's synthetic pointer actions (``chrome.gpuBenchmarking.pointerActionSequence``, the
+    Chromium's synthetic pointer actions (`chrome.gpuBenchmarking.pointerActionSequence`, the
     input its own latency benchmarks use) enter the browser's input pipeline like a device's
     events, one move a displayed frame (60 Hz), with no round trip to this process per move: on a
-    2-core machine :func:`draw`'s driver (Python, Playwright's Node process, the DevTools pipe)
-    takes ~25 % of a core away from the page. Needs a browser from :func:`open_page`.
+    2-core machine [`draw`][quickdraw.testing.browser.draw]'s driver (Python, Playwright's Node process, the DevTools pipe)
+    takes ~25 % of a core away from the page. Needs a browser from [`open_page`][quickdraw.testing.browser.open_page].
     Returns the stroke's duration in ms.
     """
     return page.evaluate(SYNTHETIC_JS, points)

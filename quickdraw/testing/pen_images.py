@@ -2,8 +2,8 @@
 
 Issue 17 asks that an upload give nearly the model input of a clean thin drawing of the same
 lines, whatever the pen's width (1-10 % of the image), the colours, transparency or uneven light.
-The tests (``tests/test_real_world_inputs.py``) and the bench (``python -m benchmarks.images``) draw
-this family and score it with :func:`model_input` and :func:`iou`.
+The tests (`tests/test_real_world_inputs.py`) and the bench (`python -m benchmarks.images`) draw
+this family and score it with [`model_input`][quickdraw.testing.pen_images.model_input] and [`iou`][quickdraw.testing.pen_images.iou].
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ LOOKS = {
 
 
 def pen_drawing(side: int, pen: float, look: tuple) -> np.ndarray:
-    """The house drawn with a ``pen`` px round pen on a ``side`` px image of one look (RGB or RGBA)."""
+    """The house drawn with a `pen` px round pen on a `side` px image of one look (RGB or RGBA)."""
     ink, paper, light, alpha = look
     img = np.full((side, side, 3), paper, np.uint8)
     s = side / 300

@@ -1,4 +1,4 @@
-"""Training one configuration (``train.train``), the settings check before it, callbacks and the checkpoint writer."""
+"""Training one configuration (`train.train`), the settings check before it, callbacks and the checkpoint writer."""
 
 import lazy_loader
 

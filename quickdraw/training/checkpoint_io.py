@@ -14,10 +14,10 @@ from quickdraw.core.files import OUT_OF_SPACE, atomic_open
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """``TorchCheckpointIO`` for local paths, writing through :func:`quickdraw.core.files.atomic_open`.
+    """`TorchCheckpointIO` for local paths, writing through [`quickdraw.core.files.atomic_open`][quickdraw.core.files.atomic_open].
 
     So a full disk or a kill never leaves half a checkpoint under a final name (Lightning's default
-    writer may truncate ``last.ckpt`` when the run folder is on another filesystem than the
+    writer may truncate `last.ckpt` when the run folder is on another filesystem than the
     temporary folder).
     """
 

@@ -28,10 +28,10 @@ def _uses_gpu(trainer: DictConfig) -> bool:
 
 
 def reconcile(cfg: DictConfig) -> list[str]:
-    """Refuse (:class:`IncompatibleSettings`) or adapt ``cfg`` in place; returns the notices logged.
+    """Refuse ([`IncompatibleSettings`][quickdraw.training.settings_check.IncompatibleSettings]) or adapt `cfg` in place; returns the notices logged.
 
     Refused: SyncBatchNorm or a GPU accelerator without a GPU. Adapted: bf16 on a GPU without
-    bf16 (to 16-mixed), ``data.pin_memory`` without a GPU (off), DataLoader workers where
+    bf16 (to 16-mixed), `data.pin_memory` without a GPU (off), DataLoader workers where
     processes cannot fork (none: spawned workers would re-import the run's whole state).
     """
     trainer, data = cfg.trainer, cfg.get("data")

@@ -1,6 +1,6 @@
 """Training one configuration: fit, test the best checkpoint, write the run folder's metrics.json.
 
-``python -m quickdraw.train`` (:mod:`quickdraw.cli`) composes the config and calls :func:`train`.
+`python -m quickdraw.train` ([`quickdraw.cli`][quickdraw.cli]) composes the config and calls [`train`][quickdraw.training.train.train].
 """
 
 from __future__ import annotations
@@ -130,9 +130,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 def instantiate_all(group: DictConfig | None, resume_from: str | None = None) -> list[Any]:
-    """Every entry of a config group that has a ``_target_`` (callbacks, loggers).
+    """Every entry of a config group that has a `_target_` (callbacks, loggers).
 
-    A TensorBoard logger of a resumed run gets ``purge_step`` (passed to its SummaryWriter): the
+    A TensorBoard logger of a resumed run gets `purge_step` (passed to its SummaryWriter): the
     resumed run redoes the interrupted epoch, and TensorBoard hides what the interrupted run
     logged from the checkpoint's step on instead of drawing both.
     """
@@ -152,7 +152,7 @@ def instantiate_all(group: DictConfig | None, resume_from: str | None = None) ->
 def adopt_submitit_ranks() -> None:
     """Tell Lightning the ranks of the tasks that submitit's local executor started.
 
-    Lightning reads SLURM's variables itself, but not submitit-local's; without ``LOCAL_RANK``
+    Lightning reads SLURM's variables itself, but not submitit-local's; without `LOCAL_RANK`
     each task would start more processes by re-running a command line that is not this job's.
     """
     if os.environ.get("SUBMITIT_EXECUTOR") != "local" or "LOCAL_RANK" in os.environ:
@@ -195,10 +195,10 @@ def needs_validation(trainer: L.Trainer, datamodule) -> bool:
 def _refuse_relaunch_in_multirun(trainer: L.Trainer) -> None:
     """DDP that starts its ranks by re-running the command line cannot run inside a multirun.
 
-    The command line is the whole sweep's (``-m`` and every value), and the launching process
+    The command line is the whole sweep's (`-m` and every value), and the launching process
     outlives the job; jobs must get fresh processes from a launcher (submitit) instead.
     Lightning has no public name for "re-runs the command line", so this is the one place that
-    checks its launcher class (``_SubprocessScriptLauncher``).
+    checks its launcher class (`_SubprocessScriptLauncher`).
     """
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return

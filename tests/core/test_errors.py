@@ -18,7 +18,7 @@ PACKAGE = ROOT / "quickdraw"
 
 @functools.cache
 def exception_classes() -> dict[str, list[str]]:
-    """Every exception class defined in the package: ``module:Class`` -> the names of its bases.
+    """Every exception class defined in the package: `module:Class` -> the names of its bases.
 
     Read from the source (no import: optional dependencies need not be installed). A class is an
     exception when a base is a built-in exception or another exception class of the package.

@@ -2,7 +2,7 @@
 operating-system artefacts skipped and counted, text encodings honoured or refused by line, the
 pickles of every numpy version loaded, and only JSON numbers taken as coordinates.
 
-Each kind is tested over a generated family, plus its case file in ``../shared/cases/round3``.
+Each kind is tested over a generated family, plus its case file in `../shared/cases/round3`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ ROUND3 = "round3"
 
 
 def csv_text(word: str, n: int, key_base: int = 100) -> str:
-    """A Kaggle-layout CSV of ``n`` squares of ``word``, as text (lines end in CRLF, as csv writes)."""
+    """A Kaggle-layout CSV of `n` squares of `word`, as text (lines end in CRLF, as csv writes)."""
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(HEADER)
@@ -107,7 +107,7 @@ EXPECTED_KINDS = {
 
 
 def layout(root: Path, how: str, artefact: str) -> Path:
-    """``data/cat.csv`` (5 drawings) and ``data/dog.ndjson`` (4) with one artefact beside them, as
+    """`data/cat.csv` (5 drawings) and `data/dog.ndjson` (4) with one artefact beside them, as
     a folder, a zip, or a folder holding the zip; returns what to convert."""
     files = {
         "data/cat.csv": csv_text("cat", 5).encode(),
@@ -236,7 +236,7 @@ TEXT = {"csv": csv_text, "ndjson": ndjson_text}
 
 
 def saved(root: Path, kind: str, container: str, data: bytes, word: str = WORD) -> Path:
-    """``data`` saved as ``<word>.<kind>``, plain, gzipped, or in a zip."""
+    """`data` saved as `<word>.<kind>`, plain, gzipped, or in a zip."""
     name = f"{word}.{kind}"
     root.mkdir(parents=True, exist_ok=True)
     if container == "zip":
@@ -339,7 +339,7 @@ def test_labels_in_windows_1252_are_refused_by_line(tmp_path):
 
 
 def stroke3_npz(n: int = 3) -> bytes:
-    """A sketch-rnn .npz holding ``n`` small stroke-3 drawings in ``train``."""
+    """A sketch-rnn .npz holding `n` small stroke-3 drawings in `train`."""
     drawings = np.empty(n, object)
     for i in range(n):
         drawings[i] = np.array([[0, 0, 0], [10 + i, 5, 0], [5, 10, 1]], np.int16)
@@ -349,7 +349,7 @@ def stroke3_npz(n: int = 3) -> bytes:
 
 
 def zip_with_raw_name(path: Path, name: bytes, data: bytes, utf8_flag: bool) -> None:
-    """A zip whose one member's name is ``name``'s bytes, with or without the UTF-8 flag (bit 11),
+    """A zip whose one member's name is `name`'s bytes, with or without the UTF-8 flag (bit 11),
     as macOS's Archive Utility (UTF-8, no flag) or old Windows tools (cp437, no flag) write it."""
     placeholder = "m" * (len(name) - 4) + name[-4:].decode()
     with zipfile.ZipFile(path, "w") as zf:
@@ -389,7 +389,7 @@ def test_a_file_name_that_is_not_utf8_is_refused_not_stored(tmp_path):
 
 # -- 3. numpy pickles of every version -----------------------------------------------------------------
 class NumpyPickler(pickle._Pickler):  # the Python pickler: its save_global can be overridden
-    """Pickles as a numpy version whose module is ``core`` (1.x: ``numpy.core``) would."""
+    """Pickles as a numpy version whose module is `core` (1.x: `numpy.core`) would."""
 
     def __init__(self, file, protocol: int, core: str):
         super().__init__(file, protocol)
@@ -414,7 +414,7 @@ class NumpyPickler(pickle._Pickler):  # the Python pickler: its save_global can 
 
 
 def npy_of_pickle(array: np.ndarray, protocol: int, core: str) -> bytes:
-    """An object array as the ``.npy`` np.save writes: header, then the pickle of ``protocol``."""
+    """An object array as the `.npy` np.save writes: header, then the pickle of `protocol`."""
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(buf, np.lib.format.header_data_from_array_1_0(array))
     NumpyPickler(buf, protocol, core).dump(array)

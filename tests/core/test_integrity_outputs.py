@@ -26,7 +26,7 @@ from tests.helpers.drawings import DEMO_CLASSES, SQUARE, kaggle_row, write_csv
 
 
 def digest(folder: Path) -> dict[str, str]:
-    """Every file under ``folder`` (links not followed) -> the SHA-256 of its bytes."""
+    """Every file under `folder` (links not followed) -> the SHA-256 of its bytes."""
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
@@ -42,7 +42,7 @@ def command(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 # -- 1. an output path that is an input is refused, naming both ------------------------------------
 def spellings(tmp_path: Path, target: Path) -> dict[str, Path]:
-    """Other names of ``target`` (a file or folder beside tmp_path's ``x/``): the kind's family."""
+    """Other names of `target` (a file or folder beside tmp_path's `x/`): the kind's family."""
     (tmp_path / "x").mkdir(exist_ok=True)
     link = tmp_path / f"link-{target.name}"
     link.symlink_to(target)
@@ -381,7 +381,7 @@ def test_training_command_into_an_earlier_run_exits_non_zero(tiny_overrides, tmp
 def test_a_given_run_folder_holding_a_training_run_is_refused_before_hydra_writes(
     tmp_path, task, settings, refused, spelling, capsys
 ):
-    """Hydra writes ``.hydra/config.yaml``, ``overrides.yaml`` and its log into ``hydra.run.dir``
+    """Hydra writes `.hydra/config.yaml`, `overrides.yaml` and its log into `hydra.run.dir`
     before the command starts: the check runs before that (a Hydra callback), or a refused
     command would still have replaced the earlier run's record of its settings."""
     from quickdraw.core.runs import KeepEarlierRuns
@@ -428,7 +428,7 @@ def test_a_refused_evaluation_leaves_the_training_runs_hydra_files_as_they_were(
 
 
 def test_a_file_output_that_is_a_folder_is_refused_before_work(tmp_path):
-    """``output=DIR`` would be found only when the finished file is moved in (a bare IsADirectoryError)."""
+    """`output=DIR` would be found only when the finished file is moved in (a bare IsADirectoryError)."""
     test = write_csv(tmp_path / "T.csv", [kaggle_row(1, "cat")])
     (tmp_path / "out").mkdir()
     (tmp_path / "x").mkdir()

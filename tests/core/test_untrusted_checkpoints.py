@@ -1,8 +1,8 @@
 """Untrusted checkpoints: crafted files run no code through evaluate, predict or the demo; real ones still load.
 
-Two ways in: a pickle whose ``__reduce__`` calls a function (stopped by ``weights_only=True``), and
-plain-data hyperparameters naming Hydra ``_target_`` callables that the model would instantiate
-while being rebuilt (``weights_only`` lets those through: they are only strings).
+Two ways in: a pickle whose `__reduce__` calls a function (stopped by `weights_only=True`), and
+plain-data hyperparameters naming Hydra `_target_` callables that the model would instantiate
+while being rebuilt (`weights_only` lets those through: they are only strings).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def drawings(tmp_path_factory) -> Path:
 
 
 class RunsCode:
-    """Unpickling this calls ``Path.touch(marker)``: the classic malicious-pickle payload."""
+    """Unpickling this calls `Path.touch(marker)`: the classic malicious-pickle payload."""
 
     def __init__(self, marker: Path):
         self.marker = marker

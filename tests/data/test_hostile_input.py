@@ -4,7 +4,7 @@ Property-based (hypothesis): each generated row is either good or broken in one 
 the converter's manifest must report exactly those reasons and keep exactly the good key_ids.
 Fuzzed ndjson objects of arbitrary JSON types and random bytes must at least keep the ledger
 balanced (rows read = rows kept + bad rows) and never raise anything but a file-level
-``QuickDrawFormatError``.
+`QuickDrawFormatError`.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ good_drawing = st.lists(strokes(), min_size=1, max_size=4)
 
 
 def json_reason(text: str, otherwise: str) -> str:
-    """What the JSON parser makes of ``text``: ``bad_json`` when it cannot parse it."""
+    """What the JSON parser makes of `text`: `bad_json` when it cannot parse it."""
     try:
         orjson.loads(text)
     except orjson.JSONDecodeError:
@@ -211,7 +211,7 @@ def first_non_utf8_line(body: bytes) -> int | None:
 
 
 def refused_as_not_utf8(body: bytes, name: str, read) -> bool:
-    """Whether ``read()`` had to stop on bytes that are not UTF-8 (issue 27: a file in another
+    """Whether `read()` had to stop on bytes that are not UTF-8 (issue 27: a file in another
     encoding is an error naming its line, never U+FFFD), and did, at that line."""
     line = first_non_utf8_line(body)
     if line is None:

@@ -3,7 +3,7 @@ key_id under two words is an error, and a labels file or test input that repeats
 
 The family: copies within one file, across files of one class, across classes with the same
 word and with another word, as CSV, ndjson, a zip of CSVs, Google's .bin and sketch-rnn .npz,
-under ``settings.duplicates=keep|drop|error``; an oracle that applies the documented rule (the
+under `settings.duplicates=keep|drop|error`; an oracle that applies the documented rule (the
 first copy in sorted file order, then row order) gives each case's right value. Then resuming,
 files added to a store, a store read row by row around left-out rows, and the case files.
 """
@@ -79,7 +79,7 @@ def stroke3(drawing: list) -> np.ndarray:
 
 
 def write_source(root: Path, fmt: str, files: dict[str, list[Row]]) -> tuple[Path, list[str]]:
-    """The scenario's files in ``fmt`` under ``root``; returns the source and its file names."""
+    """The scenario's files in `fmt` under `root`; returns the source and its file names."""
     root.mkdir(parents=True)
     names = []
     for stem, rows in files.items():

@@ -2,9 +2,9 @@
 every file that cannot be decoded, and every image over the pixel limit, gets the demo's message,
 checked from the header before anything decodes it, whichever way it reaches the server.
 
-The family is generated from one drawing (the house of :mod:`quickdraw.testing.pen_images`, 3 px pen
-on 300 px) and scored by the demo's own path: ``Guesser.image_strokes`` then the raster the
-network reads (``rasterize_untimed`` with the checkpoint's spec), against the black-on-white file.
+The family is generated from one drawing (the house of `quickdraw.testing.pen_images`, 3 px pen
+on 300 px) and scored by the demo's own path: `Guesser.image_strokes` then the raster the
+network reads (`rasterize_untimed` with the checkpoint's spec), against the black-on-white file.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def guesser(tmp_path_factory) -> Guesser:
 
 
 def model_input(guesser: Guesser, image) -> np.ndarray:
-    """The ink of what the network reads for ``image`` (file, PIL image or array), 64 x 64 bool."""
+    """The ink of what the network reads for `image` (file, PIL image or array), 64 x 64 bool."""
     return rasterize_untimed(guesser.image_strokes(image), guesser.spec)[0, 0] > 0
 
 
@@ -174,7 +174,7 @@ def test_every_mode_and_ink_gives_the_thin_drawings_input(guesser, reference, lo
 
 
 def straight(rgb, alpha: np.ndarray) -> np.ndarray:
-    """(H, W, 4) float RGBA in 0-1: colour ``rgb`` (a triple or an image) under ``alpha``."""
+    """(H, W, 4) float RGBA in 0-1: colour `rgb` (a triple or an image) under `alpha`."""
     rgb = np.broadcast_to(np.asarray(rgb, np.float64), (*alpha.shape, 3))
     return np.dstack([rgb, alpha])
 
@@ -271,7 +271,7 @@ def test_noise_on_a_blank_deep_sheet_is_not_stretched_into_a_drawing(guesser, fo
 
 
 def one_pixel_house(side: int, look: str) -> np.ndarray:
-    """The house drawn with a 1 px pen on a ``side`` px sheet, ink coverage 0-1."""
+    """The house drawn with a 1 px pen on a `side` px sheet, ink coverage 0-1."""
     return 1 - pen_images.pen_drawing(side, 1, pen_images.LOOKS[look])[..., 0] / 255.0
 
 
@@ -462,7 +462,7 @@ def test_sizes_are_checked_from_the_header_and_a_bomb_gets_the_limit_message(gue
 
 
 def tiff_of_size(width: int, height: int, page: int = 0) -> bytes:
-    """A two-page 10 x 10 TIFF whose page ``page`` claims ``width`` x ``height`` (no such pixels)."""
+    """A two-page 10 x 10 TIFF whose page `page` claims `width` x `height` (no such pixels)."""
     buffer = io.BytesIO()
     Image.new("L", (10, 10), 255).save(buffer, "TIFF", save_all=True, append_images=[Image.new("L", (10, 10), 255)])  # fmt: skip
     tiff = bytearray(buffer.getvalue())
@@ -479,7 +479,7 @@ def tiff_of_size(width: int, height: int, page: int = 0) -> bytes:
 
 
 def gif_of_size(width: int, height: int, frame: bool) -> bytes:
-    """A 2 x 2 GIF whose screen (or first frame) claims ``width`` x ``height``."""
+    """A 2 x 2 GIF whose screen (or first frame) claims `width` x `height`."""
     gif = bytearray(_small("GIF"))
     at = gif.index(b"\x2c") + 5 if frame else 6  # the image descriptor's size, or the screen's
     gif[at : at + 4] = struct.pack("<HH", width, height)
@@ -487,7 +487,7 @@ def gif_of_size(width: int, height: int, frame: bool) -> bytes:
 
 
 def webp_of_size(width: int, height: int) -> bytes:
-    """A 16 x 16 lossless WebP whose VP8L header claims ``width`` x ``height`` (at most 16384)."""
+    """A 16 x 16 lossless WebP whose VP8L header claims `width` x `height` (at most 16384)."""
     webp = bytearray(_small("WEBP", lossless=True))
     at = webp.index(b"VP8L") + 9  # after the chunk size and the signature byte 0x2f
     bits = int.from_bytes(webp[at : at + 4], "little") & ~((1 << 28) - 1)
@@ -543,7 +543,7 @@ def data_url(data: bytes, mime: str = "image/png") -> str:
 
 
 def blank_png(side: int) -> bytes:
-    """A blank ``side``^2 bilevel PNG: 41 kB at 12,000 (144 megapixels)."""
+    """A blank `side`^2 bilevel PNG: 41 kB at 12,000 (144 megapixels)."""
     png = io.BytesIO()
     Image.new("1", (side, side), 1).save(png, "PNG")
     return png.getvalue()

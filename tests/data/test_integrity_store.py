@@ -1,5 +1,5 @@
 """A store knows when it is damaged or stale: no byte of a shard changes a drawing unnoticed, and a
-store converted from ``data.source`` follows its source (new and changed files converted, removed
+store converted from `data.source` follows its source (new and changed files converted, removed
 ones refused with the command that rebuilds it).
 
 Damage is swept over whole shards (every few bytes with each bit position, zeroed runs, the
@@ -82,9 +82,9 @@ def same_rows(a: Rows, b: Rows) -> bool:
 
 
 def damages(size: int, flips: int = 400, runs: int = 60) -> list[tuple[str, int, int]]:
-    """(kind, offset, length) spread over ``size`` bytes: about ``flips`` single bits flipped, an
+    """(kind, offset, length) spread over `size` bytes: about `flips` single bits flipped, an
     odd stride apart so that the bit flipped (offset % 8) takes all eight values, and about
-    ``runs`` zeroed runs of 300 bytes and of 8 bytes."""
+    `runs` zeroed runs of 300 bytes and of 8 bytes."""
     step = max(size // flips, 1) | 1
     out = [("flip", pos, 1) for pos in range(0, size, step)]
     for n in (300, 8):
@@ -247,7 +247,7 @@ def test_verify_finds_damage_anywhere_and_converts_only_that_file_again(store_co
 
 # -- stores written before checksums ---------------------------------------------------------------
 def strip_checksums(store: Path) -> None:
-    """Make ``store`` what an older quickdraw wrote: shards without page checksums (row groups
+    """Make `store` what an older quickdraw wrote: shards without page checksums (row groups
     kept), no shard_checks in the manifest, no checks in the receipts."""
     manifest = Manifest.load(store)
     options = {k: v for k, v in WRITE_OPTIONS.items() if k != "write_page_checksum"}
@@ -377,7 +377,7 @@ def test_a_changed_file_is_converted_again_and_its_old_rows_are_gone(tmp_path, l
 
 @pytest.mark.parametrize("how", ["edited in place", "copied over"])
 def test_a_file_replaced_keeping_its_size_and_time_is_converted_again(tmp_path, how):
-    """``cp -p``, ``rsync -t`` and ``touch -r`` put back the old modification time: another file of
+    """`cp -p`, `rsync -t` and `touch -r` put back the old modification time: another file of
     the same size must still be seen as changed (its status change time moved)."""
     source = squares_and_lines(tmp_path / "src", {"ant": 10, "cat": 10}, suffix=".csv")
     where = StoreSource(source=str(source), cache_dir=tmp_path / "cache")
@@ -399,7 +399,7 @@ def test_a_file_replaced_keeping_its_size_and_time_is_converted_again(tmp_path, 
 
 @pytest.mark.parametrize("layout", ["csv", "zip"])
 def test_files_of_one_name_in_two_folders_are_two_files(tmp_path, layout):
-    """``2019/cat.csv`` and ``2020/cat.csv`` (or two ``train.zip``) of one source: both converted,
+    """`2019/cat.csv` and `2020/cat.csv` (or two `train.zip`) of one source: both converted,
     neither taken for the other (their ids once were the file name alone: half the drawings were
     dropped as 'repeated key_ids'), and the one added later is new, not a change of the first."""
     source = tmp_path / "src"

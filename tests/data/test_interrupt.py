@@ -78,7 +78,7 @@ def check_readable(store: Path, checked: set[Path]) -> None:
 
 
 def kill_when(proc: subprocess.Popen, store: Path, ready: Callable[[], bool], what: str) -> None:
-    """SIGKILL the converter the moment ``ready()`` holds, reading every final shard meanwhile."""
+    """SIGKILL the converter the moment `ready()` holds, reading every final shard meanwhile."""
     checked: set[Path] = set()
     deadline = time.monotonic() + 240
     while not ready():

@@ -1,4 +1,4 @@
-"""The ``sequence`` input: pen moves built batch-wise, its truncation rule, and the DataModule serving named inputs."""
+"""The `sequence` input: pen moves built batch-wise, its truncation rule, and the DataModule serving named inputs."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """A damaged store stops the DataModule at setup with the file and the fix; the fix, run as printed, repairs it.
 
-``test_datamodule.py`` checks the refusals one by one; here each damage goes through the whole
-loop a user follows: the error names the file, its command (``python -m quickdraw.convert ...
-verify=true``) runs in a subprocess, only the damaged input files are converted again, and the
+`test_datamodule.py` checks the refusals one by one; here each damage goes through the whole
+loop a user follows: the error names the file, its command (`python -m quickdraw.convert ...
+verify=true`) runs in a subprocess, only the damaged input files are converted again, and the
 repaired store serves the same rows as before.
 """
 

@@ -1,4 +1,4 @@
-"""The store's stroke encoding (schema version 2): ``StrokeBatch.to_arrow`` and ``from_arrow`` round-trip exactly."""
+"""The store's stroke encoding (schema version 2): `StrokeBatch.to_arrow` and `from_arrow` round-trip exactly."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Per-point times (ms) where the source has them: simplification, the store (schema version 3),
-the input readers of evaluate/predict, and the temporal encoding's ``time_source=ms``."""
+the input readers of evaluate/predict, and the temporal encoding's `time_source=ms`."""
 
 from __future__ import annotations
 

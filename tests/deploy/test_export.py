@@ -115,7 +115,7 @@ def test_predict_with_backend_onnx_writes_the_same_submission(
 
 
 def with_origin(checkpoint: Path, tmp_path: Path, origin: str | None) -> Path:
-    """A copy of ``checkpoint`` recording ``origin`` as its training data's (None: not recorded)."""
+    """A copy of `checkpoint` recording `origin` as its training data's (None: not recorded)."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     ckpt["hyper_parameters"]["data_origin"] = origin
     torch.save(ckpt, path := tmp_path / f"origin-{origin}.ckpt")

@@ -39,7 +39,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def page_dir(demo_checkpoint, tmp_path_factory) -> Path:
-    """``python -m quickdraw.export ... format=web`` of the demo's tiny model; needs `make web-deps`."""
+    """`python -m quickdraw.export ... format=web` of the demo's tiny model; needs `make web-deps`."""
     return run_export(tmp_path_factory.mktemp("page"), f"ckpt_path={demo_checkpoint}", "format=web")
 
 
@@ -136,7 +136,7 @@ def test_drawing_with_the_mouse_updates_the_guesses_with_no_request(session):
 
 
 def new_tab(session, url: str | None = None, init_script: str | None = None, **options):
-    """Another tab of the session's browser (one Playwright per process), loading ``url`` (default:
+    """Another tab of the session's browser (one Playwright per process), loading `url` (default:
     the session's page); returns it and the list of every URL it requests."""
     page = session.page.context.browser.new_page(viewport=session.page.viewport_size, **options)
     if init_script:

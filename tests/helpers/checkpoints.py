@@ -23,7 +23,7 @@ SGD = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.01}
 def save_untrained(
     path: Path, net: dict, encoding: str = "gray", size: int = 32, classes=DEMO_CLASSES
 ) -> Path:
-    """A checkpoint with the keys ``load_from_checkpoint`` reads, without training."""
+    """A checkpoint with the keys `load_from_checkpoint` reads, without training."""
     spec = RasterSpec(size=size, encoding=encoding)
     module = QuickDrawModule(
         net=net,

@@ -14,7 +14,7 @@ from tests.helpers.configs import compose_config
 
 
 def run_module(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """``python -m module args`` as a user runs it, its Hydra folder under ``cwd``."""
+    """`python -m module args` as a user runs it, its Hydra folder under `cwd`."""
     return subprocess.run(
         [sys.executable, "-m", module, *args, f"hydra.run.dir={cwd}/hydra-{module}"],
         capture_output=True,
@@ -25,7 +25,7 @@ def run_module(module: str, *args: str, cwd: Path) -> subprocess.CompletedProces
 
 
 def run_export(out: Path, *overrides: str) -> Path:
-    """``python -m quickdraw.export out=OUT ...`` in this process (the command, composed as Hydra would)."""
+    """`python -m quickdraw.export out=OUT ...` in this process (the command, composed as Hydra would)."""
     from quickdraw.cli import export  # here: the other helpers need not load every command
 
     cfg = compose_config("export", [f"out={out}", *overrides])

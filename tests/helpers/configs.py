@@ -26,7 +26,7 @@ OPTIMIZER = {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 3e-3}
 
 
 def compose_config(name: str, overrides: list[str], **kwargs) -> DictConfig:
-    """``quickdraw/conf/<name>.yaml`` composed with ``overrides`` as the command would compose it.
+    """`quickdraw/conf/<name>.yaml` composed with `overrides` as the command would compose it.
 
     Registers the structured-config schemas first (defaults that live in Python signatures,
     quickdraw.cli.register), as the commands do when they start.
@@ -37,7 +37,7 @@ def compose_config(name: str, overrides: list[str], **kwargs) -> DictConfig:
 
 
 def compose_train(out: Path, *overrides: str) -> DictConfig:
-    """quickdraw/conf/train.yaml with TINY, then ``overrides`` (later ones win), writing into ``out``."""
+    """quickdraw/conf/train.yaml with TINY, then `overrides` (later ones win), writing into `out`."""
     cfg = compose_config("train", [*TINY, *overrides])
     with open_dict(cfg):
         cfg.paths.output_dir = str(out)
@@ -46,5 +46,5 @@ def compose_train(out: Path, *overrides: str) -> DictConfig:
 
 
 def demo_config(**overrides) -> DictConfig:
-    """The demo's config with ``key=value`` overrides."""
+    """The demo's config with `key=value` overrides."""
     return compose_config("demo", [f"{k}={v}" for k, v in overrides.items()])

@@ -50,8 +50,8 @@ def write_csv(path: Path, rows, header=HEADER) -> Path:
 def squares_and_lines(
     folder: Path, rows: dict[str, int], key_base: int = 1000, suffix: str = ".csv.gz"
 ) -> Path:
-    """One Kaggle CSV per word in ``folder``, ``rows[word]`` rows of it alternating a line and a
-    square; word ``w`` (in order) gets key_ids ``key_base * (w + 1) + i``. Returns ``folder``."""
+    """One Kaggle CSV per word in `folder`, `rows[word]` rows of it alternating a line and a
+    square; word `w` (in order) gets key_ids `key_base * (w + 1) + i`. Returns `folder`."""
     for w, (word, n) in enumerate(rows.items()):
         drawings = [
             kaggle_row(key_base * (w + 1) + i, word, SQUARE if i % 2 else LINE) for i in range(n)

@@ -1,9 +1,9 @@
 """Run a project notebook unattended with parameters, and pull figures out of the result.
 
 Used by the tests (every notebook runs top to bottom in CI, so none rots) and by
-``python -m benchmarks.figures.readme`` (the README's drawings grid is the exploration notebook's own grid,
-run on the real sample). Test tooling, not part of the package: it lives in ``tests/`` and needs
-the ``tests`` extra (nbclient, nbformat, ipykernel).
+`python -m benchmarks.figures.readme` (the README's drawings grid is the exploration notebook's own grid,
+run on the real sample). Test tooling, not part of the package: it lives in `tests/` and needs
+the `tests` extra (nbclient, nbformat, ipykernel).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 
 
 def execute(path: Path, parameters: dict, workdir: Path, timeout: int = 900):
-    """Run the notebook at ``path`` with ``parameters`` set in a cell inserted after the cell
-    tagged ``parameters`` (papermill's convention); the executed copy is written to ``workdir``
+    """Run the notebook at `path` with `parameters` set in a cell inserted after the cell
+    tagged `parameters` (papermill's convention); the executed copy is written to `workdir`
     even when a cell fails, to look at."""
     import nbformat
     from ipykernel.kernelspec import write_kernel_spec
@@ -46,7 +46,7 @@ def execute(path: Path, parameters: dict, workdir: Path, timeout: int = 900):
 
 
 def images(nb, cells=None) -> list[bytes]:
-    """Every PNG output by the notebook's code cells (or by ``cells`` only), in order."""
+    """Every PNG output by the notebook's code cells (or by `cells` only), in order."""
     return [
         base64.b64decode(out["data"]["image/png"])
         for cell in (nb.cells if cells is None else cells)
@@ -57,7 +57,7 @@ def images(nb, cells=None) -> list[bytes]:
 
 
 def section_images(nb, heading: str) -> list[bytes]:
-    """The PNGs output under the Markdown heading (any level) whose text starts with ``heading``."""
+    """The PNGs output under the Markdown heading (any level) whose text starts with `heading`."""
     cells, inside = [], False
     for cell in nb.cells:
         if cell.cell_type == "markdown" and cell.source.startswith("#"):

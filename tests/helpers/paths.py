@@ -11,5 +11,5 @@ CASES = SAMPLE.parents[1] / "cases"  # small failing inputs users met (../shared
 
 
 def leftovers(folder: Path) -> list[Path]:
-    """Temporary files any writer of the project could leave (``.<name>.<random>.tmp``)."""
+    """Temporary files any writer of the project could leave (`.<name>.<random>.tmp`)."""
     return sorted(p for p in folder.rglob("*") if p.name.endswith(".tmp"))

@@ -1,4 +1,4 @@
-"""``balance=true`` balances: top-1 counts equal the target counts for any probability matrix.
+"""`balance=true` balances: top-1 counts equal the target counts for any probability matrix.
 
 The family: flat and peaked Dirichlet rows, a weak model that prefers a few classes, saturated
 rows (exact zeros), identical rows and coarse ties, unnormalised rows near float32's largest
@@ -243,7 +243,7 @@ def weak_344_class_model(sample_words, tmp_path_factory) -> Path:
 
 
 def uneven_prior(words: list[str], folder: Path) -> tuple[Path, np.ndarray]:
-    """A prior file (Kaggle spelling, some classes 0) and its shares in ``words`` order."""
+    """A prior file (Kaggle spelling, some classes 0) and its shares in `words` order."""
     counts = np.array([(3, 1, 0)[i % 3] for i in range(len(words))], float)
     rows = "".join(f"{w.replace(' ', '_')},{c:g}\n" for w, c in zip(words, counts, strict=True))
     (folder / "prior.csv").write_text("word,count\n" + rows, encoding="utf-8")

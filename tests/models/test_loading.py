@@ -13,7 +13,7 @@ from quickdraw.models.loading import MOVED_MODULES, TRUSTED_TARGETS, load_model,
 from quickdraw.models.module import QuickDrawModule
 
 RESNET = {"_target_": "quickdraw.models.components.resnet.resnet18"}
-# The stroke-sequence network as checkpoints of the flat layout name it (its module was ``sequence``).
+# The stroke-sequence network as checkpoints of the flat layout name it (its module was `sequence`).
 OLD_RNN = {
     "_target_": "quickdraw.models.components.sequence.StrokeRNN",
     "input": "sequence",
@@ -77,7 +77,7 @@ def test_renaming_old_paths_lets_nothing_untrusted_through(tmp_path):
     "target", ["quickdraw.models.loading.load_model", "quickdraw.models.load_model"]
 )
 def test_the_loader_itself_is_not_a_trusted_target(tmp_path, target):
-    """It lies under the trusted ``quickdraw.models.`` but would read any file a checkpoint names."""
+    """It lies under the trusted `quickdraw.models.` but would read any file a checkpoint names."""
     path = old_style_checkpoint(tmp_path / "old.ckpt")
     ckpt = torch.load(path, weights_only=True)
     ckpt["hyper_parameters"]["loss"] = {"_target_": target, "ckpt_path": str(path)}

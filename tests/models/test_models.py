@@ -426,7 +426,7 @@ def test_module_input_handling_and_argument_checks():
 
 @pytest.mark.parametrize("combine", [None, "mean"])
 def test_checkpoints_of_quickdraw_0_1_still_load(tmp_path, combine):
-    """0.1 checkpoints had ``bootstrap: none|batch`` where today's have ``objective``."""
+    """0.1 checkpoints had `bootstrap: none|batch` where today's have `objective`."""
     from quickdraw.models.loading import load_model
     from quickdraw.models.objectives import EnsembleMembers, Plain
 
@@ -488,7 +488,7 @@ def line_drawings(n: int, seed: int = 0):
 
 
 def input_batches(num_batches: int, batch_size: int = 16, seed: int = 0) -> list[dict]:
-    """Loader batches holding the gray ``image``, ``temporal`` and ``sequence`` inputs of the same drawings."""
+    """Loader batches holding the gray `image`, `temporal` and `sequence` inputs of the same drawings."""
     from quickdraw.data.inputs import build_inputs, spec_from_config, to_tensors
     from quickdraw.data.raster import RasterSpec
 

@@ -98,7 +98,7 @@ def page(server):
 
 
 def draw(page, points: list[tuple[float, float]]) -> None:
-    """One stroke through ``points`` given as fractions of the canvas, with small mouse steps."""
+    """One stroke through `points` given as fractions of the canvas, with small mouse steps."""
     box = page.locator("#sketchpad canvas").bounding_box()
     xy = [(box["x"] + u * box["width"], box["y"] + v * box["height"]) for u, v in points]
     page.mouse.move(*xy[0])

@@ -1,7 +1,7 @@
 """The demo under load: 20 clients x 25 guesses over plain HTTP, none failing; oversized input refused fast.
 
-The server is the demo's own app (``build_app`` + ``launch`` with ``quickdraw/conf/demo.yaml``) on loopback.
-Clients use Gradio's REST protocol as curl would: ``POST /gradio_api/call/guess_strokes`` for an
+The server is the demo's own app (`build_app` + `launch` with `quickdraw/conf/demo.yaml`) on loopback.
+Clients use Gradio's REST protocol as curl would: `POST /gradio_api/call/guess_strokes` for an
 event id, then read its event stream. Latency does not depend on the weights, so the model is an
 untrained ResNet18 at 32 px.
 """
@@ -34,7 +34,7 @@ NOT_SENT = "**Not sent to the model:**"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """``python -m quickdraw.demo``'s app and settings, serving an untrained checkpoint."""
+    """`python -m quickdraw.demo`'s app and settings, serving an untrained checkpoint."""
     ckpt = save_untrained(tmp_path_factory.mktemp("demo-load") / "model.ckpt", RESNET)
     cfg = demo_config(server_port=free_port(), ckpt_path=ckpt)
     guesser = load_guesser(cfg, ckpt)
@@ -59,7 +59,7 @@ def drawings(tmp_path_factory) -> list[str]:
 def call(url: str, api: str, value) -> tuple[str, list | str, float]:
     """One request as plain HTTP: (event, data, seconds). Event is 'complete' or 'error'.
 
-    A file (``Path``) goes through ``gradio_client``, which uploads it first as the page does.
+    A file (`Path`) goes through `gradio_client`, which uploads it first as the page does.
     """
     t0 = time.perf_counter()
     if isinstance(value, Path):
@@ -92,7 +92,7 @@ def call(url: str, api: str, value) -> tuple[str, list | str, float]:
 
 
 class QueueWatch(threading.Thread):
-    """Polls ``/gradio_api/queue/status`` and keeps the largest queue seen."""
+    """Polls `/gradio_api/queue/status` and keeps the largest queue seen."""
 
     def __init__(self, url: str):
         super().__init__(daemon=True)

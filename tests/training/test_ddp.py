@@ -1,4 +1,4 @@
-"""DDP on two CPU processes (gloo), started the way a user starts it: ``python -m quickdraw.train trainer=ddp_cpu``.
+"""DDP on two CPU processes (gloo), started the way a user starts it: `python -m quickdraw.train trainer=ddp_cpu`.
 
 Each rank records what it was served and what it decided; the test checks, for two epochs, that
 the ranks split each epoch's sample without overlap, that both drew the next epoch with the same

@@ -60,7 +60,7 @@ class Interrupt(L.Callback):
 
 @pytest.fixture(scope="module")
 def compose_run(tiny_config):
-    """``compose_run(out, *overrides)``: the run compared, on the tiny store, writing into ``out``."""
+    """`compose_run(out, *overrides)`: the run compared, on the tiny store, writing into `out`."""
     return lambda out, *overrides: tiny_config(
         out,
         *MODEL,

@@ -31,7 +31,7 @@ def tiny(tiny_overrides) -> list[str]:
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 300) -> tuple[int, str]:
-    """``python -m quickdraw.train ARGS`` in a session of its own, killed whole if it hangs."""
+    """`python -m quickdraw.train ARGS` in a session of its own, killed whole if it hangs."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "quickdraw.train", *args], cwd=cwd, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,

@@ -30,8 +30,8 @@ STEPS_PER_EPOCH = 4  # 4 classes x 16 drawings / batch 16, fixed sampling
 
 @pytest.fixture(scope="module")
 def compose_run(tiny_config, tiny_data_dir):
-    """``compose_run(out, *overrides)``: two epochs of fixed sampling on the tiny store, with the
-    data folder holding it as ``paths.data_dir``."""
+    """`compose_run(out, *overrides)`: two epochs of fixed sampling on the tiny store, with the
+    data folder holding it as `paths.data_dir`."""
     return lambda out, *overrides: tiny_config(
         out,
         "experiment=smoke",
@@ -77,7 +77,7 @@ def test_non_finite_loss_stops_with_the_step_and_last_good_checkpoint(
 
 # -- a full disk ---------------------------------------------------------------------------------
 def full_disk_after(n_saves: int, monkeypatch) -> None:
-    """``torch.save`` succeeds ``n_saves`` times, then writes half a file and fails as a full disk does."""
+    """`torch.save` succeeds `n_saves` times, then writes half a file and fails as a full disk does."""
     real_save, calls = torch.save, []
 
     def save(obj, f, *args, **kwargs):

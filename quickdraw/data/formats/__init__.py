@@ -1,10 +1,10 @@
-"""Quick, Draw! file layouts: the base every reader builds on, Google's binary files, sketch-rnn's ``.npz``.
+"""Quick, Draw! file layouts: the base every reader builds on, Google's binary files, sketch-rnn's `.npz`.
 
-The text layouts (Kaggle CSV, Google ndjson) are read by :mod:`quickdraw.data.readers`, which
-builds on :mod:`~quickdraw.data.formats.base` like the binary readers here. Those decode and
+The text layouts (Kaggle CSV, Google ndjson) are read by [`quickdraw.data.readers`][quickdraw.data.readers], which
+builds on [`base`][quickdraw.data.formats.base] like the binary readers here. Those decode and
 range-check whole drawings themselves (numpy over buffers, not JSON), so they hand the converter a
-:class:`~quickdraw.data.formats.base.ParsedDrawing` that ``readers.parse_drawing`` passes through.
-Names are imported on first use (``lazy_loader``), so importing one reader loads no other.
+[`ParsedDrawing`][quickdraw.data.formats.base.ParsedDrawing] that `readers.parse_drawing` passes through.
+Names are imported on first use (`lazy_loader`), so importing one reader loads no other.
 """
 
 import lazy_loader

@@ -1,11 +1,11 @@
 """What every reader of a Quick, Draw! layout builds on: the input file, its bytes, and what a row becomes.
 
-:class:`InputFile` is one file on disk or one member of a zip archive; :func:`open_bytes` gives its
-decompressed bytes, stopped at ``max_bytes``. A reader yields :data:`Record` tuples, or a
-:class:`BadRow` for a row it counts and skips; a file that is not Quick, Draw! data at all raises
-:class:`QuickDrawFormatError`. The text layouts (CSV, ndjson) are read by
-:mod:`quickdraw.data.readers`; the binary layouts by :mod:`quickdraw.data.formats.binary` and
-:mod:`quickdraw.data.formats.sketchrnn`, which hand over whole drawings as :class:`ParsedDrawing`.
+[`InputFile`][quickdraw.data.formats.base.InputFile] is one file on disk or one member of a zip archive; [`open_bytes`][quickdraw.data.formats.base.open_bytes] gives its
+decompressed bytes, stopped at `max_bytes`. A reader yields `Record` tuples, or a
+[`BadRow`][quickdraw.data.formats.base.BadRow] for a row it counts and skips; a file that is not Quick, Draw! data at all raises
+[`QuickDrawFormatError`][quickdraw.data.formats.base.QuickDrawFormatError]. The text layouts (CSV, ndjson) are read by
+[`quickdraw.data.readers`][quickdraw.data.readers]; the binary layouts by [`quickdraw.data.formats.binary`][quickdraw.data.formats.binary] and
+[`quickdraw.data.formats.sketchrnn`][quickdraw.data.formats.sketchrnn], which hand over whole drawings as [`ParsedDrawing`][quickdraw.data.formats.base.ParsedDrawing].
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class QuickDrawFormatError(InputError):
 
 
 class BadRow(QuickDrawError):
-    """One row is unusable; it is counted under ``reason`` and skipped."""
+    """One row is unusable; it is counted under `reason` and skipped."""
 
     def __init__(self, reason: str, detail: str = "", line: int | None = None):
         super().__init__(f"{reason}: {detail}" if detail else reason)
@@ -47,11 +47,11 @@ class BadRow(QuickDrawError):
 
 
 class ParsedDrawing(NamedTuple):
-    """One drawing already in the store's frame, as a record's ``drawing`` field.
+    """One drawing already in the store's frame, as a record's `drawing` field.
 
-    ``points``: (P, 2) uint8, x and y in the 0-255 frame; ``lengths``: points per stroke, each >= 1,
-    summing to P; ``split``: the file's own split (``train``, ``val`` or ``test``) where it has one,
-    which ``settings.keep_source_split=true`` keeps instead of hashing key_id.
+    `points`: (P, 2) uint8, x and y in the 0-255 frame; `lengths`: points per stroke, each >= 1,
+    summing to P; `split`: the file's own split (`train`, `val` or `test`) where it has one,
+    which `settings.keep_source_split=true` keeps instead of hashing key_id.
     """
 
     points: np.ndarray
@@ -61,9 +61,9 @@ class ParsedDrawing(NamedTuple):
 
 @dataclass(frozen=True)
 class InputFile:
-    """One input file: a path on disk, or a member of a zip archive. ``within``: the folder of
-    ``path`` under the folder that was listed ("" at its top), so that ``2019/cat.csv`` and
-    ``2020/cat.csv`` of one source are two files with two ids."""
+    """One input file: a path on disk, or a member of a zip archive. `within`: the folder of
+    `path` under the folder that was listed ("" at its top), so that `2019/cat.csv` and
+    `2020/cat.csv` of one source are two files with two ids."""
 
     path: Path
     member: str | None = None
@@ -92,9 +92,9 @@ class InputFile:
 
     @property
     def origin(self) -> str:
-        """``GENERATED`` when the ``GENERATED.json`` in the file's folder (on disk, the link's or
-        its target's; in the archive for a zip member) lists it, else ``QUICKDRAW``
-        (:mod:`quickdraw.data.origin`). Raises MarkerError for a marker that is not the
+        """`GENERATED` when the `GENERATED.json` in the file's folder (on disk, the link's or
+        its target's; in the archive for a zip member) lists it, else `QUICKDRAW`
+        ([`quickdraw.data.origin`][quickdraw.data.origin]). Raises MarkerError for a marker that is not the
         generator's."""
         if self.member is None:
             for path in dict.fromkeys((self.path, self.path.resolve())):
@@ -127,7 +127,7 @@ class InputFile:
 
     @property
     def class_name(self) -> str:
-        """:attr:`stem` as the class of a one-class-per-file layout (``.bin``, ``.npz``); a file
+        """[`stem`][quickdraw.data.formats.base.InputFile.stem] as the class of a one-class-per-file layout (`.bin`, `.npz`); a file
         name whose bytes are not UTF-8 (Linux keeps them as surrogates) is refused, never stored."""
         stem = self.stem
         if any("\udc80" <= c <= "\udcff" for c in stem):
@@ -147,14 +147,14 @@ class InputFile:
         return self.member_info().compress_size
 
     def member_info(self) -> zipfile.ZipInfo:
-        """The zip member's directory entry, from the archive as it is now (see :func:`_zipfile`)."""
+        """The zip member's directory entry, from the archive as it is now (see `_zipfile`)."""
         return _zipfile(self.path).getinfo(self.member)
 
     @property
     def id(self) -> str:
         """A file-name-safe, collision-free id (member names may hold '../' or unicode): the same
         for the same file when the source folder moves; top-level files keep the ids of stores
-        converted before ``within`` was part of it."""
+        converted before `within` was part of it."""
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", self.stem).strip("._")[:48] or "source"
         where = f"{self.within}/{self.path.name}" if self.within else self.path.name
         digest = hashlib.sha1(f"{where}!{self.member}".encode()).hexdigest()[:10]
@@ -177,7 +177,7 @@ def _open_zipfile(path: Path, size: int, mtime_ns: int) -> zipfile.ZipFile:
 def _member_name(path: Path, member: str) -> str:
     """A zip member's name as its maker wrote it. Names without the UTF-8 flag (bit 11) are cp437
     by the zip spec, as Python reads them, but macOS's Archive Utility and older Info-ZIP write
-    UTF-8 without setting it (``café.csv`` read as ``cafÃ©.csv``): such names are read as UTF-8
+    UTF-8 without setting it (`café.csv` read as `cafÃ©.csv`): such names are read as UTF-8
     when their bytes are UTF-8, which cp437 names with accents practically never are."""
     try:
         if _zipfile(path).getinfo(member).flag_bits & 0x800:
@@ -188,7 +188,7 @@ def _member_name(path: Path, member: str) -> str:
 
 
 class _LimitedReader(io.RawIOBase):
-    """Counts decompressed bytes and stops a zip/gzip bomb at ``limit``."""
+    """Counts decompressed bytes and stops a zip/gzip bomb at `limit`."""
 
     def __init__(self, raw, limit: int, name: str):
         self.raw, self.limit, self.name, self.count = raw, limit, name, 0
@@ -216,7 +216,7 @@ class _LimitedReader(io.RawIOBase):
 
 
 def open_bytes(source: InputFile, max_bytes: int) -> io.BufferedReader:
-    """The decompressed bytes of a source (gzip checked by its magic), stopped at ``max_bytes``."""
+    """The decompressed bytes of a source (gzip checked by its magic), stopped at `max_bytes`."""
     # The returned reader owns these handles and closes them with itself.
     try:
         if source.member is not None:

@@ -1,7 +1,7 @@
-"""Google's binary Quick, Draw! files (``full/binary/<word>.bin``, also ``.bin.gz``): a streaming reader.
+"""Google's binary Quick, Draw! files (`full/binary/<word>.bin`, also `.bin.gz`): a streaming reader.
 
 The layout, from Google's Quick, Draw! data documentation ("Binary files"), is little-endian
-records back to back, with no file header::
+records back to back, with no file header:
 
     key_id      uint64
     countrycode 2 ASCII bytes
@@ -40,12 +40,12 @@ COUNTRY_BYTES = bytes(range(ord("A"), ord("Z") + 1)) + bytes(range(ord("a"), ord
 
 
 def iter_records(source: InputFile, max_bytes: int) -> Iterator[Record | BadRow]:
-    """Yield ``(record number, key_id, word, countrycode, recognized, timestamp, ParsedDrawing)``.
+    """Yield `(record number, key_id, word, countrycode, recognized, timestamp, ParsedDrawing)`.
 
     Record numbers count from 1; bad rows name their byte offset in the (decompressed) file.
-    A truncated last record is a ``BadRow("truncated_record")``. A first record that does not fit
-    the layout raises ``QuickDrawFormatError`` naming the file; a later one that does not ends the
-    file with a ``BadRow("bad_record")`` (past it, record boundaries cannot be trusted).
+    A truncated last record is a `BadRow("truncated_record")`. A first record that does not fit
+    the layout raises `QuickDrawFormatError` naming the file; a later one that does not ends the
+    file with a `BadRow("bad_record")` (past it, record boundaries cannot be trusted).
     """
     with open_bytes(source, max_bytes) as f:
         if f.peek(2)[:2] == b"\x1f\x8b" and not source.gzipped:
@@ -90,9 +90,9 @@ def iter_records(source: InputFile, max_bytes: int) -> Iterator[Record | BadRow]
 
 
 def _walk(buf: bytes) -> tuple[int, list[tuple], list[int], str | None]:
-    """Complete records at the start of ``buf``: (bytes they span, headers, stroke bounds, problem).
+    """Complete records at the start of `buf`: (bytes they span, headers, stroke bounds, problem).
 
-    ``stroke bounds`` is a flat ``[x_start, n_points, ...]`` list; ``problem`` says why the
+    `stroke bounds` is a flat `[x_start, n_points, ...]` list; `problem` says why the
     record after the complete ones is not this layout (None when it is merely incomplete).
     """
     heads: list[tuple] = []

@@ -1,13 +1,13 @@
-"""Reading ``.npz`` files from the internet without letting them run code.
+"""Reading `.npz` files from the internet without letting them run code.
 
 numpy keeps object arrays (sketch-rnn's arrays of drawings) as pickles, and
-``np.load(..., allow_pickle=True)`` unpickles them with every importable global available, so a
-crafted file can call ``os.system`` while loading. Here plain arrays load with
-``allow_pickle=False``, and object arrays go through an unpickler that can rebuild numpy arrays
+`np.load(..., allow_pickle=True)` unpickles them with every importable global available, so a
+crafted file can call `os.system` while loading. Here plain arrays load with
+`allow_pickle=False`, and object arrays go through an unpickler that can rebuild numpy arrays
 and dtypes and nothing else: any other global is refused before it is looked up, let alone
-called. Python 2 pickles (sketch-rnn's own files) are read as their loader does, ``latin1``;
-the few other calls numpy's own pickles make (``_codecs.encode`` for protocol 2's bytes,
-``_frombuffer`` for protocol 5) are stand-ins that check their arguments and can only make bytes
+called. Python 2 pickles (sketch-rnn's own files) are read as their loader does, `latin1`;
+the few other calls numpy's own pickles make (`_codecs.encode` for protocol 2's bytes,
+`_frombuffer` for protocol 5) are stand-ins that check their arguments and can only make bytes
 or a numeric array.
 """
 
@@ -24,11 +24,11 @@ from quickdraw.data.formats.base import InputFile, QuickDrawFormatError, open_by
 
 
 class UnsafeFileError(QuickDrawFormatError):
-    """An ``.npz`` whose pickle asks for code other than numpy's array rebuilding: never loaded."""
+    """An `.npz` whose pickle asks for code other than numpy's array rebuilding: never loaded."""
 
 
 class _NdarrayType:
-    """Stands for ``numpy.ndarray`` inside a pickle: usable only as ``_reconstruct``'s first argument."""
+    """Stands for `numpy.ndarray` inside a pickle: usable only as `_reconstruct`'s first argument."""
 
 
 def _reconstruct(subtype, shape, dtype) -> np.ndarray:
@@ -95,10 +95,10 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 
 def load_npz(source: InputFile, max_bytes: int) -> dict[str, np.ndarray]:
-    """Every array of an ``.npz`` source by name; object arrays through the restricted unpickler.
+    """Every array of an `.npz` source by name; object arrays through the restricted unpickler.
 
-    Raises ``UnsafeFileError`` naming the file, the member and the global its pickle asked for, and
-    ``QuickDrawFormatError`` for a file that is not a readable ``.npz`` or over ``max_bytes``.
+    Raises `UnsafeFileError` naming the file, the member and the global its pickle asked for, and
+    `QuickDrawFormatError` for a file that is not a readable `.npz` or over `max_bytes`.
     """
     try:
         if source.member is None and not source.gzipped:

@@ -1,20 +1,20 @@
-"""sketch-rnn's ``.npz`` files (``sketchrnn/<word>.npz``): stroke-3 drawings in and out of the store's frame.
+"""sketch-rnn's `.npz` files (`sketchrnn/<word>.npz`): stroke-3 drawings in and out of the store's frame.
 
 Magenta's sketch-rnn data (Ha & Eck 2017; the Quick, Draw! data documentation, "Sketch-RNN
-QuickDraw Dataset") holds arrays ``train``, ``valid`` and ``test`` (70,000 / 2,500 / 2,500 a class),
+QuickDraw Dataset") holds arrays `train`, `valid` and `test` (70,000 / 2,500 / 2,500 a class),
 each an object array of drawings in **stroke-3** format: an (n, 3) int16 array of rows
-``(dx, dy, pen_lifted)``, the offset from the previous point (the first from (0, 0)), and
-``pen_lifted = 1`` where a stroke ends after that point.
+`(dx, dy, pen_lifted)`, the offset from the previous point (the first from (0, 0)), and
+`pen_lifted = 1` where a stroke ends after that point.
 
 Into the store's frame, the rule is Google's simplification without its resampling and RDP
 (sketch-rnn's points are already RDP-simplified, epsilon 2.0): absolute points are the running
 sums of the offsets; the drawing is moved so its top-left corner is (0, 0), scaled uniformly so
 its longer side is 255 (a single dot stays where it is), rounded to integers, and a point equal to
-the one before it in its stroke after rounding is dropped. Files written by ``export_store``
-(marked by a ``frame`` array) already hold store coordinates and are read back unchanged.
+the one before it in its stroke after rounding is dropped. Files written by `export_store`
+(marked by a `frame` array) already hold store coordinates and are read back unchanged.
 
-Rows carry the ``key_id`` of an ``<split>_key_id`` array when the file has one (exports do);
-otherwise a stable synthetic one: the first 8 bytes of BLAKE2b of ``"<word>/<split>/<index>"``
+Rows carry the `key_id` of an `<split>_key_id` array when the file has one (exports do);
+otherwise a stable synthetic one: the first 8 bytes of BLAKE2b of `"<word>/<split>/<index>"`
 as a little-endian integer with the top bit cleared, so the same file gives the same ids (and
 splits) on every machine, whatever folder it lies in.
 """
@@ -43,10 +43,10 @@ FRAME_KEY, FRAME = "frame", "quickdraw-store-0-255"  # marks exports: points alr
 
 
 def iter_records(source: InputFile, max_bytes: int) -> Iterator[Record | BadRow]:
-    """Yield ``("<split>[<index>]", key_id, word, None, None, None, ParsedDrawing)`` for each drawing.
+    """Yield `("<split>[<index>]", key_id, word, None, None, None, ParsedDrawing)` for each drawing.
 
-    The whole file is loaded (safely, see ``safe_npz``): object arrays cannot be streamed, and a
-    class's file is tens of MB. Raises ``QuickDrawFormatError`` naming the file when it has none of
+    The whole file is loaded (safely, see `safe_npz`): object arrays cannot be streamed, and a
+    class's file is tens of MB. Raises `QuickDrawFormatError` naming the file when it has none of
     the three arrays, or one that is not a 1-D array of drawings.
     """
     arrays = load_npz(source, max_bytes)
@@ -89,7 +89,7 @@ def _key_ids(source: InputFile, arrays: dict, name: str, n: int) -> list[int]:
 
 
 def synthetic_key_id(name: str) -> int:
-    """A stable key_id for a drawing without one: 63 bits of BLAKE2b of ``name``."""
+    """A stable key_id for a drawing without one: 63 bits of BLAKE2b of `name`."""
     digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") & INT64_MAX
 
@@ -97,9 +97,9 @@ def synthetic_key_id(name: str) -> int:
 def stroke3_to_points(drawing, in_frame: bool = False) -> tuple[np.ndarray, list[int]]:
     """One stroke-3 drawing, (n, 3) integers, as (P, 2) uint8 points in the 0-255 frame and stroke lengths.
 
-    ``in_frame``: the running sums are store coordinates already (exports): kept as they are, and
+    `in_frame`: the running sums are store coordinates already (exports): kept as they are, and
     ones outside 0-255 are a bad row. Otherwise the module's rule moves and scales them.
-    Raises ``BadRow`` (``bad_structure``, ``empty_drawing``, ``out_of_range``).
+    Raises `BadRow` (`bad_structure`, `empty_drawing`, `out_of_range`).
     """
     (out,) = decode([drawing], in_frame)
     if isinstance(out, BadRow):
@@ -108,7 +108,7 @@ def stroke3_to_points(drawing, in_frame: bool = False) -> tuple[np.ndarray, list
 
 
 def decode(drawings, in_frame: bool = False) -> list[tuple[np.ndarray, list[int]] | BadRow]:
-    """``stroke3_to_points`` of many drawings at once: numpy over all their rows, not per drawing."""
+    """`stroke3_to_points` of many drawings at once: numpy over all their rows, not per drawing."""
     out: list = [None] * len(drawings)
     good = []
     for i, d in enumerate(drawings):
@@ -175,7 +175,7 @@ def _shape_problem(drawing) -> BadRow | None:
 def batch_to_stroke3(batch: StrokeBatch) -> list[np.ndarray]:
     """Each drawing of a batch (points in the 0-255 frame) as an (n, 3) int16 stroke-3 array.
 
-    Each drawing's first offset is from (0, 0), so ``stroke3_to_points(..., in_frame=True)``
+    Each drawing's first offset is from (0, 0), so `stroke3_to_points(..., in_frame=True)`
     gives its points back exactly.
     """
     xy = np.asarray(batch.points, np.int16)

@@ -1,12 +1,12 @@
-"""Export of a store (or chosen classes and splits) to sketch-rnn ``.npz`` files, one per class.
+"""Export of a store (or chosen classes and splits) to sketch-rnn `.npz` files, one per class.
 
 For users who train generative sketch models (sketch-rnn and its successors) on the same curated
-drawings the classifiers see. Each ``<class>.npz`` holds ``train``, ``valid`` and ``test`` object
+drawings the classifiers see. Each `<class>.npz` holds `train`, `valid` and `test` object
 arrays of (n, 3) int16 stroke-3 drawings, as Magenta's loaders expect (a split not chosen is an
-empty array), plus ``<split>_key_id`` int64 arrays and a ``frame`` marker that let
-``quickdraw.convert`` read the file back into exactly the same drawings and key_ids. A store of
-generated doodles exports a ``GENERATED.json`` listing the files, so they stay generated when
-converted back (:mod:`quickdraw.data.origin`).
+empty array), plus `<split>_key_id` int64 arrays and a `frame` marker that let
+`quickdraw.convert` read the file back into exactly the same drawings and key_ids. A store of
+generated doodles exports a `GENERATED.json` listing the files, so they stay generated when
+converted back ([`quickdraw.data.origin`][quickdraw.data.origin]).
 """
 
 from __future__ import annotations
@@ -39,11 +39,11 @@ def export_store(
     splits: Sequence[str] = SPLITS,
     progress: bool = True,
 ) -> dict[str, dict[str, int]]:
-    """Write ``out/<class>.npz`` for each of ``classes`` (default: all); returns drawings per class and split.
+    """Write `out/<class>.npz` for each of `classes` (default: all); returns drawings per class and split.
 
-    Raises ``StoreError`` for a damaged store and ``ValueError`` naming an unknown class or split
-    (with the close matches) or a class name that cannot be a file name; ``OverwriteError``,
-    before writing, when ``out`` is, lies inside or holds the store or one of the files the
+    Raises `StoreError` for a damaged store and `ValueError` naming an unknown class or split
+    (with the close matches) or a class name that cannot be a file name; `OverwriteError`,
+    before writing, when `out` is, lies inside or holds the store or one of the files the
     store was converted from (its manifest's sources): the export would replace them.
     """
     opened = Store(store)
@@ -86,8 +86,8 @@ def export_store(
 
 
 def source_files(store: Store) -> list[Path]:
-    """The files ``store`` was converted from, as its manifest names them (a zip for its members:
-    ``archive.zip!member``)."""
+    """The files `store` was converted from, as its manifest names them (a zip for its members:
+    `archive.zip!member`)."""
     names = (s["name"] for s in store.manifest.sources)
     return list(dict.fromkeys(Path(n if Path(n).exists() else n.partition("!")[0]) for n in names))
 

@@ -1,4 +1,4 @@
-"""Plain ``nn.Module`` networks, each built from a Hydra ``_target_`` with ``num_classes`` and ``in_channels``."""
+"""Plain `nn.Module` networks, each built from a Hydra `_target_` with `num_classes` and `in_channels`."""
 
 import lazy_loader
 

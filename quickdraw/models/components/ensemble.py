@@ -1,12 +1,12 @@
 """Ensembles of K independently initialised classifiers, combined by averaging or by a learned layer.
 
-Members come from one ``member`` config (any ``_target_`` that takes ``num_classes`` and
-``in_channels`` and returns logits) built K times, so diversity comes from the random init
-(and, in the LightningModule, optional bootstrap resampling), or from a ``members`` list of
-different configs, each reading its own input (``input: temporal``, :mod:`quickdraw.models.components.factory`):
+Members come from one `member` config (any `_target_` that takes `num_classes` and
+`in_channels` and returns logits) built K times, so diversity comes from the random init
+(and, in the LightningModule, optional bootstrap resampling), or from a `members` list of
+different configs, each reading its own input (`input: temporal`, [`quickdraw.models.components.factory`][quickdraw.models.components.factory]):
 a ResNet18 on gray images, one on temporal images and a stroke-sequence network vote together.
 Either can start from checkpoints of earlier single-model runs of this project. How the ensemble
-is trained lives in :mod:`quickdraw.models.objectives`.
+is trained lives in [`quickdraw.models.objectives`][quickdraw.models.objectives].
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from quickdraw.models.components.factory import build_net, net_input
 
 
 class Ensemble(nn.Module):
-    """K members; ``forward`` gives the ensemble's (B, C) output, ``forward_members`` the (K, B, C) logits.
+    """K members; `forward` gives the ensemble's (B, C) output, `forward_members` the (K, B, C) logits.
 
     combine="mean": output = log of the mean of the members' softmax probabilities (log-probs,
       which softmax and cross-entropy treat exactly like logits).
     combine="head": output = Linear(K*C -> C) over the concatenated member logits. Logits
-      rather than 512-d features because this works for any member (no ``forward_features``
+      rather than 512-d features because this works for any member (no `forward_features`
       needed), the head is small (K*C*C, vs K*512*C for features) and it is initialised to
       the average of the members' logits, so training starts from a working ensemble and can
       only learn per-class re-weighting of the members on top of it.
@@ -92,7 +92,7 @@ class Ensemble(nn.Module):
         return self
 
     def forward_members(self, x: Tensor | Mapping[str, Any]) -> Tensor:
-        """(K, B, C) logits of the members, each on its own named input (``x`` a dict), or all on ``x``."""
+        """(K, B, C) logits of the members, each on its own named input (`x` a dict), or all on `x`."""
         if isinstance(x, Mapping):
             return torch.stack([net(net_input(net, x)) for net in self.members])
         return torch.stack([net(x) for net in self.members])
@@ -119,7 +119,7 @@ class Ensemble(nn.Module):
 def _member_configs(
     member: Any, members: Any, checkpoints: list[str] | None, num_members: int
 ) -> list[dict]:
-    """One config per member: ``members`` as given, or ``member`` repeated (once per checkpoint)."""
+    """One config per member: `members` as given, or `member` repeated (once per checkpoint)."""
     member, members = (
         OmegaConf.to_container(c, resolve=True) if isinstance(c, DictConfig | ListConfig) else c
         for c in (member, members)

@@ -2,11 +2,11 @@
 
 The architecture of Google's tutorial "Recurrent Neural Networks for Drawing Classification"
 (TensorFlow tutorials, the Quick, Draw! RNN): per-point (dx, dy, pen_up) features
-(:mod:`quickdraw.data.sequence`), a stack of 1D convolutions over time (48, 64, 96 channels with
+([`quickdraw.data.sequence`][quickdraw.data.sequence]), a stack of 1D convolutions over time (48, 64, 96 channels with
 kernels 5, 5, 3 there), a bidirectional recurrent stack (3 LSTM layers of 128 units there), the
 outputs pooled over each drawing's valid steps, and a linear layer to the classes. The tutorial
 sums the outputs over time; this takes their mean, so the logits' scale does not grow with a
-drawing's length (a 10-point and a 120-point drawing give inputs of the same size to ``fc``).
+drawing's length (a 10-point and a 120-point drawing give inputs of the same size to `fc`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
 
 class StrokeRNN(nn.Module):
-    """``forward((points (B, T, F), lengths (B,)))`` -> (B, num_classes) logits."""
+    """`forward((points (B, T, F), lengths (B,)))` -> (B, num_classes) logits."""
 
     def __init__(
         self,

@@ -1,8 +1,8 @@
 """ResNet18 for small doodle images: grey or multi-channel input, a 64 px-friendly stem, optional freezing.
 
-The network is torchvision's ``resnet18`` with its children adopted by a thin wrapper, so
-state-dict keys are torchvision's own (``conv1.weight``, ``layer1.0...``, ``fc.weight``) while
-the wrapper adds ``forward_features`` and keeps frozen BatchNorms in eval mode.
+The network is torchvision's `resnet18` with its children adopted by a thin wrapper, so
+state-dict keys are torchvision's own (`conv1.weight`, `layer1.0...`, `fc.weight`) while
+the wrapper adds `forward_features` and keeps frozen BatchNorms in eval mode.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ NUM_FEATURES = 512
 
 
 class ResNet18(nn.Module):
-    """torchvision's ResNet18 layout with 512-d ``forward_features`` and frozen parts kept in eval mode."""
+    """torchvision's ResNet18 layout with 512-d `forward_features` and frozen parts kept in eval mode."""
 
     def __init__(
         self, backbone: torchvision.models.ResNet, num_classes: int, freeze: int = 0
@@ -52,7 +52,7 @@ class ResNet18(nn.Module):
         return self
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """(B, 512) pooled features, the input of ``fc``."""
+        """(B, 512) pooled features, the input of `fc`."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return torch.flatten(self.avgpool(x), 1)
@@ -70,18 +70,18 @@ def resnet18(
 ) -> ResNet18:
     """Build a ResNet18 classifier.
 
-    stem: ``"imagenet"`` keeps the 7x7/2 conv + 3x3/2 max-pool (a 64 px input reaches layer4 at
-      2x2; fast and accurate enough). ``"small"`` uses a 3x3/1 conv and no max-pool (layer4 at
+    stem: `"imagenet"` keeps the 7x7/2 conv + 3x3/2 max-pool (a 64 px input reaches layer4 at
+      2x2; fast and accurate enough). `"small"` uses a 3x3/1 conv and no max-pool (layer4 at
       8x8 for 64 px: better for 32-64 px inputs at ~16x the compute). The small stem has no
       pretrained weights and is freshly initialised.
     in_channels: conv1 is rebuilt when != 3; with pretrained weights it starts from the RGB
       filters (summed for 1 channel, tiled and rescaled otherwise, as timm does).
-    pretrained: ImageNet weights (``ResNet18_Weights.IMAGENET1K_V1``) from the torch hub cache;
+    pretrained: ImageNet weights (`ResNet18_Weights.IMAGENET1K_V1`) from the torch hub cache;
       downloads when missing and raises a RuntimeError explaining the cache when offline.
     freeze: k in 0..5 freezes the first k of (stem = conv1 + bn1, layer1, layer2, layer3,
       layer4): 0 nothing, 1 the stem, 2 stem + layer1, 3 up to layer2, 4 up to layer3,
-      5 everything but ``fc`` (a linear probe). Frozen parts get requires_grad=False and their
-      BatchNorms stay in eval mode. ``fc`` is always a new Linear(512, num_classes).
+      5 everything but `fc` (a linear probe). Frozen parts get requires_grad=False and their
+      BatchNorms stay in eval mode. `fc` is always a new Linear(512, num_classes).
     """
     if stem not in ("imagenet", "small"):
         raise SettingError(f"stem must be 'imagenet' or 'small', got {stem!r}")

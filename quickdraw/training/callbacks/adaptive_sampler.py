@@ -1,11 +1,11 @@
 """Adaptive per-class resampling: after each validation, class c gets N·(1 − acc_c) + floor·N drawings.
 
-Hard classes get more drawings in the next epoch and easy ones never fall below ``floor·N``
-(the rule and its policy for classes without validation data: :mod:`quickdraw.metrics.hardness`).
+Hard classes get more drawings in the next epoch and easy ones never fall below `floor·N`
+(the rule and its policy for classes without validation data: [`quickdraw.metrics.hardness`][quickdraw.metrics.hardness]).
 Per-class counts are summed across ranks before the quotas are computed (by the module's
 confusion-count metric), so every rank sets the same quotas; they live in the DataModule's and this callback's checkpoint state, so a resumed run
 continues with the quotas it had. Rank 0 also appends every epoch's quotas to
-the run folder's ``quotas.csv`` (``epoch,class,val_acc,quota``), the exact history ``quickdraw.evaluation.report`` plots.
+the run folder's `quotas.csv` (`epoch,class,val_acc,quota`), the exact history `quickdraw.evaluation.report` plots.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ log = logging.getLogger(__name__)
 class AdaptiveSampler(L.Callback):
     """Sets the DataModule's per-class quotas from validation accuracy, or keeps N.
 
-    The mode is the DataModule's ``sampling`` (``data.sampling``, its one home): ``adaptive`` or
-    ``fixed``. ``per_class`` overrides the DataModule's N.
+    The mode is the DataModule's `sampling` (`data.sampling`, its one home): `adaptive` or
+    `fixed`. `per_class` overrides the DataModule's N.
 
-    Reads the LightningModule's per-class validation accuracy (``val_class_accuracy()``, already
-    reduced across ranks), so both follow one definition: :mod:`quickdraw.metrics.hardness`.
+    Reads the LightningModule's per-class validation accuracy (`val_class_accuracy()`, already
+    reduced across ranks), so both follow one definition: [`quickdraw.metrics.hardness`][quickdraw.metrics.hardness].
     """
 
     def __init__(self, per_class: int | None = None, floor: float = 0.25):

@@ -1,11 +1,11 @@
-"""Recognition of unfinished drawings during training: ``val/early_auc_top1`` at each validation.
+"""Recognition of unfinished drawings during training: `val/early_auc_top1` at each validation.
 
-A fixed subset of the validation split (``drawings`` spread evenly over the classes, the same rows
-every epoch) is scored on its growing prefixes (:mod:`quickdraw.metrics.prefix`) through
-:func:`quickdraw.inference.runner.predict_proba`, the path evaluate takes, so any model that takes strokes
-is scored alike. Logged: ``val/early_auc_top1`` (and ``val/early_correct_before_end``), the prefix
-curve as a TensorBoard figure (``val/prefix_curve``) and, in the run folder, the latest
-validation's ``prefix_curve.csv`` (what ``quickdraw.evaluation.report`` plots beside other runs).
+A fixed subset of the validation split (`drawings` spread evenly over the classes, the same rows
+every epoch) is scored on its growing prefixes ([`quickdraw.metrics.prefix`][quickdraw.metrics.prefix]) through
+[`quickdraw.inference.runner.predict_proba`][quickdraw.inference.runner.predict_proba], the path evaluate takes, so any model that takes strokes
+is scored alike. Logged: `val/early_auc_top1` (and `val/early_correct_before_end`), the prefix
+curve as a TensorBoard figure (`val/prefix_curve`) and, in the run folder, the latest
+validation's `prefix_curve.csv` (what `quickdraw.evaluation.report` plots beside other runs).
 
 Cost on the default run (15 generated classes, 64 px, ResNet18, CPU): the 150 drawings give 342
 prefixes (2.3 strokes a drawing), scored in 14.0 s while the validation pass itself (1,500
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 
 class EarlyGuess(L.Callback):
-    """``val/early_auc_top1`` on ``drawings`` validation drawings, prefixes by ``by``."""
+    """`val/early_auc_top1` on `drawings` validation drawings, prefixes by `by`."""
 
     def __init__(
         self, drawings: int = 150, by: str = "strokes", chunk: int = 256, seed: int = 0

@@ -3,12 +3,12 @@
 Small images early make the first, coarse epochs cheap (a 64 px epoch costs about a quarter of a
 128 px one); the last epochs at full size fit the details. ResNets end in global average pooling,
 so one network takes every size. The DataModule builds a new training loader every epoch from its
-current ``raster``, so the callback only has to set it before the next epoch's loader is built,
-at the end of the epoch before (Lightning builds an epoch's loader before ``on_train_epoch_start``).
+current `raster`, so the callback only has to set it before the next epoch's loader is built,
+at the end of the epoch before (Lightning builds an epoch's loader before `on_train_epoch_start`).
 
 What each checkpoint serves is the size its weights were last trained at: the model's
-``hparams.raster`` is updated at the start of each epoch, and evaluate, predict and the demo draw
-at ``hparams.raster``. The test after fitting draws at the datamodule's size at the end (the
+`hparams.raster` is updated at the start of each epoch, and evaluate, predict and the demo draw
+at `hparams.raster`. The test after fitting draws at the datamodule's size at the end (the
 schedule's last size): let the schedule reach its last size a few epochs before the end so that the
 best checkpoint is one of those epochs.
 """
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 class RasterSchedule(L.Callback):
-    """``sizes[i]`` px from epoch ``epochs[i]`` on (``epochs`` ascending, starting at 0)."""
+    """`sizes[i]` px from epoch `epochs[i]` on (`epochs` ascending, starting at 0)."""
 
     def __init__(self, sizes: list[int], epochs: list[int]) -> None:
         if (

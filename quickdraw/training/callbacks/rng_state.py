@@ -1,9 +1,9 @@
 """EpochSeed: every epoch's random numbers are a function of (seed, epoch, rank), so a resumed run draws what the uninterrupted one drew.
 
-The data plan already is such a function (see ``data/sampling.py``); this callback does the same
+The data plan already is such a function (see `data/sampling.py`); this callback does the same
 for the global generators that training draws from (ensemble bootstrap resamples, dropout).
 Saving the generators' states in checkpoints would not be enough: Lightning creates a fresh
-epoch's train iterator (which takes a draw for its workers' seeds) after ``on_train_epoch_start``,
+epoch's train iterator (which takes a draw for its workers' seeds) after `on_train_epoch_start`,
 but a resumed epoch's iterator before training starts, so a restored state would be off by a draw.
 Reseeding at the first batch of each epoch is immune to what happened before it.
 """
