@@ -1,4 +1,4 @@
-"""The README's mixed-ensemble figure: MAP@3 of each single model and ensemble, per seed, paired.
+"""The mixed-ensemble figure of docs/results/mixed-ensembles.md: MAP@3 of each single model and ensemble, per seed, paired.
 
     python -m benchmarks.compare_models --mixed --seeds 42,1,2 ...      # first: the runs (mixed.json)
     python -m benchmarks.figures.mixed outputs/cmpM [--out docs/figures/mixed_ensembles.png]

@@ -1,4 +1,4 @@
-"""The README's prefix-curve figure: top-1 against the share of the drawing seen, mean over seeds.
+"""The prefix-curve figure of docs/results/prefix.md: top-1 against the share of the drawing seen, mean over seeds.
 
     python -m benchmarks.compare_models --variants base,prefix50 --seeds 42,1,2 ...   # first: the runs
     python -m benchmarks.figures.prefix outputs/compare [--out docs/figures/prefix_curves.png]

@@ -1,4 +1,4 @@
-"""The README's toolbox figure: each option's paired MAP@3 gain over the plain ResNet18 of its seed.
+"""The toolbox figure of docs/results/toolbox.md: each option's paired MAP@3 gain over the plain ResNet18 of its seed.
 
     python -m benchmarks.compare_models --variants base,tta,balance,... --seeds 42,1,2 ...   # first: the runs
     python -m benchmarks.figures.toolbox outputs/cmpT [--out docs/figures/toolbox.png]

@@ -49,7 +49,7 @@ class StrokeAugment:
     # Hand tremor; 1 unit is a quarter pixel at 64 px, enough to break exact pixel patterns.
     jitter: float = 1.0
     # Share of drawings mirrored left-right ([`mirror`][quickdraw.data.augment.mirror]). Most classes have no handedness
-    # (a cat faces either way), but some do (a clock's hands, a 7): off until measured (README, Results).
+    # (a cat faces either way), but some do (a clock's hands, a 7): off until measured (docs/results/toolbox.md).
     hflip: float = 0.0
     # Share of drawings augmented at all; the ranges above are mild and centred on the identity,
     # so the clean test distribution is already well covered at 1.

@@ -23,7 +23,7 @@ Encodings (`ENCODINGS`: name -> channels):
 
 Speed is the point: `gray` issues one `cv2.polylines` call per drawing with the list of its
 strokes; `temporal` needs one `cv2.line` per segment, as OpenCV takes one colour per call,
-so it is several times slower (figures: `python -m benchmarks.data`, README's benchmarks).
+so it is several times slower (figures: `python -m benchmarks.data`, docs/benchmarks.md).
 """
 
 from __future__ import annotations

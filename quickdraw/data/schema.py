@@ -39,7 +39,7 @@ Why: Parquet keeps uint8 as 4-byte INT32 values with repetition levels per point
 nested lists were large. Consecutive points of a pen stroke are close, so their deltas are small
 and repetitive, and one byte string per drawing written with DELTA_LENGTH_BYTE_ARRAY (lengths apart
 from the bytes) lets zstd see just them, with a decoder as vectorised as before (sizes against
-gzip CSV: README, Data; `python -m benchmarks.data`).
+gzip CSV: docs/guides/data.md; `python -m benchmarks.data`).
 Dictionaries serve only the low-cardinality columns (random key_ids and timestamps do not repeat).
 
 Version 3: shards converted from a source with per-point times (Google's raw ndjson, Kaggle's raw

@@ -7,9 +7,9 @@ Damage to a shard is found on read, never decoded into other drawings: the conve
 CRC-32 into every Parquet page (data and dictionary pages), which every row-group read verifies,
 and records each shard's size and the SHA-256 of its footer (the Parquet metadata: row counts,
 offsets, and the label statistics the index is built from), which every open verifies. What is
-left, page headers, changes no decoded row or makes the read fail (`tests/test_integrity_store.py`
+left, page headers, changes no decoded row or makes the read fail (`tests/data/test_integrity_store.py`
 flips bytes across whole shards). `convert ... verify=true` compares each shard's SHA-256 as a
-whole ([`shard_check`][quickdraw.data.store.shard_check]). Measured cost on read speed: README, Data.
+whole ([`shard_check`][quickdraw.data.store.shard_check]). Measured cost on read speed: docs/guides/data.md.
 """
 
 from __future__ import annotations

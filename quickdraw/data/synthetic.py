@@ -6,12 +6,12 @@ warped, every stroke gets smooth hand wobble, and a pen model turns it into raw 
 (slow at corners, pauses between strokes). The simplified form comes from Google's own procedure
 ([`quickdraw.data.simplify.simplify_drawing`][quickdraw.data.simplify.simplify_drawing]), so synthetic and real data share one path.
 
-`python -m quickdraw.data.synthetic --out data/synthetic` writes Kaggle-layout CSVs.
+Training makes the set on first use (`data.synthetic_per_class`, under `paths.data_dir`); the
+library call is [`generate`][quickdraw.data.synthetic.generate].
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import gzip
 import io
@@ -313,7 +313,7 @@ def generate(
     """
     unknown = set(classes) - set(SHAPES)
     if unknown:
-        raise KeyError(f"no synthetic class {sorted(unknown)}; choose from {', '.join(CLASSES)}")
+        raise SettingError(f"no synthetic class {sorted(unknown)}; choose from {', '.join(CLASSES)}")
     if len({_class_code(w) for w in classes}) < len(set(classes)):
         raise SettingError("two class names share a key_id code; rename one")
     out_dir = Path(out_dir)
@@ -377,56 +377,3 @@ def _collect(
     for rows, part in parts:
         yield part()
         bar.update(rows)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m quickdraw.data.synthetic",
-        description="Generate procedural Quick, Draw!-style doodles: one gzip CSV per class in "
-        "Kaggle's train_simplified layout (or Google's raw ndjson), reproducible from --seed.",
-    )
-    parser.add_argument("--out", required=True, help="output folder (created if missing)")
-    parser.add_argument(
-        "--per-class", type=int, default=5000, help="drawings per class (default 5000)"
-    )
-    parser.add_argument(
-        "--seed", type=int, default=0, help="same seed, byte-identical files (default 0)"
-    )
-    parser.add_argument(
-        "--classes",
-        default=",".join(CLASSES),
-        help=f"comma-separated subset (default all: {','.join(CLASSES)})",
-    )
-    parser.add_argument(
-        "--raw-ndjson",
-        action="store_true",
-        help="write Google's raw <word>.ndjson.gz (x, y, t strokes) instead of CSVs",
-    )
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
-    parser.add_argument(
-        "--replace",
-        action="store_true",
-        help="write over files in --out that the generator's GENERATED.json does not list "
-        "(an interrupted run's); without it such files stop the run",
-    )
-    args = parser.parse_args(argv)
-    classes = [c.strip() for c in args.classes.split(",") if c.strip()]
-    try:
-        paths = generate(
-            args.out,
-            args.per_class,
-            classes,
-            args.seed,
-            raw_ndjson=args.raw_ndjson,
-            workers=args.workers,
-            replace=args.replace,
-        )
-    except KeyError as e:
-        parser.error(e.args[0])
-    except (FileExistsError, ValueError) as e:
-        parser.error(str(e))
-    print(f"wrote {len(paths)} files to {args.out}")
-
-
-if __name__ == "__main__":
-    main()

@@ -8,13 +8,13 @@ convolution written as im2col `(P, C*kh*kw)` times the weights `(C*kh*kw, O)` (a
 `MatMul` on a constant, which onnxruntime packs once at load) puts the output channels there.
 
 Measured on ResNet18, 340 classes, batch 1, one thread, 2-core AMD EPYC (`python
--m benchmarks.export --skip parity,browser,server [--size 32]`; README, "Export and
+-m benchmarks.export --skip parity,browser,server [--size 32]`; docs/results/export.md, "Export and
 deploy"): at 64 px onnxruntime-web 22.0-29.1 -> 16.1-17.4 ms a pass, native onnxruntime
 6.9-7.3 -> 6.2-6.5 ms; at 32 px 18.3-22.6 -> 5.0-7.9 ms and 2.6-2.8 -> 2.2-2.5 ms. Rewriting
 layer3's 4 x 4 maps at 64 px too was slower, hence `MAX_PIXELS`. Kernel taps that read only
 padding are left out: onnxruntime's own kernels skip them, and with them the 32 px network ran
 natively at 4.1 against 2.2 ms. The outputs do not change beyond float rounding (~1e-6; the
-products left out are products with zero; tests/test_export.py checks parity).
+products left out are products with zero; tests/deploy/test_export.py checks parity).
 """
 
 from __future__ import annotations

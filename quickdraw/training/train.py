@@ -209,7 +209,7 @@ def _refuse_relaunch_in_multirun(trainer: L.Trainer) -> None:
         raise SettingError(
             "multi-process DDP in a multirun needs a launcher that starts each job's processes: "
             "hydra/launcher=local_ddp (this machine) or hydra/launcher=slurm (a cluster); "
-            "see docs/scaling.md"
+            "see docs/guides/scaling.md"
         )
 
 

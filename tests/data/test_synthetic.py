@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from quickdraw.core.errors import SettingError
 from quickdraw.data import synthetic
 from quickdraw.data.convert import ConvertSettings, convert
 from quickdraw.data.formats.sketchrnn_writer import export_store
@@ -24,7 +25,6 @@ from quickdraw.data.sources import StoreSource
 from quickdraw.data.synthetic import (
     CLASSES,
     generate,
-    main,
     raw_drawing,
     simplified_drawing,
     write_raw_ndjson,
@@ -179,17 +179,6 @@ def test_interrupted_generate_leaves_no_partial_file(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["circle.csv.gz"]  # no marker: incomplete
 
 
-def test_cli_matches_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    main(["--out", str(tmp_path / "cli"), "--per-class", "7", "--seed", "3",
-          "--classes", "moon,plus", "--workers", "1"])  # fmt: skip
-    assert "wrote 2 files" in capsys.readouterr().out
-    expected = generate(tmp_path / "api", 7, ["moon", "plus"], seed=3, progress=False, workers=1)
-    for path in expected:
-        assert path.read_bytes() == (tmp_path / "cli" / path.name).read_bytes()
-    main(["--out", str(tmp_path / "raw"), "--per-class", "2", "--classes", "moon", "--raw-ndjson"])
-    assert (tmp_path / "raw" / "moon.ndjson.gz").is_file()
-
-
 def test_the_generated_folder_is_marked_and_stores_record_their_origin(
     csv_dir: Path, tmp_path: Path
 ) -> None:
@@ -280,12 +269,11 @@ def test_links_and_the_sketch_rnn_round_trip_keep_the_origin(csv_dir: Path, tmp_
     assert convert(tmp_path / "npz", tmp_path / "back", progress=False).origin == GENERATED
 
 
-def test_the_cli_names_an_unknown_class_without_a_traceback(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    with pytest.raises(SystemExit) as stop:
-        main(["--out", "unused", "--classes", "cat"])
-    assert stop.value.code == 2 and "no synthetic class ['cat']" in capsys.readouterr().err
+def test_an_unknown_class_is_a_setting_error_naming_it(tmp_path: Path) -> None:
+    """A project error (one line from any command), naming the class and the ones there are."""
+    with pytest.raises(SettingError, match=r"no synthetic class \['cat'\]; choose from arrow, circle"):
+        generate(tmp_path, 1, ["cat", "circle"], progress=False, workers=1)
+    assert not any(tmp_path.iterdir())
 
 
 def test_a_store_holds_one_sources_files(csv_dir: Path, tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ const shape = [1, spec.channels, spec.size, spec.size];
 
 // Workers: two where the device has two cores or more (a guess starts while the previous one
 // finishes, so a move need not wait for it), else one. Even on two cores, where both passes slow
-// a little when they overlap, two gave the steadier fp32 p95 (README, "Export":
+// a little when they overlap, two gave the steadier fp32 p95 (docs/results/export.md:
 // python -m benchmarks.export --page-as this,1core).
 const WORKERS = Math.min(2, navigator.hardwareConcurrency || 1);
 

@@ -17,7 +17,7 @@
 // (ThickLine: a filled quadrilateral per segment plus filled end circles; FillConvexPoly with
 // its edge walk and Line2 outline; Circle; LineIterator for thickness 1). Integer arithmetic
 // is done in doubles, exact below 2^53, which the 0..255 frame never approaches.
-// tests/test_web_page.py checks this file against the Python pipeline in Chromium.
+// tests/deploy/test_web_page.py checks this file against the Python pipeline in Chromium.
 
 const XY_SHIFT = 16;
 const XY_ONE = 1 << XY_SHIFT;
