@@ -58,12 +58,14 @@ from benchmarks.common import (
 from quickdraw.core.files import write_atomic
 from quickdraw.data import synthetic
 from quickdraw.data.augment import StrokeAugment
-from quickdraw.data.convert import ConvertSettings, convert
+from quickdraw.data.convert import convert
+from quickdraw.data.convert_file import ConvertSettings
 from quickdraw.data.datamodule import QuickDrawDataModule
 from quickdraw.data.formats import binary, sketchrnn
 from quickdraw.data.formats.base import InputFile
+from quickdraw.data.parsing import parse_drawing
 from quickdraw.data.raster import RasterSpec, rasterize
-from quickdraw.data.readers import iter_records, parse_drawing
+from quickdraw.data.readers import iter_records
 from quickdraw.data.sampling import epoch_rows
 from quickdraw.data.schema import Manifest
 from quickdraw.data.sequence import SequenceSpec

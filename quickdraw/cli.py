@@ -54,7 +54,7 @@ log = logging.getLogger("quickdraw")
 SCHEMAS = [
     ("data", "quickdraw.data.datamodule.QuickDrawDataModule", True),
     ("data/augment", "quickdraw.data.augment.StrokeAugment", True),
-    ("settings", "quickdraw.data.convert.ConvertSettings", False),
+    ("settings", "quickdraw.data.convert_file.ConvertSettings", False),
     ("limits", "quickdraw.serving.guesser.Limits", False),
     ("quantization", "quickdraw.deploy.onnx.Quantization", False),
     ("web", "quickdraw.deploy.onnx.WebPage", False),
@@ -88,7 +88,16 @@ def checkpoint(cfg: DictConfig) -> Path:
     """The checkpoint evaluate, predict, export and the demo run: `ckpt_path`, else `run_dir`'s
     best, else the best of the latest training run under `runs_root`
     ([`quickdraw.core.runs.find_checkpoint`][quickdraw.core.runs.find_checkpoint])."""
-    return find_checkpoint(absolute(cfg.ckpt_path), absolute(cfg.run_dir), absolute(cfg.runs_root))
+    ckpt = find_checkpoint(absolute(cfg.ckpt_path), absolute(cfg.run_dir), absolute(cfg.runs_root))
+    how = (
+        "ckpt_path"
+        if cfg.ckpt_path
+        else "run_dir's best"
+        if cfg.run_dir
+        else (f"the latest training run under runs_root={absolute(cfg.runs_root)}")
+    )
+    log.info("checkpoint: %s (%s)", ckpt, how)
+    return ckpt
 
 
 def _resume_command(cfg: DictConfig) -> str:
@@ -111,8 +120,8 @@ def train(cfg: DictConfig) -> float | None:
 def convert(cfg: DictConfig) -> None:
     """Convert a source (zip, CSV, ndjson, .bin, .npz, folder) into a Parquet store, or
     (`npz.to=OUT`) write a store out as sketch-rnn `.npz` files."""
-    from quickdraw.data.convert import ConvertSettings
     from quickdraw.data.convert import convert as run
+    from quickdraw.data.convert_file import ConvertSettings
 
     if cfg.npz.to:
         return _write_npz(cfg)

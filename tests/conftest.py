@@ -72,7 +72,8 @@ def tiny_data_dir(tmp_path_factory) -> Path:
     """A data folder as `paths.data_dir` holds one: `csv/`, 80 generated drawings of each of
     the 4 first classes (one `<class>.csv.gz` each), and `stores/doodles/`, them converted with
     20% val and 20% test."""
-    from quickdraw.data.convert import ConvertSettings, convert
+    from quickdraw.data.convert import convert
+    from quickdraw.data.convert_file import ConvertSettings
 
     root = tmp_path_factory.mktemp("tiny-data")
     synthetic.generate(root / "csv", per_class=80, classes=TINY_CLASSES, seed=0, progress=False)

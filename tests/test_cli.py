@@ -190,6 +190,16 @@ def test_each_command_finds_the_same_checkpoint(name, smoke_run, tmp_path):
     assert cli.checkpoint(given) == cli.checkpoint(in_run) == cli.checkpoint(latest) == best
 
 
+def test_the_command_says_which_checkpoint_it_runs_and_why(smoke_run, tmp_path, caplog):
+    """With nothing given, evaluate and predict used to score a checkpoint without naming it."""
+    best = RunDir(smoke_run).best_checkpoint()
+    with caplog.at_level(logging.INFO, logger="quickdraw"):
+        cli.checkpoint(command_config("evaluate", tmp_path, f"runs_root={smoke_run}"))
+    assert (
+        f"checkpoint: {best} (the latest training run under runs_root={smoke_run})" in caplog.text
+    )
+
+
 @pytest.mark.parametrize("name", ["evaluate", "predict", "export", "demo"])
 def test_with_no_run_each_command_says_how_to_make_one(name, tmp_path, caplog):
     overrides = {"evaluate": ["store=s"], "predict": ["input=i.csv"]}.get(name, [])
@@ -215,3 +225,26 @@ def test_evaluate_with_nothing_given_scores_the_latest_run(smoke_run, tiny_store
     )
     recorded = json.loads((out / "metrics.json").read_text())["ckpt_path"]
     assert recorded == str(RunDir(smoke_run).best_checkpoint())
+
+
+# -- a user's own config folder ---------------------------------------------------------------------
+def test_a_users_config_folder_adds_options_and_cannot_shadow_shipped_ones(tmp_path):
+    """What docs/guides/configs.md says: a new name in `--config-dir` is a new option (and may start
+    from a shipped one); a file named like a shipped option is not read, the shipped one is."""
+    model = tmp_path / "conf" / "model"
+    model.mkdir(parents=True)
+    (model / "my_resnet.yaml").write_text("defaults: [resnet18]\nloss: {label_smoothing: 0.1}\n")
+    (model / "resnet18.yaml").write_text(
+        "defaults: [resnet18_penalized]\nloss: {label_smoothing: 0.2}\n"
+    )
+
+    def composed(option: str) -> str:
+        done = run("-m", "quickdraw.train", "--config-dir", str(tmp_path / "conf"), f"model={option}", "--cfg", "job",
+                   cwd=tmp_path)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    mine = composed("my_resnet")
+    assert "label_smoothing: 0.1" in mine and "quickdraw.models.components.resnet" in mine
+    shipped = composed("resnet18")
+    assert "label_smoothing: 0.2" not in shipped and "label_smoothing: 0.0" in shipped

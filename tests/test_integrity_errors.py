@@ -177,7 +177,8 @@ def labelled(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def cat_dog_store(tmp_path_factory) -> Path:
     """A store of cat and dog whose val split is empty (`val_fraction=0`)."""
-    from quickdraw.data.convert import ConvertSettings, convert
+    from quickdraw.data.convert import convert
+    from quickdraw.data.convert_file import ConvertSettings
 
     root = tmp_path_factory.mktemp("catdog")
     for i, word in enumerate(CLASSES):

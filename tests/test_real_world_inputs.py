@@ -17,7 +17,8 @@ import torch
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
-from quickdraw.data.convert import ConvertSettings, convert
+from quickdraw.data.convert import convert
+from quickdraw.data.convert_file import ConvertSettings
 from quickdraw.data.datamodule import NotEnoughData
 from quickdraw.data.dataset import StrokeDataset
 from quickdraw.data.formats.base import QuickDrawFormatError

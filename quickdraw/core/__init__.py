@@ -16,8 +16,16 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "commands": ["absolute", "command", "quoting_hint", "reported", "user_message"],
         "config": ["signature_schema"],
         "errors": ["InputError", "MissingPathError", "QuickDrawError", "SettingError"],
-        "files": ["DiskFullError", "atomic_open", "markdown_table", "write_atomic", "write_json"],
+        "files": [
+            "DiskFullError",
+            "atomic_open",
+            "atomic_path",
+            "markdown_table",
+            "write_atomic",
+            "write_json",
+        ],
         "outputs": ["OverwriteError", "refuse_overwrite", "unique_folder"],
+        "ranks": ["launching_process", "local_rank"],
         "runs": [
             "KeepEarlierRuns",
             "RunDir",

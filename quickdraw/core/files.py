@@ -1,7 +1,8 @@
 """Writing files that readers never see half-written, and the one Markdown-table writer.
 
 Every file the project writes for others to read (manifests, receipts, metrics, submissions,
-sweep summaries, checkpoints, shards) goes through [`atomic_open`][quickdraw.core.files.atomic_open]: it writes a hidden
+sweep summaries, checkpoints, shards) goes through [`atomic_open`][quickdraw.core.files.atomic_open] (or, for writers that need a
+file name, [`atomic_path`][quickdraw.core.files.atomic_path]): it writes a hidden
 temporary file beside the target (unique per call, so parallel writers of the same target never
 share one), syncs it to disk and renames it over the target. A crash, a kill or a full disk
 leaves the previous file intact, never a truncated one under the final name.
@@ -43,23 +44,29 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open writes whole files: mode 'w' or 'wb', not {mode!r}")
-    tmp = temporary_path(path)
-    try:
-        with reporting_full_disk(path), open(tmp, mode, **kwargs) as f:
-            yield f
-        with reporting_full_disk(path):
-            commit(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as f:
+        yield f
 
 
-def temporary_path(path: str | os.PathLike) -> Path:
-    """A new hidden file beside `path` (unique per call) to write `path`'s content into.
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A new hidden file beside `path` for writers that take a file name rather than a file object
+    (Parquet, ONNX): synced and renamed over `path` when the block succeeds, removed when it fails.
 
-    For writers that need a file name rather than a file object (Parquet writers); finish with
-    [`commit`][quickdraw.core.files.commit], or delete it on failure.
+    Running out of space in the block or at the rename is a [`DiskFullError`][quickdraw.core.files.DiskFullError]
+    naming `path`. Every temporary file the project writes is made and committed here.
     """
+    tmp = _temporary_path(path)
+    try:
+        with reporting_full_disk(path):
+            yield tmp
+            _commit(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _temporary_path(path: str | os.PathLike) -> Path:
+    """A new hidden file beside `path` (unique per call) to write `path`'s content into."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -68,7 +75,7 @@ def temporary_path(path: str | os.PathLike) -> Path:
     return Path(tmp)
 
 
-def commit(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+def _commit(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
     """Sync the finished temporary file `tmp` to disk and rename it over `path` (atomic)."""
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())

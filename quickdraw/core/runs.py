@@ -40,6 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 from quickdraw.core.errors import MissingPathError, QuickDrawError, SettingError
 from quickdraw.core.files import markdown_table, write_atomic, write_json
 from quickdraw.core.outputs import is_within
+from quickdraw.core.ranks import launching_process
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +195,7 @@ class RunDir:
         Only the process that launches the run decides: DDP ranks started after it find the
         folder it has begun to fill.
         """
-        if not _launching_process():
+        if not launching_process():
             return
         resumes = self._resumes(ckpt_path)
         if overwrite and (resumes or ckpt_path == "auto"):
@@ -228,6 +229,18 @@ class RunDir:
             "or leave hydra.run.dir out for a new folder"
         )
 
+    def holds_training_run(self) -> bool:
+        """Whether the folder holds a training run: a file or folder only training writes
+        (`TRAINING_ONLY`), or a training run's metrics.json (an unreadable one is left to the
+        command). No other command may write into it: an evaluation's metrics.json would replace
+        the run's, hiding it from the demo and the report."""
+        if any(self.path.joinpath(p).exists() for p in TRAINING_ONLY):
+            return True
+        try:
+            return self.kind == TRAIN
+        except (OSError, ValueError):
+            return False
+
     def earlier_run(self) -> list[Path]:
         """The files and folders of a training run (`RUN_ARTEFACTS`) the folder holds."""
         return sorted(p for p in map(self.path.joinpath, RUN_ARTEFACTS) if os.path.lexists(p))
@@ -245,31 +258,14 @@ class RunFolderError(QuickDrawError, ValueError):
     """Training into a folder that holds an earlier run, neither resumed nor overwritten."""
 
 
+# What only a training run writes (an evaluation writes metrics.json and per_class.csv too).
+TRAINING_ONLY = ("checkpoints", "tensorboard", "csv", "lightning_logs", "quotas.csv")
 # Everything a training run writes at the top of its folder (the layout above, the loggers' and
 # Lightning's folders): what overwrite=true may delete.
 RUN_ARTEFACTS = frozenset(
-    {"checkpoints", "tensorboard", "csv", "lightning_logs", "report", "metrics.json",
-     "quotas.csv", "per_class.csv", "unreadable.csv", "prefix_curve.csv", "prefix_curve.png"}
+    {*TRAINING_ONLY, "report", "metrics.json", "per_class.csv", "unreadable.csv",
+     "prefix_curve.csv", "prefix_curve.png"}
 )  # fmt: skip
-
-
-def _trained(run: RunDir) -> bool:
-    """Whether `run`'s metrics.json is a training run's (an unreadable one is left to the command)."""
-    try:
-        return run.kind == TRAIN
-    except (OSError, ValueError):
-        return False
-
-
-# What only a training run writes (an evaluation writes metrics.json and per_class.csv too).
-TRAINING_ONLY = ("checkpoints", "tensorboard", "csv", "lightning_logs", "quotas.csv")
-
-
-def _launching_process() -> bool:
-    """Whether this is the process that starts a run (rank 0 of node 0), from the variables DDP
-    launchers set (Lightning, torchrun, SLURM); a process without any of them is."""
-    ranks = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
-    return all(os.environ.get(name, "0") == "0" for name in ranks)
 
 
 # -- finding runs ----------------------------------------------------------------------------------
@@ -340,7 +336,7 @@ def latest_best_checkpoint(runs_root: str | Path) -> Path:
             return ckpt
     raise MissingPathError(
         f"No trained checkpoint found under {root}. Train one first with `python -m quickdraw.train` "
-        "(seconds: `python -m quickdraw.train experiment=smoke`), or pass ckpt_path=PATH or run_dir=RUN."
+        "(about a minute: `python -m quickdraw.train experiment=smoke`), or pass ckpt_path=PATH or run_dir=RUN."
     )
 
 
@@ -414,13 +410,13 @@ class KeepEarlierRuns(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         given = [o for o in config.hydra.overrides.hydra if o.startswith("hydra.run.dir=")]
-        if not given or not _launching_process():
+        if not given or not launching_process():
             return
         run = RunDir(os.path.expanduser(given[-1].split("=", 1)[1]))
         try:
             if config.get("task_name") == TRAIN:
                 run.refuse_training_into(config.get("ckpt_path"), bool(config.get("overwrite")))
-            elif any(run.path.joinpath(p).exists() for p in TRAINING_ONLY) or _trained(run):
+            elif run.holds_training_run():
                 raise RunFolderError(
                     f"{run.path} holds a training run: "
                     f"{config.get('task_name', 'this command')} would replace its .hydra/ settings "

@@ -7,7 +7,7 @@ both. The rules, whichever way the copies arrive (twice in one file, in two file
 in files of two classes, in a zip, in any format):
 
 * same key_id, same class: a duplicate. `drop` (the default) keeps the first copy in source
-  order (files in the sorted order [`discover_sources`][quickdraw.data.readers.discover_sources] lists them,
+  order (files in the sorted order [`discover_sources`][quickdraw.data.listing.discover_sources] lists them,
   then rows in file order) and warns with the count per file; `error` refuses the source;
   `keep` keeps every copy and still counts them. The copy's drawing may differ from the first
   (a key_id reused by another tool, raw and simplified versions of one drawing): the key_id still

@@ -19,7 +19,9 @@ import numpy as np
 from quickdraw.core.errors import InputError
 from quickdraw.core.files import atomic_open
 from quickdraw.data.formats.base import BadRow
-from quickdraw.data.readers import discover_sources, iter_records, parse_key_id, parse_timed_drawing
+from quickdraw.data.listing import discover_sources
+from quickdraw.data.parsing import parse_key_id, parse_timed_drawing
+from quickdraw.data.readers import iter_records
 from quickdraw.data.strokes import StrokeBatch
 
 log = logging.getLogger(__name__)

@@ -19,17 +19,18 @@ from __future__ import annotations
 import errno
 import hashlib
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quickdraw.core.ranks import local_rank
 from quickdraw.data import synthetic
-from quickdraw.data.convert import ConvertSettings, convert, infer_classes
+from quickdraw.data.convert import convert, infer_classes
+from quickdraw.data.convert_file import ConvertSettings
+from quickdraw.data.listing import discover_sources
 from quickdraw.data.origin import MARKER
-from quickdraw.data.readers import discover_sources
 from quickdraw.data.schema import MANIFEST, SCHEMA_VERSION, Manifest
 from quickdraw.data.staleness import convert_command, log_recorded_source, staleness
 from quickdraw.data.store import StoreError
@@ -195,11 +196,6 @@ STORE_KEYS = tuple(StoreSource.__dataclass_fields__)
 def ensure_store_of(data_config: dict[str, Any]) -> Path:
     """[`ensure_store`][quickdraw.data.sources.ensure_store] for a data config (`quickdraw/conf/data/*.yaml` as a dict; other keys ignored)."""
     return StoreSource(**{k: data_config[k] for k in STORE_KEYS if k in data_config}).ensure()
-
-
-def local_rank() -> int:
-    """This process's rank on its node: Lightning's and torchrun's `LOCAL_RANK`, SLURM's `SLURM_LOCALID`."""
-    return int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", 0)))
 
 
 def _wait_for(store: Path, timeout: float, ready: Callable[[], bool] = lambda: True) -> None:

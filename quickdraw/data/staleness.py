@@ -1,7 +1,7 @@
 """Whether a converted store still holds what its source holds now: new, changed and removed files.
 
 A store records each converted input file's id and stamp (size and modification time on disk, or
-a zip member's sizes and CRC-32: [`quickdraw.data.convert.source_stamp`][quickdraw.data.convert.source_stamp]) in its manifest, and
+a zip member's sizes and CRC-32: [`quickdraw.data.convert_file.source_stamp`][quickdraw.data.convert_file.source_stamp]) in its manifest, and
 the path it was converted from. Comparing them with the source costs one `stat` a file and
 reads no drawing, so training does it at every start ([`quickdraw.data.sources`][quickdraw.data.sources]).
 """
@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from quickdraw.data.convert import SETTINGS_FILE, SOURCES_DIR, ConvertSettings, same_stamp
+from quickdraw.data.convert_file import ConvertSettings, same_stamp
 from quickdraw.data.formats.base import InputFile
-from quickdraw.data.readers import discover_sources
+from quickdraw.data.listing import discover_sources
+from quickdraw.data.receipts import SETTINGS_FILE, SOURCES_DIR
 from quickdraw.data.schema import Manifest
 from quickdraw.data.store import StoreError
 

@@ -92,7 +92,7 @@ class StrokeBatch:
 
     @classmethod
     def from_parsed(cls, drawings: Sequence[tuple]) -> StrokeBatch:
-        """Pack drawings parsed by [`quickdraw.data.readers.parse_timed_drawing`][quickdraw.data.readers.parse_timed_drawing]: each a
+        """Pack drawings parsed by [`quickdraw.data.parsing.parse_timed_drawing`][quickdraw.data.parsing.parse_timed_drawing]: each a
         `(points (P, 2), stroke_lengths (S,))` pair, points in the 0-255 frame, or a
         `(points, stroke_lengths, times (P,) | None)` triple; `times` are kept when every
         drawing has them."""

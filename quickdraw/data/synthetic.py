@@ -313,7 +313,9 @@ def generate(
     """
     unknown = set(classes) - set(SHAPES)
     if unknown:
-        raise SettingError(f"no synthetic class {sorted(unknown)}; choose from {', '.join(CLASSES)}")
+        raise SettingError(
+            f"no synthetic class {sorted(unknown)}; choose from {', '.join(CLASSES)}"
+        )
     if len({_class_code(w) for w in classes}) < len(set(classes)):
         raise SettingError("two class names share a key_id code; rename one")
     out_dir = Path(out_dir)

@@ -28,7 +28,7 @@ import torch
 
 import quickdraw
 from quickdraw.core.errors import QuickDrawError
-from quickdraw.core.files import commit, reporting_full_disk, temporary_path, write_json
+from quickdraw.core.files import atomic_path, write_json
 from quickdraw.core.outputs import refuse_overwrite
 from quickdraw.data import raster
 from quickdraw.data.inputs import IMAGE
@@ -193,13 +193,8 @@ def write_graph(model, path: Path, rewrite: bool = True) -> None:
         # is nothing to fold (they slice activations).
         warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")
         # Written beside `path` and renamed: a full disk leaves no half graph under its name.
-        tmp = temporary_path(path)
-        try:
-            with reporting_full_disk(path):
-                _export_graph(wrapper, example, tmp)
-                commit(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_path(path) as tmp:
+            _export_graph(wrapper, example, tmp)
 
 
 def _export_graph(wrapper: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
@@ -315,9 +310,8 @@ def quantize_int8(
             "(a converted store, e.g. the training data) or quantization.mode=dynamic"
         )
     # The int8 graph is written beside dst and renamed: a full disk leaves no half file.
-    partial = temporary_path(dst)
     try:
-        with reporting_full_disk(dst):
+        with atomic_path(dst) as partial:
             write_graph(model, src, rewrite=False)
             quant_pre_process(str(src), str(prep), skip_symbolic_shape=True)
             if mode == "dynamic":
@@ -348,9 +342,8 @@ def quantize_int8(
                     # 16 batches (the histogram methods hold every batch's activations at once).
                     extra_options={"CalibMovingAverage": True, "CalibMaxIntermediateOutputs": 16},
                 )  # fmt: skip
-            commit(partial, dst)
     finally:
-        for path in (src, prep, partial):
+        for path in (src, prep):
             path.unlink(missing_ok=True)
     return dst
 

@@ -56,8 +56,8 @@ def build_page(
     if missing:
         raise WebBuildError(
             f"onnxruntime-web not found: {dist} lacks {', '.join(missing)}. Install it with "
-            f"`{WEB_DEPS}` (npm install onnxruntime-web into build/web-deps), or point "
-            "web.ort_dist=DIR at the dist folder of an installed onnxruntime-web"
+            f"`{WEB_DEPS}` in a checkout; from an installed package, `npm install --prefix DIR "
+            "onnxruntime-web` and give web.ort_dist=DIR/node_modules/onnxruntime-web/dist"
         )
     package = json.loads((dist.parent / "package.json").read_text())
     page = {"model": model_file, "runtime": f"ort/{ORT_FILES[1]}", "top_k": top_k,

@@ -21,12 +21,13 @@ from tqdm.auto import tqdm
 from quickdraw.core.errors import InputError, SettingError
 from quickdraw.core.files import write_atomic, write_figure
 from quickdraw.core.outputs import OverwriteError, refuse_overwrite
-from quickdraw.core.runs import EVALUATE, TRAIN, RunDir
+from quickdraw.core.runs import EVALUATE, RunDir
 from quickdraw.data.formats.base import BadRow
 from quickdraw.data.input_files import InputStats, iter_input, write_unreadable
 from quickdraw.data.labels import LabelMatcher, load_labels
+from quickdraw.data.listing import discover_sources
 from quickdraw.data.prefixes import check_kind
-from quickdraw.data.readers import discover_sources, iter_records
+from quickdraw.data.readers import iter_records
 from quickdraw.data.sampling import fixed_rows
 from quickdraw.data.store import Store, StoreError
 from quickdraw.data.strokes import StrokeBatch
@@ -176,11 +177,11 @@ def unmatched_message(matcher: LabelMatcher, classes: list[str]) -> str:
 
 
 def refuse_overwrite_of(out: str | Path, **reads: str | None) -> None:
-    """Refuse an evaluation folder `out` that is a training run's (its metrics.json would
-    become the evaluation's, hiding the run from the demo and the report), or whose files would
-    replace a file or lie in a folder of `reads` (setting -> path)."""
+    """Refuse an evaluation folder `out` that holds a training run
+    ([`RunDir.holds_training_run`][quickdraw.core.runs.RunDir.holds_training_run]), or whose files
+    would replace a file or lie in a folder of `reads` (setting -> path)."""
     run = RunDir(out)
-    if run.kind == TRAIN or run.checkpoints.is_dir():
+    if run.holds_training_run():
         raise OverwriteError(
             f"{run.path} is a training run's folder: the evaluation's metrics.json would replace "
             "the run's. Nothing was written. Leave hydra.run.dir out for a new folder"

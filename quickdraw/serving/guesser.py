@@ -2,7 +2,7 @@
 
 Strokes from the browser arrive as Quick, Draw! raw drawings (`[[xs], [ys], [ts]]` per
 stroke, canvas pixels and milliseconds) and go through exactly the path training data took:
-[`parse_drawing`][quickdraw.data.readers.parse_drawing] (Google's simplification), a
+[`parse_drawing`][quickdraw.data.parsing.parse_drawing] (Google's simplification), a
 [`StrokeBatch`][quickdraw.data.strokes.StrokeBatch], then the checkpoint's own inputs
 ([`model_inputs`][quickdraw.inference.runner.model_inputs]: its raster, pen-move sequence, or each member's input
 of a mixed ensemble), built by the shared inference path. The recorded timestamps travel with the
@@ -31,8 +31,8 @@ from quickdraw.core.errors import InputError
 from quickdraw.data.formats.base import BadRow
 from quickdraw.data.images import FRAME, ImageError, image_to_strokes, load_gray
 from quickdraw.data.inputs import IMAGE, Arrays
+from quickdraw.data.parsing import parse_timed_drawing
 from quickdraw.data.raster import RasterSpec, rasterize_untimed, to_tensor
-from quickdraw.data.readers import parse_timed_drawing
 from quickdraw.data.strokes import StrokeBatch
 from quickdraw.inference.runner import Render, check_tta, model_inputs, predict_proba
 from quickdraw.models.loading import load_model

@@ -11,8 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from quickdraw.data.parsing import parse_drawing
 from quickdraw.data.raster import RasterSpec
-from quickdraw.data.readers import parse_drawing
 from quickdraw.data.strokes import StrokeBatch
 
 # A house on a 300 px sheet: straight lines, sharp corners (the roof's apex sets the height) and

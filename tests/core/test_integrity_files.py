@@ -26,12 +26,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quickdraw.data.convert import ConvertSettings, convert
+from quickdraw.data.convert import convert
+from quickdraw.data.convert_file import ConvertSettings
 from quickdraw.data.formats.base import BadRow, InputFile, QuickDrawFormatError
 from quickdraw.data.formats.safe_npz import UnsafeFileError, load_npz
 from quickdraw.data.input_files import InputStats, iter_input
 from quickdraw.data.labels import load_labels
-from quickdraw.data.readers import list_sources, parse_drawing, parse_timed_drawing
+from quickdraw.data.listing import list_sources
+from quickdraw.data.parsing import parse_drawing, parse_timed_drawing
 from quickdraw.metrics.balancing import load_prior
 from tests.helpers.drawings import HEADER, SQUARE, kaggle_row
 

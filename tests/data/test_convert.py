@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from quickdraw.data import convert as convert_mod
-from quickdraw.data.convert import ConvertSettings, convert
+from quickdraw.data.convert import convert
+from quickdraw.data.convert_file import ConvertSettings
 from quickdraw.data.formats.base import QuickDrawFormatError
 from quickdraw.data.schema import SPLITS, Manifest
 from quickdraw.data.simplify import simplify_drawing

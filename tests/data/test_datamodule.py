@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from quickdraw.data import sources as sources_mod
-from quickdraw.data.convert import ConvertSettings, convert
+from quickdraw.data.convert import convert
+from quickdraw.data.convert_file import ConvertSettings
 from quickdraw.data.datamodule import QuickDrawDataModule
 from quickdraw.data.raster import RasterSpec
 from quickdraw.data.schema import SCHEMA_VERSION, Manifest

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quickdraw.data.convert import ConvertSettings, convert
+from quickdraw.data.convert import convert
+from quickdraw.data.convert_file import ConvertSettings
 from quickdraw.data.formats import binary, sketchrnn
 from quickdraw.data.formats.base import InputFile, QuickDrawFormatError
 from quickdraw.data.formats.safe_npz import UnsafeFileError

@@ -27,10 +27,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from quickdraw.data.convert import ConvertSettings, convert
+from quickdraw.data.convert import convert
+from quickdraw.data.convert_file import ConvertSettings
 from quickdraw.data.formats.base import BadRow, QuickDrawFormatError
 from quickdraw.data.input_files import InputStats, iter_input
-from quickdraw.data.readers import parse_drawing
+from quickdraw.data.parsing import parse_drawing
 from quickdraw.data.schema import SPLITS, Manifest
 from tests.helpers.drawings import HEADER, SQUARE, kaggle_row, write_csv
 

@@ -21,11 +21,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quickdraw.data.convert import SOURCES_DIR, ConvertSettings, convert
+from quickdraw.data.convert import convert
+from quickdraw.data.convert_file import ConvertSettings
 from quickdraw.data.duplicates import FILTERED, DuplicateKeyError
 from quickdraw.data.formats import binary
 from quickdraw.data.input_files import InputStats, iter_input
 from quickdraw.data.labels import load_labels
+from quickdraw.data.receipts import SOURCES_DIR
 from quickdraw.data.schema import MANIFEST, SPLITS, Manifest
 from quickdraw.data.store import Store
 from tests.helpers.checkpoints import save_untrained

@@ -28,9 +28,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from quickdraw.data import synthetic
-from quickdraw.data.convert import ConvertSettings, _verified_rows, convert
+from quickdraw.data.convert import convert
+from quickdraw.data.convert_file import ConvertSettings
 from quickdraw.data.datamodule import QuickDrawDataModule
 from quickdraw.data.raster import RasterSpec
+from quickdraw.data.receipts import _verified_rows
 from quickdraw.data.schema import WRITE_OPTIONS, Manifest
 from quickdraw.data.sources import StoreSource
 from quickdraw.data.store import Rows, SplitIndex, Store, StoreError
@@ -235,7 +237,7 @@ def test_verify_finds_damage_anywhere_and_converts_only_that_file_again(store_co
         data[pos] ^= 0x10
         victim.write_bytes(bytes(data))
     others = {p: p.stat().st_mtime_ns for p in store.rglob("*.parquet") if p != victim}
-    with caplog.at_level(logging.INFO, logger="quickdraw.data.convert"):
+    with caplog.at_level(logging.INFO, logger="quickdraw.data.receipts"):
         convert(source, store, settings(), workers=1, verify=True, progress=False)
     assert "verify: 1 of 3 input files need converting again" in caplog.text
     assert str(victim) in caplog.text

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from quickdraw.data.convert import SOURCES_DIR
+from quickdraw.data.receipts import SOURCES_DIR
 from quickdraw.data.schema import SPLITS, Manifest
 from quickdraw.data.store import Store, StoreError
 

@@ -233,20 +233,20 @@ def test_training_logs_early_auc_and_keeps_the_prefix_curve(smoke_run):
     run = RunDir(smoke_run)
     curve = pd.read_csv(run.prefix_curve_file)
     assert list(curve.columns) == ["by", "fraction", "n", "top1", "top3", "map3"]
-    from quickdraw.evaluation.report import Run, read_scalars
+    from quickdraw.evaluation.results import Run, read_scalars
 
     scalars = read_scalars(Run(smoke_run, "smoke", {}, {}))
     assert len(scalars[scalars.tag == "val/early_auc_top1"]) == 2  # one per validation
 
 
 def test_report_draws_prefix_curves_of_runs_and_evaluations_side_by_side(smoke_run, model, tiny_store, tmp_path):  # fmt: skip
-    from quickdraw.evaluation import report
+    from quickdraw.evaluation import plots, results
     from quickdraw.evaluation.evaluate import evaluate
 
     evaluate(model, tmp_path / "eval", store=str(tiny_store), prefix="strokes")
-    curves = report.prefix_curves([smoke_run, tmp_path / "eval"])
+    curves = results.prefix_curves([smoke_run, tmp_path / "eval"])
     assert sorted(curves) == ["eval", smoke_run.name]
-    fig = report.plot_prefix_curves_of([smoke_run, tmp_path / "eval"])
+    fig = plots.plot_prefix_curves_of([smoke_run, tmp_path / "eval"])
     assert len(fig.axes[0].lines) == 2
 
 

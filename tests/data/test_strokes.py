@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from quickdraw.data.convert import ConvertSettings
+from quickdraw.data.convert_file import ConvertSettings
 from quickdraw.data.schema import SCHEMA, WRITE_OPTIONS
 from quickdraw.data.strokes import StrokeBatch
 

@@ -15,7 +15,8 @@ import pytest
 
 from quickdraw.core.errors import SettingError
 from quickdraw.data import synthetic
-from quickdraw.data.convert import ConvertSettings, convert
+from quickdraw.data.convert import convert
+from quickdraw.data.convert_file import ConvertSettings
 from quickdraw.data.formats.sketchrnn_writer import export_store
 from quickdraw.data.origin import GENERATED, MIXED, QUICKDRAW, MarkerError
 from quickdraw.data.origin import MARKER as GENERATED_MARKER
@@ -271,7 +272,9 @@ def test_links_and_the_sketch_rnn_round_trip_keep_the_origin(csv_dir: Path, tmp_
 
 def test_an_unknown_class_is_a_setting_error_naming_it(tmp_path: Path) -> None:
     """A project error (one line from any command), naming the class and the ones there are."""
-    with pytest.raises(SettingError, match=r"no synthetic class \['cat'\]; choose from arrow, circle"):
+    with pytest.raises(
+        SettingError, match=r"no synthetic class \['cat'\]; choose from arrow, circle"
+    ):
         generate(tmp_path, 1, ["cat", "circle"], progress=False, workers=1)
     assert not any(tmp_path.iterdir())
 

@@ -12,10 +12,11 @@ import pytest
 import torch
 from lightning.fabric.utilities.data import AttributeDict
 
-from quickdraw.data.convert import ConvertSettings, convert
+from quickdraw.data.convert import convert
+from quickdraw.data.convert_file import ConvertSettings
 from quickdraw.data.input_files import InputStats, iter_input
+from quickdraw.data.parsing import parse_timed_drawing
 from quickdraw.data.raster import MissingTimes, RasterSpec
-from quickdraw.data.readers import parse_timed_drawing
 from quickdraw.data.schema import SCHEMA
 from quickdraw.data.store import Store, StoreError
 from quickdraw.data.strokes import StrokeBatch

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from quickdraw import cli
-from quickdraw.evaluation import report
-from quickdraw.evaluation.report import Run, SplitScores
+from quickdraw.evaluation import report, results
+from quickdraw.evaluation.results import Run, SplitScores
 from quickdraw.metrics.hardness import adaptive_quotas
 
 FIGURES = ("learning_curves", "scores", "quotas", "confused_pairs")
@@ -26,7 +26,7 @@ def test_histogram_quantiles_recover_the_spread():
     values = np.arange(1, 101)
     limits = np.arange(10, 101, 10)  # bucket i holds (limits[i-1], limits[i]]
     counts = np.histogram(values, bins=np.arange(0, 101, 10))[0]
-    q = report.histogram_quantiles(limits, counts, 1, 100, [0, 0.25, 0.5, 0.75, 1])
+    q = results.histogram_quantiles(limits, counts, 1, 100, [0, 0.25, 0.5, 0.75, 1])
     assert q[0] == 1 and q[-1] == 100
     np.testing.assert_allclose(q[1:4], np.quantile(values, [0.25, 0.5, 0.75]), atol=1.0)
 
@@ -34,7 +34,7 @@ def test_histogram_quantiles_recover_the_spread():
 def test_histogram_quantiles_skip_empty_buckets():
     # All 15 quotas in two buckets far apart: the quartiles must land inside them, not between.
     limits = np.array([5.0, 10.0, 15.0, 20.0])
-    q = report.histogram_quantiles(limits, np.array([5, 0, 0, 10]), 4, 20, [0.25, 0.75])
+    q = results.histogram_quantiles(limits, np.array([5, 0, 0, 10]), 4, 20, [0.25, 0.75])
     assert 4 <= q[0] <= 5 and 15 <= q[1] <= 20
 
 
@@ -65,9 +65,9 @@ def test_per_class_quotas_from_quotas_csv(tmp_path):
         tmp_path / "quotas.csv", index=False
     )
     run = Run(tmp_path, "x", {}, {})
-    table = report.class_quotas(run)
+    table = results.class_quotas(run)
     assert table.loc["a"].tolist() == [10, 7] and table.columns.tolist() == [1, 2]
-    history = report.quota_history(run)
+    history = results.quota_history(run)
     assert history["min"].tolist() == [10, 7] and history["max"].tolist() == [20, 25]
 
 
@@ -100,7 +100,7 @@ def sweep(smoke_sweep) -> Path:
 
 @pytest.fixture(scope="module")
 def runs(sweep) -> list[Run]:
-    return report.load_runs([sweep])
+    return results.load_runs([sweep])
 
 
 @pytest.mark.slow
@@ -113,20 +113,20 @@ def test_runs_are_found_and_named(runs):
 def test_rescoring_matches_the_logged_test_scores(runs):
     for run in runs:
         shutil.rmtree(run.path / "report", ignore_errors=True)  # scored afresh, not read back
-        pred = report.score_split(run)
+        pred = results.score_split(run)
         top1 = (pred.topk[:, 0] == pred.labels).mean()
         top3 = (pred.topk == pred.labels[:, None]).any(axis=1).mean()
         assert top1 == pytest.approx(run.metrics["test/acc"], abs=1e-6)
         assert top3 == pytest.approx(run.metrics["test/acc3"], abs=1e-6)
         assert (run.path / "report" / "per_class-test.csv").is_file()
-        cached = report.score_split(run)
+        cached = results.score_split(run)
         np.testing.assert_array_equal(cached.topk, pred.topk)
 
 
 @pytest.mark.slow
 def test_learning_curves_count_finished_epochs(runs):
     for run in runs:
-        df = report.read_scalars(run)
+        df = results.read_scalars(run)
         val = df[df.tag == "val/map3"]
         assert val.epoch.tolist() == [1.0, 2.0]
         assert val.value.max() == pytest.approx(run.metrics["val/map3_best"])
@@ -138,11 +138,11 @@ def test_learning_curves_count_finished_epochs(runs):
 def test_quotas_follow_the_sampling_mode(runs):
     fixed, adaptive = runs
     n = fixed.config["data"]["per_class"]
-    assert (report.final_quotas(fixed).quota == n).all()
-    final = report.final_quotas(adaptive)
+    assert (results.final_quotas(fixed).quota == n).all()
+    final = results.final_quotas(adaptive)
     np.testing.assert_array_equal(final.quota, adaptive_quotas(final.val_acc.to_numpy(), n))
-    history = report.quota_history(adaptive)
-    scalars = report.read_scalars(adaptive)
+    history = results.quota_history(adaptive)
+    scalars = results.read_scalars(adaptive)
     assert history.epoch.tolist() == [1, 2]
     for col in ("min", "max"):
         logged = scalars[scalars.tag == f"sampler/quota_{col}"].value.to_numpy()

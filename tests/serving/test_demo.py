@@ -18,9 +18,9 @@ import torch
 
 from quickdraw.core.checkpoints import CheckpointError
 from quickdraw.core.runs import find_checkpoint, latest_best_checkpoint
+from quickdraw.data.parsing import parse_drawing
 from quickdraw.data.raster import UNTIMED as UNKNOWN_TIME
 from quickdraw.data.raster import RasterSpec
-from quickdraw.data.readers import parse_drawing
 from quickdraw.data.strokes import StrokeBatch
 from quickdraw.serving.app import build_app, input_view, launch, respond
 from quickdraw.serving.guesser import (

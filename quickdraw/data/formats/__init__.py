@@ -3,7 +3,7 @@
 The text layouts (Kaggle CSV, Google ndjson) are read by [`quickdraw.data.readers`][quickdraw.data.readers], which
 builds on [`base`][quickdraw.data.formats.base] like the binary readers here. Those decode and
 range-check whole drawings themselves (numpy over buffers, not JSON), so they hand the converter a
-[`ParsedDrawing`][quickdraw.data.formats.base.ParsedDrawing] that `readers.parse_drawing` passes through.
+[`ParsedDrawing`][quickdraw.data.formats.base.ParsedDrawing] that `parsing.parse_drawing` passes through.
 Names are imported on first use (`lazy_loader`), so importing one reader loads no other.
 """
 
