@@ -402,7 +402,7 @@ ENSEMBLES = {  # name: (label, members, training overrides)
 def scored_run(args, run_dir: Path, train: list[str]):
     """Train `run_dir` once, then score its best checkpoint on the test file, in this process
     (the per-drawing predictions feed the disagreement analysis): (Scores, evaluation metrics)."""
-    from quickdraw.evaluation.evaluate import evaluate
+    from quickdraw.evaluation.score import evaluate
     from quickdraw.models.loading import load_model
 
     if not RunDir(run_dir).metrics_file.exists():

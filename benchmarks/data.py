@@ -58,7 +58,7 @@ from benchmarks.common import (
 from quickdraw.core.files import write_atomic
 from quickdraw.data import synthetic
 from quickdraw.data.augment import StrokeAugment
-from quickdraw.data.convert import convert
+from quickdraw.data.conversion import convert
 from quickdraw.data.convert_file import ConvertSettings
 from quickdraw.data.datamodule import QuickDrawDataModule
 from quickdraw.data.formats import binary, sketchrnn

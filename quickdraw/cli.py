@@ -14,9 +14,9 @@ else `run_dir`'s best, else the best of the latest training run under `runs_root
 
 | command | config | library |
 | --- | --- | --- |
-| `quickdraw-train` | quickdraw/conf/train.yaml | [`quickdraw.training.train`][quickdraw.training.train] |
-| `quickdraw-convert` | quickdraw/conf/convert.yaml | [`quickdraw.data.convert`][quickdraw.data.convert], [`quickdraw.data.formats.sketchrnn_writer`][quickdraw.data.formats.sketchrnn_writer] |
-| `quickdraw-evaluate` | quickdraw/conf/evaluate.yaml | [`quickdraw.evaluation.evaluate`][quickdraw.evaluation.evaluate] |
+| `quickdraw-train` | quickdraw/conf/train.yaml | [`quickdraw.training.fit`][quickdraw.training.fit] |
+| `quickdraw-convert` | quickdraw/conf/convert.yaml | [`quickdraw.data.conversion`][quickdraw.data.conversion], [`quickdraw.data.formats.sketchrnn_writer`][quickdraw.data.formats.sketchrnn_writer] |
+| `quickdraw-evaluate` | quickdraw/conf/evaluate.yaml | [`quickdraw.evaluation.score`][quickdraw.evaluation.score] |
 | `quickdraw-predict` | quickdraw/conf/predict.yaml | [`quickdraw.evaluation.submission`][quickdraw.evaluation.submission] |
 | `quickdraw-demo` | quickdraw/conf/demo.yaml | [`quickdraw.serving.app`][quickdraw.serving.app] |
 | `quickdraw-report` | `--help` | [`quickdraw.evaluation.report`][quickdraw.evaluation.report] |
@@ -101,7 +101,7 @@ def checkpoint(cfg: DictConfig) -> Path:
 
 
 def _resume_command(cfg: DictConfig) -> str:
-    from quickdraw.training.train import resume_hint
+    from quickdraw.training.fit import resume_hint
 
     return resume_hint(Path(cfg.paths.output_dir))
 
@@ -109,7 +109,7 @@ def _resume_command(cfg: DictConfig) -> str:
 @command("train", writes=lambda cfg: cfg.paths.output_dir, hint=_resume_command)
 def train(cfg: DictConfig) -> float | None:
     """Fit and test one configuration; returns `optimized_metric` for sweepers."""
-    from quickdraw.training.train import train as fit
+    from quickdraw.training.fit import train as fit
 
     metrics = fit(cfg)
     value = metrics.get(cfg.get("optimized_metric"))
@@ -120,7 +120,7 @@ def train(cfg: DictConfig) -> float | None:
 def convert(cfg: DictConfig) -> None:
     """Convert a source (zip, CSV, ndjson, .bin, .npz, folder) into a Parquet store, or
     (`npz.to=OUT`) write a store out as sketch-rnn `.npz` files."""
-    from quickdraw.data.convert import convert as run
+    from quickdraw.data.conversion import convert as run
     from quickdraw.data.convert_file import ConvertSettings
 
     if cfg.npz.to:
@@ -146,11 +146,11 @@ def convert(cfg: DictConfig) -> None:
 
 
 def _write_npz(cfg: DictConfig) -> None:
-    from quickdraw.data.formats.sketchrnn_writer import export_store
+    from quickdraw.data.formats.sketchrnn_writer import write_npz
 
     store = absolute(cfg.store)
     out = absolute(cfg.npz.to)
-    written = export_store(store, out, list(cfg.npz.classes), list(cfg.npz.splits), cfg.progress)
+    written = write_npz(store, out, list(cfg.npz.classes), list(cfg.npz.splits), cfg.progress)
     totals = {s: sum(c[s] for c in written.values()) for s in next(iter(written.values()))}
     print(
         f"{out}: {len(written)} sketch-rnn .npz files "
@@ -161,8 +161,8 @@ def _write_npz(cfg: DictConfig) -> None:
 @command("evaluate", writes=lambda cfg: cfg.paths.output_dir)
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Score a checkpoint on labelled drawings; metrics.json and per_class.csv in the run folder."""
-    from quickdraw.evaluation.evaluate import evaluate as run
-    from quickdraw.evaluation.evaluate import require_labels
+    from quickdraw.evaluation.score import evaluate as run
+    from quickdraw.evaluation.score import require_labels
     from quickdraw.models.loading import load_model
 
     if cfg.input:  # before the model is loaded: no labels, nothing to score

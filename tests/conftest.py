@@ -72,7 +72,7 @@ def tiny_data_dir(tmp_path_factory) -> Path:
     """A data folder as `paths.data_dir` holds one: `csv/`, 80 generated drawings of each of
     the 4 first classes (one `<class>.csv.gz` each), and `stores/doodles/`, them converted with
     20% val and 20% test."""
-    from quickdraw.data.convert import convert
+    from quickdraw.data.conversion import convert
     from quickdraw.data.convert_file import ConvertSettings
 
     root = tmp_path_factory.mktemp("tiny-data")
@@ -188,7 +188,7 @@ def smoke_sweep(generated_data_dir, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def smoke_run(tiny_config, tmp_path_factory) -> Path:
     """A finished two-epoch smoke training run folder on `tiny_store` (read only)."""
-    from quickdraw.training.train import train
+    from quickdraw.training.fit import train
 
     out = tmp_path_factory.mktemp("run")
     train(tiny_config(out, "experiment=smoke", "trainer.max_epochs=2"))

@@ -177,7 +177,7 @@ def labelled(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def cat_dog_store(tmp_path_factory) -> Path:
     """A store of cat and dog whose val split is empty (`val_fraction=0`)."""
-    from quickdraw.data.convert import convert
+    from quickdraw.data.conversion import convert
     from quickdraw.data.convert_file import ConvertSettings
 
     root = tmp_path_factory.mktemp("catdog")
@@ -576,7 +576,7 @@ def test_a_bug_keeps_its_traceback(monkeypatch, tiny_config, tmp_path):
     def bug(cfg):
         raise KeyError("a bug")
 
-    monkeypatch.setattr("quickdraw.training.train.train", bug)
+    monkeypatch.setattr("quickdraw.training.fit.train", bug)
     with pytest.raises(KeyError, match="a bug"):
         cli.train.__wrapped__(tiny_config(tmp_path))
 

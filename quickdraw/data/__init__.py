@@ -8,6 +8,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
     submodules=["formats"],
     submod_attrs={
         "augment": ["StrokeAugment"],
+        "conversion": ["convert"],
         "convert_file": ["ConvertSettings"],
         "datamodule": ["QuickDrawDataModule"],
         "dataset": ["StrokeDataset"],

@@ -1,7 +1,7 @@
 """One input file converted into a store's shards, and the settings that decide where its rows land.
 
 [`convert_source`][quickdraw.data.convert_file.convert_source] is the unit of work of
-[`quickdraw.data.convert`][quickdraw.data.convert] (one per input file, in parallel): it reads,
+[`quickdraw.data.conversion`][quickdraw.data.conversion] (one per input file, in parallel): it reads,
 validates and splits the file's rows, writes them through
 [`quickdraw.data.shards`][quickdraw.data.shards] and returns the file's receipt, with the stamp
 ([`source_stamp`][quickdraw.data.convert_file.source_stamp]) that later tells whether the file

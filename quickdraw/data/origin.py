@@ -61,7 +61,8 @@ def generated_files(marker: bytes, where: str) -> set[str]:
         raise MarkerError(
             f"{where} is not {GENERATOR}'s marker ({type(e).__name__}: {e}); it lists the files the "
             "generator made, so that their store is not credited as Quick, Draw! data. Delete it if "
-            f"the folder holds Google's files only, or generate it again (python -m {GENERATOR} --out DIR --replace)"
+            "the folder holds Google's files only, or delete the folder and let training generate it "
+            "again (data.synthetic_per_class)"
         ) from e
     return set(files)
 

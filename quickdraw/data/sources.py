@@ -27,7 +27,7 @@ from typing import Any
 
 from quickdraw.core.ranks import local_rank
 from quickdraw.data import synthetic
-from quickdraw.data.convert import convert, infer_classes
+from quickdraw.data.conversion import convert, infer_classes
 from quickdraw.data.convert_file import ConvertSettings
 from quickdraw.data.listing import discover_sources
 from quickdraw.data.origin import MARKER

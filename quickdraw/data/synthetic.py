@@ -309,7 +309,7 @@ def generate(
 
     Raises FileExistsError, before writing anything, for a file it would write over that the
     folder's marker does not list (someone else's data; `replace=True` writes over it, e.g. an
-    interrupted run's files), and KeyError for an unknown class.
+    interrupted run's files), and SettingError for an unknown class.
     """
     unknown = set(classes) - set(SHAPES)
     if unknown:
@@ -357,7 +357,7 @@ def _check_out_dir(out_dir: Path, names: list[str], replace: bool) -> None:
         raise FileExistsError(
             f"{out_dir} holds {', '.join(theirs[:5])}, not made by the generator (its {MARKER} does "
             "not list them); generating would write over them. Choose another folder, or replace "
-            "them (--replace; replace=True), e.g. an interrupted run's files"
+            "them (replace=True), e.g. an interrupted run's files"
         )
     others = sorted(p.name for p in out_dir.iterdir() if p.name.lower().endswith((*SUFFIXES, ".zip"))
                     and p.name not in mine and p.name not in names and not artefact_kind(p.name))  # fmt: skip

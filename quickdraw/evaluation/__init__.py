@@ -1,13 +1,14 @@
-"""Scoring a checkpoint (`evaluate.evaluate`), the Kaggle submission, and the report comparing runs."""
+"""Scoring a checkpoint on labelled drawings (`evaluate`), the Kaggle submission, and the report comparing runs."""
 
 import lazy_loader
 
 # Names are imported on first use, so importing one module of the package loads no other.
 __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
-    submodules=["evaluate"],
     submod_attrs={
-        "report": ["write_report"],
+        "score": ["evaluate"],
+        "results": ["Run", "SplitScores", "load_runs", "score_split"],
+        "report": ["comparison_table", "write_report"],
         "submission": ["write_submission"],
     },
 )

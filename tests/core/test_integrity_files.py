@@ -26,7 +26,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quickdraw.data.convert import convert
+from quickdraw.data.conversion import convert
 from quickdraw.data.convert_file import ConvertSettings
 from quickdraw.data.formats.base import BadRow, InputFile, QuickDrawFormatError
 from quickdraw.data.formats.safe_npz import UnsafeFileError, load_npz

@@ -16,11 +16,11 @@ from omegaconf import OmegaConf
 
 from quickdraw.core.outputs import OverwriteError, refuse_overwrite, unique_folder
 from quickdraw.core.runs import RunDir, RunFolderError
-from quickdraw.data.convert import convert
-from quickdraw.data.formats.sketchrnn_writer import export_store
+from quickdraw.data.conversion import convert
+from quickdraw.data.formats.sketchrnn_writer import write_npz
 from quickdraw.deploy.onnx import export_checkpoint
-from quickdraw.evaluation.evaluate import refuse_overwrite_of
 from quickdraw.evaluation.report import write_report
+from quickdraw.evaluation.score import refuse_overwrite_of
 from quickdraw.evaluation.submission import write_submission
 from tests.helpers.drawings import DEMO_CLASSES, SQUARE, kaggle_row, write_csv
 
@@ -124,7 +124,7 @@ def test_predict_command_leaves_its_test_file_byte_identical(demo_checkpoint, tm
 def npz_source(tiny_store, tmp_path) -> tuple[Path, Path]:
     """A folder of sketch-rnn .npz files and the store converted from it."""
     folder = tmp_path / "downloads" / "sketchrnn"
-    export_store(tiny_store, folder, progress=False)
+    write_npz(tiny_store, folder, progress=False)
     store = tmp_path / "store"
     convert(folder, store, workers=1, progress=False)
     return folder, store
@@ -137,13 +137,13 @@ def test_export_over_the_stores_source_or_the_store_is_refused(npz_source, tmp_p
     out = out or spellings(tmp_path, folder)[to]
     before, store_before = digest(folder), digest(store)
     with pytest.raises(OverwriteError, match=f"npz.to={out}") as e:
-        export_store(store, out, progress=False)
+        write_npz(store, out, progress=False)
     assert str(store if "store" in to else folder) in str(e.value)
     assert digest(folder) == before and digest(store) == store_before
 
 
 def test_export_elsewhere_still_writes(npz_source, tmp_path):
-    written = export_store(npz_source[1], tmp_path / "elsewhere", progress=False)
+    written = write_npz(npz_source[1], tmp_path / "elsewhere", progress=False)
     assert sorted(p.stem for p in (tmp_path / "elsewhere").glob("*.npz")) == sorted(written)
 
 
@@ -344,7 +344,7 @@ def earlier_run(folder: Path) -> Path:
 
 
 def test_training_into_an_earlier_run_is_refused_and_names_both_ways_out(tiny_config, tmp_path):
-    from quickdraw.training.train import train
+    from quickdraw.training.fit import train
 
     run = earlier_run(tmp_path / "run")
     before = digest(run)
@@ -441,7 +441,7 @@ def test_a_file_output_that_is_a_folder_is_refused_before_work(tmp_path):
 
 
 def test_overwrite_clears_the_earlier_run_and_keeps_hydras_files(tiny_config, tmp_path):
-    from quickdraw.training.train import train
+    from quickdraw.training.fit import train
 
     run = earlier_run(tmp_path / "run")
     train(tiny_config(run, "experiment=smoke", "trainer.max_epochs=1", "overwrite=true"))

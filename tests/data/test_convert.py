@@ -13,8 +13,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from quickdraw.data import convert as convert_mod
-from quickdraw.data.convert import convert
+from quickdraw.data import conversion as convert_mod
+from quickdraw.data.conversion import convert
 from quickdraw.data.convert_file import ConvertSettings
 from quickdraw.data.formats.base import QuickDrawFormatError
 from quickdraw.data.schema import SPLITS, Manifest

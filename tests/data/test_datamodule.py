@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from quickdraw.data import sources as sources_mod
-from quickdraw.data.convert import convert
+from quickdraw.data.conversion import convert
 from quickdraw.data.convert_file import ConvertSettings
 from quickdraw.data.datamodule import QuickDrawDataModule
 from quickdraw.data.raster import RasterSpec

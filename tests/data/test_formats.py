@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quickdraw.data.convert import convert
+from quickdraw.data.conversion import convert
 from quickdraw.data.convert_file import ConvertSettings
 from quickdraw.data.formats import binary, sketchrnn
 from quickdraw.data.formats.base import InputFile, QuickDrawFormatError
 from quickdraw.data.formats.safe_npz import UnsafeFileError
-from quickdraw.data.formats.sketchrnn_writer import export_store
+from quickdraw.data.formats.sketchrnn_writer import write_npz
 from quickdraw.data.input_files import InputStats, iter_input
 from quickdraw.data.readers import iter_records
 from quickdraw.data.schema import SPLITS
@@ -234,7 +234,7 @@ def test_npz_that_is_not_sketchrnn_is_refused_with_its_name(tmp_path):
 
 # -- stroke-3 export ---------------------------------------------------------------------------------
 def test_round_trip_store_npz_store_keeps_every_drawing(tiny_store, tmp_path):
-    written = export_store(tiny_store, tmp_path / "npz", progress=False)
+    written = write_npz(tiny_store, tmp_path / "npz", progress=False)
     assert sorted(written) == CLASSES and sum(sum(c.values()) for c in written.values()) == 320
     with np.load(tmp_path / "npz" / f"{CLASSES[0]}.npz") as f:  # plain numpy reads what it holds
         assert {"train", "valid", "test"} <= set(f.files) and "frame" in f.files
@@ -246,16 +246,14 @@ def test_round_trip_store_npz_store_keeps_every_drawing(tiny_store, tmp_path):
 
 
 def test_export_of_chosen_classes_and_splits(tiny_store, tmp_path):
-    written = export_store(
-        tiny_store, tmp_path, classes=[CLASSES[1]], splits=["test"], progress=False
-    )
+    written = write_npz(tiny_store, tmp_path, classes=[CLASSES[1]], splits=["test"], progress=False)
     assert [p.name for p in tmp_path.glob("*.npz")] == [f"{CLASSES[1]}.npz"]
     counts = written[CLASSES[1]]
     assert counts["train"] == counts["val"] == 0 and counts["test"] > 0
     with pytest.raises(ValueError, match=rf"no class '{CLASSES[1]}x'; did you mean {CLASSES[1]}"):
-        export_store(tiny_store, tmp_path, classes=[CLASSES[1] + "x"], progress=False)
+        write_npz(tiny_store, tmp_path, classes=[CLASSES[1] + "x"], progress=False)
     with pytest.raises(ValueError, match="no split 'valid'"):
-        export_store(tiny_store, tmp_path, splits=["valid"], progress=False)
+        write_npz(tiny_store, tmp_path, splits=["valid"], progress=False)
 
 
 # -- evaluate and predict ------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from quickdraw.data.convert import convert
+from quickdraw.data.conversion import convert
 from quickdraw.data.convert_file import ConvertSettings
 from quickdraw.data.formats.base import BadRow, QuickDrawFormatError
 from quickdraw.data.input_files import InputStats, iter_input

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quickdraw.data.convert import convert
+from quickdraw.data.conversion import convert
 from quickdraw.data.convert_file import ConvertSettings
 from quickdraw.data.duplicates import FILTERED, DuplicateKeyError
 from quickdraw.data.formats import binary
@@ -340,7 +340,7 @@ def case_model(tmp_path_factory):
 
 
 def test_evaluate_refuses_the_case_labels_before_scoring(cases, case_model, tmp_path):
-    from quickdraw.evaluation.evaluate import evaluate
+    from quickdraw.evaluation.score import evaluate
 
     with pytest.raises(ValueError, match="key_id 2000000000000000 has two labels"):
         evaluate(case_model, tmp_path / "ev", input=str(cases / "spaces_test.csv"),
@@ -365,7 +365,7 @@ def repeated_input(tmp_path: Path, fmt: str) -> Path:
 def test_a_test_input_that_repeats_a_key_id_is_refused_by_predict_and_evaluate(
     tmp_path, case_model, fmt
 ):
-    from quickdraw.evaluation.evaluate import evaluate
+    from quickdraw.evaluation.score import evaluate
     from quickdraw.evaluation.submission import write_submission
 
     src = repeated_input(tmp_path, fmt)
@@ -387,11 +387,11 @@ def test_a_test_input_that_repeats_a_key_id_is_refused_by_predict_and_evaluate(
 
 
 def test_the_stroke3_export_of_a_store_with_duplicates_holds_each_drawing_once(tmp_path):
-    from quickdraw.data.formats.sketchrnn_writer import export_store
+    from quickdraw.data.formats.sketchrnn_writer import write_npz
 
     source = cat_source(tmp_path / "src", {"a.csv": list(range(1, 30)), "b.csv": list(range(20, 40))})  # fmt: skip
     convert(source, tmp_path / "qd", workers=1, progress=False)
-    written = export_store(tmp_path / "qd", tmp_path / "npz", progress=False)
+    written = write_npz(tmp_path / "qd", tmp_path / "npz", progress=False)
     arrays = np.load(tmp_path / "npz" / "cat.npz", allow_pickle=False)
     keys = np.concatenate([arrays[f"{s}_key_id"] for s in ("train", "valid", "test")])
     assert sorted(keys.tolist()) == list(range(1, 40)) and sum(written["cat"].values()) == 39

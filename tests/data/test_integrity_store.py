@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from quickdraw.data import synthetic
-from quickdraw.data.convert import convert
+from quickdraw.data.conversion import convert
 from quickdraw.data.convert_file import ConvertSettings
 from quickdraw.data.datamodule import QuickDrawDataModule
 from quickdraw.data.raster import RasterSpec
@@ -36,7 +36,7 @@ from quickdraw.data.receipts import _verified_rows
 from quickdraw.data.schema import WRITE_OPTIONS, Manifest
 from quickdraw.data.sources import StoreSource
 from quickdraw.data.store import Rows, SplitIndex, Store, StoreError
-from quickdraw.evaluation.evaluate import store_batches
+from quickdraw.evaluation.score import store_batches
 from tests.helpers.drawings import raw_ndjson, squares_and_lines
 from tests.helpers.paths import ROOT, leftovers
 

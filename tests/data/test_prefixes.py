@@ -131,7 +131,7 @@ def model(tiny_store):
 def test_prefix_evaluation_at_fraction_one_equals_plain_evaluation(
     model, tiny_store, tmp_path, by, batch
 ):
-    from quickdraw.evaluation.evaluate import evaluate
+    from quickdraw.evaluation.score import evaluate
 
     _, plain = evaluate(model, tmp_path / "plain", store=str(tiny_store), batch_size=batch)
     _, early = evaluate(model, tmp_path / by, store=str(tiny_store), batch_size=batch, prefix=by)
@@ -149,7 +149,7 @@ def test_prefix_evaluation_at_fraction_one_equals_plain_evaluation(
 
 
 def test_prefix_evaluation_counts_unreadable_rows_as_plain_evaluation_does(model, tmp_path):
-    from quickdraw.evaluation.evaluate import evaluate
+    from quickdraw.evaluation.score import evaluate
 
     word = model.hparams.classes[0]
     rows = [kaggle_row(1, word), kaggle_row(2, word, "[[[1, 2], [3]]]"), kaggle_row(3, word)]
@@ -166,7 +166,7 @@ def test_prefix_evaluation_counts_unreadable_rows_as_plain_evaluation_does(model
 
 
 def test_prefix_time_evaluation_reads_the_batches_times(model, tiny_store, tmp_path, monkeypatch):
-    from quickdraw.evaluation import evaluate as evaluation
+    from quickdraw.evaluation import score as evaluation
 
     untimed = evaluation.store_batches
 
@@ -241,7 +241,7 @@ def test_training_logs_early_auc_and_keeps_the_prefix_curve(smoke_run):
 
 def test_report_draws_prefix_curves_of_runs_and_evaluations_side_by_side(smoke_run, model, tiny_store, tmp_path):  # fmt: skip
     from quickdraw.evaluation import plots, results
-    from quickdraw.evaluation.evaluate import evaluate
+    from quickdraw.evaluation.score import evaluate
 
     evaluate(model, tmp_path / "eval", store=str(tiny_store), prefix="strokes")
     curves = results.prefix_curves([smoke_run, tmp_path / "eval"])
@@ -262,7 +262,7 @@ def test_live_experiment_trains_on_prefixes():
 
 
 def test_earliest_and_latest_classes_never_overlap():
-    from quickdraw.evaluation.evaluate import earliest_and_latest
+    from quickdraw.evaluation.score import earliest_and_latest
 
     table = pd.DataFrame({"class": ["a", "b", "c", "d"], "early_auc_top1": [0.9, np.nan, 0.1, 0.5]})
     assert earliest_and_latest(table) == (["a"], ["c"])  # 3 classes with drawings: one each

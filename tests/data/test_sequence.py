@@ -135,7 +135,7 @@ def test_a_mixed_ensemble_serves_evaluates_and_predicts_from_one_drawing(tmp_pat
     """The demo, evaluate and predict feed each member its own input, built from the same strokes."""
     import torch
 
-    from quickdraw.evaluation.evaluate import evaluate
+    from quickdraw.evaluation.score import evaluate
     from quickdraw.evaluation.submission import write_submission
     from quickdraw.models.loading import load_model
     from quickdraw.models.module import QuickDrawModule

@@ -15,9 +15,9 @@ import pytest
 
 from quickdraw.core.errors import SettingError
 from quickdraw.data import synthetic
-from quickdraw.data.convert import convert
+from quickdraw.data.conversion import convert
 from quickdraw.data.convert_file import ConvertSettings
-from quickdraw.data.formats.sketchrnn_writer import export_store
+from quickdraw.data.formats.sketchrnn_writer import write_npz
 from quickdraw.data.origin import GENERATED, MIXED, QUICKDRAW, MarkerError
 from quickdraw.data.origin import MARKER as GENERATED_MARKER
 from quickdraw.data.schema import MANIFEST, Manifest
@@ -266,7 +266,7 @@ def test_links_and_the_sketch_rnn_round_trip_keep_the_origin(csv_dir: Path, tmp_
     for name in ("sun.csv.gz", "house.csv.gz"):
         (links / name).symlink_to(csv_dir / name)
     assert convert(links, tmp_path / "linked", progress=False).origin == GENERATED
-    export_store(tmp_path / "linked", tmp_path / "npz", progress=False)
+    write_npz(tmp_path / "linked", tmp_path / "npz", progress=False)
     assert convert(tmp_path / "npz", tmp_path / "back", progress=False).origin == GENERATED
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from lightning.fabric.utilities.data import AttributeDict
 
-from quickdraw.data.convert import convert
+from quickdraw.data.conversion import convert
 from quickdraw.data.convert_file import ConvertSettings
 from quickdraw.data.input_files import InputStats, iter_input
 from quickdraw.data.parsing import parse_timed_drawing

@@ -19,7 +19,7 @@ from omegaconf import open_dict
 from scipy.optimize import linear_sum_assignment
 
 from quickdraw import cli
-from quickdraw.evaluation import evaluate as evaluation
+from quickdraw.evaluation import score as evaluation
 from quickdraw.metrics.balancing import assign, balance, load_prior, target_counts
 from tests.helpers.checkpoints import save_untrained
 from tests.helpers.commands import run_module

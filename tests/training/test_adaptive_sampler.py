@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from quickdraw.data.convert import convert
+from quickdraw.data.conversion import convert
 from quickdraw.data.convert_file import ConvertSettings
 from quickdraw.data.datamodule import QuickDrawDataModule
 from quickdraw.data.raster import RasterSpec

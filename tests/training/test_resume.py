@@ -21,7 +21,7 @@ import torch
 
 from quickdraw.core.runs import RunDir
 from quickdraw.training.callbacks.rng_state import epoch_seed, seed_generators
-from quickdraw.training.train import train
+from quickdraw.training.fit import train
 
 ROOT = Path(__file__).resolve().parents[2]
 EPOCHS = 2

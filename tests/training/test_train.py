@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from quickdraw.training.train import train
+from quickdraw.training.fit import train
 from tests.helpers.commands import run_module
 from tests.helpers.drawings import TINY_CLASSES
 

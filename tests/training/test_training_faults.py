@@ -21,7 +21,7 @@ from quickdraw.data.store import StoreError
 from quickdraw.models.module import QuickDrawModule
 from quickdraw.training.callbacks.nan_guard import NonFiniteLossError
 from quickdraw.training.checkpoint_io import AtomicCheckpointIO
-from quickdraw.training.train import train
+from quickdraw.training.fit import train
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "quickdraw/conf" / "experiment").glob("*.yaml"))

@@ -22,6 +22,6 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "open_bytes",
         ],
         "safe_npz": ["UnsafeFileError", "load_npz"],
-        "sketchrnn_writer": ["export_store"],
+        "sketchrnn_writer": ["write_npz"],
     },
 )

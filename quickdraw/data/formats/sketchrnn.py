@@ -10,7 +10,7 @@ Into the store's frame, the rule is Google's simplification without its resampli
 (sketch-rnn's points are already RDP-simplified, epsilon 2.0): absolute points are the running
 sums of the offsets; the drawing is moved so its top-left corner is (0, 0), scaled uniformly so
 its longer side is 255 (a single dot stays where it is), rounded to integers, and a point equal to
-the one before it in its stroke after rounding is dropped. Files written by `export_store`
+the one before it in its stroke after rounding is dropped. Files written by `write_npz`
 (marked by a `frame` array) already hold store coordinates and are read back unchanged.
 
 Rows carry the `key_id` of an `<split>_key_id` array when the file has one (exports do);

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 NPZ_NAMES = {split: name for name, split in SPLIT_NAMES.items()}  # store split -> sketch-rnn array
 
 
-def export_store(
+def write_npz(
     store: str | Path,
     out: str | Path,
     classes: Sequence[str] | None = None,

@@ -1,6 +1,6 @@
 """Evaluating a checkpoint on labelled drawings: an input file (with labels) or a split of a store.
 
-`python -m quickdraw.evaluate` ([`quickdraw.cli`][quickdraw.cli]) calls [`evaluate`][quickdraw.evaluation.evaluate.evaluate]; the numbers come
+`python -m quickdraw.evaluate` ([`quickdraw.cli`][quickdraw.cli]) calls [`evaluate`][quickdraw.evaluation.score.evaluate]; the numbers come
 from [`quickdraw.metrics.classification.score`][quickdraw.metrics.classification.score], the same definitions training logs. With `prefix=strokes|
 ink|time` every drawing is also scored on its growing prefixes ([`quickdraw.metrics.prefix`][quickdraw.metrics.prefix]),
 and its finished form gives the plain metrics.
@@ -78,7 +78,7 @@ def file_batches(
 
     Labelled rows whose drawing cannot be read are not scored here but counted in
     `stats.unreadable` (with their line) and their key_ids added to `unreadable_labelled`,
-    to be counted as wrong by [`count_as_wrong`][quickdraw.evaluation.evaluate.count_as_wrong].
+    to be counted as wrong by [`count_as_wrong`][quickdraw.evaluation.score.count_as_wrong].
     """
     labels = load_labels(labels_path) if labels_path else None
     for batch in tqdm(iter_input(path, batch_size, stats), desc="evaluate", unit="batch"):
@@ -223,7 +223,7 @@ def evaluate(
     (source, line, key_id, reason); with a prefix, `out/prefix_curve.csv` and `.png`, the
     `early/*` metrics and `early_*` columns in `per_class.csv`. Raises `ValueError` when
     neither input nor store is given, when the input has no word column and no labels are
-    given ([`require_labels`][quickdraw.evaluation.evaluate.require_labels]), when no label names a class, when nothing labelled could be
+    given ([`require_labels`][quickdraw.evaluation.score.require_labels]), when no label names a class, when nothing labelled could be
     scored, for `prefix=time` on drawings without times, or for a prefix with `balance`;
     `StoreError` when the store's classes differ from the model's; `OverwriteError` before
     any work when `out` is a training run's folder or a file written is one read.

@@ -1,6 +1,6 @@
 """Training one configuration: fit, test the best checkpoint, write the run folder's metrics.json.
 
-`python -m quickdraw.train` ([`quickdraw.cli`][quickdraw.cli]) composes the config and calls [`train`][quickdraw.training.train.train].
+`python -m quickdraw.train` ([`quickdraw.cli`][quickdraw.cli]) composes the config and calls [`train`][quickdraw.training.fit.train].
 """
 
 from __future__ import annotations
