@@ -252,7 +252,7 @@ def test_generating_into_a_folder_of_other_files_lists_only_its_own(
     assert convert(folder, tmp_path / "store", progress=False).origin == MIXED
     before = (folder / "moon.csv.gz").read_bytes()
     with pytest.raises(
-        FileExistsError, match=r"holds moon.csv.gz, not made by the generator.*--replace"
+        FileExistsError, match=r"holds moon.csv.gz, not made by the generator.*replace=True"
     ):
         generate(folder, 5, ["moon"], progress=False, workers=1)  # would write over someone's file
     assert (folder / "moon.csv.gz").read_bytes() == before
