@@ -72,11 +72,11 @@ dist: install
 	$(VENV)/bin/twine check --strict dist/*
 
 format: install
-	$(VENV)/bin/ruff format quickdraw benchmarks tests
-	$(VENV)/bin/ruff check --fix quickdraw benchmarks tests
+	$(VENV)/bin/ruff format quickdraw hydra_plugins benchmarks tests
+	$(VENV)/bin/ruff check --fix quickdraw hydra_plugins benchmarks tests
 
 # ruff, then the layers contract: lower layers never import higher ones ([tool.importlinter]).
 lint: install
-	$(VENV)/bin/ruff format --check quickdraw benchmarks tests
-	$(VENV)/bin/ruff check quickdraw benchmarks tests
+	$(VENV)/bin/ruff format --check quickdraw hydra_plugins benchmarks tests
+	$(VENV)/bin/ruff check quickdraw hydra_plugins benchmarks tests
 	$(VENV)/bin/lint-imports

@@ -30,6 +30,7 @@ from quickdraw.core.files import out_of_space
 from quickdraw.core.runs import TRAIN, RunDir
 from quickdraw.data.origin import combined_origin
 from quickdraw.data.sources import ensure_store_of
+from quickdraw.training.callbacks.pruning import OptunaPruning
 from quickdraw.training.checkpoint_io import AtomicCheckpointIO
 from quickdraw.training.settings_check import reconcile
 
@@ -108,7 +109,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1
     }
 
-    if cfg.get("test") and not trainer.interrupted:
+    pruned = next(
+        (cb.pruned for cb in callbacks if isinstance(cb, OptunaPruning) and cb.pruned), None
+    )
+    if cfg.get("test") and not trainer.interrupted and not pruned:
         tested = trainer.test(
             model, datamodule=datamodule, ckpt_path=best or None, weights_only=True
         )
@@ -121,11 +125,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         seconds=round(time.perf_counter() - t0, 1),
         experiment=cfg.get("experiment_name"),
         sampling=datamodule.sampling,
+        status="pruned" if pruned else "complete",
     )
+    if pruned:
+        metrics["pruned"] = pruned
     if trainer.is_global_zero:
         run.write_metrics(metrics, TRAIN)
         log.info("metrics: %s", {k: metrics[k] for k in sorted(metrics) if k.startswith("test/")})
         log.info("run folder: %s", run.path)
+    if pruned:  # the sweeper records the trial as PRUNED (Optuna's convention for a pruned trial)
+        import optuna
+
+        raise optuna.TrialPruned(pruned)
     return metrics
 
 
