@@ -33,6 +33,7 @@ from quickdraw.data.sources import ensure_store_of
 from quickdraw.training.callbacks.pruning import OptunaPruning
 from quickdraw.training.checkpoint_io import AtomicCheckpointIO
 from quickdraw.training.settings_check import reconcile
+from quickdraw.training.tracking import finish_tracking, start_tracking
 
 log = logging.getLogger("quickdraw.train")
 # Our IterableDataset splits work per worker itself, so its __len__ is exact; the pytree notice is Lightning's own.
@@ -89,6 +90,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("resuming from %s", ckpt_path)
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    start_tracking(loggers, cfg)
 
     if any(p.requires_grad for p in model.parameters()):
         try:
@@ -131,6 +133,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         metrics["pruned"] = pruned
     if trainer.is_global_zero:
         run.write_metrics(metrics, TRAIN)
+        finish_tracking(loggers, cfg, run, best, metrics["status"])
         log.info("metrics: %s", {k: metrics[k] for k in sorted(metrics) if k.startswith("test/")})
         log.info("run folder: %s", run.path)
     if pruned:  # the sweeper records the trial as PRUNED (Optuna's convention for a pruned trial)

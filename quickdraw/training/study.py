@@ -73,10 +73,10 @@ def open_storage(url: str, heartbeat: bool = True) -> Any:
     )
     try:
         return optuna.storages.RDBStorage(url, **extra)
-    except ImportError as error:  # the database's driver (psycopg2 for PostgreSQL) is missing
+    except ImportError as error:  # the database's driver (psycopg for PostgreSQL) is missing
         raise SettingError(
             f"hydra.sweeper.storage={_without_password(url)} needs a database driver: {error}. "
-            "Install it (PostgreSQL: pip install 'quickdraw[scale]')"
+            "Install it (PostgreSQL: psycopg, in 'quickdraw[scale]')"
         ) from error
     except Exception as error:  # sqlalchemy.exc.OperationalError: no server, bad login
         raise SettingError(
