@@ -7,6 +7,7 @@ Every search runs the real entry point and the real sweeper; trials are one or t
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -121,7 +123,8 @@ def test_pruned_and_failed_trials_are_recorded_and_the_search_goes_on(tiny, tmp_
     always = "{_target_:optuna.pruners.ThresholdPruner,lower:1.1}"  # MAP@3 never reaches 1.1
     code, out = finish(start(
         "hparams_search=optuna_smoke", "experiment=smoke", *tiny, "hydra.sweeper.n_trials=2",
-        f"hydra.sweeper.pruner={always}", f"hydra.sweep.dir={sweep}", cwd=tmp_path,
+        f"hydra.sweeper.pruner={always}", f"hydra.sweep.dir={sweep}", "logger=mlflow",
+        f"logger.mlflow.store_dir={tmp_path / 'mlruns'}", cwd=tmp_path,
     ))  # fmt: skip
     assert code == 0, out[-4000:]
     trials = trials_of(sweep)
@@ -134,6 +137,15 @@ def test_pruned_and_failed_trials_are_recorded_and_the_search_goes_on(tiny, tmp_
     assert (sweep / "summary.md").read_text().count("PRUNED") == 2
     study = load(str(sweep / "optuna.journal"), "quickdraw-smoke")
     assert [t.state.name for t in study.trials] == ["PRUNED", "PRUNED"]
+    if importlib.util.find_spec("mlflow"):  # each trial a run of one MLflow experiment, tagged
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+        runs = client.search_runs([client.get_experiment_by_name("quickdraw-smoke").experiment_id])
+        assert sorted(r.data.tags["optuna.trial"] for r in runs) == ["0", "1"]
+        assert {r.data.tags["optuna.study"] for r in runs} == {"quickdraw-smoke"}
+        assert {r.data.tags["status"] for r in runs} == {"pruned"}
+        assert sorted(r.info.run_name for r in runs) == ["trial-0", "trial-1"]
 
     # batch 4096 cannot fit 240 drawings: each trial fails before training, with its reason
     for rate, expected in (("1.0", 0), ("0.0", 1)):
@@ -178,6 +190,21 @@ def test_two_workers_share_a_study_in_postgresql(tiny, tmp_path):
             shared_study(url, tiny, tmp_path)
     except Unavailable as why:
         pytest.skip(f"no PostgreSQL server: {why}")
+
+
+def test_a_database_study_keeps_heartbeats(tmp_path):
+    """A trial whose worker dies stops beating and is failed by the next worker."""
+    from quickdraw.training.study import HEARTBEAT_GRACE_S, HEARTBEAT_S, open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    assert storage.get_heartbeat_interval() == HEARTBEAT_S and HEARTBEAT_GRACE_S == 120
+    study = optuna.create_study(study_name="s", storage=storage)
+    trial = study.ask()
+    storage.record_heartbeat(trial._trial_id)
+    time.sleep(1.1)  # heartbeats are kept to the second
+    storage.grace_period = 0  # as if the grace period had passed without a beat
+    optuna.storages.fail_stale_trials(study)
+    assert study.trials[0].state.name == "FAIL"
 
 
 def test_two_workers_share_a_study_in_a_journal_file(tiny, tmp_path):
