@@ -9,7 +9,7 @@ distributions: https://optuna.readthedocs.io/en/stable/reference/); this module 
 
 Storage (`hydra.sweeper.storage`):
 
-- a database URL (`postgresql://user:pw@host/db`, `mysql://...`, `sqlite:///path.db`):
+- a database URL (`postgresql://user:pw@host/db`, `sqlite:///path.db`):
   Optuna's `RDBStorage` with a heartbeat, so a trial whose worker was killed is marked FAIL
   after `HEARTBEAT_GRACE_S` and stops counting towards `n_trials`;
 - a path ending in `.journal` (or `.log`): Optuna's `JournalStorage` on a `JournalFileBackend`,
@@ -95,7 +95,7 @@ def _without_password(url: str) -> str:
     return f"{scheme}://{login.split(':', 1)[0]}:***@{tail}"
 
 
-def build_pruner(name: str | Mapping | None, warmup: int) -> Any:
+def build_pruner(name: Any, warmup: int) -> Any:
     """Optuna's pruner for `hydra.sweeper.pruner`: `median` (MedianPruner), `hyperband`
     (HyperbandPruner), `none` (NopPruner), or a config with a `_target_`.
 
@@ -105,6 +105,8 @@ def build_pruner(name: str | Mapping | None, warmup: int) -> Any:
     """
     import optuna
 
+    if isinstance(name, optuna.pruners.BasePruner):  # built already (a job's callback config)
+        return name
     if isinstance(name, Mapping):
         import hydra
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from hydra.core.plugins import Plugins
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from quickdraw.core.errors import QuickDrawError, SettingError
 from quickdraw.core.runs import TRIAL_KEY, RunDir, summarise_sweep
@@ -93,7 +94,9 @@ class OptunaSearch:
                 f"study {s['study_name']} in {url} was created to {study.direction.name.lower()}, "
                 f"not hydra.sweeper.direction={direction}: choose another hydra.sweeper.study_name"
             )
-        optuna.storages.fail_stale_trials(study)  # trials of killed workers (database storage)
+        with warnings.catch_warnings():  # Optuna calls it experimental since 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # trials of killed workers (database storage)
         log.info("study %s in %s: %d trials so far", study.study_name, url, len(study.trials))
         return study
 
@@ -104,6 +107,8 @@ class OptunaSearch:
         max_failure_rate = float(s.get("max_failure_rate", 0.0))
         space, fixed = studies.search_space(s.get("params") or {}, arguments)
         study = self.open_study()
+        # The sweep's configuration, as Hydra's own sweeper writes it
+        OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
         launched = failed = 0
         while True:
             trials = self._ask(study, space, n_trials, n_jobs)
@@ -145,7 +150,9 @@ class OptunaSearch:
         for _ in range(n_jobs):
             if len(study.get_trials(deepcopy=False)) >= n_trials:
                 break
-            trial = study.ask(space)
+            with warnings.catch_warnings():  # the heartbeats are this sweeper's (_Heartbeats)
+                warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+                trial = study.ask(space)
             if trial.number >= n_trials:
                 trial.set_user_attr("reason", f"surplus: the study had n_trials={n_trials} already")
                 study.tell(trial, state=TrialState.FAIL)

@@ -208,4 +208,15 @@ def test_a_database_study_keeps_heartbeats(tmp_path):
 
 
 def test_two_workers_share_a_study_in_a_journal_file(tiny, tmp_path):
-    shared_study(str(tmp_path / "shared" / "study.journal"), tiny, tmp_path)
+    storage = str(tmp_path / "shared" / "study.journal")
+    shared_study(storage, tiny, tmp_path)
+    # The same command again, one trial more: the study goes on from its 4 trials.
+    code, out = finish(start(
+        "hparams_search=optuna_smoke", "experiment=smoke", *tiny, "trainer.max_epochs=1",
+        f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=shared",
+        "hydra.sweeper.n_trials=5", "hydra.sweeper.pruner=none",
+        f"hydra.sweep.dir={tmp_path / 'again'}", cwd=tmp_path,
+    ))  # fmt: skip
+    assert code == 0, out[-4000:]
+    assert sorted(trials_of(tmp_path / "again")) == [4], "only the missing trial should run"
+    assert len(load(storage, "shared").trials) == 5

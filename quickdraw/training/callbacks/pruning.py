@@ -29,7 +29,9 @@ class OptunaPruning(L.Callback):
 
     `trial`: the trial's number in the study (the sweeper passes it to the job); None outside
     a search. `study_name` and `storage`: the study's, from `hydra.sweeper` (null storage: the
-    journal in the sweep folder, the parent of the job's folder `run_dir`). `pruned`: after fitting, why the trial was stopped,
+    journal in the sweep folder, the parent of the job's folder `run_dir`). `pruner` and
+    `pruner_warmup`: the sweeper's (`hydra.sweeper.pruner`, `.pruner_warmup`), which decide.
+    `pruned`: after fitting, why the trial was stopped,
     or None.
     """
 
@@ -40,10 +42,13 @@ class OptunaPruning(L.Callback):
         storage: str | None = None,
         run_dir: str | None = None,
         monitor: str = "val/map3",
+        pruner: Any = "median",
+        pruner_warmup: int = 3,
     ) -> None:
         self.number = trial
         self.study_name, self.storage, self.run_dir = study_name, storage, run_dir
         self.monitor = monitor
+        self.pruner, self.pruner_warmup = pruner, pruner_warmup
         self.trial: Any = None
         self.pruned: str | None = None
 
@@ -52,12 +57,14 @@ class OptunaPruning(L.Callback):
             return
         import optuna
 
-        from quickdraw.training.study import open_storage, storage_url
+        from quickdraw.training.study import build_pruner, open_storage, storage_url
 
         # Job folders are <sweep>/<trial number>.
         sweep_dir = Path(self.run_dir or trainer.default_root_dir).parent
         storage = open_storage(storage_url(self.storage, sweep_dir), heartbeat=False)
-        study = optuna.load_study(study_name=self.study_name, storage=storage)
+        # A study keeps no pruner in its storage: the job builds the sweeper's from the same settings.
+        pruner = build_pruner(self.pruner, int(self.pruner_warmup))
+        study = optuna.load_study(study_name=self.study_name, storage=storage, pruner=pruner)
         study_id = storage.get_study_id_from_name(self.study_name)
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, int(self.number))
         self.trial = optuna.trial.Trial(study, trial_id)
