@@ -47,7 +47,16 @@ class OptunaSearch:
     may fail before it stops), `sampler`, `pruner` and `pruner_warmup`, `params` (the space).
     """
 
+    KEYS = frozenset({"direction", "study_name", "storage", "n_trials", "n_jobs", "max_failure_rate",
+                      "sampler", "pruner", "pruner_warmup", "params"})  # fmt: skip
+
     def __init__(self, **settings: Any) -> None:
+        unknown = sorted(set(settings) - self.KEYS)
+        if unknown:
+            raise SettingError(
+                f"hydra.sweeper.{unknown[0]} is not a setting of the Optuna sweeper; its settings: "
+                f"{', '.join(sorted(self.KEYS))} (quickdraw/conf/hydra/sweeper/optuna.yaml)"
+            )
         self.settings = settings
         self.config: DictConfig | None = None
         self.launcher: Any = None
