@@ -128,8 +128,12 @@ class OptunaSearch:
                  f"hydra.sweep.subdir={t.number}"]
                 for t in trials
             ]  # fmt: skip
-            with _Heartbeats(study, trials):
-                returns = self.launcher.launch(overrides, initial_job_idx=self.job_index)
+            try:
+                with _Heartbeats(study, trials):
+                    returns = self.launcher.launch(overrides, initial_job_idx=self.job_index)
+            except BaseException as error:  # the launcher itself failed (or Ctrl-C): no trial
+                self._abandon(study, trials, error)  # of this batch may stay RUNNING for ever
+                raise
             self.job_index += len(returns)
             for trial, ret in zip(trials, returns, strict=True):
                 failed += self._tell(study, trial, ret) == "FAIL"
@@ -148,21 +152,23 @@ class OptunaSearch:
             log.info("study %s already holds %d trials: nothing to run", study.study_name, n_trials)
 
     def _ask(self, study: Any, space: dict, n_trials: int, n_jobs: int) -> list[Any]:
-        """Up to `n_jobs` new trials, while the study holds fewer than `n_trials`.
+        """Up to `n_jobs` new trials, while the study counts fewer than `n_trials` (`counts`).
 
         Two workers may ask in the same instant when one trial is left: Optuna numbers trials
-        uniquely, so the one numbered `n_trials` or above is surplus, and is told FAIL unrun.
+        in the order they were asked, so the one with `n_trials` counted trials before it is
+        surplus, and is told FAIL unrun (and does not count).
         """
         from optuna.trial import TrialState
 
         asked = []
         for _ in range(n_jobs):
-            if len(study.get_trials(deepcopy=False)) >= n_trials:
+            if sum(map(counts, study.get_trials(deepcopy=False))) >= n_trials:
                 break
             with warnings.catch_warnings():  # the heartbeats are this sweeper's (_Heartbeats)
                 warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
                 trial = study.ask(space)
-            if trial.number >= n_trials:
+            before = study.get_trials(deepcopy=False)
+            if sum(counts(t) for t in before if t.number < trial.number) >= n_trials:
                 trial.set_user_attr("reason", f"surplus: the study had n_trials={n_trials} already")
                 study.tell(trial, state=TrialState.FAIL)
                 break
@@ -187,6 +193,7 @@ class OptunaSearch:
             state, value, reason = TrialState.FAIL, None, f"{type(error).__name__}: {error}"
         if reason:
             trial.set_user_attr("reason", reason[:2000])
+        trial.set_user_attr(RAN, True)
         study.tell(trial, float(value) if state == TrialState.COMPLETE else None, state=state)
         RunDir(self.sweep_dir / str(trial.number)).write_trial(
             study=study.study_name, number=trial.number, state=state.name,
@@ -198,9 +205,31 @@ class OptunaSearch:
         )
         return state.name
 
+    def _abandon(self, study: Any, trials: Sequence[Any], error: BaseException) -> None:
+        """Tell the study the batch's trials FAILed when their jobs could not be launched."""
+        from optuna.trial import TrialState
+
+        reason = f"not launched: {type(error).__name__}: {error}"[:2000]
+        for trial in trials:
+            try:
+                trial.set_user_attr("reason", reason)
+                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            except Exception as lost:  # the storage went away too: the heartbeat will tell
+                log.warning("trial %d left RUNNING in the study: %s", trial.number, lost)
+
     def _report(self, study: Any) -> None:
         studies.write_results(study, self.sweep_dir)
         summarise_sweep(self.sweep_dir)
+
+
+RAN = "ran"  # user attribute of a trial whose job ran, whatever its end
+
+
+def counts(trial: Any) -> bool:
+    """Whether a trial counts towards `n_trials`: it is running, waiting, or its job ran to an
+    end (COMPLETE, PRUNED, or FAIL with the job's error). A trial failed without running (not
+    launched, surplus, or its worker killed: no heartbeat) is asked again by a later worker."""
+    return trial.state.name != "FAIL" or bool(trial.user_attrs.get(RAN))
 
 
 class _Heartbeats:

@@ -174,12 +174,15 @@ def shared_study(storage: str, tiny: list[str], tmp_path: Path) -> None:
     workers = [start(*args, f"hydra.sweep.dir={tmp_path / f'w{i}'}", cwd=tmp_path) for i in (0, 1)]
     for code, out in map(finish, workers):
         assert code == 0, out[-4000:]
-    study = load(storage, "shared")
+    from quickdraw.training.sweeper import counts
+
+    # a trial asked in the same instant as the last one is told FAIL unrun, and does not count
+    study = [t for t in load(storage, "shared").trials if counts(t)]
     ran = {**trials_of(tmp_path / "w0"), **trials_of(tmp_path / "w1")}
-    assert len(study.trials) == 4 and sorted(ran) == [0, 1, 2, 3], "each trial run exactly once"
+    assert len(study) == 4 and sorted(ran) == [t.number for t in study], "each trial once"
     assert not set(trials_of(tmp_path / "w0")) & set(trials_of(tmp_path / "w1"))
-    assert all(t.state.name == "COMPLETE" for t in study.trials)
-    params = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert all(t.state.name == "COMPLETE" for t in study)
+    params = [tuple(sorted(t.params.items())) for t in study]
     assert len(set(params)) == 4, "two trials evaluated the same parameters"
     assert trials_of(tmp_path / "w0") and trials_of(tmp_path / "w1"), "one worker did it all"
 
@@ -210,6 +213,7 @@ def test_a_database_study_keeps_heartbeats(tmp_path):
 def test_two_workers_share_a_study_in_a_journal_file(tiny, tmp_path):
     storage = str(tmp_path / "shared" / "study.journal")
     shared_study(storage, tiny, tmp_path)
+    ran_before = {**trials_of(tmp_path / "w0"), **trials_of(tmp_path / "w1")}
     # The same command again, one trial more: the study goes on from its 4 trials.
     code, out = finish(start(
         "hparams_search=optuna_smoke", "experiment=smoke", *tiny, "trainer.max_epochs=1",
@@ -218,5 +222,5 @@ def test_two_workers_share_a_study_in_a_journal_file(tiny, tmp_path):
         f"hydra.sweep.dir={tmp_path / 'again'}", cwd=tmp_path,
     ))  # fmt: skip
     assert code == 0, out[-4000:]
-    assert sorted(trials_of(tmp_path / "again")) == [4], "only the missing trial should run"
-    assert len(load(storage, "shared").trials) == 5
+    (again,) = trials_of(tmp_path / "again").values()  # only the missing trial runs
+    assert again["state"] == "COMPLETE" and again["number"] > max(ran_before)
