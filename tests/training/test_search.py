@@ -195,6 +195,19 @@ def test_two_workers_share_a_study_in_postgresql(tiny, tmp_path):
         pytest.skip(f"no PostgreSQL server: {why}")
 
 
+def test_only_trials_that_ran_count_towards_n_trials():
+    """An interrupted, surplus or abandoned trial (FAIL, never run) is asked again later."""
+    from quickdraw.training.sweeper import RAN, counts
+
+    study = optuna.create_study()
+    done, failed, cut, running = (study.ask() for _ in range(4))
+    study.tell(done, 0.5)
+    failed.set_user_attr(RAN, True)  # what the sweeper marks once a job has ended
+    study.tell(failed, state=optuna.trial.TrialState.FAIL)
+    study.tell(cut, state=optuna.trial.TrialState.FAIL)
+    assert [counts(t) for t in study.trials] == [True, True, False, True]
+
+
 def test_a_database_study_keeps_heartbeats(tmp_path):
     """A trial whose worker dies stops beating and is failed by the next worker."""
     from quickdraw.training.study import HEARTBEAT_GRACE_S, HEARTBEAT_S, open_storage
