@@ -195,6 +195,19 @@ def test_two_workers_share_a_study_in_postgresql(tiny, tmp_path):
         pytest.skip(f"no PostgreSQL server: {why}")
 
 
+def test_pruner_names_build_optunas_pruners_with_the_warmup():
+    from quickdraw.core.errors import SettingError
+    from quickdraw.training.study import build_pruner
+
+    median = build_pruner("median", 3)
+    assert isinstance(median, optuna.pruners.MedianPruner) and median._n_warmup_steps == 3
+    hyperband = build_pruner("hyperband", 2)
+    assert isinstance(hyperband, optuna.pruners.HyperbandPruner) and hyperband._min_resource == 2
+    assert isinstance(build_pruner("none", 3), optuna.pruners.NopPruner)
+    with pytest.raises(SettingError, match="hydra.sweeper.pruner=halving: choose one of"):
+        build_pruner("halving", 3)
+
+
 def test_only_trials_that_ran_count_towards_n_trials():
     """An interrupted, surplus or abandoned trial (FAIL, never run) is asked again later."""
     from quickdraw.training.sweeper import RAN, counts
