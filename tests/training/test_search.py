@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from quickdraw.data.doodles import CLASSES as GENERATED_CLASSES
 from tests.helpers.configs import compose_config
 from tests.helpers.paths import ROOT
 from tests.helpers.postgres import Unavailable, postgres_server
@@ -108,9 +109,9 @@ def test_every_search_space_fits_the_experiments_its_comment_names(search):
                              return_hydra_config=True)  # fmt: skip
         space = cfg.hydra.sweeper.params.get("data.batch_size", str(cfg.data.batch_size))
         sizes = [int(s) for s in re.findall(r"\d+", space)]
-        classes = len(cfg.data.classes) if cfg.data.get("classes") else 340
-        if experiment == "smoke" or cfg.data.get("store") is None and not cfg.data.get("source"):
-            classes = 15  # the generated set's classes
+        # With no store or source, a run trains on the generated set; else on the data's 340 classes.
+        generated = not cfg.data.get("store") and not cfg.data.get("source")
+        classes = len(GENERATED_CLASSES) if generated else 340
         assert max(sizes) <= cfg.data.per_class * classes, (
             f"{search.stem} draws data.batch_size={max(sizes)} but experiment={experiment} "
             f"serves {cfg.data.per_class * classes} drawings an epoch"
