@@ -54,7 +54,6 @@ def is_journal(url: str) -> bool:
 def open_storage(url: str, heartbeat: bool = True) -> Any:
     """Optuna's storage for `url` (see the module docstring); a database gets a heartbeat
     (`RDBStorage(heartbeat_interval=HEARTBEAT_S, grace_period=HEARTBEAT_GRACE_S)`)."""
-    import optuna
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     if is_journal(url):
@@ -72,7 +71,7 @@ def open_storage(url: str, heartbeat: bool = True) -> Any:
         dict(heartbeat_interval=HEARTBEAT_S, grace_period=HEARTBEAT_GRACE_S) if heartbeat else {}
     )
     try:
-        return optuna.storages.RDBStorage(url, **extra)
+        return _rdb_storage(url, extra)
     except ImportError as error:  # the database's driver (psycopg for PostgreSQL) is missing
         raise SettingError(
             f"hydra.sweeper.storage={_without_password(url)} needs a database driver: {error}. "
@@ -84,6 +83,31 @@ def open_storage(url: str, heartbeat: bool = True) -> Any:
             f"({str(error).splitlines()[0]}). Check that the server runs and the URL's user, "
             "password and database are right"
         ) from error
+
+
+def _rdb_storage(url: str, extra: dict[str, Any], attempts: int = 5) -> Any:
+    """`RDBStorage(url)`, retried when another worker is creating Optuna's tables at the same
+    moment: the first use of an empty database creates them, and two workers started together
+    both try (PostgreSQL refuses the second's `CREATE TYPE` as a duplicate)."""
+    import time
+
+    import optuna
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(attempts - 1):
+        try:
+            return optuna.storages.RDBStorage(url, **extra)
+        except (IntegrityError, ProgrammingError) as error:
+            if not _duplicate(error):
+                raise
+            log.info("another worker is creating the study's tables; trying again")
+            time.sleep(1 + attempt)
+    return optuna.storages.RDBStorage(url, **extra)
+
+
+def _duplicate(error: Exception) -> bool:
+    text = str(error).lower()
+    return "duplicate" in text or "already exists" in text
 
 
 def _without_password(url: str) -> str:
