@@ -215,7 +215,7 @@ class QuickDrawModule(L.LightningModule):
         self._figures_now = (
             every > 0
             and not self.trainer.sanity_checking
-            and self._figure_loggers()
+            and bool(self._figure_loggers())
             and self.current_epoch % every == 0
         )
         self.samples.reset()
