@@ -65,6 +65,7 @@ def tiny(tiny_overrides) -> list[str]:
     return [*tiny_overrides, "test=false", "trainer.limit_train_batches=1"]
 
 
+@pytest.mark.slow
 def test_documented_smoke_search_runs_as_written(tmp_path):
     """The docs' command, word for word (plus where to write): trials, summary, figures, results."""
     texts = [(ROOT / "README.md").read_text(), (ROOT / "docs/guides/scaling.md").read_text()]
@@ -118,6 +119,7 @@ def test_every_search_space_fits_the_experiments_its_comment_names(search):
         )
 
 
+@pytest.mark.slow
 def test_pruned_and_failed_trials_are_recorded_and_the_search_goes_on(tiny, tmp_path):
     """A pruner that stops every trial at its first validation, then trials that cannot run."""
     sweep = tmp_path / "pruned"
@@ -135,6 +137,7 @@ def test_pruned_and_failed_trials_are_recorded_and_the_search_goes_on(tiny, tmp_
         assert metrics["status"] == "pruned" and "pruned after epoch 0" in metrics["pruned"]
         assert metrics["epochs"] <= 1, "a pruned trial should stop, not run its 3 epochs"
         assert not any(k.startswith("test/") for k in metrics)
+        assert (sweep / str(number) / "checkpoints" / "last.ckpt").is_file(), "stopped cleanly"
     assert (sweep / "summary.md").read_text().count("PRUNED") == 2
     study = load(str(sweep / "optuna.journal"), "quickdraw-smoke")
     assert [t.state.name for t in study.trials] == ["PRUNED", "PRUNED"]
@@ -188,6 +191,7 @@ def shared_study(storage: str, tiny: list[str], tmp_path: Path) -> None:
     assert trials_of(tmp_path / "w0") and trials_of(tmp_path / "w1"), "one worker did it all"
 
 
+@pytest.mark.slow
 def test_two_workers_share_a_study_in_postgresql(tiny, tmp_path):
     try:
         with postgres_server() as url:
@@ -237,6 +241,7 @@ def test_a_database_study_keeps_heartbeats(tmp_path):
     assert study.trials[0].state.name == "FAIL"
 
 
+@pytest.mark.slow
 def test_two_workers_share_a_study_in_a_journal_file(tiny, tmp_path):
     storage = str(tmp_path / "shared" / "study.journal")
     shared_study(storage, tiny, tmp_path)
