@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 ARGS ?=
 
-.PHONY: install browser web-deps train test demo bench bench-all report docs dist format lint
+.PHONY: install browser postgres web-deps train test demo bench bench-all report docs dist format lint
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,14 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "warning: could not install chromium; the browser test will be skipped"
 
+# The shared-study test starts a PostgreSQL server of its own (initdb/pg_ctl in a temporary
+# folder, loopback only): Debian's postgresql, installed with apt when missing; the test skips,
+# saying why, where it cannot be installed or started.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; } || \
+	  echo "warning: could not install postgresql; the PostgreSQL study test will be skipped"
+
 # onnxruntime-web, vendored into pages by `python -m quickdraw.export ... format=web`: npm's
 # package at a pinned version, kept in a build cache (git-ignored), never fetched from a CDN.
 ORT_WEB ?= 1.30.0
@@ -44,7 +52,7 @@ $(WEB_DEPS):
 	mkdir -p build/web-deps
 	npm install --prefix build/web-deps --no-audit --no-fund --silent onnxruntime-web@$(ORT_WEB)
 
-test: install browser web-deps
+test: install browser postgres web-deps
 	$(PY) -m pytest $(ARGS)
 
 demo: install
@@ -72,11 +80,11 @@ dist: install
 	$(VENV)/bin/twine check --strict dist/*
 
 format: install
-	$(VENV)/bin/ruff format quickdraw benchmarks tests
-	$(VENV)/bin/ruff check --fix quickdraw benchmarks tests
+	$(VENV)/bin/ruff format quickdraw hydra_plugins benchmarks tests
+	$(VENV)/bin/ruff check --fix quickdraw hydra_plugins benchmarks tests
 
 # ruff, then the layers contract: lower layers never import higher ones ([tool.importlinter]).
 lint: install
-	$(VENV)/bin/ruff format --check quickdraw benchmarks tests
-	$(VENV)/bin/ruff check quickdraw benchmarks tests
+	$(VENV)/bin/ruff format --check quickdraw hydra_plugins benchmarks tests
+	$(VENV)/bin/ruff check quickdraw hydra_plugins benchmarks tests
 	$(VENV)/bin/lint-imports

@@ -46,9 +46,8 @@ trainer:
 def build_wheel(out: Path) -> Path:
     """The wheel of a copy of the checkout (building in place would write into the checkout)."""
     src = out / "src"
-    shutil.copytree(
-        ROOT / "quickdraw", src / "quickdraw", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    for package in ("quickdraw", "hydra_plugins"):  # hydra_plugins: the Optuna sweeper
+        shutil.copytree(ROOT / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, src / name)
     run([sys.executable, "-m", "pip", "--disable-pip-version-check", "wheel", "--no-deps",
@@ -101,6 +100,8 @@ def test_the_wheel_holds_every_file_of_the_package(wheel):
                if p.is_file() and "__pycache__" not in p.parts}  # fmt: skip
     assert package - shipped == set()
     assert {"quickdraw/conf/train.yaml", "quickdraw/conf/experiment/smoke.yaml"} <= shipped
+    # Hydra instantiates a sweeper only from a class in the hydra_plugins namespace
+    assert "hydra_plugins/quickdraw_optuna/__init__.py" in zipfile.ZipFile(wheel).namelist()
 
 
 def test_installed_commands_run_from_any_folder_with_a_users_experiment(installed, tmp_path):
@@ -109,6 +110,11 @@ def test_installed_commands_run_from_any_folder_with_a_users_experiment(installe
         [str(installed / "python"), "-c", "import quickdraw; print(quickdraw.__file__)"], tmp_path
     )
     assert Path(where.stdout.strip()).is_relative_to(installed.parent), "the checkout was imported"
+    found = run([str(installed / "python"), "-c", "from hydra.core.plugins import Plugins; "
+                 "import hydra_plugins.quickdraw_optuna as p; print(p.__file__); "
+                 "print(sorted(Plugins.instance().class_name_to_class))"], tmp_path).stdout  # fmt: skip
+    assert Path(found.splitlines()[0]).is_relative_to(installed.parent)
+    assert "hydra_plugins.quickdraw_optuna.OptunaSweeper" in found, "Hydra misses the sweeper"
     user = tmp_path / "my_configs"
     (user / "experiment").mkdir(parents=True)
     (user / "experiment" / "mine.yaml").write_text(MINE)

@@ -15,7 +15,10 @@ An evaluation (`python -m quickdraw.evaluate`) writes `metrics.json` with `"kind
 and `per_class.csv`; with `prefix=strokes|ink|time` also `prefix_curve.csv`
 (`by,fraction,n,top1,top3,map3`) and `prefix_curve.png`. A training run with the EarlyGuess
 callback keeps the latest validation's `prefix_curve.csv` too. A sweep (`-m`) holds one run folder per job (`0/`, `1/`, ...) and
-`summary.csv` / `summary.md` at its root. Only this module spells these names.
+`summary.csv` / `summary.md` at its root. An Optuna search (`hparams_search=optuna`) names each job
+folder by its trial number and writes `<job>/trial.json` (the trial's state: COMPLETE, PRUNED or
+FAIL, its value and why it did not complete); a pruned run's metrics.json has `"status": "pruned"`.
+Only this module spells these names.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ from quickdraw.core.ranks import launching_process
 log = logging.getLogger(__name__)
 
 TRAIN, EVALUATE = "train", "evaluate"
+# The key the Optuna sweeper gives each job (`++optuna_trial=N`): its trial's number.
+TRIAL_KEY = "optuna_trial"
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,11 @@ class RunDir:
     def report_dir(self) -> Path:
         return self.path / "report"
 
+    @property
+    def trial_file(self) -> Path:
+        """An Optuna search's record of the trial this job ran (written by the sweeper)."""
+        return self.path / "trial.json"
+
     # -- reading and writing ---------------------------------------------------------------------
     def metrics(self) -> dict[str, Any]:
         """`metrics.json` as a dict; {} when the run has none (running, failed) or it is unreadable."""
@@ -128,6 +138,18 @@ class RunDir:
             raise ValueError(f"kind must be {TRAIN!r} or {EVALUATE!r}, got {kind!r}")
         # Strict JSON: a metric that is NaN (nothing to average) is written as null.
         return write_json(self.metrics_file, {**metrics, "kind": kind}, sort_keys=True)
+
+    def trial(self) -> dict[str, Any]:
+        """`trial.json` as a dict; {} for a job of no Optuna search (or an unreadable file)."""
+        try:
+            return json.loads(self.trial_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def write_trial(self, **trial: Any) -> Path:
+        """`trial.json`: `study`, `number`, `state` (Optuna's TrialState name), `value`, `reason`."""
+        self.path.mkdir(parents=True, exist_ok=True)  # a trial that failed before Hydra made it
+        return write_json(self.trial_file, trial, sort_keys=True)
 
     @property
     def kind(self) -> str | None:
@@ -347,24 +369,30 @@ def summarise_sweep(sweep_dir: Path) -> Path | None:
     Overrides that differ between jobs get a column each; those all jobs share head the Markdown.
     Jobs without metrics.json (running, or failed) are listed with empty metrics.
     """
+    sweep_dir = Path(sweep_dir)
+    found = {p.parents[1] for p in sweep_dir.glob("*/.hydra/overrides.yaml")}
+    found |= {p.parent for p in sweep_dir.glob(f"*/{RunDir(sweep_dir).trial_file.name}")}
     jobs = sorted(
-        (RunDir(p.parents[1]) for p in Path(sweep_dir).glob("*/.hydra/overrides.yaml")),
-        key=lambda job: int(job.path.name) if job.path.name.isdigit() else 0,
+        map(RunDir, found), key=lambda job: int(job.path.name) if job.path.name.isdigit() else 0
     )
     if not jobs:
         return None
-    overrides = [_parse_overrides(OmegaConf.load(job.hydra_overrides)) for job in jobs]
+    overrides = [_job_overrides(job) for job in jobs]
+    for job_overrides in overrides:  # the trial number is the job folder's name
+        job_overrides.pop(TRIAL_KEY, None)
     shared = {k: v for k, v in overrides[0].items() if all(o.get(k) == v for o in overrides)}
     swept = sorted({k for o in overrides for k in o} - set(shared))
     rows = [
         {
             "job": job.path.name,
+            **_trial_columns(job),
             **{k: job_overrides.get(k, "") for k in swept},
             **{k: v for k, v in job.metrics().items() if "/" in k},
         }
         for job, job_overrides in zip(jobs, overrides, strict=True)
     ]
-    keys = ["job", *swept]
+    states = ["state"] if any("state" in r for r in rows) else []
+    keys = ["job", *states, *swept]
     keys += sorted({k for r in rows for k in r} - set(keys))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, keys)
@@ -372,12 +400,32 @@ def summarise_sweep(sweep_dir: Path) -> Path | None:
     writer.writerows(rows)
     # Parallel jobs may write at once: each writes a file of its own, then renames it into place.
     write_atomic(sweep_dir / "summary.csv", buf.getvalue())
-    shown = ["job", *swept] + [k for k in keys if k.startswith("test/") or k == "val/map3_best"]
+    shown = ["job", *states, *swept]
+    shown += [k for k in keys if k.startswith("test/") or k == "val/map3_best"]
+    shown += ["reason"] if any(r.get("reason") for r in rows) else []
     head = f"Every job: `{' '.join(f'{k}={v}' for k, v in shared.items())}`\n\n"
     table = markdown_table(shown, [[_cell(r.get(k, "")) for k in shown] for r in rows])
     write_atomic(sweep_dir / "summary.md", head + table)
     log.info("sweep summary: %s", sweep_dir / "summary.md")
     return sweep_dir / "summary.md"
+
+
+def _trial_columns(job: RunDir) -> dict[str, str]:
+    """`state` of an Optuna trial (COMPLETE, PRUNED, FAIL; RUNNING before the sweeper has told
+    the study) and `reason` for a trial that did not complete; nothing outside a search."""
+    trial = job.trial()
+    if not trial and TRIAL_KEY not in _job_overrides(job):
+        return {}
+    if not trial:
+        return {"state": "RUNNING"}
+    return {"state": trial.get("state", ""), "reason": trial.get("reason") or ""}
+
+
+def _job_overrides(job: RunDir) -> dict[str, str]:
+    """The job's command-line overrides; {} for a trial whose job never started."""
+    if not job.hydra_overrides.is_file():
+        return {}
+    return _parse_overrides(OmegaConf.load(job.hydra_overrides))
 
 
 def _parse_overrides(overrides: Sequence[str]) -> dict[str, str]:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.fabric.utilities.apply_func import move_data_to_device
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor
 from torchmetrics import MaxMetric
@@ -215,7 +215,7 @@ class QuickDrawModule(L.LightningModule):
         self._figures_now = (
             every > 0
             and not self.trainer.sanity_checking
-            and self._tensorboard() is not None
+            and bool(self._figure_loggers())
             and self.current_epoch % every == 0
         )
         self.samples.reset()
@@ -286,19 +286,24 @@ class QuickDrawModule(L.LightningModule):
         self.test_class_acc = class_accuracy(self.test_confmat.compute())
         self._eval_epoch_end("test", self.test_class_acc)
 
-    def _tensorboard(self) -> TensorBoardLogger | None:
-        return next((lg for lg in self.loggers if isinstance(lg, TensorBoardLogger)), None)
+    def _figure_loggers(self) -> list[Any]:
+        """The loggers that take figures: TensorBoard (images by step) and MLflow (artifacts)."""
+        return [lg for lg in self.loggers if isinstance(lg, TensorBoardLogger | MLFlowLogger)]
 
     def _log_figures(self, confmat: Tensor) -> None:
         if not self.trainer.is_global_zero or self.samples.images is None:
             return
-        writer, step = self._tensorboard().experiment, self.global_step
-        s = self.samples
+        s, step = self.samples, self.global_step
         for tag, fig in (
             ("val/confusion_most_confused", figures.confusion_figure(confmat, self.classes)),
             ("val/predictions", figures.prediction_grid(s.images, s.preds, s.target, self.classes)),
         ):
-            writer.add_figure(tag, fig, global_step=step, close=True)
+            for logger in self._figure_loggers():
+                if isinstance(logger, TensorBoardLogger):
+                    logger.experiment.add_figure(tag, fig, global_step=step, close=False)
+                else:  # one PNG per validation: figures/val/predictions/epoch_003.png
+                    name = f"figures/{tag}/epoch_{self.current_epoch:03d}.png"
+                    logger.experiment.log_figure(logger.run_id, fig, name)
 
     # -- optimisation -----------------------------------------------------------------------------
     def use_channels_last(self) -> None:

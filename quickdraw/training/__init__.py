@@ -1,4 +1,5 @@
-"""Training one configuration (`train`), the settings check before it, callbacks and the checkpoint writer."""
+"""Training one configuration (`train`), the settings check before it, callbacks, the checkpoint
+writer, MLflow tracking, and the Optuna search (sweeper, study)."""
 
 import lazy_loader
 
@@ -10,5 +11,8 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "fit": ["train"],
         "checkpoint_io": ["AtomicCheckpointIO"],
         "settings_check": ["IncompatibleSettings", "reconcile"],
+        "sweeper": ["OptunaSearch", "SearchFailed"],
+        "study": ["build_pruner", "build_sampler", "open_storage", "search_space"],
+        "tracking": ["mlflow_logger"],
     },
 )

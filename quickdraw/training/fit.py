@@ -30,8 +30,10 @@ from quickdraw.core.files import out_of_space
 from quickdraw.core.runs import TRAIN, RunDir
 from quickdraw.data.origin import combined_origin
 from quickdraw.data.sources import ensure_store_of
+from quickdraw.training.callbacks.pruning import OptunaPruning
 from quickdraw.training.checkpoint_io import AtomicCheckpointIO
 from quickdraw.training.settings_check import reconcile
+from quickdraw.training.tracking import finish_tracking, start_tracking
 
 log = logging.getLogger("quickdraw.train")
 # Our IterableDataset splits work per worker itself, so its __len__ is exact; the pytree notice is Lightning's own.
@@ -88,6 +90,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("resuming from %s", ckpt_path)
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    start_tracking(loggers, cfg)
 
     if any(p.requires_grad for p in model.parameters()):
         try:
@@ -108,7 +111,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1
     }
 
-    if cfg.get("test") and not trainer.interrupted:
+    pruned = next(
+        (cb.pruned for cb in callbacks if isinstance(cb, OptunaPruning) and cb.pruned), None
+    )
+    if cfg.get("test") and not trainer.interrupted and not pruned:
         tested = trainer.test(
             model, datamodule=datamodule, ckpt_path=best or None, weights_only=True
         )
@@ -121,11 +127,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         seconds=round(time.perf_counter() - t0, 1),
         experiment=cfg.get("experiment_name"),
         sampling=datamodule.sampling,
+        status="pruned" if pruned else "complete",
     )
+    if pruned:
+        metrics["pruned"] = pruned
     if trainer.is_global_zero:
         run.write_metrics(metrics, TRAIN)
+        finish_tracking(loggers, cfg, run, best, metrics["status"])
         log.info("metrics: %s", {k: metrics[k] for k in sorted(metrics) if k.startswith("test/")})
         log.info("run folder: %s", run.path)
+    if pruned:  # the sweeper records the trial as PRUNED (Optuna's convention for a pruned trial)
+        import optuna
+
+        raise optuna.TrialPruned(pruned)
     return metrics
 
 

@@ -1,4 +1,4 @@
-"""Lightning callbacks of this project: adaptive sampling, early guesses, NaN guard, raster schedule, seeds, EMA."""
+"""Lightning callbacks of this project: adaptive sampling, early guesses, NaN guard, raster schedule, seeds, EMA, Optuna pruning."""
 
 import lazy_loader
 
@@ -9,6 +9,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "adaptive_sampler": ["AdaptiveSampler"],
         "early_guess": ["EarlyGuess"],
         "nan_guard": ["NaNGuard", "NonFiniteLossError"],
+        "pruning": ["OptunaPruning"],
         "raster_schedule": ["RasterSchedule"],
         "rng_state": ["EpochSeed"],
         "weight_averaging": ["EMA"],
