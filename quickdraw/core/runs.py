@@ -297,49 +297,6 @@ def find_prefix_curves(paths: Iterable[str | Path]) -> dict[str, Path]:
     return found
 
 
-def find_checkpoint(
-    ckpt_path: str | Path | None, run_dir: str | Path | None, runs_root: str | Path
-) -> Path:
-    """The checkpoint a command runs: `ckpt_path`, else `run_dir`'s best, else the best of the
-    most recently started training run under `runs_root`.
-
-    The one rule behind the `ckpt_path` / `run_dir` / `runs_root` keys of evaluate, predict,
-    export and the demo. Paths are taken as given (the commands make them absolute). Raises
-    [`MissingPathError`][quickdraw.core.errors.MissingPathError] naming the setting when `run_dir` has no best
-    checkpoint, or when there is no finished training run under `runs_root`.
-    """
-    if ckpt_path:
-        return Path(ckpt_path)
-    if not run_dir:
-        return latest_best_checkpoint(runs_root)
-    run = RunDir(run_dir)
-    ckpt = run.best_checkpoint()
-    if ckpt is None:
-        raise MissingPathError(
-            f"run_dir={run.path} has no best checkpoint ({run.best_link.relative_to(run.path)}, "
-            "or a metrics.json naming best_ckpt); is it a folder written by "
-            "`python -m quickdraw.train`?"
-        )
-    return ckpt
-
-
-def latest_best_checkpoint(runs_root: str | Path) -> Path:
-    """The best checkpoint of the most recently started training run under `runs_root`.
-
-    Raises [`MissingPathError`][quickdraw.core.errors.MissingPathError] (saying how to train one) when there is none.
-    """
-    root = Path(runs_root)
-    candidates = {RunDir(p.parents[1]) for p in root.glob("**/checkpoints/best.ckpt")}
-    candidates |= {RunDir(p.parent) for p in root.glob("**/metrics.json")}
-    for run in sorted(candidates, key=RunDir.started, reverse=True):
-        if run.kind != EVALUATE and (ckpt := run.best_checkpoint()) is not None:
-            return ckpt
-    raise MissingPathError(
-        f"No trained checkpoint found under {root}. Train one first with `python -m quickdraw.train` "
-        "(about a minute: `python -m quickdraw.train experiment=smoke`), or pass ckpt_path=PATH or run_dir=RUN."
-    )
-
-
 # -- sweeps ----------------------------------------------------------------------------------------
 def summarise_sweep(sweep_dir: Path) -> Path | None:
     """Write summary.csv and summary.md at the sweep's root: each job's overrides and final metrics.
