@@ -195,6 +195,15 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             f"end {m['early/correct_before_end']:.4f}  median first stable "
             f"{m['early/median_fraction_first_stable']:.2f}  (prefix_curve.csv)"
         )
+    if "announcements" in m:
+        print("announcing at p >= threshold: share announced / announced wrongly / median share "
+              "drawn at the first right announcement (announcements.csv)")  # fmt: skip
+        for row in m["announcements"]:
+            median = row["median_fraction_right"]
+            print(
+                f"  {row['threshold']:.2f}: {row['announced']:.3f} / {row['announced_wrongly']:.3f}"
+                f" / {'n/a' if median != median else f'{median:.2f}'}"
+            )
     print(f"per-class results: {Path(cfg.paths.output_dir) / 'per_class.csv'}")
     return {k: v for k, v in m.items() if k.startswith("test/")}
 

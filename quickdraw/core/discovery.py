@@ -53,7 +53,7 @@ def choose_checkpoint(
     `run_dir` has no best checkpoint, or when no finished training run lies under `runs_root`.
     """
     if ckpt_path:
-        return Choice(Path(ckpt_path), "given as ckpt_path")
+        return Choice(Path(ckpt_path), "the checkpoint given as ckpt_path")
     if not run_dir:
         return best_run(runs_root)
     run = RunDir(run_dir)

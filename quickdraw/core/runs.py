@@ -13,7 +13,8 @@ A training run (`python -m quickdraw.train`, one Hydra run folder, or one job of
 
 An evaluation (`python -m quickdraw.evaluate`) writes `metrics.json` with `"kind": "evaluate"`
 and `per_class.csv`; with `prefix=strokes|ink|time` also `prefix_curve.csv`
-(`by,fraction,n,top1,top3,map3`) and `prefix_curve.png`. A training run with the EarlyGuess
+(`by,fraction,n,top1,top3,map3`), `prefix_curve.png` and `announcements.csv` (the acceptance
+rule at each threshold: `quickdraw.metrics.prefix`). A training run with the EarlyGuess
 callback keeps the latest validation's `prefix_curve.csv` too. A sweep (`-m`) holds one run folder per job (`0/`, `1/`, ...) and
 `summary.csv` / `summary.md` at its root. Only this module spells these names.
 """
@@ -88,6 +89,10 @@ class RunDir:
     @property
     def prefix_curve_file(self) -> Path:
         return self.path / "prefix_curve.csv"
+
+    @property
+    def announcements_file(self) -> Path:
+        return self.path / "announcements.csv"
 
     @property
     def prefix_curve_figure(self) -> Path:
@@ -264,7 +269,7 @@ TRAINING_ONLY = ("checkpoints", "tensorboard", "csv", "lightning_logs", "quotas.
 # Lightning's folders): what overwrite=true may delete.
 RUN_ARTEFACTS = frozenset(
     {*TRAINING_ONLY, "report", "metrics.json", "per_class.csv", "unreadable.csv",
-     "prefix_curve.csv", "prefix_curve.png"}
+     "prefix_curve.csv", "prefix_curve.png", "announcements.csv"}
 )  # fmt: skip
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -90,9 +91,32 @@ def test_ckpt_path_and_run_dir_win_and_no_run_says_how_to_train(tmp_path):
     with pytest.raises(MissingPathError, match="python -m quickdraw.train"):
         best_run(tmp_path)
     best = make_run(tmp_path, "a", 1_000)
-    assert choose_checkpoint("x.ckpt", None, tmp_path).reason == "given as ckpt_path"
+    assert choose_checkpoint("x.ckpt", None, tmp_path).reason == "the checkpoint given as ckpt_path"
     assert choose_checkpoint(None, tmp_path / "runs" / "a", tmp_path).path == best
     empty = tmp_path / "runs" / "empty"
     empty.mkdir()
     with pytest.raises(MissingPathError, match="has no best checkpoint"):
         choose_checkpoint(None, empty, tmp_path)
+
+
+@pytest.mark.slow
+def test_after_a_smoke_run_the_demo_serves_the_full_run_and_says_why(
+    tiny_config, smoke_run, tmp_path
+):
+    """The issue's report: `experiment=smoke` after a full run made the demo serve the smoke run."""
+    from quickdraw import cli
+    from quickdraw.serving.app import build_app
+    from quickdraw.serving.guesser import Guesser
+    from quickdraw.training.fit import train
+    from tests.helpers.configs import demo_config
+
+    root = tmp_path / "train"
+    full = root / "runs" / "full"
+    train(tiny_config(full, "trainer.max_epochs=1"))
+    shutil.copytree(smoke_run, root / "runs" / "smoke", symlinks=True)  # started after the full run
+    choice = cli.chosen(demo_config(runs_root=root))
+    assert choice.run == full and choice.path == RunDir(full).best_checkpoint()
+    assert "1 trial run (smoke, fast_dev_run, debug) passed over" in choice.reason
+    app = build_app(Guesser.from_checkpoint(choice.path), str(choice.path), why=choice.reason)
+    shown = [b.value for b in app.blocks.values() if getattr(b, "elem_id", None) == "why"]
+    assert shown == [f"Serving {choice.reason}."]

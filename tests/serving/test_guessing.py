@@ -93,3 +93,13 @@ def test_the_announcement_follows_the_latest_accepted_guess():
             h.update(drawing[:k], Model(script))
             said.append(h.announced_step.word if h.announced_step else None)
         assert said == case["announced"], case
+
+
+def test_the_demo_the_page_and_evaluate_share_one_default_threshold():
+    from quickdraw.deploy.onnx import WebPage
+    from tests.helpers.configs import compose_config, demo_config
+
+    demo = demo_config().accept_threshold
+    assert demo == compose_config("evaluate", []).accept_threshold
+    assert demo == compose_config("export", []).web.accept_threshold == WebPage().accept_threshold
+    assert demo == GuessHistory().threshold
