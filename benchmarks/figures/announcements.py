@@ -23,7 +23,7 @@ TITLE = "announcing a guess: share of test drawings against the acceptance thres
 
 
 def plot(table: pd.DataFrame, mark: float | None = None, title: str = TITLE) -> Figure:
-    fig, ax = canvas(6.5, 4)
+    fig, ax = canvas(6.5, 4.8)
     t = table["threshold"]
     for column, label in (("announced", "announced"), ("announced_wrongly", "announced wrongly (any wrong word said)"),
                           ("announced_right", "announced right (at some stroke)")):  # fmt: skip
@@ -49,7 +49,8 @@ def plot(table: pd.DataFrame, mark: float | None = None, title: str = TITLE) -> 
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     lines = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
-    ax.legend(lines, [h.get_label() for h in lines], fontsize=7, loc="center left")
+    ax.legend(lines, [h.get_label() for h in lines], fontsize=7, ncol=2, loc="upper center",
+              bbox_to_anchor=(0.5, -0.14))  # fmt: skip
     return finish(fig, ax, title)
 
 
@@ -57,13 +58,14 @@ def main() -> None:
     p = parser(__doc__, "announcements.png")
     p.add_argument("evaluation", type=Path, help="a quickdraw.evaluate folder run with prefix=...")
     p.add_argument("--mark", type=float, help="the default threshold, drawn as a line")
+    p.add_argument("--title", default=TITLE)
     args = p.parse_args()
     csv = args.evaluation / "announcements.csv"
     if not csv.is_file():
         sys.exit(
             f"{csv} not found: run quickdraw.evaluate with prefix=strokes into that folder first"
         )
-    save(plot(pd.read_csv(csv), args.mark), args.out)
+    save(plot(pd.read_csv(csv), args.mark, args.title), args.out)
 
 
 if __name__ == "__main__":

@@ -85,7 +85,9 @@ class WebPage:
     top_k: int = 5
     max_points: int = 5000  # the demo's limits.max_points (quickdraw.serving.guesser.Limits)
     max_strokes: int = 200  # the demo's limits.max_strokes
-    accept_threshold: float | None = 0.5  # the demo's: announce a guess at this probability
+    # The demo's: announce a guess at this probability (0.9: chosen from the measured trade-off,
+    # quickdraw/conf/demo.yaml).
+    accept_threshold: float | None = 0.9
 
 
 def export_checkpoint(

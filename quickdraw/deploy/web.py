@@ -38,7 +38,7 @@ def build_page(
     top_k: int = 5,
     max_points: int = 5000,
     max_strokes: int = 200,
-    accept_threshold: float | None = 0.5,
+    accept_threshold: float | None = 0.9,
 ) -> Path:
     """Write the page into `out_dir` (which already holds the export); returns `index.html`.
 

@@ -212,7 +212,7 @@ def evaluate(
     balance: bool = False,
     prior: str | None = None,
     prefix: str = "none",
-    accept_threshold: float = 0.5,
+    accept_threshold: float = 0.9,
 ) -> tuple[Scores, dict[str, Any]]:
     """Score `model` on `input` (with `labels`) or `store`'s `split`; write the evaluation folder.
 

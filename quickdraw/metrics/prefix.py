@@ -99,7 +99,7 @@ class PrefixScores:
             out[f"{name}auc_top1"], out[f"{name}first_stable"] = self._stability(right)
         return pd.DataFrame(out)
 
-    def metrics(self, accept_threshold: float = 0.5) -> dict[str, float]:
+    def metrics(self, accept_threshold: float = 0.9) -> dict[str, float]:
         """The `early/*` metrics (module docstring)."""
         d = self.per_drawing(accept_threshold)
         out = {"early/accept_threshold": float(accept_threshold)}
@@ -134,7 +134,7 @@ class PrefixScores:
             })  # fmt: skip
         return pd.DataFrame(rows, columns=ANNOUNCEMENT_COLUMNS)
 
-    def per_class_table(self, accept_threshold: float = 0.5) -> pd.DataFrame:
+    def per_class_table(self, accept_threshold: float = 0.9) -> pd.DataFrame:
         """`class, early_auc_top1, early_correct_before_end, early_median_fraction_first_stable`
         (NaN for classes without drawings): which classes are guessed earliest and latest."""
         d = self.per_drawing(accept_threshold).assign(before=lambda x: x.first_stable.notna())

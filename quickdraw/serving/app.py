@@ -123,7 +123,7 @@ def build_app(
     guesser: Guesser,
     checkpoint: str = "",
     live_ms: int = 150,
-    accept_threshold: float | None = 0.5,
+    accept_threshold: float | None = 0.9,
     why: str = "",
 ) -> gr.Blocks:
     """The page; the two prediction events are also the API (`/guess_strokes`, `/guess_image`).

@@ -55,7 +55,7 @@ def announcement(word: str) -> str:
 class GuessHistory:
     """The top guess after each stroke of the drawing on the canvas (`update` keeps it so)."""
 
-    threshold: float | None = 0.5
+    threshold: float | None = 0.9  # the demo's default (quickdraw/conf/demo.yaml says why)
     steps: list[Step] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)  # fingerprint of each step's prefix
 

@@ -168,7 +168,7 @@ def test_prefix_evaluation_at_fraction_one_equals_plain_evaluation(
     assert early["test/acc"] == pytest.approx(plain["test/acc"])
     assert run.prefix_curve_figure.is_file()
     saved = json.loads(run.metrics_file.read_text())
-    assert 0 <= saved["early/auc_top1"] <= 1 and saved["early/accept_threshold"] == 0.5
+    assert 0 <= saved["early/auc_top1"] <= 1 and saved["early/accept_threshold"] == 0.9
     assert {"early_auc_top1", "accuracy"} <= set(pd.read_csv(run.per_class_file).columns)
 
 
