@@ -16,7 +16,7 @@ from typing import Any
 
 import quickdraw
 from quickdraw.core.checkpoints import read_checkpoint
-from quickdraw.core.files import write_atomic, write_json
+from quickdraw.core.files import atomic_path, write_atomic, write_json
 from quickdraw.core.outputs import refuse_overwrite
 from quickdraw.core.runs import TRAIN, RunDir
 from quickdraw.data.origin import GENERATED, MIXED, QUICKDRAW
@@ -83,7 +83,11 @@ def export_hub(ckpt_path: str | Path, out: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     # Contiguous copies: channels_last weights are strided views safetensors does not store.
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(state, str(out / WEIGHTS), metadata={"format": HUB_FORMAT})
+    # Written beside its name and renamed (a full disk leaves no half file), readable like the
+    # folder's other files (safetensors writes owner-only).
+    with atomic_path(out / WEIGHTS) as tmp:
+        save_file(state, str(tmp), metadata={"format": HUB_FORMAT})
+        tmp.chmod(0o644)
     onnx = _onnx(model, out)
     metrics = run_metrics(src)
     config = {
