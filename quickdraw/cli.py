@@ -9,8 +9,9 @@ code 2 for a user's error, the traceback for a bug
 command's usage, keys and examples (`hydra.help.header` in its config) without importing the
 library.
 
-evaluate, predict, export and the demo run the checkpoint [`checkpoint`][quickdraw.cli.checkpoint] finds: `ckpt_path`,
-else `run_dir`'s best, else the best of the latest training run under `runs_root`.
+evaluate, predict, export and the demo run the checkpoint [`chosen`][quickdraw.cli.chosen] finds: `ckpt_path`,
+else `run_dir`'s best, else the best finished run under `runs_root`
+([`quickdraw.core.discovery`][quickdraw.core.discovery] states the rule).
 
 | command | config | library |
 | --- | --- | --- |
@@ -40,7 +41,7 @@ from omegaconf import DictConfig, OmegaConf
 from quickdraw.core import commands
 from quickdraw.core.commands import absolute, reported
 from quickdraw.core.config import signature_schema
-from quickdraw.core.runs import find_checkpoint
+from quickdraw.core.discovery import Choice, choose_checkpoint
 
 # The configs ship inside the package: an absolute path, since Hydra reads a relative one as a
 # Python package when the command is not the __main__ module.
@@ -85,19 +86,18 @@ command = functools.partial(commands.command, config_path=CONF, prepare=register
 
 
 def checkpoint(cfg: DictConfig) -> Path:
-    """The checkpoint evaluate, predict, export and the demo run: `ckpt_path`, else `run_dir`'s
-    best, else the best of the latest training run under `runs_root`
-    ([`quickdraw.core.runs.find_checkpoint`][quickdraw.core.runs.find_checkpoint])."""
-    ckpt = find_checkpoint(absolute(cfg.ckpt_path), absolute(cfg.run_dir), absolute(cfg.runs_root))
-    how = (
-        "ckpt_path"
-        if cfg.ckpt_path
-        else "run_dir's best"
-        if cfg.run_dir
-        else (f"the latest training run under runs_root={absolute(cfg.runs_root)}")
+    """The checkpoint evaluate, predict and export run ([`chosen`][quickdraw.cli.chosen])."""
+    return chosen(cfg).path
+
+
+def chosen(cfg: DictConfig) -> Choice:
+    """`ckpt_path`, else `run_dir`'s best, else the best finished run under `runs_root` by the
+    rule of [`quickdraw.core.discovery`][quickdraw.core.discovery], with the reason, logged."""
+    choice = choose_checkpoint(
+        absolute(cfg.ckpt_path), absolute(cfg.run_dir), absolute(cfg.runs_root)
     )
-    log.info("checkpoint: %s (%s)", ckpt, how)
-    return ckpt
+    log.info("checkpoint: %s (%s)", choice.path, choice.reason)
+    return choice
 
 
 def _resume_command(cfg: DictConfig) -> str:
@@ -195,6 +195,15 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             f"end {m['early/correct_before_end']:.4f}  median first stable "
             f"{m['early/median_fraction_first_stable']:.2f}  (prefix_curve.csv)"
         )
+    if "announcements" in m:
+        print("announcing at p >= threshold: share announced / announced wrongly / median share "
+              "drawn at the first right announcement (announcements.csv)")  # fmt: skip
+        for row in m["announcements"]:
+            median = row["median_fraction_right"]
+            print(
+                f"  {row['threshold']:.2f}: {row['announced']:.3f} / {row['announced_wrongly']:.3f}"
+                f" / {'n/a' if median != median else f'{median:.2f}'}"
+            )
     print(f"per-class results: {Path(cfg.paths.output_dir) / 'per_class.csv'}")
     return {k: v for k, v in m.items() if k.startswith("test/")}
 
@@ -240,17 +249,29 @@ def demo(cfg: DictConfig) -> None:
     from quickdraw.serving.app import build_app, launch, load_guesser
 
     torch.set_num_threads(cfg.threads)
-    ckpt = checkpoint(cfg)
-    guesser = load_guesser(cfg, ckpt)
-    log.info("serving %s: %s", ckpt, guesser.description)
-    launch(build_app(guesser, str(ckpt), cfg.live_ms, cfg.accept_threshold), cfg)
+    choice = chosen(cfg)
+    guesser = load_guesser(cfg, choice.path)
+    log.info("serving %s: %s", choice.path, guesser.description)
+    app = build_app(guesser, str(choice.path), cfg.live_ms, cfg.accept_threshold, choice.reason)
+    launch(app, cfg)
 
 
 @command("export", writes=lambda cfg: cfg.out or cfg.paths.output_dir)
 def export(cfg: DictConfig) -> None:
-    """Export a checkpoint to ONNX (`quantize=int8`: also int8), or (`format=web`) as a static
-    page that guesses in the browser."""
-    from quickdraw.deploy.onnx import Quantization, WebPage, export_checkpoint
+    """Export a checkpoint to ONNX (`quantize=int8`: also int8), (`format=web`) as a static
+    page that guesses in the browser, or (`format=hub`) as a model folder to share."""
+    from quickdraw.deploy.onnx import ExportError, Quantization, WebPage, export_checkpoint
+
+    if cfg.format == "hub":
+        from quickdraw.deploy.hub import export_hub
+
+        if cfg.quantize:
+            raise ExportError(
+                "format=hub ships the fp32 ONNX model; for int8, export format=onnx "
+                "quantize=int8 into another folder"
+            )
+        print(export_hub(checkpoint(cfg), absolute(cfg.out) or cfg.paths.output_dir))
+        return
 
     quantization = OmegaConf.to_container(cfg.quantization, resolve=True)
     web = OmegaConf.to_container(cfg.web, resolve=True)

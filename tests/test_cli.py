@@ -195,9 +195,8 @@ def test_the_command_says_which_checkpoint_it_runs_and_why(smoke_run, tmp_path, 
     best = RunDir(smoke_run).best_checkpoint()
     with caplog.at_level(logging.INFO, logger="quickdraw"):
         cli.checkpoint(command_config("evaluate", tmp_path, f"runs_root={smoke_run}"))
-    assert (
-        f"checkpoint: {best} (the latest training run under runs_root={smoke_run})" in caplog.text
-    )
+    assert f"checkpoint: {best} (run {smoke_run.name}: the best val/map3" in caplog.text
+    assert "only trial runs exist (experiment=smoke)" in caplog.text
 
 
 @pytest.mark.parametrize("name", ["evaluate", "predict", "export", "demo"])
@@ -218,7 +217,7 @@ def test_with_no_run_each_command_says_how_to_make_one(name, tmp_path, caplog):
     assert f"run_dir={empty} has no best checkpoint" in one_error(caplog)
 
 
-def test_evaluate_with_nothing_given_scores_the_latest_run(smoke_run, tiny_store, tmp_path):
+def test_evaluate_with_nothing_given_scores_the_best_run(smoke_run, tiny_store, tmp_path):
     out = tmp_path / "eval"
     cli.evaluate.__wrapped__(
         command_config("evaluate", out, f"runs_root={smoke_run}", f"store={tiny_store}")

@@ -4,7 +4,8 @@
 
 PAGE_DIR is a folder written by `python -m quickdraw.export ckpt_path=... format=web out=PAGE_DIR`.
 The page is served on loopback, opened in headless Chromium, and the house of
-`benchmarks.figures.plotting` is drawn in three strokes; the shot is taken once guessing is idle.
+`benchmarks.figures.plotting` is drawn in three strokes; the shot is taken once guessing is idle
+and the guess history has a row for each stroke.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def main() -> None:
         for stroke in HOUSE:
             draw(s.page, stroke)
         s.page.wait_for_function(IDLE)
+        # The history follows each stroke on its own (one guess per new prefix): wait for all three.
+        s.page.wait_for_function(f"window.quickdraw.history.steps.length === {len(HOUSE)}")
         s.page.screenshot(path=str(args.out))
         print(f"{args.out}: requests after load: {len(s.requests)}")
 

@@ -15,6 +15,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         ],
         "commands": ["absolute", "command", "quoting_hint", "reported", "user_message"],
         "config": ["signature_schema"],
+        "discovery": ["Choice", "best_run", "choose_checkpoint"],
         "errors": ["InputError", "MissingPathError", "QuickDrawError", "SettingError"],
         "files": [
             "DiskFullError",
@@ -31,9 +32,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "RunDir",
             "RunFolderError",
             "SweepSummary",
-            "find_checkpoint",
             "find_runs",
-            "latest_best_checkpoint",
         ],
     },
 )

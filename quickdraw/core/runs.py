@@ -13,7 +13,8 @@ A training run (`python -m quickdraw.train`, one Hydra run folder, or one job of
 
 An evaluation (`python -m quickdraw.evaluate`) writes `metrics.json` with `"kind": "evaluate"`
 and `per_class.csv`; with `prefix=strokes|ink|time` also `prefix_curve.csv`
-(`by,fraction,n,top1,top3,map3`) and `prefix_curve.png`. A training run with the EarlyGuess
+(`by,fraction,n,top1,top3,map3`), `prefix_curve.png` and `announcements.csv` (the acceptance
+rule at each threshold: `quickdraw.metrics.prefix`). A training run with the EarlyGuess
 callback keeps the latest validation's `prefix_curve.csv` too. A sweep (`-m`) holds one run folder per job (`0/`, `1/`, ...) and
 `summary.csv` / `summary.md` at its root. An Optuna search (`hparams_search=optuna`) names each job
 folder by its trial number and writes `<job>/trial.json` (the trial's state: COMPLETE, PRUNED or
@@ -93,6 +94,10 @@ class RunDir:
     @property
     def prefix_curve_file(self) -> Path:
         return self.path / "prefix_curve.csv"
+
+    @property
+    def announcements_file(self) -> Path:
+        return self.path / "announcements.csv"
 
     @property
     def prefix_curve_figure(self) -> Path:
@@ -286,7 +291,7 @@ TRAINING_ONLY = ("checkpoints", "tensorboard", "csv", "lightning_logs", "quotas.
 # Lightning's folders): what overwrite=true may delete.
 RUN_ARTEFACTS = frozenset(
     {*TRAINING_ONLY, "report", "metrics.json", "per_class.csv", "unreadable.csv",
-     "prefix_curve.csv", "prefix_curve.png"}
+     "prefix_curve.csv", "prefix_curve.png", "announcements.csv"}
 )  # fmt: skip
 
 
@@ -317,49 +322,6 @@ def find_prefix_curves(paths: Iterable[str | Path]) -> dict[str, Path]:
                 name = str(run.path.relative_to(root)) if run.path != root else root.name
                 found[name if name not in found else str(run.path)] = run.prefix_curve_file
     return found
-
-
-def find_checkpoint(
-    ckpt_path: str | Path | None, run_dir: str | Path | None, runs_root: str | Path
-) -> Path:
-    """The checkpoint a command runs: `ckpt_path`, else `run_dir`'s best, else the best of the
-    most recently started training run under `runs_root`.
-
-    The one rule behind the `ckpt_path` / `run_dir` / `runs_root` keys of evaluate, predict,
-    export and the demo. Paths are taken as given (the commands make them absolute). Raises
-    [`MissingPathError`][quickdraw.core.errors.MissingPathError] naming the setting when `run_dir` has no best
-    checkpoint, or when there is no finished training run under `runs_root`.
-    """
-    if ckpt_path:
-        return Path(ckpt_path)
-    if not run_dir:
-        return latest_best_checkpoint(runs_root)
-    run = RunDir(run_dir)
-    ckpt = run.best_checkpoint()
-    if ckpt is None:
-        raise MissingPathError(
-            f"run_dir={run.path} has no best checkpoint ({run.best_link.relative_to(run.path)}, "
-            "or a metrics.json naming best_ckpt); is it a folder written by "
-            "`python -m quickdraw.train`?"
-        )
-    return ckpt
-
-
-def latest_best_checkpoint(runs_root: str | Path) -> Path:
-    """The best checkpoint of the most recently started training run under `runs_root`.
-
-    Raises [`MissingPathError`][quickdraw.core.errors.MissingPathError] (saying how to train one) when there is none.
-    """
-    root = Path(runs_root)
-    candidates = {RunDir(p.parents[1]) for p in root.glob("**/checkpoints/best.ckpt")}
-    candidates |= {RunDir(p.parent) for p in root.glob("**/metrics.json")}
-    for run in sorted(candidates, key=RunDir.started, reverse=True):
-        if run.kind != EVALUATE and (ckpt := run.best_checkpoint()) is not None:
-            return ckpt
-    raise MissingPathError(
-        f"No trained checkpoint found under {root}. Train one first with `python -m quickdraw.train` "
-        "(about a minute: `python -m quickdraw.train experiment=smoke`), or pass ckpt_path=PATH or run_dir=RUN."
-    )
 
 
 # -- sweeps ----------------------------------------------------------------------------------------

@@ -85,6 +85,9 @@ class WebPage:
     top_k: int = 5
     max_points: int = 5000  # the demo's limits.max_points (quickdraw.serving.guesser.Limits)
     max_strokes: int = 200  # the demo's limits.max_strokes
+    # The demo's: announce a guess at this probability (0.9: chosen from the measured trade-off,
+    # quickdraw/conf/demo.yaml).
+    accept_threshold: float | None = 0.9
 
 
 def export_checkpoint(
@@ -123,8 +126,10 @@ def export_checkpoint(
         "Export into another folder (out=DIR).",
     )
     model = load_model(ckpt_path)
-    log.info("exporting %s to %s", ckpt_path, out / FP32)
-    export_onnx(model, out)
+    # An int8 page ships the int8 model alone: the fp32 graph would be downloaded for nothing.
+    int8_page = format == "web" and web.model == "int8"
+    log.info("exporting %s to %s", ckpt_path, out / (INT8 if int8_page else FP32))
+    export_onnx(model, out, graph=not int8_page)
     if quantize:
         images = None
         if quantization.mode == "static" and quantization.store:
@@ -137,7 +142,8 @@ def export_checkpoint(
         write_sidecar(model, out, int8=INT8)
     if format == "web":
         model_file = FP32 if web.model == "fp32" else INT8
-        page = build_page(out, web.ort_dist, model_file, web.top_k, web.max_points, web.max_strokes)
+        page = build_page(out, web.ort_dist, model_file, web.top_k, web.max_points,
+                          web.max_strokes, web.accept_threshold)  # fmt: skip
         log.info("page: %s (serve it with `%s`)", page, serve_command(out))
     return out
 
@@ -145,7 +151,7 @@ def export_checkpoint(
 def export_files(out: Path, quantize: str | None, format: str) -> list[Path]:
     """Every file an export writes into `out`, the int8 steps included: none may be an input."""
 
-    names = [FP32, SIDECAR, *([INT8, CONV, PREP] if quantize else [])]
+    names = [FP32, SIDECAR, *([INT8, CONV, PREP] if quantize else [])]  # an int8 page: no FP32
     if format == "web":
         names += [*PAGE_FILES, *PAD_FILES, *(f"ort/{name}" for name in ORT_FILES)]
     return [out / name for name in names]
@@ -157,9 +163,11 @@ def serve_command(folder: str | Path, port: int = 8000) -> str:
     return f"python -m http.server --bind 127.0.0.1 -d {folder} {port}"
 
 
-def export_onnx(model, out_dir: str | Path) -> Path:
+def export_onnx(model, out_dir: str | Path, graph: bool = True) -> Path:
     """Write `out_dir/model.onnx` (one file, weights inside) and `out_dir/model.json`.
 
+    `graph=False`: the sidecar alone, without `files.fp32` (an int8 page's folder, whose int8
+    graph [`quantize_int8`][quickdraw.deploy.onnx.quantize_int8] writes next).
     `model`: a QuickDrawModule from [`quickdraw.models.loading.load_model`][quickdraw.models.loading.load_model] (single or ensemble).
     Returns the graph's path. Raises ExportError when `onnx` is missing, or for a model that
     reads anything but one raster image (the page and onnxruntime get images only).
@@ -170,6 +178,10 @@ def export_onnx(model, out_dir: str | Path) -> Path:
                     "Quick, Draw! data yourself if the model learnt it", type(model.net).__name__)  # fmt: skip
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if not graph:
+        _require_raster_only(model)
+        write_json(out / SIDECAR, {**sidecar(model), "files": {}})
+        return out / SIDECAR
     write_graph(model, out / FP32)
     write_sidecar(model, out)
     return out / FP32

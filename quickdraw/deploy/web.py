@@ -2,7 +2,9 @@
 
 `format=web` writes an ONNX export (see [`quickdraw.deploy.onnx`][quickdraw.deploy.onnx]) and then this page beside
 it: `index.html`, `app.js` (the loop), `worker.js` (onnxruntime-web in a Web Worker),
-`raster.js` (the Python preprocessing in JavaScript, bit for bit), the demo's own sketchpad files, `page.json` (which model, how many guesses, input
+`raster.js` (the Python preprocessing in JavaScript, bit for bit), `history.js` (the demo's
+guess history and announcement rule, [`quickdraw.serving.guessing`][quickdraw.serving.guessing], in JavaScript), the demo's
+own sketchpad files, `page.json` (which model, how many guesses, the acceptance threshold, input
 limits) and onnxruntime-web's WASM build copied from the npm package, so the folder runs from any
 static host with no CDN and no request after load.
 """
@@ -17,7 +19,7 @@ from quickdraw.core.files import copy_atomic, write_json
 
 ASSETS = Path(__file__).with_name("page")
 STATIC = Path(__file__).parents[1] / "resources" / "sketchpad"
-PAGE_FILES = ("index.html", "app.js", "worker.js", "raster.js", "page.css")
+PAGE_FILES = ("index.html", "app.js", "worker.js", "raster.js", "history.js", "page.css")
 PAD_FILES = ("sketchpad.html", "sketchpad.js", "sketchpad.css")
 # From the onnxruntime-web package's dist/: the WASM-only ES module bundle (its loader inlined)
 # and the SIMD WASM binary it loads next to itself.
@@ -36,11 +38,13 @@ def build_page(
     top_k: int = 5,
     max_points: int = 5000,
     max_strokes: int = 200,
+    accept_threshold: float | None = 0.9,
 ) -> Path:
     """Write the page into `out_dir` (which already holds the export); returns `index.html`.
 
     `ort_dist`: the `dist` folder of the npm package onnxruntime-web (`make web-deps`
-    installs it under `build/web-deps`). Raises WebBuildError when it is missing, ValueError
+    installs it under `build/web-deps`). `accept_threshold`: the announcement's rule, as the
+    demo's (null: never announce). Raises WebBuildError when it is missing, ValueError
     for a model the page cannot feed (antialiased rasters).
     """
     out, dist = Path(out_dir), Path(ort_dist)
@@ -61,7 +65,7 @@ def build_page(
         )
     package = json.loads((dist.parent / "package.json").read_text())
     page = {"model": model_file, "runtime": f"ort/{ORT_FILES[1]}", "top_k": top_k,
-            "max_points": max_points, "max_strokes": max_strokes,
+            "max_points": max_points, "max_strokes": max_strokes, "accept_threshold": accept_threshold,
             "onnxruntime_web": package.get("version")}  # fmt: skip
     # The page files come last (index.html is one of them), and a build that fails (a full disk)
     # removes what it wrote: a folder never looks like a page that cannot run.

@@ -135,7 +135,8 @@ def write_prefix_results(
     per_class: pd.DataFrame,
     wrong: int,
 ) -> pd.DataFrame:
-    """prefix_curve.csv and .png, the early/* metrics into `result`; per_class with early_* columns.
+    """prefix_curve.csv and .png, announcements.csv (the acceptance rule at each threshold), the
+    early/* metrics and the announcement rows into `result`; per_class with early_* columns.
 
     Unreadable labelled drawings (`wrong`) count as never right in the early/* shares and AUCs,
     as in the plain metrics; the curve and the median fraction are over the drawings scored.
@@ -143,6 +144,9 @@ def write_prefix_results(
     prefix_scores = recorder.scores()
     curve = prefix_scores.curve()
     write_atomic(run.prefix_curve_file, curve.to_csv(index=False))
+    said = prefix_scores.announcements()
+    write_atomic(run.announcements_file, said.to_csv(index=False))
+    result["announcements"] = said.to_dict(orient="records")
     write_figure(plot_prefix_curves({run.path.name: curve}), run.prefix_curve_figure)
     early = prefix_scores.metrics(accept_threshold)
     shares = {k: v for k, v in early.items() if k.endswith(("auc_top1", "correct_before_end"))}
@@ -208,7 +212,7 @@ def evaluate(
     balance: bool = False,
     prior: str | None = None,
     prefix: str = "none",
-    accept_threshold: float = 0.5,
+    accept_threshold: float = 0.9,
 ) -> tuple[Scores, dict[str, Any]]:
     """Score `model` on `input` (with `labels`) or `store`'s `split`; write the evaluation folder.
 

@@ -16,6 +16,15 @@ time), "right" meaning the true class is top-1:
   `early/accepted_median_fraction_first_stable`: the same under the game's acceptance rule,
   "right" meaning top-1 is the true class with probability >= `early/accept_threshold`.
 
+`announcements.csv` ([`PrefixScores.announcements`][quickdraw.metrics.prefix.PrefixScores.announcements]): the game's announcement rule
+(the demo and the page say "I know — it's a cat!" after a stroke whose top guess has probability
+>= the threshold, [`quickdraw.serving.guessing`][quickdraw.serving.guessing]) at each threshold in `THRESHOLDS`, per drawing:
+`announced` (some prefix is accepted), `announced_wrongly` (some accepted prefix names a wrong
+class: the player hears a wrong word), `announced_right` (some accepted prefix is right) and
+`median_fraction_right` (the median share drawn at the first right announcement, over the drawings
+that get one). A player notices a wrong announcement more than a late one: the curve is what the
+default `accept_threshold` is chosen from (docs/results/prefix.md).
+
 `prefix_curve.csv` ([`PrefixScores.curve`][quickdraw.metrics.prefix.PrefixScores.curve]) averages prefixes per fraction: ink and time at
 the fractions evaluated, strokes at k/S binned down to tenths, so the 1.0 bin holds exactly the
 finished drawings and equals the plain evaluation's top-1.
@@ -35,6 +44,11 @@ from quickdraw.data.prefixes import growing_prefixes
 from quickdraw.data.strokes import StrokeBatch
 
 CURVE_COLUMNS = ["by", "fraction", "n", "top1", "top3", "map3"]
+# The acceptance thresholds announcements.csv reports: the curve a default is chosen from.
+THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99)
+ANNOUNCEMENT_COLUMNS = [
+    "threshold", "drawings", "announced", "announced_wrongly", "announced_right", "median_fraction_right",
+]  # fmt: skip
 
 
 @dataclass
@@ -85,7 +99,7 @@ class PrefixScores:
             out[f"{name}auc_top1"], out[f"{name}first_stable"] = self._stability(right)
         return pd.DataFrame(out)
 
-    def metrics(self, accept_threshold: float = 0.5) -> dict[str, float]:
+    def metrics(self, accept_threshold: float = 0.9) -> dict[str, float]:
         """The `early/*` metrics (module docstring)."""
         d = self.per_drawing(accept_threshold)
         out = {"early/accept_threshold": float(accept_threshold)}
@@ -98,7 +112,29 @@ class PrefixScores:
             )
         return out
 
-    def per_class_table(self, accept_threshold: float = 0.5) -> pd.DataFrame:
+    def announcements(self, thresholds: Iterable[float] = THRESHOLDS) -> pd.DataFrame:
+        """`ANNOUNCEMENT_COLUMNS`, one row per threshold: shares of the drawings announced,
+        announced wrongly and announced right, and the median share drawn at the first right
+        announcement (NaN when no drawing gets one); see the module docstring."""
+        n, rows = len(self._ends), []
+        position = np.arange(len(self.drawing))
+        for t in thresholds:
+            said = self.top_proba >= t
+            wrong = np.bincount(self.drawing, said & ~self.right, minlength=n) > 0
+            hit = said & self.right
+            first = np.full(n, len(position))
+            np.minimum.at(first, self.drawing[hit], position[hit])
+            got = first < len(position)
+            rows.append({
+                "threshold": float(t), "drawings": n,
+                "announced": float((np.bincount(self.drawing, said, minlength=n) > 0).mean()) if n else np.nan,
+                "announced_wrongly": float(wrong.mean()) if n else np.nan,
+                "announced_right": float(got.mean()) if n else np.nan,
+                "median_fraction_right": float(np.median(self.fraction[first[got]])) if got.any() else np.nan,
+            })  # fmt: skip
+        return pd.DataFrame(rows, columns=ANNOUNCEMENT_COLUMNS)
+
+    def per_class_table(self, accept_threshold: float = 0.9) -> pd.DataFrame:
         """`class, early_auc_top1, early_correct_before_end, early_median_fraction_first_stable`
         (NaN for classes without drawings): which classes are guessed earliest and latest."""
         d = self.per_drawing(accept_threshold).assign(before=lambda x: x.first_stable.notna())

@@ -7,6 +7,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
     __name__,
     submodules=["components"],
     submod_attrs={
+        "hub": ["ModelFolderError", "read_model_folder"],
         "loading": ["load_model"],
         "losses": ["ClassWeightedCrossEntropy", "CrossEntropy"],
         "module": ["QuickDrawModule"],

@@ -16,6 +16,7 @@ import torch
 
 import quickdraw
 from quickdraw.core.checkpoints import CheckpointError, read_checkpoint, written_by
+from quickdraw.models.hub import read_model_folder
 from quickdraw.models.module import QuickDrawModule
 
 # Packages whose classes and functions a checkpoint may name as Hydra `_target_`s: rebuilding the
@@ -76,14 +77,16 @@ def _target_kind(target: Any) -> str | None:
 
 
 def load_model(ckpt_path: str | Path, map_location: str = "cpu"):
-    """A trained `QuickDrawModule` in eval mode, in channels_last, built from its checkpoint alone.
+    """A trained `QuickDrawModule` in eval mode, in channels_last, built from its checkpoint alone
+    (a `.ckpt`, or a model folder written by `export format=hub`).
 
     Raises [`CheckpointError`][quickdraw.core.checkpoints.CheckpointError] for foreign or crafted files: pickled code (refused by
     `weights_only=True`), `_target_` names outside `TRUSTED_TARGETS`, or a checkpoint
     without the class names and input specs (raster or named inputs) every model of this project records.
     """
     path = Path(ckpt_path)
-    ckpt = read_checkpoint(path)
+    # A folder is a shared model folder (quickdraw.models.hub): JSON and safetensors, no pickle.
+    ckpt = read_model_folder(path) if path.is_dir() else read_checkpoint(path)
     hparams = upgrade_hparams(ckpt.get("hyper_parameters") or {})
     missing = untrusted_targets(hparams, kind=MISSING)
     if missing and not untrusted_targets(hparams):

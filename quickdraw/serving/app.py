@@ -108,19 +108,29 @@ def follow(
         history.update(strokes, lambda counts: guesser.top_of_prefixes(strokes, counts))
     except InputRejected:
         pass  # the status line already says why (an empty canvas: the hint); the history stays
-    step = history.accepted_step
+    step = history.announced_step
     said = f"### {announcement(step.word)}" if step else ""
     got = history.target_status(target, guesser.classes)
     return said, history.markdown(), got, history
+
+
+def class_list(classes: list[str]) -> str:
+    """The classes a model knows, alphabetically, as one Markdown paragraph: what to draw."""
+    return ", ".join(sorted(classes, key=str.casefold))
 
 
 def build_app(
     guesser: Guesser,
     checkpoint: str = "",
     live_ms: int = 150,
-    accept_threshold: float | None = 0.5,
+    accept_threshold: float | None = 0.9,
+    why: str = "",
 ) -> gr.Blocks:
-    """The page; the two prediction events are also the API (`/guess_strokes`, `/guess_image`)."""
+    """The page; the two prediction events are also the API (`/guess_strokes`, `/guess_image`).
+
+    `why`: which run the checkpoint is and why it was chosen
+    ([`quickdraw.core.discovery.Choice`][quickdraw.core.discovery.Choice]), shown under the title.
+    """
 
     def on_strokes(drawing: str | None) -> Outputs:
         return respond(lambda: guesser.guess_strokes(drawing or "[]"))
@@ -139,8 +149,17 @@ def build_app(
         gr.Markdown(
             "# Quick, Draw! live\nDraw a doodle and watch the model guess after every stroke.  \n"
             f"Model: {guesser.description}"
-            + (f" (`{Path(checkpoint).name}`)" if checkpoint else "")
+            + (f" (`{Path(checkpoint).name}`)" if checkpoint else ""),
+            elem_id="about",
         )
+        if why:
+            gr.Markdown(f"Serving {why}.", elem_id="why")
+        with gr.Accordion(
+            f"The {len(guesser.classes)} things this model knows: draw one of them",
+            open=len(guesser.classes) <= 20,
+            elem_id="classes",
+        ):
+            gr.Markdown(class_list(guesser.classes))
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
                 pad = gr.HTML(

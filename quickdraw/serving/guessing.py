@@ -10,7 +10,11 @@ exactly the one of the drawing on the canvas, whichever events the page skipped.
 
 Acceptance rule (as `early/accept_threshold` in prefix evaluation): a guess is accepted when
 its probability is at least `threshold`; `None` turns announcements off. The announcement is
-the first accepted step, as the game stops at the moment it recognises a drawing.
+the latest accepted step: once said, it stays while later strokes are not confident enough, and it
+follows the top guess when another word is accepted (a square that becomes a house 100 % is
+announced as a house). The exported page does the same in JavaScript
+(`quickdraw/deploy/page/history.js`); both are tested on the same cases
+(`tests/helpers/guessing_cases.py`).
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ def announcement(word: str) -> str:
 class GuessHistory:
     """The top guess after each stroke of the drawing on the canvas (`update` keeps it so)."""
 
-    threshold: float | None = 0.5
+    threshold: float | None = 0.9  # the demo's default (quickdraw/conf/demo.yaml says why)
     steps: list[Step] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)  # fingerprint of each step's prefix
 
@@ -71,9 +75,11 @@ class GuessHistory:
         self.keys = keys
 
     @property
-    def accepted_step(self) -> Step | None:
-        """The first step whose guess met the acceptance rule."""
-        return next((s for s in self.steps if accepted(s.probability, self.threshold)), None)
+    def announced_step(self) -> Step | None:
+        """The step announced now: the latest one whose guess met the acceptance rule."""
+        return next(
+            (s for s in reversed(self.steps) if accepted(s.probability, self.threshold)), None
+        )
 
     def recognised(self, target: str) -> Step | None:
         """The first step at which the model got `target`: its top guess, accepted (or, with

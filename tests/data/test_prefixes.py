@@ -108,6 +108,28 @@ def test_early_metrics_on_hand_worked_predictions():
     assert table.loc["a", "early_median_fraction_first_stable"] == pytest.approx(0.6667)
 
 
+def test_the_announcement_curve_on_hand_worked_predictions():
+    # Drawing 0: wrong 0.9, right 0.4, right 0.6; drawing 1: right 0.9, wrong 0.9; drawing 2:
+    # right 0.3 at its only prefix.
+    fraction = np.array([1 / 3, 2 / 3, 1, 0.5, 1, 1])
+    top1 = np.array([1, 0, 0, 1, 0, 2])
+    s = PrefixScores(
+        "strokes", ["a", "b", "c"], np.array([0, 0, 0, 1, 1, 2]), fraction,
+        np.array([0, 0, 0, 1, 1, 2]), top1[:, None], np.array([0.9, 0.4, 0.6, 0.9, 0.9, 0.3], np.float32),
+    )  # fmt: skip
+    t = s.announcements([0.3, 0.5, 0.95]).set_index("threshold")
+    # 0.3: every prefix is said: all announced; drawings 0 and 1 say a wrong word; first right
+    # announcements at 2/3, 0.5 and 1: median 2/3.
+    assert t.loc[0.3, "announced"] == 1 and t.loc[0.3, "announced_wrongly"] == pytest.approx(2 / 3)
+    assert t.loc[0.3, "announced_right"] == 1
+    assert t.loc[0.3, "median_fraction_right"] == pytest.approx(2 / 3)
+    # 0.5: drawing 2 is never said; drawing 0 is right from 1.0 (0.4 < 0.5), drawing 1 from 0.5.
+    assert t.loc[0.5, "announced"] == pytest.approx(2 / 3)
+    assert t.loc[0.5, "median_fraction_right"] == pytest.approx(0.75)
+    # 0.95: nothing is said.
+    assert t.loc[0.95, "announced"] == 0 and np.isnan(t.loc[0.95, "median_fraction_right"])
+
+
 # -- evaluation ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def model(tiny_store):
@@ -136,6 +158,8 @@ def test_prefix_evaluation_at_fraction_one_equals_plain_evaluation(
     _, plain = evaluate(model, tmp_path / "plain", store=str(tiny_store), batch_size=batch)
     _, early = evaluate(model, tmp_path / by, store=str(tiny_store), batch_size=batch, prefix=by)
     run = RunDir(tmp_path / by)
+    said = pd.read_csv(run.announcements_file)
+    assert len(said) == len(early["announcements"]) and said["announced"].is_monotonic_decreasing
     curve = pd.read_csv(run.prefix_curve_file)
     assert list(curve.columns) == ["by", "fraction", "n", "top1", "top3", "map3"]
     end = curve.set_index("fraction").loc[1.0]
@@ -144,7 +168,7 @@ def test_prefix_evaluation_at_fraction_one_equals_plain_evaluation(
     assert early["test/acc"] == pytest.approx(plain["test/acc"])
     assert run.prefix_curve_figure.is_file()
     saved = json.loads(run.metrics_file.read_text())
-    assert 0 <= saved["early/auc_top1"] <= 1 and saved["early/accept_threshold"] == 0.5
+    assert 0 <= saved["early/auc_top1"] <= 1 and saved["early/accept_threshold"] == 0.9
     assert {"early_auc_top1", "accuracy"} <= set(pd.read_csv(run.per_class_file).columns)
 
 

@@ -18,8 +18,11 @@ import pytest
 from quickdraw.data import synthetic
 from quickdraw.models.loading import load_model
 from quickdraw.serving.guesser import Guesser, InputRejected
+from quickdraw.serving.guessing import GuessHistory
 from quickdraw.testing.browser import (
     CHROMIUM,
+    IDLE,
+    RUN_JS,
     WITHOUT_RAW_POINTER_EVENTS,
     draw,
     draw_synthetic,
@@ -28,7 +31,9 @@ from quickdraw.testing.browser import (
 )
 from tests.helpers.commands import run_export
 from tests.helpers.drawings import DEMO_CLASSES as CLASSES
+from tests.helpers.guessing_cases import ANNOUNCEMENT_CASES
 from tests.helpers.paths import SAMPLE
+from tests.helpers.sketching import changing_drawing, raw, ring, said_after_each_stroke, top_words
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = [
@@ -289,3 +294,102 @@ def test_page_refuses_drawings_over_the_demos_limits(session, demo_checkpoint):
             drawing,
         )
         assert got is not None and message in got
+
+
+# -- the game: history, announcement, "what are you drawing?", the classes (as the demo) ------------
+CASES_JS = """async (cases) => {
+  const out = [];
+  for (const c of cases) {
+    const h = new window.quickdraw.GuessHistory(c.threshold), said = [], drawing = [];
+    for (let k = 0; k < c.steps.length; k++) {
+      drawing.push([[k], [k], [100 * k]]);
+      await h.update(drawing.slice(), async (counts) => counts.map((n) => c.steps[n - 1]));
+      said.push(h.announcedStep ? h.announcedStep.word : null);
+    }
+    out.push(said);
+  }
+  return out;
+}"""
+
+
+def test_the_page_announces_by_the_demos_rule(session):
+    # The cases of the demo's Python rule (tests/serving/test_guessing.py), run by history.js.
+    got = session.page.evaluate(CASES_JS, ANNOUNCEMENT_CASES)
+    assert got == [case["announced"] for case in ANNOUNCEMENT_CASES]
+
+
+def test_the_page_follows_the_drawing_stroke_by_stroke(session, demo_checkpoint):
+    """History, announcement and "what are you drawing?" after each stroke equal the demo's own
+    (Python) on the drawing the page recorded, through a top guess that changes after it was
+    announced; undo drops the last step."""
+    page = session.page
+    guesser = Guesser(load_model(demo_checkpoint))
+    box = page.locator("#sketchpad canvas").bounding_box()
+    strokes, threshold = changing_drawing(guesser, box["width"], box["height"])
+    page.get_by_role("button", name="Clear").click()
+    page.wait_for_function("window.quickdraw.history.steps.length === 0")
+    page.evaluate("(t) => { window.quickdraw.history.threshold = t }", threshold)
+    page.locator("#target").fill("square")
+    shown = []
+    for k, stroke in enumerate(strokes, start=1):
+        draw(page, stroke)
+        page.wait_for_function(
+            f"window.quickdraw.history.steps.length === {k} && "
+            f"document.querySelectorAll('#history tbody tr').length === {k}"
+        )
+        page.wait_for_function(IDLE)
+        shown.append(page.locator("#announce").text_content())
+    drawing = json.loads(page.evaluate("window.quickdraw.state.latest"))
+    assert len(drawing) == len(strokes)
+    steps = page.evaluate("window.quickdraw.history.steps.map((s) => [s.word, s.probability])")
+    expected = top_words(guesser, drawing)
+    assert [w for w, _ in steps] == [w for w, _ in expected]
+    assert [p for _, p in steps] == pytest.approx([p for _, p in expected], abs=1e-4)
+    assert shown == said_after_each_stroke(guesser, drawing, threshold)
+    assert len(set(shown)) > 1, f"the top guess did not change while drawing: {shown}"
+    history = GuessHistory(threshold)
+    history.update(drawing, lambda counts: guesser.top_of_prefixes(drawing, counts))
+    assert page.locator("#got").text_content() == history.target_status("square", guesser.classes)
+    page.locator("#target").fill("dragon")
+    assert "not one of the model's 4 classes" in page.locator("#got").text_content()
+    page.get_by_role("button", name="Undo").click()
+    page.wait_for_function(
+        f"document.querySelectorAll('#history tbody tr').length === {len(strokes) - 1}"
+    )
+    page.get_by_role("button", name="Clear").click()
+    page.wait_for_function("document.querySelectorAll('#history tbody tr').length === 0")
+    assert page.locator("#announce").text_content() == ""
+
+
+def test_the_page_lists_the_classes_and_frames_the_models_input(session):
+    page = session.page
+    assert (
+        page.locator("#classes summary").text_content().startswith("The 4 things this model knows")
+    )
+    assert page.locator("#classes p").text_content() == ", ".join(sorted(CLASSES))
+    style = page.evaluate(
+        "(() => { const s = getComputedStyle(document.querySelector('#model-input canvas'));"
+        " return [s.borderTopWidth, s.borderTopColor, getComputedStyle(document.body).backgroundColor]; })()"
+    )
+    width, colour, background = style
+    # Ink is white on black: a frame that is neither keeps ink on the input's edge visible.
+    assert float(width.removesuffix("px")) >= 2 and colour not in (background, "rgb(255, 255, 255)")
+
+
+CIRCLE_DRAWING = raw([ring()], 400, 400)
+
+
+def test_an_int8_page_ships_the_int8_model_only(session, demo_checkpoint, tmp_path):
+    folder = run_export(tmp_path / "int8", f"ckpt_path={demo_checkpoint}", "format=web",
+                        "quantize=int8", "quantization.mode=dynamic", "web.model=int8")  # fmt: skip
+    assert (folder / "model.int8.onnx").is_file() and not (folder / "model.onnx").exists()
+    assert json.loads((folder / "model.json").read_text())["files"] == {"int8": "model.int8.onnx"}
+    with serve(folder) as url:
+        page, requests = new_tab(session, url)
+        try:
+            page.wait_for_function("window.quickdraw && window.quickdraw.ready", timeout=60_000)
+            (out,) = page.evaluate(RUN_JS, [CIRCLE_DRAWING])
+        finally:
+            page.close()
+    assert abs(sum(out["probs"]) - 1) < 1e-3
+    assert not [r for r in requests if r.endswith("model.onnx")]

@@ -17,7 +17,6 @@ import pytest
 import torch
 
 from quickdraw.core.checkpoints import CheckpointError
-from quickdraw.core.runs import find_checkpoint, latest_best_checkpoint
 from quickdraw.data.parsing import parse_drawing
 from quickdraw.data.raster import UNTIMED as UNKNOWN_TIME
 from quickdraw.data.raster import RasterSpec
@@ -232,35 +231,6 @@ def test_files_that_are_not_project_checkpoints_are_refused(tmp_path, monkeypatc
         with pytest.raises(CheckpointError):
             Guesser.from_checkpoint(tmp_path / f"{name}.ckpt")
     assert not (tmp_path / "code-ran").exists()
-
-
-def make_run(root: Path, name: str, started: float, via: str = "link") -> Path:
-    run = root / "runs" / name
-    (run / "checkpoints").mkdir(parents=True)
-    (run / ".hydra").mkdir()
-    best = run / "checkpoints" / "epoch=1-step=9.ckpt"
-    best.write_bytes(b"x")
-    if via == "link":
-        (run / "checkpoints" / "best.ckpt").symlink_to(best.name)
-    else:
-        (run / "metrics.json").write_text(json.dumps({"best_ckpt": str(best)}))
-    (run / ".hydra" / "config.yaml").write_text("{}")
-    os.utime(run / ".hydra" / "config.yaml", (started, started))
-    return best
-
-
-def test_the_default_checkpoint_is_the_best_of_the_latest_run(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python -m quickdraw.train"):
-        latest_best_checkpoint(tmp_path)
-    make_run(tmp_path, "2026-01-01_10-00-00", started=1_000)
-    newest = make_run(tmp_path, "2026-01-02_10-00-00", started=3_000, via="metrics")
-    make_run(tmp_path, "2026-01-01_23-00-00", started=2_000)
-    assert latest_best_checkpoint(tmp_path) == newest.resolve()
-    assert find_checkpoint(None, None, tmp_path) == newest.resolve()
-    empty = tmp_path / "runs" / "empty"
-    empty.mkdir()
-    with pytest.raises(FileNotFoundError, match="has no best checkpoint"):
-        find_checkpoint(None, empty, tmp_path)
 
 
 # -- the app ----------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -12,9 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from quickdraw.serving.guesser import HINT
+from quickdraw.models.loading import load_model
+from quickdraw.serving.app import build_app, launch
+from quickdraw.serving.guesser import HINT, Guesser
+from quickdraw.serving.guessing import GuessHistory
 from quickdraw.testing.browser import BROWSER_ARGS, CHROMIUM
 from tests.helpers.commands import free_port
+from tests.helpers.configs import demo_config
+from tests.helpers.drawings import DEMO_CLASSES
+from tests.helpers.sketching import changing_drawing, said_after_each_stroke, top_words
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "outputs" / "test-artifacts"
 TOP = '#guesses [data-testid="label-output-value"]'
@@ -182,3 +189,60 @@ def test_an_uploaded_picture_of_a_doodle_is_recognised(page, tmp_path):
     cv2.imwrite(str(tmp_path / "circle.png"), img)
     page.locator('#upload input[type="file"]').set_input_files(str(tmp_path / "circle.png"))
     expect_top(page, "circle")
+
+
+# -- the game, stroke by stroke, against the demo's own rule (as the exported page's test) -------
+ROWS = "document.querySelectorAll('#history table tbody tr').length"
+WHY = "run 2026-01-01: the best val/map3 (0.3100) of 2 finished runs on the latest data and classes"
+
+
+def test_the_demo_follows_the_drawing_stroke_by_stroke(demo_checkpoint):
+    guesser = Guesser(load_model(demo_checkpoint))
+    # The threshold is the app's: found from the candidate drawing before the page opens.
+    strokes, threshold = changing_drawing(guesser, 400, 400)
+    app = build_app(guesser, str(demo_checkpoint), live_ms=0, accept_threshold=threshold, why=WHY)
+    launch(app, demo_config(server_port=free_port()), prevent_thread_lock=True, quiet=True)
+    try:
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+            page = browser.new_page(viewport={"width": 1200, "height": 1000})
+            sent = []  # the drawings the page sent to the server, as JSON text
+            page.on("request", lambda r: sent.append(_drawing_sent(r)))
+            page.goto(app.local_url)
+            page.wait_for_selector("#sketchpad canvas")
+            assert WHY in page.locator("#why").text_content()
+            classes = page.locator("#classes")
+            assert "The 4 things this model knows" in classes.text_content()
+            assert ", ".join(sorted(DEMO_CLASSES)) in classes.text_content()
+            page.locator("#target textarea, #target input").first.fill("square")
+            shown = []
+            for k, stroke in enumerate(strokes, start=1):
+                draw(page, stroke)
+                page.wait_for_function(f"{ROWS} === {k}", timeout=60_000)
+                shown.append(page.locator("#announce").text_content().strip())
+            got = page.locator("#got").text_content().strip()
+            rows = [r.split("|") for r in page.locator("#history table tbody tr").evaluate_all(
+                "rows => rows.map((r) => [...r.cells].map((c) => c.textContent.trim()).join('|'))")]  # fmt: skip
+            browser.close()
+    finally:
+        app.close()
+    drawing = json.loads([d for d in sent if d and len(json.loads(d)) == len(strokes)][-1])
+    expected = top_words(guesser, drawing)
+    assert [r[2] for r in rows] == [w for w, _ in expected]
+    assert [r[3].removesuffix(" ✓") for r in rows] == [f"{p:.0%}" for _, p in expected]
+    assert shown == said_after_each_stroke(guesser, drawing, threshold)
+    assert len(set(shown)) > 1, f"the top guess did not change while drawing: {shown}"
+    history = GuessHistory(threshold)
+    history.update(drawing, lambda counts: guesser.top_of_prefixes(drawing, counts))
+    assert got == history.target_status("square", guesser.classes)
+
+
+def _drawing_sent(request) -> str | None:
+    """The drawing in a Gradio queue request (the pad's value, its first input), else None."""
+    if request.method != "POST" or "queue/join" not in request.url:
+        return None
+    try:
+        value = (request.post_data_json or {}).get("data", [None])[0]
+        return value if isinstance(value, str) and value.startswith("[") else None
+    except (ValueError, TypeError, AttributeError):
+        return None

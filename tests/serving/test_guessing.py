@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from quickdraw.serving.guessing import GuessHistory, announcement
+from tests.helpers.guessing_cases import ANNOUNCEMENT_CASES
 
 CLASSES = ["cat", "circle", "The Eiffel Tower", "apple"]
 
@@ -32,8 +33,8 @@ def test_history_grows_by_stroke_and_asks_only_for_new_prefixes():
     assert model.asked == [[1], [2], [3]]
     assert [(s.word, s.seconds) for s in h.steps] == [("circle", 0.8), ("cat", 2.4), ("cat", 4.2)]
     assert (
-        h.accepted_step.strokes == 3
-        and announcement(h.accepted_step.word) == "I know — it's a cat!"
+        h.announced_step.strokes == 3
+        and announcement(h.announced_step.word) == "I know — it's a cat!"
     )
     assert "| 3 | 4.2 | cat | 70% ✓ |" in h.markdown()
 
@@ -44,23 +45,23 @@ def test_undo_and_edits_drop_the_steps_after_them_and_clear_empties():
     a, b, c = stroke(0, 100), stroke(200, 300), stroke(400, 500)
     h.update([a, b], model)
     h.update([a], model)  # undo
-    assert len(h.steps) == 1 and h.accepted_step is None and model.asked == [[1, 2]]
+    assert len(h.steps) == 1 and h.announced_step is None and model.asked == [[1, 2]]
     h.update([a, c], model)  # a different second stroke: guessed afresh
     assert model.asked[-1] == [2] and h.steps[-1].seconds == 0.5
     h.update([], model)  # clear
-    assert h.steps == [] and h.accepted_step is None and "appears here" in h.markdown()
+    assert h.steps == [] and h.announced_step is None and "appears here" in h.markdown()
     h.update([c, a], model)  # a new drawing: every prefix is new
     assert model.asked[-1] == [1, 2]
 
 
 def test_acceptance_threshold_and_off():
     model = Model({1: ("cat", 0.5)})
-    assert GuessHistory(threshold=0.5).accepted_step is None
+    assert GuessHistory(threshold=0.5).announced_step is None
     on, off = GuessHistory(threshold=0.5), GuessHistory(threshold=None)
     on.update([stroke(0, 10)], model)
     off.update([stroke(0, 10)], model)
-    assert on.accepted_step is not None and off.accepted_step is None  # >= threshold; None: never
-    assert GuessHistory(threshold=0.0).accepted_step is None  # a blank canvas gets no guess
+    assert on.announced_step is not None and off.announced_step is None  # >= threshold; None: never
+    assert GuessHistory(threshold=0.0).announced_step is None  # a blank canvas gets no guess
 
 
 def test_what_are_you_drawing_says_after_how_many_strokes_and_seconds():
@@ -79,3 +80,26 @@ def test_what_are_you_drawing_says_after_how_many_strokes_and_seconds():
 def test_announcement_wording():
     assert announcement("apple") == "I know — it's an apple!"
     assert announcement("The Eiffel Tower") == "I know — it's The Eiffel Tower!"
+
+
+def test_the_announcement_follows_the_latest_accepted_guess():
+    # The same cases drive the exported page's history.js (tests/deploy/test_web_page.py).
+    for case in ANNOUNCEMENT_CASES:
+        script = {k: tuple(step) for k, step in enumerate(case["steps"], start=1)}
+        h = GuessHistory(threshold=case["threshold"])
+        drawing = [stroke(100 * k, 100 * k + 50) for k in range(len(case["steps"]))]
+        said = []
+        for k in range(1, len(drawing) + 1):
+            h.update(drawing[:k], Model(script))
+            said.append(h.announced_step.word if h.announced_step else None)
+        assert said == case["announced"], case
+
+
+def test_the_demo_the_page_and_evaluate_share_one_default_threshold():
+    from quickdraw.deploy.onnx import WebPage
+    from tests.helpers.configs import compose_config, demo_config
+
+    demo = demo_config().accept_threshold
+    assert demo == compose_config("evaluate", []).accept_threshold
+    assert demo == compose_config("export", []).web.accept_threshold == WebPage().accept_threshold
+    assert demo == GuessHistory().threshold

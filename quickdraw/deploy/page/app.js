@@ -12,6 +12,7 @@
 // At most one guess starts per displayed frame: a start closes the gate until the next animation
 // frame (the browser's frames, not a 16.7 ms timer, which made moves that came a little early wait).
 // `window.quickdraw` exposes the pipeline for the tests and the benchmarks.
+import { GuessHistory, announcement } from "./history.js";
 import { DrawingRejected, rasterize, simplifyDrawing } from "./raster.js";
 
 const HINT = "Draw something on the canvas: the model guesses while you draw.";
@@ -126,8 +127,9 @@ function show(top, image, status) {
 // live_ms 1: the pad asks on every pointer move. `take` gets the pad's drawing itself (its live
 // arrays, read before the next move can change them), not the JSON the Gradio demo sends: raw
 // pointer events come at the device's rate (up to 1000 Hz), too often to serialise it every time.
+// `settled`: no stroke under the pen (a stroke ended, undo, clear): the history follows then.
 let drawing = [];
-const props = { live_ms: 1, take: (d) => ((drawing = d), request()) };
+const props = { live_ms: 1, take: (d, settled) => ((drawing = d), request(), settled && follow(d.slice())) };
 const state = {
   get latest() { return JSON.stringify(drawing); }, // the drawing the next guess sees, as JSON
   waiting: [], asked: [], gate: true, running: 0, busy: false, started: -Infinity,
@@ -224,7 +226,66 @@ function trainedOn(origin) {
 }
 $("#about").textContent = `Model: ${meta.arch}, ${meta.classes.length} classes, ${spec.size} px ${spec.encoding} input, `
   + `${page.model} (quickdraw ${meta.quickdraw_version}). ${trainedOn(meta.data?.origin)}`;
-show([], null, HINT);
+// -- the guess history, the announcement and "what are you drawing?" (history.js) -----------------
+const history = new GuessHistory(page.accept_threshold ?? null);
+let following = Promise.resolve(); // updates run one after another, each against the history so far
+let followed = 0;
 
-window.quickdraw = { meta, page, preprocess, classify, topK, state, workers: pool.length, ready: true };
+async function topOfPrefixes(d, counts) {
+  // The top guess of the first k strokes for each k, each prefix simplified on its own (as the demo).
+  const out = [];
+  for (const k of counts) {
+    const { image } = preprocess(d.slice(0, k));
+    if (!image) throw new DrawingRejected("an empty prefix"); // the demo's EmptyDrawing: no step
+    const top = topK(await classify(image), 1)[0];
+    out.push(top);
+  }
+  return out;
+}
+
+function follow(d) {
+  following = following.then(async () => {
+    try {
+      await history.update(d, (counts) => topOfPrefixes(d, counts));
+    } catch (e) {
+      if (!(e instanceof DrawingRejected)) throw e; // the status line says why; the history stays
+    }
+    showHistory();
+    document.dispatchEvent(new CustomEvent("qd-history", { detail: ++followed }));
+  });
+  return following;
+}
+
+function showHistory() {
+  const step = history.announcedStep;
+  $("#announce").textContent = step ? announcement(step.word) : "";
+  $("#got").textContent = history.targetStatus($("#target").value, meta.classes);
+  const body = $("#history tbody");
+  body.replaceChildren(...history.steps.map((s) => {
+    const tr = document.createElement("tr");
+    const p = `${(100 * s.probability).toFixed(0)}%${history.threshold !== null && s.probability >= history.threshold ? " ✓" : ""}`;
+    for (const text of [s.strokes, s.seconds === null ? "" : s.seconds.toFixed(1), s.word, p]) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.append(td);
+    }
+    return tr;
+  }));
+  $("#history-empty").hidden = history.steps.length > 0;
+}
+$("#target").addEventListener("input", showHistory);
+
+// The classes the model knows, alphabetically: what is worth drawing.
+const known = [...meta.classes].sort((a, b) => a.localeCompare(b, undefined, { sensitivity: "base" }));
+$("#classes summary").textContent = `The ${known.length} things this model knows: draw one of them`;
+$("#classes p").textContent = known.join(", ");
+$("#classes").open = known.length <= 20;
+
+show([], null, HINT);
+showHistory();
+
+window.quickdraw = {
+  meta, page, preprocess, classify, topK, state, workers: pool.length, history, follow, GuessHistory, showHistory,
+  get followed() { return followed; }, ready: true,
+};
 document.dispatchEvent(new CustomEvent("qd-ready"));

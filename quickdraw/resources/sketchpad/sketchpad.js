@@ -61,7 +61,8 @@
 
   function send() {
     const drawing = current ? strokes.concat([current]) : strokes;
-    if (props.take) props.take(drawing); // the exported page: the arrays, no JSON (quickdraw/deploy/page)
+    // The exported page (quickdraw/deploy/page): the arrays, no JSON, and whether the pen is up.
+    if (props.take) props.take(drawing, current === null);
     else {
       props.value = JSON.stringify(drawing);
       trigger("stroke");
