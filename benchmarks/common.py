@@ -201,6 +201,15 @@ def running_demo(
             server.wait(timeout=30)
 
 
+def run(cmd: list[str], log: Path) -> None:
+    """`cmd` in the project root, its output into `log`; exits naming the log when it fails."""
+    print("$", " ".join(cmd), flush=True)
+    with open(log, "w") as f:
+        code = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT).returncode
+    if code:
+        sys.exit(f"command failed ({code}); see {log}")
+
+
 # -- models and data -------------------------------------------------------------------------------
 def model_config(name: str, resolve: bool = True) -> dict:
     """`quickdraw/conf/model/<name>.yaml` as the training entry point composes it, without `_target_`."""

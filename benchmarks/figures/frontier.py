@@ -1,0 +1,66 @@
+"""The frontier figure of docs/results/frontier.md: accuracy against time per guess, marker area = download size.
+
+    python -m benchmarks.frontier ...                                 # first: the runs (frontier.json)
+    python -m benchmarks.figures.frontier outputs/frontier [--out docs/figures/frontier.png]
+
+Left: MAP@3 on the sample's test file (mean over seeds) against native CPU time per guess (one
+thread, p50), every model. Right: the same MAP@3 against in-browser move -> updated guess p95
+(Chromium, int8 page), for the models timed in the browser, with the 16.7 ms line of 60 guesses a
+second. Marker area is proportional to the int8 ONNX file (the page's download); stroke models,
+which have no ONNX export, are hollow.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from benchmarks.figures.plotting import finish, parser, save
+
+FRAME_MS = 1000 / 60  # one displayed frame at 60 Hz
+
+
+def plot(results: dict) -> Figure:
+    fig = Figure(figsize=(10, 4.2))
+    left, right = fig.subplots(1, 2, sharey=True)
+    for name, r in results.items():
+        map3 = float(np.mean([m["test/map3"] for m in r["seeds"].values()]))
+        area = 40 * r["int8_mb"] if "int8_mb" in r else 40
+        style = (
+            dict(s=area, alpha=0.6)
+            if "int8_mb" in r
+            else dict(s=area, facecolors="none", edgecolors="C3")
+        )
+        for ax, key in ((left, "native_p50"), (right, "browser_p95")):
+            if key in r:
+                ax.scatter(r[key], map3, **style)
+                ax.annotate(
+                    name, (r[key], map3), fontsize=7, xytext=(4, 3), textcoords="offset points"
+                )
+    left.set_xlabel("native CPU ms per guess, p50 (1 thread)")
+    left.set_ylabel("MAP@3, test_simplified.csv (mean over seeds)")
+    right.axvline(FRAME_MS, color="grey", lw=0.8, ls="--")
+    right.set_xlabel("in-browser move -> guess p95, ms (int8 page; dashed: 60 Hz)")
+    finish(fig, left, "every model", "both")
+    finish(fig, right, "timed in Chromium", "both")
+    fig.suptitle("accuracy / speed / size (marker area = int8 ONNX MB)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def main() -> None:
+    p = parser(__doc__, "frontier.png")
+    p.add_argument("frontier", type=Path, help="a benchmarks.frontier output folder")
+    args = p.parse_args()
+    path = args.frontier / "frontier.json"
+    if not path.is_file():
+        sys.exit(f"{path} not found: run python -m benchmarks.frontier --out {args.frontier} first")
+    save(plot(json.loads(path.read_text())), args.out)
+
+
+if __name__ == "__main__":
+    main()
