@@ -33,8 +33,10 @@ import numpy as np
 import torch
 
 from benchmarks.common import (
+    CLASSES,
     ROOT,
     SAMPLE_DIR,
+    model_config,
     percentiles,
     pinned,
     run,
@@ -44,6 +46,7 @@ from benchmarks.common import (
 )
 from quickdraw.core.files import markdown_table
 from quickdraw.core.runs import RunDir
+from quickdraw.data.sources import StoreSource
 
 # name: (experiment, training overrides, teacher: None or the model whose same-seed run teaches)
 MODELS: dict[str, tuple[str, list[str], str | None]] = {
@@ -58,6 +61,8 @@ MODELS: dict[str, tuple[str, list[str], str | None]] = {
     "strokes_transformer": ("strokes_transformer", [], None),
     "distilled": ("distill", [], "resnet18"),
 }
+# A distilled student's architecture: its sizes and times are that model's.
+ARCHITECTURE = {"distilled": "mobilenetv3_small_100"}
 ORT_DIST = ROOT / "build" / "web-deps" / "node_modules" / "onnxruntime-web" / "dist"
 
 
@@ -77,12 +82,36 @@ def trained(args, name: str, seed: int) -> RunDir:
     return folder
 
 
+def untrained(args, name: str) -> RunDir:
+    """`--untrained`: the model for the 340 Kaggle classes at `--size` px, saved without training
+    (sizes and times do not depend on the weights), as `best.ckpt` of a run-like folder."""
+    from quickdraw.data.inputs import spec_config
+    from quickdraw.data.sequence import SequenceSpec
+    from quickdraw.models import QuickDrawModule
+    from quickdraw.testing.checkpoints import save_module
+
+    experiment, extra, _ = MODELS[name]
+    folder = RunDir(Path(args.out).resolve() / "untrained" / name)
+    if not folder.best_link.exists():
+        sizes = (f"data.raster.size={args.size}",)
+        config = model_config(None, overrides=(f"experiment={experiment}", *extra, *sizes))
+        sequence = {"sequence": spec_config(SequenceSpec())}  # the stroke models' input
+        model = QuickDrawModule(
+            **config, classes=CLASSES, raster={"size": args.size}, inputs=sequence
+        )
+        folder.best_link.parent.mkdir(parents=True, exist_ok=True)
+        save_module(model, folder.best_link)
+    return folder
+
+
 def scored(args, folder: RunDir) -> dict:
     """Top-1, MAP@3 and early AUC of the run's best checkpoint on the test file (scored once)."""
     evaluation = RunDir(folder.path / "eval-prefix")
     if not evaluation.metrics_file.exists():
+        test = ([f"store={args.store}", "split=test"] if args.store
+                else [f"input={args.test_input}", f"labels={args.test_labels}"])  # fmt: skip
         run([sys.executable, "-m", "quickdraw.evaluate", f"ckpt_path={folder.best_link}",
-             f"input={args.test_input}", f"labels={args.test_labels}", "prefix=strokes",
+             *test, "prefix=strokes",
              f"hydra.run.dir={evaluation.path}"], folder.path / "eval-prefix.log")  # fmt: skip
     m = evaluation.metrics()
     return {k: m[k] for k in ("test/acc", "test/map3", "early/auc_top1") if k in m}
@@ -90,29 +119,41 @@ def scored(args, folder: RunDir) -> dict:
 
 def exported(args, folder: RunDir, model) -> dict:
     """fp32 and int8 ONNX of the run (written once): sizes in MB and top-1 agreement with PyTorch."""
-    from quickdraw.deploy.onnx import FP32, INT8, ExportError, Quantization, export_checkpoint
+    from quickdraw.deploy.onnx import (
+        FP32,
+        INT8,
+        ExportError,
+        Quantization,
+        export_checkpoint,
+        export_onnx,
+        quantize_int8,
+    )
     from quickdraw.deploy.runtime import load_backend
     from quickdraw.serving.guesser import Guesser
 
     out = folder.path / "onnx"
-    if not (out / INT8).exists():
-        store = next(Path(args.data_dir).glob("stores/*/manifest.json")).parent
-        try:
+    torch_guesser = Guesser(model)
+    try:
+        images = np.concatenate(
+            [torch_guesser.spec(torch_guesser.parse_strokes(d)) for d in args.raw_drawings]
+        )
+        if not (out / INT8).exists() and args.untrained:  # no store of its classes: calibrate on
+            export_onnx(model, out)  # the parity drawings (the agreement then flatters int8)
+            quantize_int8(model, out, "static", images)
+        elif not (out / INT8).exists():
+            store = args.store or next(Path(args.data_dir).glob("stores/*/manifest.json")).parent
             export_checkpoint(folder.best_link, out, quantize="int8",
                               quantization=Quantization(store=str(store), per_class=8))  # fmt: skip
-        except ExportError as e:
-            print(f"  no ONNX export: {str(e)[:100]}")
-            return {}
-    torch_guesser = Guesser(model)
-    images = np.concatenate(
-        [torch_guesser.spec(torch_guesser.parse_strokes(d)) for d in args.raw_drawings]
-    )
+    except ExportError as e:
+        print(f"  no ONNX export: {str(e)[:100]}")
+        return {}
     ref = torch_guesser.probabilities(images).argmax(1)
-    result = {}
+    result: dict = {}
     for key, name in (("fp32", FP32), ("int8", INT8)):
-        got = load_backend(out / name, "onnx", threads=1).probabilities(images).argmax(1)
         result[f"{key}_mb"] = (out / name).stat().st_size / 1e6
-        result[f"{key}_agree"] = float((got == ref).mean())
+        if not args.untrained:  # an untrained model's near-uniform guesses agree by chance
+            got = load_backend(out / name, "onnx", threads=1).probabilities(images).argmax(1)
+            result[f"{key}_agree"] = float((got == ref).mean())
     return result
 
 
@@ -174,11 +215,11 @@ def measure(args, name: str) -> dict:
     from quickdraw.models.loading import load_model
 
     seeds = {}
-    for seed in args.seeds:
+    for seed in [] if args.untrained else args.seeds:
         folder = trained(args, name, seed)
         seeds[seed] = scored(args, folder)
         print(f"  {name} seed {seed}: {seeds[seed]}", flush=True)
-    first = trained(args, name, args.seeds[0])
+    first = untrained(args, name) if args.untrained else trained(args, name, args.seeds[0])
     model = load_model(first.best_link)
     row: dict = {"params_m": sum(p.numel() for p in model.parameters()) / 1e6, "seeds": seeds}
     row.update(exported(args, first, model))
@@ -230,7 +271,16 @@ def main() -> None:
     p.add_argument("--moves", type=int, default=300, help="moves of the browser's stroke (60 Hz)")
     p.add_argument("--native-runs", type=int, default=200)
     p.add_argument("--skip", default="", help="comma-separated: native")
-    p.add_argument("--source", default=str(SAMPLE_DIR / "train_simplified.zip"))
+    p.add_argument(
+        "--untrained",
+        action="store_true",
+        help="sizes and times only, of untrained models for 340 classes (no training)",
+    )
+    p.add_argument("--synthetic-per-class", type=int, default=600,
+                   help="--source generated: drawings a class of the generated set")  # fmt: skip
+    p.add_argument("--source", default=str(SAMPLE_DIR / "train_simplified.zip"),
+                   help="a source the converter reads, or 'generated' (15 classes, scored on "
+                        "its store's test split)")  # fmt: skip
     p.add_argument("--test-input", default=str(SAMPLE_DIR / "test_simplified.csv"))
     p.add_argument("--test-labels", default=str(SAMPLE_DIR / "test_labels.csv"))
     p.add_argument("--test-raw", default=str(SAMPLE_DIR / "test_raw.csv"), help="parity drawings")
@@ -238,8 +288,11 @@ def main() -> None:
     p.add_argument("overrides", nargs="*", help="Hydra overrides added to every training run")
     args = p.parse_args()
     names = [n for n in args.models.split(",") if n]
+    if args.untrained:  # a distilled student is its architecture: nothing new to time
+        names = [n for n in names if not MODELS.get(n, ("", [], None))[2]]
     unknown = [n for n in names if n not in MODELS]
-    if unknown or not Path(args.source).exists():
+    generated = args.source == "generated"
+    if unknown or not (generated or Path(args.source).exists()):
         sys.exit(f"unknown models {unknown} (known: {', '.join(MODELS)})" if unknown
                  else f"{args.source} not found: pass --source, --test-input, --test-labels, --test-raw")  # fmt: skip
     args.seeds = [int(s) for s in args.seeds.split(",")]
@@ -249,10 +302,17 @@ def main() -> None:
         Path(args.out).resolve() / "data"
     )  # the frontier's own store: int8 calibrates on it
     # The real sample is small: its store gets a bigger validation split, as in compare_models.
+    where = [f"data.synthetic_per_class={args.synthetic_per_class}"] if generated else [
+        f"data.source={args.source}", "data.val_per_class=null", "data.test_per_class=null",
+        "+data.convert_settings.val_fraction=0.15", "+data.convert_settings.test_fraction=0.05",
+    ]  # fmt: skip
+    args.store = (
+        str(StoreSource(cache_dir=args.data_dir, synthetic_per_class=args.synthetic_per_class).path)
+        if generated
+        else None
+    )
     args.common = [
-        f"data.source={args.source}", f"paths.data_dir={args.data_dir}", "data.val_per_class=null",
-        "data.test_per_class=null", "+data.convert_settings.val_fraction=0.15",
-        "+data.convert_settings.test_fraction=0.05", f"data.per_class={args.per_class}",
+        *where, f"paths.data_dir={args.data_dir}", f"data.per_class={args.per_class}",
         f"data.raster.size={args.size}", f"trainer.max_epochs={args.budget}",
         "callbacks.progress_bar.refresh_rate=0", *args.overrides,
     ]  # fmt: skip
