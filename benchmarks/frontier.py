@@ -36,6 +36,7 @@ from benchmarks.common import (
     CLASSES,
     ROOT,
     SAMPLE_DIR,
+    cpu_model,
     model_config,
     percentiles,
     pinned,
@@ -252,7 +253,9 @@ def table(results: dict, seeds: list[int]) -> str:
             name, f"{r['params_m']:.2f}", size, f"{r['int8_agree']:.3f}" if "int8_agree" in r else "-",
             native,
             f"{r['browser_rate']:.0f} ({r['browser_rate_min']:.0f})" if "browser_rate" in r else "-",
-            f"{r['browser_p50']:.1f} / {r['browser_p95']:.1f}" if "browser_p50" in r else "-",
+            (f"{r['browser_p50']:.1f} / {r['browser_p95']:.1f} (p95 per run "
+             f"{min(r['browser_p95_runs']):.1f}-{max(r['browser_p95_runs']):.1f})")
+            if "browser_p50" in r else "-",
             *(mean_sd([m[k] for m in per_seed if k in m]) for k in ("test/acc", "test/map3", "early/auc_top1")),
             ", ".join(f"{m['test/acc']:.3f}" for m in per_seed),
         ])  # fmt: skip
@@ -333,8 +336,10 @@ def main() -> None:
         results_file.write_text(json.dumps(results, indent=1, default=str))
     for r in results.values():
         r["seeds"] = {int(k): v for k, v in r["seeds"].items()}
-    text = (f"budget {args.budget} epochs x {args.per_class} drawings a class, {args.size} px, seeds "
-            f"{args.seeds}; load average at start {load}\n\n{table(results, args.seeds)}\n")  # fmt: skip
+    what = ("untrained models for 340 classes (sizes and times only)" if args.untrained else
+            f"budget {args.budget} epochs x {args.per_class} drawings a class, seeds {args.seeds}")  # fmt: skip
+    text = (f"{what}, {args.size} px, {cpu_model()}, load average at start "
+            f"{load if load is None else round(load, 1)}\n\n{table(results, args.seeds)}\n")  # fmt: skip
     (out / "frontier.md").write_text(text)
     print(text)
     print(f"written: {out / 'frontier.md'}, {results_file}")

@@ -6,7 +6,7 @@
         # another run (benchmarks.frontier --untrained at the page's size); a distilled student
         # takes its architecture's (the `distilled` row: mobilenetv3_small_100)
 
-Left: MAP@3 on the sample's test file (mean over seeds) against native CPU time per guess (one
+Left: MAP@3 on the run's test drawings (the sample's test file, or the generated store's test split; mean over seeds) against native CPU time per guess (one
 thread, p50), every model. Right: the same MAP@3 against in-browser move -> updated guess p95
 (Chromium, int8 page), for the models timed in the browser, with the 16.7 ms line of 60 guesses a
 second. Marker area is proportional to the int8 ONNX file (the page's download); stroke models,
@@ -63,7 +63,7 @@ def plot(results: dict) -> Figure:
                     name, (r[key], map3), fontsize=7, xytext=(4, 3), textcoords="offset points"
                 )
     left.set_xlabel("native CPU ms per guess, p50 (1 thread)")
-    left.set_ylabel("MAP@3, test_simplified.csv (mean over seeds)")
+    left.set_ylabel("MAP@3 on the run's test drawings (mean over seeds)")
     right.axvline(FRAME_MS, color="grey", lw=0.8, ls="--")
     right.set_xlabel("in-browser move -> guess p95, ms (int8 page; dashed: 60 Hz)")
     finish(fig, left, "every model", "both")
