@@ -332,6 +332,8 @@ def main() -> None:
         results[name]["seeds"] = {int(k): v for k, v in results[name]["seeds"].items()}
         # Read again before writing: two invocations on one --out (other models) keep each other's rows.
         done = json.loads(results_file.read_text()) if results_file.exists() else {}
+        earlier = {int(k): v for k, v in done.get(name, {}).get("seeds", {}).items()}
+        results[name]["seeds"] = {**earlier, **results[name]["seeds"]}  # other --seeds runs too
         results = {**done, **{n: results[n] for n in names if n in results}}
         results_file.write_text(json.dumps(results, indent=1, default=str))
     for r in results.values():
