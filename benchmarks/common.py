@@ -201,12 +201,22 @@ def running_demo(
             server.wait(timeout=30)
 
 
+def run(cmd: list[str], log: Path) -> None:
+    """`cmd` in the project root, its output into `log`; exits naming the log when it fails."""
+    print("$", " ".join(cmd), flush=True)
+    with open(log, "w") as f:
+        code = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT).returncode
+    if code:
+        sys.exit(f"command failed ({code}); see {log}")
+
+
 # -- models and data -------------------------------------------------------------------------------
-def model_config(name: str, resolve: bool = True) -> dict:
-    """`quickdraw/conf/model/<name>.yaml` as the training entry point composes it, without `_target_`."""
+def model_config(name: str | None, resolve: bool = True, overrides: tuple[str, ...] = ()) -> dict:
+    """`quickdraw/conf/model/<name>.yaml` as the training entry point composes it, without `_target_`
+    (`name` None: the model that `overrides`, such as `experiment=X`, give)."""
     register()  # the structured-config schemas quickdraw/conf/ refers to, as the commands do
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        cfg = compose("train", overrides=[f"model={name}"])
+        cfg = compose("train", overrides=[*([f"model={name}"] if name else []), *overrides])
     model = OmegaConf.to_container(cfg.model, resolve=resolve)
     model.pop("_target_")
     return model

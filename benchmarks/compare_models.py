@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -54,7 +53,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import ROOT, SAMPLE_DIR
+from benchmarks.common import ROOT, SAMPLE_DIR, run
 from quickdraw.core.files import markdown_table
 from quickdraw.core.runs import RunDir
 from quickdraw.data.sources import StoreSource
@@ -117,14 +116,6 @@ def test_overrides(args, generated: bool) -> list[str]:
 def run_dir_of(out: Path, i: int) -> Path:
     label, experiment, extra = RUNS[i]
     return out / f"{i}-{experiment}-{extra[0].split('=')[1].replace(',', '')}"
-
-
-def run(cmd: list[str], log: Path) -> None:
-    print("$", " ".join(cmd), flush=True)
-    with open(log, "w") as f:
-        code = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT).returncode
-    if code:
-        sys.exit(f"command failed ({code}); see {log}")
 
 
 def class_tail(per_class_csv: Path) -> dict[str, float]:

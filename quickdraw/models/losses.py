@@ -72,3 +72,16 @@ class ClassWeightedCrossEntropy(CrossEntropy):
                 f"class_accuracy must have shape {tuple(self.weight.shape)}, got {acc.shape}"
             )
         self.weight.copy_(torch.as_tensor(class_weights(acc, self.floor), dtype=self.weight.dtype))
+
+
+def soft_target_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
+    """`T^2 * KL(p_teacher,T || p_student,T)`, averaged over the batch: the soft-target term of
+    knowledge distillation (Hinton, Vinyals & Dean 2015), with `p_T = softmax(logits / T)`.
+
+    student_logits, teacher_logits: (B, C); the teacher's may be log-probabilities (an averaging
+    ensemble's output), which tempering treats as logits. Returns a scalar.
+    """
+    t = float(temperature)
+    log_student = F.log_softmax(student_logits / t, dim=-1)
+    log_teacher = F.log_softmax(teacher_logits.detach() / t, dim=-1)
+    return F.kl_div(log_student, log_teacher, reduction="batchmean", log_target=True) * t * t

@@ -28,6 +28,7 @@ from quickdraw.core.checkpoints import VERSION_KEY
 from quickdraw.core.errors import SettingError
 from quickdraw.data.inputs import IMAGE, recorded_inputs, spec_config, spec_from_config
 from quickdraw.data.origin import combined_origin
+from quickdraw.data.raster import RasterSpec
 from quickdraw.metrics.classification import class_accuracy, split_metrics, worst_fraction_mean
 from quickdraw.models import figures
 from quickdraw.models.components.ensemble import Ensemble
@@ -116,6 +117,9 @@ class QuickDrawModule(L.LightningModule):
         channels = {IMAGE: in_channels, **{n: spec.channels for n, spec in offered.items()}}
         self.net = build_net(net, num_classes, channels)
         self.input_names = input_names(self.net)
+        # Every input the data offers, before the record below keeps the net's: a teacher
+        # (quickdraw.models.distill) may read another one.
+        self._offered = {**({IMAGE: RasterSpec(**raster)} if raster else {}), **offered}
         # The checkpoint records the inputs the net reads, no others.
         raster = raster if IMAGE in self.input_names else None
         inputs = {n: spec_config(offered[n]) for n in self.input_names if n != IMAGE} or None
@@ -174,6 +178,13 @@ class QuickDrawModule(L.LightningModule):
         # NHWC lets cuDNN pick its fastest convolution kernels on tensor-core GPUs.
         return x.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else x
 
+    def training_input_names(self) -> list[str]:
+        """The inputs training reads: the net's, then those of a teacher the objective loads
+        (distillation, which checks the teacher against the data here)."""
+        bind = getattr(self.objective, "bind", None)
+        extra = bind(self._offered, self.classes) if bind else []
+        return list(dict.fromkeys([*self.input_names, *extra]))
+
     def batch_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
         """The named inputs this model reads, out of a loader batch."""
         return {name: batch[name] for name in self.input_names}
@@ -191,7 +202,7 @@ class QuickDrawModule(L.LightningModule):
     # -- training ---------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         x, target = net_input(self.net, self._prepare(self.batch_inputs(batch))), batch["label"]
-        loss, logits, parts = self.objective(self.net, x, target, self.loss)
+        loss, logits, parts = self.objective(self.net, x, target, self.loss, batch=batch)
         if parts:
             self.log_dict(
                 parts, on_step=False, on_epoch=True, sync_dist=True, batch_size=len(target)
@@ -361,6 +372,11 @@ class QuickDrawModule(L.LightningModule):
         if hasattr(self.net, "portable_config") and "hyper_parameters" in checkpoint:
             hp = checkpoint["hyper_parameters"]
             checkpoint["hyper_parameters"] = {**hp, "net": self.net.portable_config(hp["net"])}
+        # A distilled student names its teachers (config) and their digests (quickdraw.models.distill).
+        record = getattr(self.objective, "record", None)
+        if record and record() and "hyper_parameters" in checkpoint:
+            hp = checkpoint["hyper_parameters"]
+            checkpoint["hyper_parameters"] = {**hp, "objective": {**hp["objective"], **record()}}
 
 
 def _check_member_inputs(net: Any, inputs: dict[str, Any]) -> None:

@@ -1,6 +1,7 @@
 """Training objectives: how a network's outputs and the criterion become the loss that is minimised.
 
-The LightningModule calls `objective(net, x, target, criterion) -> (loss, logits, parts)`; the
+The LightningModule calls `objective(net, x, target, criterion, batch) -> (loss, logits, parts)`
+(`batch`: the whole loader batch, which a teacher reads in [`quickdraw.models.distill`][quickdraw.models.distill]); the
 network stays a pure `nn.Module` that knows nothing of training. `criterion` is a
 [`quickdraw.models.losses`][quickdraw.models.losses] loss (plain or class-weighted cross-entropy), `parts` are extra
 scalars to log. Chosen by config (`model.objective`); with none given, single networks get
@@ -9,7 +10,8 @@ scalars to log. Chosen by config (`model.objective`); with none given, single ne
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -21,7 +23,12 @@ class Plain:
     """The criterion on the network's output."""
 
     def __call__(
-        self, net: nn.Module, x: Tensor, target: Tensor, criterion: Criterion
+        self,
+        net: nn.Module,
+        x: Tensor,
+        target: Tensor,
+        criterion: Criterion,
+        batch: Mapping[str, Any] | None = None,
     ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         logits = net(x)
         return criterion(logits, target), logits, {}
@@ -45,7 +52,12 @@ class EnsembleMembers:
         self.bootstrap = bootstrap
 
     def __call__(
-        self, net: nn.Module, x: Tensor, target: Tensor, criterion: Criterion
+        self,
+        net: nn.Module,
+        x: Tensor,
+        target: Tensor,
+        criterion: Criterion,
+        batch: Mapping[str, Any] | None = None,
     ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         member_logits = net.forward_members(x)
         logits = net.combine_logits(member_logits)

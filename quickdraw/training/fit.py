@@ -67,7 +67,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         inputs=datamodule.input_configs(),
         data_origin=datamodule.origin,
     )
-    datamodule.serve(model.input_names)  # build only the inputs the model reads
+    datamodule.serve(
+        model.training_input_names()
+    )  # only the inputs the model (and a teacher) reads
     log.info("data: %s", datamodule.describe())
     ckpt_path = run.resume_checkpoint(cfg.get("ckpt_path"))
     if ckpt_path:  # the weights learnt the checkpoint's data too: its origin joins the store's

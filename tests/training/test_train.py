@@ -18,8 +18,14 @@ EXPERIMENTS = sorted(p.stem for p in (ROOT / "quickdraw/conf" / "experiment").gl
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_experiment_runs_fast_dev_run(experiment, tiny_config, tmp_path):
-    cfg = tiny_config(tmp_path, f"experiment={experiment}", "debug=fast")
+def test_every_experiment_runs_fast_dev_run(experiment, tiny_config, tmp_path, request):
+    extra = []
+    if experiment == "distill":  # a student needs its teacher: the smoke run's model
+        smoke = request.getfixturevalue("smoke_run")
+        extra = [
+            f"model.objective.teacher={json.loads((smoke / 'metrics.json').read_text())['best_ckpt']}"
+        ]
+    cfg = tiny_config(tmp_path, f"experiment={experiment}", "debug=fast", *extra)
     metrics = train(cfg)
     assert {"test/acc", "test/acc3", "test/map3"} <= set(metrics)
 

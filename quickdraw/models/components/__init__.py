@@ -10,5 +10,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "factory": ["build_net"],
         "lstm": ["StrokeRNN"],
         "resnet": ["ResNet18", "resnet18"],
+        "timm_net": ["TimmNet", "timm_model"],
+        "transformer": ["StrokeTransformer"],
     },
 )

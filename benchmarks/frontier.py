@@ -1,0 +1,351 @@
+"""The accuracy / speed / size frontier: each model trained at one budget, scored, exported and timed.
+
+    python -m benchmarks.frontier                                   # every model, seed 42, the real sample
+    python -m benchmarks.frontier --models resnet18,mobilenetv3_small_100,distilled --seeds 42,1,2
+    python -m benchmarks.frontier --browser resnet18,mobilenetv3_small_100 --browser-runs 5
+
+Per model: parameters; ONNX size fp32 / int8 (static int8 calibrated on the run's validation
+drawings) and their top-1 agreement with PyTorch on the sample's raw test drawings; native CPU
+time per guess (strokes -> probabilities, one pinned core, one thread, p50/p95; onnxruntime
+int8 for the exportable models, PyTorch for the stroke-sequence ones, which have no ONNX export);
+in-browser guesses per second and move -> updated guess p50/p95 while drawing one 60 Hz stroke
+(headless Chromium, onnxruntime-web WASM, int8 page; `--browser-runs` page loads each); top-1,
+MAP@3 and early AUC (`quickdraw.evaluate prefix=strokes`) on `test_simplified.csv`, each seed
+trained at the same budget (`--budget` epochs of `--per-class` drawings a class, `--size` px).
+`distilled` is `mobilenetv3_small_100` trained against the same seed's ResNet18 (experiment=distill),
+paired with `mobilenetv3_small_100` trained alone. Every run is an ordinary run folder under
+`--out`; finished runs are reused. Writes `frontier.md` and `frontier.json` there; the figure is
+`python -m benchmarks.figures.frontier`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+import time
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.common import (
+    CLASSES,
+    ROOT,
+    SAMPLE_DIR,
+    cpu_model,
+    model_config,
+    percentiles,
+    pinned,
+    run,
+    timed_ms,
+    usable_cpus,
+    warn_if_busy,
+)
+from quickdraw.core.files import markdown_table
+from quickdraw.core.runs import RunDir
+from quickdraw.data.sources import StoreSource
+
+# name: (experiment, training overrides, teacher: None or the model whose same-seed run teaches)
+MODELS: dict[str, tuple[str, list[str], str | None]] = {
+    "resnet18": ("resnet18", [], None),
+    "mobilenetv3_small_100": ("timm_mobilenetv3", [], None),
+    "mobilenetv3_small_050": ("timm_mobilenetv3", ["model.net.name=mobilenetv3_small_050"], None),
+    "efficientnet_b0": ("timm_efficientnet", [], None),
+    "mobilevit_xxs": ("timm_mobilevit", [], None),
+    "convnext_atto": ("timm_convnext", [], None),
+    "vit_tiny": ("timm_vit", [], None),
+    "strokes_lstm": ("strokes_lstm", [], None),
+    "strokes_transformer": ("strokes_transformer", [], None),
+    "distilled": ("distill", [], "resnet18"),
+}
+# A distilled student's architecture: its sizes and times are that model's.
+ARCHITECTURE = {"distilled": "mobilenetv3_small_100"}
+ORT_DIST = ROOT / "build" / "web-deps" / "node_modules" / "onnxruntime-web" / "dist"
+
+
+def trained(args, name: str, seed: int) -> RunDir:
+    """The run folder of `name` at `seed`, trained once at the budget (its teacher first)."""
+    experiment, extra, teacher = MODELS[name]
+    folder = RunDir(Path(args.out).resolve() / name / f"seed{seed}")
+    if folder.metrics_file.exists():
+        return folder
+    if teacher:
+        extra = [*extra, f"model.objective.teacher={trained(args, teacher, seed).best_link}"]
+    folder.path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    run([sys.executable, "-m", "quickdraw.train", f"experiment={experiment}", *args.common, *extra,
+         f"seed={seed}", f"hydra.run.dir={folder.path}"], folder.path.parent / f"seed{seed}.log")  # fmt: skip
+    print(f"  trained {name} seed {seed} in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
+    return folder
+
+
+def untrained(args, name: str) -> RunDir:
+    """`--untrained`: the model for the 340 Kaggle classes at `--size` px, saved without training
+    (sizes and times do not depend on the weights), as `best.ckpt` of a run-like folder."""
+    from quickdraw.data.inputs import spec_config
+    from quickdraw.data.sequence import SequenceSpec
+    from quickdraw.models import QuickDrawModule
+    from quickdraw.testing.checkpoints import save_module
+
+    experiment, extra, _ = MODELS[name]
+    folder = RunDir(Path(args.out).resolve() / "untrained" / name)
+    if not folder.best_link.exists():
+        sizes = (f"data.raster.size={args.size}",)
+        config = model_config(None, overrides=(f"experiment={experiment}", *extra, *sizes))
+        sequence = {"sequence": spec_config(SequenceSpec())}  # the stroke models' input
+        model = QuickDrawModule(
+            **config, classes=CLASSES, raster={"size": args.size}, inputs=sequence
+        )
+        folder.best_link.parent.mkdir(parents=True, exist_ok=True)
+        save_module(model, folder.best_link)
+    return folder
+
+
+def scored(args, folder: RunDir) -> dict:
+    """Top-1, MAP@3 and early AUC of the run's best checkpoint on the test file (scored once)."""
+    evaluation = RunDir(folder.path / "eval-prefix")
+    if not evaluation.metrics_file.exists():
+        test = ([f"store={args.store}", "split=test"] if args.store
+                else [f"input={args.test_input}", f"labels={args.test_labels}"])  # fmt: skip
+        run([sys.executable, "-m", "quickdraw.evaluate", f"ckpt_path={folder.best_link}",
+             *test, "prefix=strokes",
+             f"hydra.run.dir={evaluation.path}"], folder.path / "eval-prefix.log")  # fmt: skip
+    m = evaluation.metrics()
+    return {k: m[k] for k in ("test/acc", "test/map3", "early/auc_top1") if k in m}
+
+
+def exported(args, folder: RunDir, model) -> dict:
+    """fp32 and int8 ONNX of the run (written once): sizes in MB and top-1 agreement with PyTorch."""
+    from quickdraw.deploy.onnx import (
+        FP32,
+        INT8,
+        ExportError,
+        Quantization,
+        export_checkpoint,
+        export_onnx,
+        quantize_int8,
+    )
+    from quickdraw.deploy.runtime import load_backend
+    from quickdraw.serving.guesser import Guesser
+
+    out = folder.path / "onnx"
+    torch_guesser = Guesser(model)
+    try:
+        images = np.concatenate(
+            [torch_guesser.spec(torch_guesser.parse_strokes(d)) for d in args.raw_drawings]
+        )
+        if not (out / INT8).exists() and args.untrained:  # no store of its classes: calibrate on
+            export_onnx(model, out)  # the parity drawings (the agreement then flatters int8)
+            quantize_int8(model, out, "static", images)
+        elif not (out / INT8).exists():
+            store = args.store or next(Path(args.data_dir).glob("stores/*/manifest.json")).parent
+            export_checkpoint(folder.best_link, out, quantize="int8",
+                              quantization=Quantization(store=str(store), per_class=8))  # fmt: skip
+    except ExportError as e:
+        print(f"  no ONNX export: {str(e)[:100]}")
+        return {}
+    ref = torch_guesser.probabilities(images).argmax(1)
+    result: dict = {}
+    for key, name in (("fp32", FP32), ("int8", INT8)):
+        result[f"{key}_mb"] = (out / name).stat().st_size / 1e6
+        if not args.untrained:  # an untrained model's near-uniform guesses agree by chance
+            got = load_backend(out / name, "onnx", threads=1).probabilities(images).argmax(1)
+            result[f"{key}_agree"] = float((got == ref).mean())
+    return result
+
+
+def native_ms(args, folder: RunDir, model, onnx: bool) -> dict:
+    """Strokes -> probabilities, one drawing at a time, one pinned core and one thread."""
+    from quickdraw.deploy.runtime import load_backend
+    from quickdraw.serving.guesser import Guesser
+
+    backend = (
+        load_backend(folder.path / "onnx" / "model.int8.onnx", "onnx", threads=1) if onnx else model
+    )
+    guesser = Guesser(backend)
+    drawings = args.raw_drawings[: args.native_runs]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with pinned(max(usable_cpus(), default=None)):
+            ms = timed_ms(lambda i: guesser.guess_strokes(drawings[i % len(drawings)]),
+                          args.native_runs, warmup=10)  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    p50, p95 = percentiles(ms)
+    return {
+        "native_backend": "onnxruntime int8" if onnx else "PyTorch",
+        "native_p50": p50,
+        "native_p95": p95,
+    }
+
+
+def in_browser(args, folder: RunDir) -> dict:
+    """`--browser-runs` page loads of the int8 page, one 60 Hz stroke of `--moves` moves each:
+    guesses a second over the stroke, move -> updated guess p50/p95 over every run's events."""
+    from quickdraw.deploy.web import build_page
+    from quickdraw.testing.browser import IDLE, draw, draw_synthetic, open_page
+
+    out = folder.path / "onnx"
+    build_page(out, ORT_DIST, "model.int8.onnx")
+    moves = args.moves
+    spiral = [(0.5 + 0.4 * (i / moves) * math.cos(i / 8), 0.5 + 0.4 * (i / moves) * math.sin(i / 8))
+              for i in range(moves + 1)]  # fmt: skip
+    rates, latencies, p95s = [], [], []
+    for _ in range(args.browser_runs):
+        with open_page(out) as s:
+            draw(s.page, spiral[:20], steps=1)  # warm-up stroke
+            s.page.wait_for_function(IDLE)
+            s.page.evaluate("Object.assign(window.quickdraw.state, {latencies: [], stages: [], guesses: 0})")  # fmt: skip
+            ms = draw_synthetic(s.page, spiral)
+            s.page.wait_for_function(IDLE)
+            lat = s.page.evaluate("window.quickdraw.state.latencies")
+            rates.append(s.page.evaluate("window.quickdraw.state.guesses") / (ms / 1000))
+            latencies += lat
+            p95s.append(percentiles(lat)[1])
+    p50, p95 = percentiles(latencies)
+    return {"browser_rate": float(np.median(rates)), "browser_rate_min": float(min(rates)),
+            "browser_p50": p50, "browser_p95": p95, "browser_p95_runs": p95s}  # fmt: skip
+
+
+def measure(args, name: str) -> dict:
+    from quickdraw.models.loading import load_model
+
+    seeds = {}
+    for seed in [] if args.untrained else args.seeds:
+        folder = trained(args, name, seed)
+        seeds[seed] = scored(args, folder)
+        print(f"  {name} seed {seed}: {seeds[seed]}", flush=True)
+    first = untrained(args, name) if args.untrained else trained(args, name, args.seeds[0])
+    model = load_model(first.best_link)
+    row: dict = {"params_m": sum(p.numel() for p in model.parameters()) / 1e6, "seeds": seeds}
+    row.update(exported(args, first, model))
+    if "native" not in args.skip:
+        row.update(native_ms(args, first, model, onnx="int8_mb" in row))
+    if name in args.browser and "int8_mb" in row:
+        row.update(in_browser(args, first))
+    print(f"  {name}: {json.dumps({k: v for k, v in row.items() if k != 'seeds'}, default=str)}", flush=True)  # fmt: skip
+    return row
+
+
+def mean_sd(values: list[float]) -> str:
+    if not values:
+        return "-"
+    sd = f" ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else ""
+    return f"{np.mean(values):.3f}{sd}"
+
+
+def table(results: dict, seeds: list[int]) -> str:
+    header = ["model", "params (M)", "ONNX fp32 / int8 (MB)", "int8 top-1 agreement",
+              "native ms/guess p50 / p95", "browser guesses/s (min)", "browser move -> guess p50 / p95 (ms)",
+              "top-1", "MAP@3", "early AUC top-1", "top-1 per seed"]  # fmt: skip
+    rows = []
+    for name, r in results.items():
+        per_seed = [r["seeds"][s] for s in seeds if s in r["seeds"]]
+        size = f"{r['fp32_mb']:.1f} / {r['int8_mb']:.1f}" if "int8_mb" in r else "- (no ONNX)"
+        native = (f"{r['native_p50']:.1f} / {r['native_p95']:.1f} ({r['native_backend']})"
+                  if "native_p50" in r else "-")  # fmt: skip
+        rows.append([
+            name, f"{r['params_m']:.2f}", size, f"{r['int8_agree']:.3f}" if "int8_agree" in r else "-",
+            native,
+            f"{r['browser_rate']:.0f} ({r['browser_rate_min']:.0f})" if "browser_rate" in r else "-",
+            (f"{r['browser_p50']:.1f} / {r['browser_p95']:.1f} (p95 per run "
+             f"{min(r['browser_p95_runs']):.1f}-{max(r['browser_p95_runs']):.1f})")
+            if "browser_p50" in r else "-",
+            *(mean_sd([m[k] for m in per_seed if k in m]) for k in ("test/acc", "test/map3", "early/auc_top1")),
+            ", ".join(f"{m['test/acc']:.3f}" for m in per_seed),
+        ])  # fmt: skip
+    return markdown_table(header, rows)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of: {', '.join(MODELS)}")  # fmt: skip
+    p.add_argument("--seeds", default="42", help="comma-separated seeds, paired across models")
+    p.add_argument("--budget", type=int, default=8, help="epochs per run")
+    p.add_argument("--per-class", type=int, default=12, help="drawings per class per epoch")
+    p.add_argument("--size", type=int, default=32, help="raster side, px")
+    p.add_argument("--browser", default="", help="comma-separated models timed in Chromium")
+    p.add_argument("--browser-runs", type=int, default=5, help="page loads per browser model")
+    p.add_argument("--moves", type=int, default=300, help="moves of the browser's stroke (60 Hz)")
+    p.add_argument("--native-runs", type=int, default=200)
+    p.add_argument("--skip", default="", help="comma-separated: native")
+    p.add_argument(
+        "--untrained",
+        action="store_true",
+        help="sizes and times only, of untrained models for 340 classes (no training)",
+    )
+    p.add_argument("--synthetic-per-class", type=int, default=600,
+                   help="--source generated: drawings a class of the generated set")  # fmt: skip
+    p.add_argument("--source", default=str(SAMPLE_DIR / "train_simplified.zip"),
+                   help="a source the converter reads, or 'generated' (15 classes, scored on "
+                        "its store's test split)")  # fmt: skip
+    p.add_argument("--test-input", default=str(SAMPLE_DIR / "test_simplified.csv"))
+    p.add_argument("--test-labels", default=str(SAMPLE_DIR / "test_labels.csv"))
+    p.add_argument("--test-raw", default=str(SAMPLE_DIR / "test_raw.csv"), help="parity drawings")
+    p.add_argument("--out", default=str(ROOT / "outputs" / "frontier"))
+    p.add_argument("overrides", nargs="*", help="Hydra overrides added to every training run")
+    args = p.parse_args()
+    names = [n for n in args.models.split(",") if n]
+    if args.untrained:  # a distilled student is its architecture: nothing new to time
+        names = [n for n in names if not MODELS.get(n, ("", [], None))[2]]
+    unknown = [n for n in names if n not in MODELS]
+    generated = args.source == "generated"
+    if unknown or not (generated or Path(args.source).exists()):
+        sys.exit(f"unknown models {unknown} (known: {', '.join(MODELS)})" if unknown
+                 else f"{args.source} not found: pass --source, --test-input, --test-labels, --test-raw")  # fmt: skip
+    args.seeds = [int(s) for s in args.seeds.split(",")]
+    args.browser = [n for n in args.browser.split(",") if n]
+    args.skip = [n for n in args.skip.split(",") if n]
+    args.data_dir = str(
+        Path(args.out).resolve() / "data"
+    )  # the frontier's own store: int8 calibrates on it
+    # The real sample is small: its store gets a bigger validation split, as in compare_models.
+    where = [f"data.synthetic_per_class={args.synthetic_per_class}"] if generated else [
+        f"data.source={args.source}", "data.val_per_class=null", "data.test_per_class=null",
+        "+data.convert_settings.val_fraction=0.15", "+data.convert_settings.test_fraction=0.05",
+    ]  # fmt: skip
+    args.store = (
+        str(StoreSource(cache_dir=args.data_dir, synthetic_per_class=args.synthetic_per_class).path)
+        if generated
+        else None
+    )
+    args.common = [
+        *where, f"paths.data_dir={args.data_dir}", f"data.per_class={args.per_class}",
+        f"data.raster.size={args.size}", f"trainer.max_epochs={args.budget}",
+        "callbacks.progress_bar.refresh_rate=0", *args.overrides,
+    ]  # fmt: skip
+    with open(args.test_raw, newline="") as f:
+        args.raw_drawings = [json.loads(r["drawing"]) for r in islice(csv.DictReader(f), 500)]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    load = warn_if_busy("the frontier")
+    results_file = out / "frontier.json"
+    results = json.loads(results_file.read_text()) if results_file.exists() else {}
+    for name in names:
+        print(f"{name}:", flush=True)
+        results[name] = measure(args, name)
+        results[name]["seeds"] = {int(k): v for k, v in results[name]["seeds"].items()}
+        # Read again before writing: two invocations on one --out (other models) keep each other's rows.
+        done = json.loads(results_file.read_text()) if results_file.exists() else {}
+        earlier = {int(k): v for k, v in done.get(name, {}).get("seeds", {}).items()}
+        results[name]["seeds"] = {**earlier, **results[name]["seeds"]}  # other --seeds runs too
+        results = {**done, **{n: results[n] for n in names if n in results}}
+        results_file.write_text(json.dumps(results, indent=1, default=str))
+    for r in results.values():
+        r["seeds"] = {int(k): v for k, v in r["seeds"].items()}
+    what = ("untrained models for 340 classes (sizes and times only)" if args.untrained else
+            f"budget {args.budget} epochs x {args.per_class} drawings a class, seeds {args.seeds}")  # fmt: skip
+    text = (f"{what}, {args.size} px, {cpu_model()}, load average at start "
+            f"{load if load is None else round(load, 1)}\n\n{table(results, args.seeds)}\n")  # fmt: skip
+    (out / "frontier.md").write_text(text)
+    print(text)
+    print(f"written: {out / 'frontier.md'}, {results_file}")
+
+
+if __name__ == "__main__":
+    main()
