@@ -149,7 +149,22 @@ class OptunaSearch:
         self._report(study)
         studies.write_figures(study, self.sweep_dir)
         if launched == 0:
+            self._nothing_to_run(study, n_trials)
+
+    def _nothing_to_run(self, study: Any, n_trials: int) -> None:
+        """Say why this worker ran no trial: the study is done, or trials of other workers (or
+        of a killed one, which a database fails once its heartbeat is stale) still run."""
+        running = [t.number for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"]
+        if not running:
             log.info("study %s already holds %d trials: nothing to run", study.study_name, n_trials)
+            return
+        log.warning(
+            "study %s holds n_trials=%d trials, of which %s still RUNNING: nothing to run here. A "
+            "trial of a killed worker counts until a database storage marks it FAIL, %d s after its "
+            "last heartbeat (a journal file never does); run the same command again then, or raise "
+            "hydra.sweeper.n_trials", study.study_name, n_trials,
+            ", ".join(map(str, running)), studies.HEARTBEAT_GRACE_S,
+        )  # fmt: skip
 
     def _ask(self, study: Any, space: dict, n_trials: int, n_jobs: int) -> list[Any]:
         """Up to `n_jobs` new trials, while the study counts fewer than `n_trials` (`counts`).

@@ -256,3 +256,37 @@ def test_two_workers_share_a_study_in_a_journal_file(tiny, tmp_path):
     assert code == 0, out[-4000:]
     (again,) = trials_of(tmp_path / "again").values()  # only the missing trial runs
     assert again["state"] == "COMPLETE" and again["number"] > max(ran_before)
+
+
+def test_a_refused_sweeper_setting_is_one_line_with_exit_code_2(tmp_path):
+    """Errors of the sweeper itself (not of a trial) are reported as every command's are."""
+    code, out = finish(start(
+        "hparams_search=optuna_smoke", "experiment=smoke", "hydra.sweeper.pruner=medain",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path,
+    ), timeout=120)  # fmt: skip
+    assert code == 2, out[-4000:]
+    assert "Traceback" not in out and "hydra.sweeper.pruner=medain: choose one of" in out
+
+
+def test_a_storage_that_is_a_folder_or_an_unknown_database_is_refused(tmp_path):
+    from quickdraw.core.errors import SettingError
+    from quickdraw.training.study import open_storage
+
+    folder = tmp_path / "study.journal"
+    folder.mkdir()
+    with pytest.raises(SettingError, match="is a folder: give a journal file"):
+        open_storage(str(folder))
+    with pytest.raises(SettingError, match="knows no database .*'postgressql'.*scheme"):
+        open_storage("postgressql://user:secret@localhost/optuna")
+
+
+def test_a_worker_with_nothing_to_run_names_the_trials_still_running(caplog):
+    """A killed worker's trial counts until its heartbeat is stale: the next worker says so."""
+    from quickdraw.training.sweeper import OptunaSearch
+
+    study = optuna.create_study(study_name="s")
+    study.tell(study.ask(), 0.5)
+    study.ask()  # left RUNNING, as by a worker killed with SIGKILL
+    with caplog.at_level("INFO", logger="quickdraw.training.sweeper"):
+        OptunaSearch()._nothing_to_run(study, 2)
+    assert "of which 1 still RUNNING" in caplog.text and "120 s" in caplog.text
