@@ -197,7 +197,7 @@ class OptunaSearch:
 
         reason = ""
         try:
-            value = ret.return_value
+            value = _job_result(ret)
             if value is None or not math.isfinite(float(value)):
                 state, reason = TrialState.FAIL, f"the job returned {value!r}, not a number"
             else:
@@ -221,16 +221,31 @@ class OptunaSearch:
         return state.name
 
     def _abandon(self, study: Any, trials: Sequence[Any], error: BaseException) -> None:
-        """Tell the study the batch's trials FAILed when their jobs could not be launched."""
+        """Tell the study the batch's trials FAILed when their jobs could not be launched or
+        were interrupted (Ctrl-C: Lightning ends the job with SystemExit), and say so in the
+        folders of those whose jobs started."""
         from optuna.trial import TrialState
 
-        reason = f"not launched: {type(error).__name__}: {error}"[:2000]
+        if isinstance(error, KeyboardInterrupt | SystemExit):
+            reason = "interrupted before its job ended (Ctrl-C or a signal): it does not count"
+        else:
+            reason = f"not launched: {type(error).__name__}: {error}"[:2000]
         for trial in trials:
             try:
                 trial.set_user_attr("reason", reason)
                 study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             except Exception as lost:  # the storage went away too: the heartbeat will tell
                 log.warning("trial %d left RUNNING in the study: %s", trial.number, lost)
+            job = RunDir(self.sweep_dir / str(trial.number))
+            if job.path.is_dir():  # its job started: trial.json says why it has no result
+                job.write_trial(
+                    study=study.study_name, number=trial.number, state=TrialState.FAIL.name,
+                    value=None, reason=reason, params=trial.params,
+                )  # fmt: skip
+        try:
+            summarise_sweep(self.sweep_dir)
+        except Exception as unwritten:  # the error being raised is the one to show
+            log.warning("sweep summary not refreshed: %s", unwritten)
 
     def _report(self, study: Any) -> None:
         studies.write_results(study, self.sweep_dir)
@@ -238,6 +253,19 @@ class OptunaSearch:
 
 
 RAN = "ran"  # user attribute of a trial whose job ran, whatever its end
+
+
+def _job_result(ret: Any) -> Any:
+    """The job's return value, or its exception raised, as Hydra's `JobReturn.return_value`,
+    without the "Error executing job with overrides" line that property prints for every job
+    that raised: a pruned trial ends cleanly, and `_tell` logs why a trial did not complete."""
+    from hydra.core.utils import JobStatus
+
+    if getattr(ret, "status", None) == JobStatus.FAILED and isinstance(
+        getattr(ret, "_return_value", None), BaseException
+    ):
+        raise ret._return_value
+    return ret.return_value
 
 
 def counts(trial: Any) -> bool:

@@ -290,3 +290,37 @@ def test_a_worker_with_nothing_to_run_names_the_trials_still_running(caplog):
     with caplog.at_level("INFO", logger="quickdraw.training.sweeper"):
         OptunaSearch()._nothing_to_run(study, 2)
     assert "of which 1 still RUNNING" in caplog.text and "120 s" in caplog.text
+
+
+def test_an_interrupted_trial_says_so_in_its_folder_and_does_not_count(tmp_path):
+    """Ctrl-C in a job: Lightning ends it with SystemExit; the trial is FAIL, unrun, explained."""
+    from quickdraw.training.sweeper import OptunaSearch, counts
+
+    search = OptunaSearch()
+    search.config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    study = optuna.create_study(study_name="s")
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    (tmp_path / str(trial.number)).mkdir()  # the job had started
+    search._abandon(study, [trial], SystemExit(1))
+    assert study.trials[0].state.name == "FAIL" and not counts(study.trials[0])
+    written = trials_of(tmp_path)[trial.number]
+    assert written["state"] == "FAIL" and written["reason"].startswith("interrupted")
+    assert "interrupted before its job ended" in (tmp_path / "summary.md").read_text()
+
+
+def test_a_pruned_job_is_told_without_hydras_error_line(tmp_path, capsys):
+    """Hydra's JobReturn.return_value prints "Error executing job" for any job that raised."""
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from quickdraw.training.sweeper import OptunaSearch
+
+    search = OptunaSearch()
+    search.config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    study = optuna.create_study(study_name="s")
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    ret = JobReturn(
+        status=JobStatus.FAILED, _return_value=optuna.TrialPruned("pruned after epoch 1")
+    )
+    assert search._tell(study, trial, ret) == "PRUNED"
+    assert "Error executing job" not in capsys.readouterr().err
+    assert trials_of(tmp_path)[trial.number]["reason"] == "pruned after epoch 1"
