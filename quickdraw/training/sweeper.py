@@ -43,8 +43,8 @@ class OptunaSearch:
     Settings are `hydra.sweeper.*` (`quickdraw/conf/hydra/sweeper/optuna.yaml` documents each):
     `direction` (`maximize`/`minimize` the value the task returns, `optimized_metric`),
     `study_name`, `storage`, `n_trials` (trials the study ends with, all workers together),
-    `n_jobs` (trials launched at once), `max_failure_rate` (share of this worker's trials that
-    may fail before it stops), `sampler`, `pruner` and `pruner_warmup`, `params` (the space).
+    `n_jobs` (trials launched at once), `max_failure_rate` (the share of `n_trials` that may
+    fail in this worker before it stops: [`too_many_failures`][quickdraw.training.sweeper.too_many_failures]), `sampler`, `pruner` and `pruner_warmup`, `params` (the space).
     """
 
     KEYS = frozenset({"direction", "study_name", "storage", "n_trials", "n_jobs", "max_failure_rate",
@@ -139,10 +139,11 @@ class OptunaSearch:
                 failed += self._tell(study, trial, ret) == "FAIL"
             launched += len(trials)
             self._report(study)
-            if failed / launched > max_failure_rate:
+            if too_many_failures(failed, n_trials, max_failure_rate):
                 raise SearchFailed(
                     f"{failed} of the {launched} trials this worker ran failed, more than "
-                    f"hydra.sweeper.max_failure_rate={max_failure_rate} allows (reasons in each "
+                    f"hydra.sweeper.max_failure_rate={max_failure_rate} of "
+                    f"n_trials={n_trials} allows (reasons in each "
                     f"trial's trial.json and in {self.sweep_dir / 'summary.md'}): fix the setting "
                     "that fails, narrow the search space, or raise hydra.sweeper.max_failure_rate"
                 )
@@ -253,6 +254,13 @@ class OptunaSearch:
 
 
 RAN = "ran"  # user attribute of a trial whose job ran, whatever its end
+
+
+def too_many_failures(failed: int, n_trials: int, max_failure_rate: float) -> bool:
+    """Whether a worker whose trials failed `failed` times stops: more than `max_failure_rate`
+    of the study's `n_trials` (0.1 of 40: the 5th failure). A share of the trials run so far
+    would stop a search at its first trial's failure for any rate below 1."""
+    return failed > max_failure_rate * n_trials
 
 
 def _job_result(ret: Any) -> Any:

@@ -324,3 +324,11 @@ def test_a_pruned_job_is_told_without_hydras_error_line(tmp_path, capsys):
     assert search._tell(study, trial, ret) == "PRUNED"
     assert "Error executing job" not in capsys.readouterr().err
     assert trials_of(tmp_path)[trial.number]["reason"] == "pruned after epoch 1"
+
+
+def test_max_failure_rate_is_a_share_of_n_trials_not_of_the_trials_run_so_far():
+    """optuna.yaml's 0.1 lets 4 of 40 trials fail: a first trial out of memory ends nothing."""
+    from quickdraw.training.sweeper import too_many_failures
+
+    assert [too_many_failures(f, 40, 0.1) for f in range(1, 6)] == [False] * 4 + [True]
+    assert too_many_failures(1, 3, 0.0) and not too_many_failures(2, 2, 1.0)
