@@ -332,3 +332,20 @@ def test_max_failure_rate_is_a_share_of_n_trials_not_of_the_trials_run_so_far():
 
     assert [too_many_failures(f, 40, 0.1) for f in range(1, 6)] == [False] * 4 + [True]
     assert too_many_failures(1, 3, 0.0) and not too_many_failures(2, 2, 1.0)
+
+
+def test_the_documented_random_sampler_builds_with_the_optuna_search():
+    """scaling.md: `hydra/sweeper/sampler=random`; TPE's settings must not reach RandomSampler."""
+    from quickdraw.training.study import build_sampler
+
+    cfg = compose_config("train", ["hparams_search=optuna", "experiment=resnet18",
+                                   "hydra/sweeper/sampler=random"], return_hydra_config=True)  # fmt: skip
+    assert isinstance(
+        build_sampler(cfg.hydra.sweeper.sampler, shared=True), optuna.samplers.RandomSampler
+    )
+    tpe = compose_config(
+        "train", ["hparams_search=optuna", "experiment=resnet18"], return_hydra_config=True
+    )
+    assert (
+        tpe.hydra.sweeper.sampler.n_startup_trials == 10 and tpe.hydra.sweeper.sampler.seed is None
+    )
