@@ -44,7 +44,9 @@ class OptunaSearch:
     `direction` (`maximize`/`minimize` the value the task returns, `optimized_metric`),
     `study_name`, `storage`, `n_trials` (trials the study ends with, all workers together),
     `n_jobs` (trials launched at once), `max_failure_rate` (the share of `n_trials` that may
-    fail in this worker before it stops: [`too_many_failures`][quickdraw.training.sweeper.too_many_failures]), `sampler`, `pruner` and `pruner_warmup`, `params` (the space).
+    fail in this worker before it stops:
+    [`too_many_failures`][quickdraw.training.sweeper.too_many_failures]), `sampler`, `pruner`
+    and `pruner_warmup`, `params` (the space).
     """
 
     KEYS = frozenset({"direction", "study_name", "storage", "n_trials", "n_jobs", "max_failure_rate",
