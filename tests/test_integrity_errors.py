@@ -99,6 +99,37 @@ def test_a_checkpoint_onto_a_full_disk_says_so_and_leaves_nothing(full_disk):
     assert os.statvfs(full_disk).f_bavail * os.statvfs(full_disk).f_frsize >= 16 * 1024
 
 
+def test_ctrl_c_during_a_checkpoint_write_is_an_interruption_not_a_full_disk(tmp_path, monkeypatch):
+    """PyTorch's writer turns a KeyboardInterrupt in a write into its failed-write RuntimeError."""
+    from quickdraw.core.files import out_of_space
+
+    class Interrupted:  # the file torch.save writes to, Ctrl-C arriving at its third write
+        def __init__(self, f):
+            self.f, self.writes = f, 0
+
+        def write(self, data):
+            self.writes += 1
+            if self.writes == 3:
+                raise KeyboardInterrupt
+            return self.f.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+    real_save = torch.save
+    monkeypatch.setattr(torch, "save", lambda obj, f: real_save(obj, Interrupted(f)))
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    path.parent.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        AtomicCheckpointIO().save_checkpoint({"a": torch.zeros(99), "b": torch.ones(99)}, path)
+    monkeypatch.undo()
+    assert not path.exists() and leftovers(path.parent) == []
+    try:
+        raise RuntimeError(TORCH_FULL) from KeyboardInterrupt()
+    except RuntimeError as error:
+        assert not out_of_space(error)
+
+
 def test_an_atomic_write_onto_a_full_disk_names_the_file(full_disk):
     path = full_disk / "metrics.json"
     with pytest.raises(DiskFullError) as err:

@@ -25,4 +25,7 @@ class OptunaSweeper(Sweeper):
         self.search.setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: list[str]) -> Any:
-        return self.search.sweep(arguments)
+        from quickdraw.core.commands import sweep_reported
+
+        # A setting or failure rate refused: one line and exit code 2, as in every command
+        return sweep_reported(lambda: self.search.sweep(arguments))

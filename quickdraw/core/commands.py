@@ -5,7 +5,8 @@ for bad input, settings or files), a setting left unset, and running out of disk
 is one line naming the file or setting and the fix, with exit code 2; an override Hydra cannot
 parse (a path with `é` or brackets) gets the quoted form to type instead, exit code 2; any other
 exception is a bug and keeps its traceback (so does every error with `HYDRA_FULL_ERROR=1`). In a
-multirun (`-m`), errors go to Hydra's sweeper unchanged, which records the job as failed.
+multirun (`-m`), a job's errors go to Hydra's sweeper unchanged, which records the job as failed;
+the sweeper's own errors are reported as one line ([`sweep_reported`][quickdraw.core.commands.sweep_reported]).
 `--help` shows the command's template (`hydra.help` in its config) without importing the library.
 The commands themselves, and their configs, are in [`quickdraw.cli`][quickdraw.cli].
 """
@@ -126,6 +127,21 @@ def command(
         return entry
 
     return decorate
+
+
+def sweep_reported(sweep: Callable[[], Any]) -> Any:
+    """`sweep()` of a sweeper (Hydra calls it outside the command's own error reporting), its
+    errors reported as [`command`][quickdraw.core.commands.command] reports them: a user's error
+    (a `hydra.sweeper.*` setting, a search that stopped on failed trials) is one line and exit
+    code 2, a bug keeps its traceback."""
+    try:
+        return sweep()
+    except Exception as error:
+        message = user_message(error)
+        if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        log.error("%s", message)
+        sys.exit(2)
 
 
 def _output(writes: Callable[[DictConfig], Any], cfg: DictConfig) -> str | None:

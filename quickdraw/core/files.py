@@ -128,11 +128,11 @@ class DiskFullError(QuickDrawError, OSError):
 def out_of_space(error: BaseException) -> bool:
     """Whether `error`, or an error it was raised from or while handling, is a write that found
     no room: an `OSError` with an errno of `OUT_OF_SPACE`, or PyTorch's failed write
-    (unless an `OSError` in the chain names another cause, such as `EIO`)."""
-    chain: list[BaseException] = []
-    while error is not None and all(error is not e for e in chain):
-        chain.append(error)
-        error = error.__cause__ or error.__context__
+    (unless an `OSError` in the chain names another cause, such as `EIO`, or the write was cut by
+    Ctrl-C: PyTorch's writer turns the KeyboardInterrupt into the same failed write)."""
+    chain = _chain(error)
+    if any(isinstance(e, KeyboardInterrupt) for e in chain):
+        return False
     codes = {e.errno for e in chain if isinstance(e, OSError) and e.errno is not None}
     if codes & OUT_OF_SPACE:
         return True
@@ -140,6 +140,15 @@ def out_of_space(error: BaseException) -> bool:
         isinstance(e, RuntimeError) and any(s in str(e) for s in _TORCH_WRITE_FAILED) for e in chain
     )
     return torch_failed and not codes
+
+
+def _chain(error: BaseException | None) -> list[BaseException]:
+    """`error` and the errors it was raised from or while handling, once each."""
+    chain: list[BaseException] = []
+    while error is not None and all(error is not e for e in chain):
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    return chain
 
 
 class LogFile(logging.FileHandler):
@@ -185,6 +194,9 @@ def reporting_full_disk(path: str | os.PathLike) -> Iterator[None]:
     except DiskFullError:
         raise
     except (OSError, RuntimeError) as e:
+        interrupted = [i for i in _chain(e) if isinstance(i, KeyboardInterrupt)]
+        if interrupted:  # Ctrl-C during the write (PyTorch's writer wraps it): an interruption
+            raise interrupted[0] from None
         if not out_of_space(e):
             raise
         code = e.errno if isinstance(e, OSError) and e.errno in OUT_OF_SPACE else errno.ENOSPC

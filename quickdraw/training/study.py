@@ -63,8 +63,15 @@ def open_storage(url: str, heartbeat: bool = True) -> Any:
                 f"hydra.sweeper.storage={url} is neither a database URL (postgresql://..., "
                 f"sqlite:///...) nor a journal file (a path ending in {' or '.join(JOURNAL_SUFFIXES)})"
             )
+        if path.is_dir():
+            raise SettingError(
+                f"hydra.sweeper.storage={url} is a folder: give a journal file, "
+                f"e.g. hydra.sweeper.storage={path / 'study.journal'}"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
+    from sqlalchemy.exc import NoSuchModuleError
+
     if url.startswith("sqlite:///"):  # SQLAlchemy does not create the folder of the file
         Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
     extra = (
@@ -72,6 +79,12 @@ def open_storage(url: str, heartbeat: bool = True) -> Any:
     )
     try:
         return _rdb_storage(url, extra)
+    except NoSuchModuleError as error:  # a scheme SQLAlchemy does not know: postgressql://
+        raise SettingError(
+            f"hydra.sweeper.storage={_without_password(url)}: SQLAlchemy knows no database (or "
+            f"driver) {url.split('://', 1)[0]!r}; check the URL's scheme (postgresql://..., "
+            "sqlite:///...)"
+        ) from error
     except ImportError as error:  # the database's driver (psycopg for PostgreSQL) is missing
         raise SettingError(
             f"hydra.sweeper.storage={_without_password(url)} needs a database driver: {error}. "

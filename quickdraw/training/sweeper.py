@@ -43,8 +43,10 @@ class OptunaSearch:
     Settings are `hydra.sweeper.*` (`quickdraw/conf/hydra/sweeper/optuna.yaml` documents each):
     `direction` (`maximize`/`minimize` the value the task returns, `optimized_metric`),
     `study_name`, `storage`, `n_trials` (trials the study ends with, all workers together),
-    `n_jobs` (trials launched at once), `max_failure_rate` (share of this worker's trials that
-    may fail before it stops), `sampler`, `pruner` and `pruner_warmup`, `params` (the space).
+    `n_jobs` (trials launched at once), `max_failure_rate` (the share of `n_trials` that may
+    fail in this worker before it stops:
+    [`too_many_failures`][quickdraw.training.sweeper.too_many_failures]), `sampler`, `pruner`
+    and `pruner_warmup`, `params` (the space).
     """
 
     KEYS = frozenset({"direction", "study_name", "storage", "n_trials", "n_jobs", "max_failure_rate",
@@ -139,17 +141,33 @@ class OptunaSearch:
                 failed += self._tell(study, trial, ret) == "FAIL"
             launched += len(trials)
             self._report(study)
-            if failed / launched > max_failure_rate:
+            if too_many_failures(failed, n_trials, max_failure_rate):
                 raise SearchFailed(
                     f"{failed} of the {launched} trials this worker ran failed, more than "
-                    f"hydra.sweeper.max_failure_rate={max_failure_rate} allows (reasons in each "
+                    f"hydra.sweeper.max_failure_rate={max_failure_rate} of "
+                    f"n_trials={n_trials} allows (reasons in each "
                     f"trial's trial.json and in {self.sweep_dir / 'summary.md'}): fix the setting "
                     "that fails, narrow the search space, or raise hydra.sweeper.max_failure_rate"
                 )
         self._report(study)
         studies.write_figures(study, self.sweep_dir)
         if launched == 0:
+            self._nothing_to_run(study, n_trials)
+
+    def _nothing_to_run(self, study: Any, n_trials: int) -> None:
+        """Say why this worker ran no trial: the study is done, or trials of other workers (or
+        of a killed one, which a database fails once its heartbeat is stale) still run."""
+        running = [t.number for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"]
+        if not running:
             log.info("study %s already holds %d trials: nothing to run", study.study_name, n_trials)
+            return
+        log.warning(
+            "study %s holds n_trials=%d trials, of which %s still RUNNING: nothing to run here. A "
+            "trial of a killed worker counts until a database storage marks it FAIL, %d s after its "
+            "last heartbeat (a journal file never does); run the same command again then, or raise "
+            "hydra.sweeper.n_trials", study.study_name, n_trials,
+            ", ".join(map(str, running)), studies.HEARTBEAT_GRACE_S,
+        )  # fmt: skip
 
     def _ask(self, study: Any, space: dict, n_trials: int, n_jobs: int) -> list[Any]:
         """Up to `n_jobs` new trials, while the study counts fewer than `n_trials` (`counts`).
@@ -182,7 +200,7 @@ class OptunaSearch:
 
         reason = ""
         try:
-            value = ret.return_value
+            value = _job_result(ret)
             if value is None or not math.isfinite(float(value)):
                 state, reason = TrialState.FAIL, f"the job returned {value!r}, not a number"
             else:
@@ -206,16 +224,31 @@ class OptunaSearch:
         return state.name
 
     def _abandon(self, study: Any, trials: Sequence[Any], error: BaseException) -> None:
-        """Tell the study the batch's trials FAILed when their jobs could not be launched."""
+        """Tell the study the batch's trials FAILed when their jobs could not be launched or
+        were interrupted (Ctrl-C: Lightning ends the job with SystemExit), and say so in the
+        folders of those whose jobs started."""
         from optuna.trial import TrialState
 
-        reason = f"not launched: {type(error).__name__}: {error}"[:2000]
+        if isinstance(error, KeyboardInterrupt | SystemExit):
+            reason = "interrupted before its job ended (Ctrl-C or a signal): it does not count"
+        else:
+            reason = f"not launched: {type(error).__name__}: {error}"[:2000]
         for trial in trials:
             try:
                 trial.set_user_attr("reason", reason)
                 study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             except Exception as lost:  # the storage went away too: the heartbeat will tell
                 log.warning("trial %d left RUNNING in the study: %s", trial.number, lost)
+            job = RunDir(self.sweep_dir / str(trial.number))
+            if job.path.is_dir():  # its job started: trial.json says why it has no result
+                job.write_trial(
+                    study=study.study_name, number=trial.number, state=TrialState.FAIL.name,
+                    value=None, reason=reason, params=trial.params,
+                )  # fmt: skip
+        try:
+            summarise_sweep(self.sweep_dir)
+        except Exception as unwritten:  # the error being raised is the one to show
+            log.warning("sweep summary not refreshed: %s", unwritten)
 
     def _report(self, study: Any) -> None:
         studies.write_results(study, self.sweep_dir)
@@ -223,6 +256,26 @@ class OptunaSearch:
 
 
 RAN = "ran"  # user attribute of a trial whose job ran, whatever its end
+
+
+def too_many_failures(failed: int, n_trials: int, max_failure_rate: float) -> bool:
+    """Whether a worker whose trials failed `failed` times stops: more than `max_failure_rate`
+    of the study's `n_trials` (0.1 of 40: the 5th failure). A share of the trials run so far
+    would stop a search at its first trial's failure for any rate below 1."""
+    return failed > max_failure_rate * n_trials
+
+
+def _job_result(ret: Any) -> Any:
+    """The job's return value, or its exception raised, as Hydra's `JobReturn.return_value`,
+    without the "Error executing job with overrides" line that property prints for every job
+    that raised: a pruned trial ends cleanly, and `_tell` logs why a trial did not complete."""
+    from hydra.core.utils import JobStatus
+
+    if getattr(ret, "status", None) == JobStatus.FAILED and isinstance(
+        getattr(ret, "_return_value", None), BaseException
+    ):
+        raise ret._return_value
+    return ret.return_value
 
 
 def counts(trial: Any) -> bool:

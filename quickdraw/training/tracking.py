@@ -86,10 +86,15 @@ def mlflow_logger(
     store URI), or, when None, a local store in `store_dir`: runs in `mlflow.db` (SQLite: MLflow
     3 keeps its file store for reading old runs only) and artifacts in `artifacts/`.
 
+    `run_name`: None names the run after its run folder (`2026-12-05_17-09-20`).
     Look at a local store with `mlflow ui --backend-store-uri sqlite:///STORE_DIR/mlflow.db`.
     """
     from lightning.pytorch.loggers import MLFlowLogger
 
+    if run_name is None and HydraConfig.initialized():
+        # the run folder's name (its start time; a sweep's job number, until start_tracking
+        # names it trial-N): MLflow's random names repeat, drawn after the run seeded `random`
+        run_name = Path(HydraConfig.get().runtime.output_dir).name
     artifacts = None
     if not tracking_uri:
         folder = Path(store_dir).expanduser().absolute()

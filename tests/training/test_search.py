@@ -256,3 +256,96 @@ def test_two_workers_share_a_study_in_a_journal_file(tiny, tmp_path):
     assert code == 0, out[-4000:]
     (again,) = trials_of(tmp_path / "again").values()  # only the missing trial runs
     assert again["state"] == "COMPLETE" and again["number"] > max(ran_before)
+
+
+def test_a_refused_sweeper_setting_is_one_line_with_exit_code_2(tmp_path):
+    """Errors of the sweeper itself (not of a trial) are reported as every command's are."""
+    code, out = finish(start(
+        "hparams_search=optuna_smoke", "experiment=smoke", "hydra.sweeper.pruner=medain",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path,
+    ), timeout=120)  # fmt: skip
+    assert code == 2, out[-4000:]
+    assert "Traceback" not in out and "hydra.sweeper.pruner=medain: choose one of" in out
+
+
+def test_a_storage_that_is_a_folder_or_an_unknown_database_is_refused(tmp_path):
+    from quickdraw.core.errors import SettingError
+    from quickdraw.training.study import open_storage
+
+    folder = tmp_path / "study.journal"
+    folder.mkdir()
+    with pytest.raises(SettingError, match="is a folder: give a journal file"):
+        open_storage(str(folder))
+    with pytest.raises(SettingError, match="knows no database .*'postgressql'.*scheme"):
+        open_storage("postgressql://user:secret@localhost/optuna")
+
+
+def test_a_worker_with_nothing_to_run_names_the_trials_still_running(caplog):
+    """A killed worker's trial counts until its heartbeat is stale: the next worker says so."""
+    from quickdraw.training.sweeper import OptunaSearch
+
+    study = optuna.create_study(study_name="s")
+    study.tell(study.ask(), 0.5)
+    study.ask()  # left RUNNING, as by a worker killed with SIGKILL
+    with caplog.at_level("INFO", logger="quickdraw.training.sweeper"):
+        OptunaSearch()._nothing_to_run(study, 2)
+    assert "of which 1 still RUNNING" in caplog.text and "120 s" in caplog.text
+
+
+def test_an_interrupted_trial_says_so_in_its_folder_and_does_not_count(tmp_path):
+    """Ctrl-C in a job: Lightning ends it with SystemExit; the trial is FAIL, unrun, explained."""
+    from quickdraw.training.sweeper import OptunaSearch, counts
+
+    search = OptunaSearch()
+    search.config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    study = optuna.create_study(study_name="s")
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    (tmp_path / str(trial.number)).mkdir()  # the job had started
+    search._abandon(study, [trial], SystemExit(1))
+    assert study.trials[0].state.name == "FAIL" and not counts(study.trials[0])
+    written = trials_of(tmp_path)[trial.number]
+    assert written["state"] == "FAIL" and written["reason"].startswith("interrupted")
+    assert "interrupted before its job ended" in (tmp_path / "summary.md").read_text()
+
+
+def test_a_pruned_job_is_told_without_hydras_error_line(tmp_path, capsys):
+    """Hydra's JobReturn.return_value prints "Error executing job" for any job that raised."""
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from quickdraw.training.sweeper import OptunaSearch
+
+    search = OptunaSearch()
+    search.config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    study = optuna.create_study(study_name="s")
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    ret = JobReturn(
+        status=JobStatus.FAILED, _return_value=optuna.TrialPruned("pruned after epoch 1")
+    )
+    assert search._tell(study, trial, ret) == "PRUNED"
+    assert "Error executing job" not in capsys.readouterr().err
+    assert trials_of(tmp_path)[trial.number]["reason"] == "pruned after epoch 1"
+
+
+def test_max_failure_rate_is_a_share_of_n_trials_not_of_the_trials_run_so_far():
+    """optuna.yaml's 0.1 lets 4 of 40 trials fail: a first trial out of memory ends nothing."""
+    from quickdraw.training.sweeper import too_many_failures
+
+    assert [too_many_failures(f, 40, 0.1) for f in range(1, 6)] == [False] * 4 + [True]
+    assert too_many_failures(1, 3, 0.0) and not too_many_failures(2, 2, 1.0)
+
+
+def test_the_documented_random_sampler_builds_with_the_optuna_search():
+    """scaling.md: `hydra/sweeper/sampler=random`; TPE's settings must not reach RandomSampler."""
+    from quickdraw.training.study import build_sampler
+
+    cfg = compose_config("train", ["hparams_search=optuna", "experiment=resnet18",
+                                   "hydra/sweeper/sampler=random"], return_hydra_config=True)  # fmt: skip
+    assert isinstance(
+        build_sampler(cfg.hydra.sweeper.sampler, shared=True), optuna.samplers.RandomSampler
+    )
+    tpe = compose_config(
+        "train", ["hparams_search=optuna", "experiment=resnet18"], return_hydra_config=True
+    )
+    assert (
+        tpe.hydra.sweeper.sampler.n_startup_trials == 10 and tpe.hydra.sweeper.sampler.seed is None
+    )

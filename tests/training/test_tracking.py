@@ -51,3 +51,20 @@ def test_a_run_logs_config_metrics_figures_and_best_checkpoint_to_mlflow(tiny_co
     assert any(p.startswith("figures/val/predictions/") and p.endswith(".png") for p in artifacts)
     text = client.download_artifacts(run.info.run_id, "best_checkpoint.txt", str(tmp_path))
     assert Path(text).read_text().strip() == metrics["best_ckpt"]
+
+
+def test_an_mlflow_run_is_named_after_its_run_folder(tmp_path):
+    """MLflow's random run names repeat from run to run: they are drawn after seeding `random`."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from quickdraw.training.tracking import mlflow_logger
+
+    cfg = compose_config("train", [], return_hydra_config=True)
+    cfg.hydra.runtime.output_dir = str(tmp_path / "runs" / "2026-12-05_17-09-20")
+    HydraConfig.instance().set_config(cfg)
+    try:
+        logger = mlflow_logger("e", str(tmp_path / "mlruns"))
+        run = logger.experiment.get_run(logger.run_id)
+        assert run.info.run_name == "2026-12-05_17-09-20"
+    finally:
+        HydraConfig.instance().cfg = None
