@@ -247,3 +247,9 @@ def test_a_users_config_folder_adds_options_and_cannot_shadow_shipped_ones(tmp_p
     assert "label_smoothing: 0.1" in mine and "quickdraw.models.components.resnet" in mine
     shipped = composed("resnet18")
     assert "label_smoothing: 0.2" not in shipped and "label_smoothing: 0.0" in shipped
+
+
+@pytest.mark.parametrize("name", ["evaluate", "predict", "demo", "export"])
+def test_help_says_ckpt_path_takes_a_model_folder(helps, name):
+    keys = helps[name].split("\nkeys:\n")[1].split("\nexamples:\n")[0]
+    assert "model folder written by" in keys.split("run_dir=RUN")[0], keys[:400]

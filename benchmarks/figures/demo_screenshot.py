@@ -2,8 +2,8 @@
 
     python -m benchmarks.figures.demo_screenshot [--ckpt CKPT] [--out docs/demo.png]
 
-Starts `python -m quickdraw.demo` on a free loopback port (default checkpoint: the best of the
-most recent training run, as the demo itself picks it), opens it in headless Chromium
+Starts `python -m quickdraw.demo` on a free loopback port (default checkpoint: the one the demo
+itself picks, by the rule of quickdraw/core/discovery.py), opens it in headless Chromium
 (`/usr/bin/chromium`, Debian's package) through Playwright, draws a house in three strokes
 with mouse events (walls, roof, door), waits for the guess and saves a full-page screenshot.
 """
@@ -22,7 +22,9 @@ from quickdraw.testing.browser import BROWSER_ARGS, CHROMIUM, draw
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ckpt", help="checkpoint (default: best of the latest training run)")
+    parser.add_argument(
+        "--ckpt", help="checkpoint (default: the demo's own pick, quickdraw/core/discovery.py)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "demo.png")
     args = parser.parse_args()
     from playwright.sync_api import expect, sync_playwright  # the tests extra

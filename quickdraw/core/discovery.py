@@ -58,6 +58,18 @@ def choose_checkpoint(
         return best_run(runs_root)
     run = RunDir(run_dir)
     ckpt = run.best_checkpoint()
+    if ckpt is None and not run.metrics_file.is_file() and run.hydra_config.is_file():
+        resume = " ".join(["python -m quickdraw.train", *_overrides(run)])
+        resume = (
+            f"resume it with `{resume} hydra.run.dir={run.path} ckpt_path=last`, or pass "
+            "ckpt_path= one of its checkpoints/*.ckpt"
+            if run.last_checkpoint.is_file()
+            else f"or train it again (`{resume}`): it saved no epoch yet"
+        )
+        raise MissingPathError(
+            f"run_dir={run.path} has not finished (no metrics.json): it is still training, or "
+            f"was stopped. Wait for it, {resume}"
+        )
     if ckpt is None:
         raise MissingPathError(
             f"run_dir={run.path} has no best checkpoint ({run.best_link.relative_to(run.path)}, "
@@ -120,14 +132,8 @@ def trial_reason(run: RunDir) -> str | None:
         return f"tagged {found[0]}"
     if (cfg.get("trainer") or {}).get("fast_dev_run"):
         return "trainer.fast_dev_run"
-    try:
-        overrides = (
-            list(OmegaConf.load(run.hydra_overrides)) if run.hydra_overrides.is_file() else []
-        )
-    except (OSError, ValueError):
-        overrides = []
     if debug := [
-        o for o in map(str, overrides) if o.lstrip("+").startswith(("debug=", "experiment=smoke"))
+        o for o in _overrides(run) if o.lstrip("+").startswith(("debug=", "experiment=smoke"))
     ]:
         return debug[0]
     return None
@@ -157,6 +163,15 @@ def score(run: RunDir) -> float | None:
         if isinstance(metrics.get(key), int | float):
             return float(metrics[key])
     return None
+
+
+def _overrides(run: RunDir) -> list[str]:
+    """The command-line overrides the run was started with (`.hydra/overrides.yaml`)."""
+    try:
+        found = OmegaConf.load(run.hydra_overrides) if run.hydra_overrides.is_file() else []
+        return [str(o) for o in found if not str(o).startswith("ckpt_path=")]
+    except (OSError, ValueError):
+        return []
 
 
 def _config(run: RunDir) -> dict:

@@ -65,6 +65,11 @@ def refuse_overwrite(writes: Named, reads: Named, fix: str, folders: Named | Non
                 f"{_show(label, path)} is a folder: name a file to write, in that folder or "
                 "elsewhere. Nothing was written."
             )
+        if blocker := _file_above(path):  # else found only by mkdir, after the work
+            raise OverwriteError(
+                f"{_show(label, path)}: {blocker} is a file, not a folder: name a folder to "
+                "write into (a new or an existing one). Nothing was written."
+            )
     for (label, path), whole in [(w, False) for w in files] + [(f, True) for f in folders]:
         for source, read in reads:
             if same_file(path, read):
@@ -101,6 +106,14 @@ def unique_folder(path: str) -> str:
         except FileExistsError:
             n += 1
             candidate = f"{path}_{n}"
+
+
+def _file_above(path: str | os.PathLike) -> Path | None:
+    """The nearest existing folder-to-be above `path` that is a file (`out=notes.txt`), or None."""
+    for parent in Path(path).expanduser().parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
 
 
 def _resolved(path: str | os.PathLike) -> Path:

@@ -29,6 +29,7 @@ from quickdraw.models.hub import (
     HUB_FORMAT,
     WEIGHTS,
     read_model_folder,
+    refuse_file_of_a_folder,
 )
 from quickdraw.models.loading import load_model, untrusted_targets, upgrade_hparams
 
@@ -70,6 +71,7 @@ def export_hub(ckpt_path: str | Path, out: str | Path) -> Path:
         {"ckpt_path": src},
         "Export into another folder (out=DIR).",
     )
+    refuse_file_of_a_folder(src)
     source = read_model_folder(src) if src.is_dir() else read_checkpoint(src)
     hparams = upgrade_hparams(source.get("hyper_parameters") or {})
     if refused := untrusted_targets(hparams):

@@ -75,6 +75,22 @@ def read_config(folder: str | Path) -> dict[str, Any]:
     return config
 
 
+def refuse_file_of_a_folder(path: str | Path) -> None:
+    """Raise [`ModelFolderError`][quickdraw.models.hub.ModelFolderError] when `path` is one file
+    of a model folder (`DIR/model.safetensors`, `DIR/config.json`): the folder is the model."""
+    path = Path(path)
+    if path.is_file() and (path.parent / CONFIG).is_file():
+        try:
+            ours = json.loads((path.parent / CONFIG).read_text()).get("format") == HUB_FORMAT
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+            ours = False
+        if ours:
+            raise ModelFolderError(
+                f"{path} is one file of the model folder {path.parent}: pass the folder itself, "
+                f"ckpt_path={path.parent}"
+            )
+
+
 def read_model_folder(folder: str | Path) -> dict[str, Any]:
     """A model folder as a checkpoint dict: `hyper_parameters`, `state_dict` (CPU tensors),
     `VERSION_KEY`. JSON and safetensors only; raises

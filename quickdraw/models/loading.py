@@ -16,7 +16,7 @@ import torch
 
 import quickdraw
 from quickdraw.core.checkpoints import CheckpointError, read_checkpoint, written_by
-from quickdraw.models.hub import read_model_folder
+from quickdraw.models.hub import read_model_folder, refuse_file_of_a_folder
 from quickdraw.models.module import QuickDrawModule
 
 # Packages whose classes and functions a checkpoint may name as Hydra `_target_`s: rebuilding the
@@ -85,6 +85,7 @@ def load_model(ckpt_path: str | Path, map_location: str = "cpu"):
     without the class names and input specs (raster or named inputs) every model of this project records.
     """
     path = Path(ckpt_path)
+    refuse_file_of_a_folder(path)
     # A folder is a shared model folder (quickdraw.models.hub): JSON and safetensors, no pickle.
     ckpt = read_model_folder(path) if path.is_dir() else read_checkpoint(path)
     hparams = upgrade_hparams(ckpt.get("hyper_parameters") or {})

@@ -99,6 +99,17 @@ def test_ckpt_path_and_run_dir_win_and_no_run_says_how_to_train(tmp_path):
         choose_checkpoint(None, empty, tmp_path)
 
 
+def test_run_dir_at_an_unfinished_run_says_it_has_not_finished_and_how_to_resume(tmp_path):
+    make_run(tmp_path, "running", 1_000, finished=False, via="metrics", overrides=("lr=0.1",))
+    run = tmp_path / "runs" / "running"  # killed mid-training: its resume keeps its overrides
+    again = r"has not finished \(no metrics.json\).*train it again \(`python -m quickdraw.train lr=0\.1`\)"
+    with pytest.raises(MissingPathError, match=again):
+        choose_checkpoint(None, run, tmp_path)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"epoch 0")
+    with pytest.raises(MissingPathError, match=r"ckpt_path=last"):
+        choose_checkpoint(None, run, tmp_path)
+
+
 @pytest.mark.slow
 def test_after_a_smoke_run_the_demo_serves_the_full_run_and_says_why(
     tiny_config, smoke_run, tmp_path

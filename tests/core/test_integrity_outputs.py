@@ -497,3 +497,15 @@ def test_only_the_launching_process_decides(tmp_path, monkeypatch, rank):
     monkeypatch.setenv(rank, "0")
     with pytest.raises(RunFolderError):
         run.prepare_training(None)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "hub"])
+def test_export_into_a_file_is_refused_in_one_line_before_any_work(tmp_path, fmt):
+    from quickdraw.deploy.hub import export_hub
+
+    ckpt, notes = tmp_path / "best.ckpt", tmp_path / "notes.txt"
+    ckpt.write_bytes(b"not read: refused first")
+    notes.write_text("kept")
+    with pytest.raises(OverwriteError, match=r"notes\.txt is a file, not a folder: name a folder"):
+        export_checkpoint(ckpt, notes) if fmt == "onnx" else export_hub(ckpt, notes / "sub")
+    assert notes.read_text() == "kept"

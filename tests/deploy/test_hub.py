@@ -121,3 +121,16 @@ def test_an_ensemble_travels_with_its_members(tmp_path, demo_drawings):
     after = Guesser(load_model(folder)).guess_strokes(drawing).top
     assert [w for w, _ in after] == [w for w, _ in before]
     assert [p for _, p in after] == pytest.approx([p for _, p in before], abs=1e-6)
+
+
+def test_a_file_of_the_folder_as_ckpt_path_says_to_pass_the_folder(tmp_path):
+    from quickdraw.deploy.hub import export_hub
+
+    (tmp_path / CONFIG).write_text(json.dumps({"format": "quickdraw-hub"}))
+    for name in (WEIGHTS, CONFIG):
+        (tmp_path / WEIGHTS).write_bytes(b"weights")
+        for load in (load_model, lambda p: export_hub(p, tmp_path / "out")):
+            with pytest.raises(
+                ModelFolderError, match=f"pass the folder itself, ckpt_path={tmp_path}$"
+            ):
+                load(tmp_path / name)
