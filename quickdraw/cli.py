@@ -33,6 +33,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hydra.core.config_store import ConfigStore
 from hydra.utils import get_class
@@ -41,12 +42,14 @@ from omegaconf import DictConfig, OmegaConf
 from quickdraw.core import commands
 from quickdraw.core.commands import absolute, reported
 from quickdraw.core.config import signature_schema
-from quickdraw.core.discovery import Choice, choose_checkpoint
 
 # The configs ship inside the package: an absolute path, since Hydra reads a relative one as a
 # Python package when the command is not the __main__ module.
 CONF = str(Path(__file__).with_name("conf"))
 log = logging.getLogger("quickdraw")
+
+if TYPE_CHECKING:
+    from quickdraw.core.discovery import Choice
 
 
 # Structured-config schemas (quickdraw.core.config): the group whose `schema` option each is, the
@@ -93,6 +96,10 @@ def checkpoint(cfg: DictConfig) -> Path:
 def chosen(cfg: DictConfig) -> Choice:
     """`ckpt_path`, else `run_dir`'s best, else the best finished run under `runs_root` by the
     rule of [`quickdraw.core.discovery`][quickdraw.core.discovery], with the reason, logged."""
+    # Imported here, not at the top: discovery reads checkpoints with torch, and `--help` of every
+    # command must load no torch (tests/test_cli.py holds it to that).
+    from quickdraw.core.discovery import choose_checkpoint
+
     choice = choose_checkpoint(
         absolute(cfg.ckpt_path), absolute(cfg.run_dir), absolute(cfg.runs_root)
     )
