@@ -16,7 +16,7 @@ from typing import Any
 
 import quickdraw
 from quickdraw.core.checkpoints import read_checkpoint
-from quickdraw.core.files import atomic_path, write_atomic, write_json
+from quickdraw.core.files import atomic_path, json_text, write_atomic, write_json
 from quickdraw.core.outputs import refuse_overwrite
 from quickdraw.core.runs import TRAIN, RunDir
 from quickdraw.data.origin import GENERATED, MIXED, QUICKDRAW
@@ -188,8 +188,8 @@ def model_card(config: dict[str, Any]) -> str:
         else f"Not recorded ({config['metrics'].get('note', 'no metrics')})."
     )
     inputs = "\n".join(
-        f"- `{name}`: {json.dumps({k: v for k, v in spec.items() if k != 'raster'})}"
-        + (f", raster `{json.dumps(spec['raster'])}`" if "raster" in spec else "")
+        f"- `{name}`: {json_text({k: v for k, v in spec.items() if k != 'raster'}, indent=None)}"
+        + (f", raster `{json_text(spec['raster'], indent=None)}`" if "raster" in spec else "")
         for name, spec in config["input"].items()
     )
     onnx = config["files"].get("onnx")
@@ -223,7 +223,7 @@ it names what a drawing shows, from strokes rasterised into a small image.
 {config["arch"]}; build config (`config.json` `hyper_parameters.net`):
 
 ```json
-{json.dumps(config["hyper_parameters"].get("net"), indent=2)}
+{json_text(config["hyper_parameters"].get("net"), indent=2)}
 ```
 
 ## Classes
