@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 import shlex
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,6 +18,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from quickdraw.data.doodles import CLASSES as GENERATED_CLASSES
+from tests.helpers.commands import finish
+from tests.helpers.commands import start_train as start
 from tests.helpers.configs import compose_config
 from tests.helpers.paths import ROOT
 from tests.helpers.postgres import Unavailable, postgres_server
@@ -30,23 +28,6 @@ optuna = pytest.importorskip("optuna")
 
 SEARCHES = sorted((ROOT / "quickdraw/conf/hparams_search").glob("*.yaml"))
 DOCUMENTED = re.compile(r"python -m quickdraw\.train -m hparams_search=optuna_smoke[^\n`]*")
-
-
-def start(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "quickdraw.train", *args], cwd=cwd, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, **(env or {})},
-    )  # fmt: skip
-
-
-def finish(proc: subprocess.Popen, timeout: float = 400) -> tuple[int, str]:
-    try:
-        output, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail(f"timed out after {timeout} s:\n{proc.communicate()[0][-3000:]}")
-    return proc.returncode, output
 
 
 def load(storage: str, name: str):

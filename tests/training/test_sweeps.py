@@ -10,9 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import hydra
@@ -20,6 +17,7 @@ import pytest
 import submitit
 from omegaconf import OmegaConf
 
+from tests.helpers.commands import finish, start_train
 from tests.helpers.configs import compose_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,16 +31,7 @@ def tiny(tiny_overrides) -> list[str]:
 
 def run_cli(*args: str, cwd: Path, timeout: float = 300) -> tuple[int, str]:
     """`python -m quickdraw.train ARGS` in a session of its own, killed whole if it hangs."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "quickdraw.train", *args], cwd=cwd, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    try:
-        output, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail(f"timed out after {timeout} s:\n{proc.communicate()[0][-3000:]}")
-    return proc.returncode, output
+    return finish(start_train(*args, cwd=cwd), timeout)
 
 
 def read_summary(sweep: Path) -> list[dict[str, str]]:
