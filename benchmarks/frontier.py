@@ -13,7 +13,9 @@ in-browser guesses per second and move -> updated guess p50/p95 while drawing on
 MAP@3 and early AUC (`quickdraw.evaluate prefix=strokes`) on `test_simplified.csv`, each seed
 trained at the same budget (`--budget` epochs of `--per-class` drawings a class, `--size` px).
 `distilled` is `mobilenetv3_small_100` trained against the same seed's ResNet18 (experiment=distill),
-paired with `mobilenetv3_small_100` trained alone. Every run is an ordinary run folder under
+paired with `mobilenetv3_small_100` trained alone; `ensemble` averages the ResNet18s of all `--seeds`
+(experiment=ensemble_mean from their checkpoints, frozen: one model, scored once), and
+`distilled_ensemble` is `mobilenetv3_small_100` distilled from it, paired by seed. Every run is an ordinary run folder under
 `--out`; finished runs are reused. Writes `frontier.md` and `frontier.json` there; the figure is
 `python -m benchmarks.figures.frontier`.
 """
@@ -61,16 +63,23 @@ MODELS: dict[str, tuple[str, list[str], str | None]] = {
     "strokes_lstm": ("strokes_lstm", [], None),
     "strokes_transformer": ("strokes_transformer", [], None),
     "distilled": ("distill", [], "resnet18"),
+    "ensemble": ("ensemble_mean", ["model.net.freeze_members=true"], None),
+    "distilled_ensemble": ("distill", [], "ensemble"),
 }
 # A distilled student's architecture: its sizes and times are that model's.
-ARCHITECTURE = {"distilled": "mobilenetv3_small_100"}
+ARCHITECTURE = {"distilled": "mobilenetv3_small_100", "distilled_ensemble": "mobilenetv3_small_100"}
+ENSEMBLE_OF = "resnet18"  # `ensemble`: the mean of this model's runs at every --seeds
 ORT_DIST = ROOT / "build" / "web-deps" / "node_modules" / "onnxruntime-web" / "dist"
 
 
 def trained(args, name: str, seed: int) -> RunDir:
     """The run folder of `name` at `seed`, trained once at the budget (its teacher first)."""
     experiment, extra, teacher = MODELS[name]
-    folder = RunDir(Path(args.out).resolve() / name / f"seed{seed}")
+    if name == "ensemble":  # one model whatever the seed: the seeds' runs are its members
+        members = [str(trained(args, ENSEMBLE_OF, s).best_link) for s in args.seeds]
+        extra = [*extra, f"model.net.checkpoints=[{','.join(members)}]"]
+        seed = args.seeds[0]
+    folder = RunDir(Path(args.out).resolve() / name / ensemble_tag(args, name, seed))
     if folder.metrics_file.exists():
         return folder
     if teacher:
@@ -81,6 +90,11 @@ def trained(args, name: str, seed: int) -> RunDir:
          f"seed={seed}", f"hydra.run.dir={folder.path}"], folder.path.parent / f"seed{seed}.log")  # fmt: skip
     print(f"  trained {name} seed {seed} in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
     return folder
+
+
+def ensemble_tag(args, name: str, seed: int) -> str:
+    """The run folder's name: `seed<N>`, or `seeds<A>-<B>-...` for the ensemble of those seeds."""
+    return f"seeds{'-'.join(map(str, args.seeds))}" if name == "ensemble" else f"seed{seed}"
 
 
 def untrained(args, name: str) -> RunDir:
@@ -215,14 +229,20 @@ def in_browser(args, folder: RunDir) -> dict:
 def measure(args, name: str) -> dict:
     from quickdraw.models.loading import load_model
 
-    seeds = {}
-    for seed in [] if args.untrained else args.seeds:
+    seeds, pooled = {}, {}
+    if name == "ensemble" and not args.untrained:  # one model: scored once, no seed spread
+        pooled = {"of": f"{ENSEMBLE_OF} seeds {','.join(map(str, args.seeds))}",
+                  **scored(args, trained(args, name, args.seeds[0]))}  # fmt: skip
+        print(f"  {name}: {pooled}", flush=True)
+    for seed in [] if args.untrained or pooled else args.seeds:
         folder = trained(args, name, seed)
         seeds[seed] = scored(args, folder)
         print(f"  {name} seed {seed}: {seeds[seed]}", flush=True)
     first = untrained(args, name) if args.untrained else trained(args, name, args.seeds[0])
     model = load_model(first.best_link)
     row: dict = {"params_m": sum(p.numel() for p in model.parameters()) / 1e6, "seeds": seeds}
+    if pooled:
+        row["ensemble"] = pooled
     row.update(exported(args, first, model))
     if "native" not in args.skip:
         row.update(native_ms(args, first, model, onnx="int8_mb" in row))
@@ -245,7 +265,7 @@ def table(results: dict, seeds: list[int]) -> str:
               "top-1", "MAP@3", "early AUC top-1", "top-1 per seed"]  # fmt: skip
     rows = []
     for name, r in results.items():
-        per_seed = [r["seeds"][s] for s in seeds if s in r["seeds"]]
+        per_seed = [r["seeds"][s] for s in seeds if s in r["seeds"]] or [r.get("ensemble", {})]
         size = f"{r['fp32_mb']:.1f} / {r['int8_mb']:.1f}" if "int8_mb" in r else "- (no ONNX)"
         native = (f"{r['native_p50']:.1f} / {r['native_p95']:.1f} ({r['native_backend']})"
                   if "native_p50" in r else "-")  # fmt: skip
@@ -257,7 +277,8 @@ def table(results: dict, seeds: list[int]) -> str:
              f"{min(r['browser_p95_runs']):.1f}-{max(r['browser_p95_runs']):.1f})")
             if "browser_p50" in r else "-",
             *(mean_sd([m[k] for m in per_seed if k in m]) for k in ("test/acc", "test/map3", "early/auc_top1")),
-            ", ".join(f"{m['test/acc']:.3f}" for m in per_seed),
+            f"one ensemble of {r['ensemble']['of']}" if "ensemble" in r
+            else ", ".join(f"{m['test/acc']:.3f}" for m in per_seed if "test/acc" in m),
         ])  # fmt: skip
     return markdown_table(header, rows)
 
@@ -291,8 +312,8 @@ def main() -> None:
     p.add_argument("overrides", nargs="*", help="Hydra overrides added to every training run")
     args = p.parse_args()
     names = [n for n in args.models.split(",") if n]
-    if args.untrained:  # a distilled student is its architecture: nothing new to time
-        names = [n for n in names if not MODELS.get(n, ("", [], None))[2]]
+    if args.untrained:  # a distilled student is its architecture, an ensemble its members: nothing to time
+        names = [n for n in names if not MODELS.get(n, ("", [], None))[2] and n != "ensemble"]
     unknown = [n for n in names if n not in MODELS]
     generated = args.source == "generated"
     if unknown or not (generated or Path(args.source).exists()):

@@ -6,8 +6,9 @@
         # another run (benchmarks.frontier --untrained at the page's size); a distilled student
         # takes its architecture's (the `distilled` row: mobilenetv3_small_100)
 
-Left: MAP@3 on the run's test drawings (the sample's test file, or the generated store's test split; mean over seeds) against native CPU time per guess (one
-thread, p50), every model. Right: the same MAP@3 against in-browser move -> updated guess p95
+Left: MAP@3 on the run's test drawings (the sample's test file, or the generated store's test
+split; mean over seeds, bars one standard deviation across seeds) against native CPU time per
+guess (one thread, p50), every model. Right: the same MAP@3 against in-browser move -> updated guess p95
 (Chromium, int8 page), for the models timed in the browser, with the 16.7 ms line of 60 guesses a
 second. Marker area is proportional to the int8 ONNX file (the page's download); stroke models,
 which have no ONNX export, are hollow.
@@ -32,12 +33,12 @@ TIMING_KEYS = ("int8_mb", "native_p50", "native_backend", "browser_p95")
 
 def with_timing(results: dict, timing: dict) -> dict:
     """`results` (accuracy) with sizes and times of `timing`'s row of the same model (or of a
-    distilled student's architecture)."""
+    distilled student's architecture); a model `timing` lacks (the ensemble) keeps its own."""
     from benchmarks.frontier import ARCHITECTURE
 
     merged = {}
     for name, r in results.items():
-        t = timing.get(name) or timing.get(ARCHITECTURE.get(name, ""), {})
+        t = timing.get(name) or timing.get(ARCHITECTURE.get(name, "")) or r
         base = {k: v for k, v in r.items() if k not in TIMING_KEYS}
         merged[name] = {**base, **{k: t[k] for k in TIMING_KEYS if k in t}}
     return merged
@@ -47,9 +48,13 @@ def plot(results: dict) -> Figure:
     fig = Figure(figsize=(10, 4.2))
     left, right = fig.subplots(1, 2, sharey=True)
     for name, r in results.items():
-        if not r.get("seeds"):
+        scores = [m["test/map3"] for m in r.get("seeds", {}).values()] or (
+            [r["ensemble"]["test/map3"]] if "ensemble" in r else []
+        )
+        if not scores:
             continue  # sizes and times only (--untrained): no accuracy to place
-        map3 = float(np.mean([m["test/map3"] for m in r["seeds"].values()]))
+        map3 = float(np.mean(scores))
+        spread = float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0
         area = 40 * r["int8_mb"] if "int8_mb" in r else 40
         style = (
             dict(s=area, alpha=0.6)
@@ -59,6 +64,7 @@ def plot(results: dict) -> Figure:
         for ax, key in ((left, "native_p50"), (right, "browser_p95")):
             if key in r:
                 ax.scatter(r[key], map3, **style)
+                ax.errorbar(r[key], map3, yerr=spread, color="grey", lw=0.8, capsize=2)
                 ax.annotate(
                     name, (r[key], map3), fontsize=7, xytext=(4, 3), textcoords="offset points"
                 )
