@@ -7,7 +7,8 @@
 Per model: parameters; ONNX size fp32 / int8 (static int8 calibrated on the run's validation
 drawings) and their top-1 agreement with PyTorch on the sample's raw test drawings; native CPU
 time per guess (strokes -> probabilities, one pinned core, one thread, p50/p95; onnxruntime
-int8 for the exportable models, PyTorch for the stroke-sequence ones, which have no ONNX export);
+int8 for the image models, PyTorch for the stroke-sequence ones, whose ONNX export (fp32, or
+dynamic int8) this benchmark does not time: static int8, calibrated on images, refuses them);
 in-browser guesses per second and move -> updated guess p50/p95 while drawing one 60 Hz stroke
 (headless Chromium, onnxruntime-web WASM, int8 page; `--browser-runs` page loads each); top-1,
 MAP@3 and early AUC (`quickdraw.evaluate prefix=strokes`) on `test_simplified.csv`, each seed
@@ -146,7 +147,7 @@ def exported(args, folder: RunDir, model) -> dict:
             export_checkpoint(folder.best_link, out, quantize="int8",
                               quantization=Quantization(store=str(store), per_class=8))  # fmt: skip
     except ExportError as e:
-        print(f"  no ONNX export: {str(e)[:100]}")
+        print(f"  no static int8 ONNX export: {str(e)[:100]}")
         return {}
     ref = torch_guesser.probabilities(images).argmax(1)
     result: dict = {}
@@ -246,7 +247,7 @@ def table(results: dict, seeds: list[int]) -> str:
     rows = []
     for name, r in results.items():
         per_seed = [r["seeds"][s] for s in seeds if s in r["seeds"]]
-        size = f"{r['fp32_mb']:.1f} / {r['int8_mb']:.1f}" if "int8_mb" in r else "- (no ONNX)"
+        size = f"{r['fp32_mb']:.1f} / {r['int8_mb']:.1f}" if "int8_mb" in r else "- (no int8)"
         native = (f"{r['native_p50']:.1f} / {r['native_p95']:.1f} ({r['native_backend']})"
                   if "native_p50" in r else "-")  # fmt: skip
         rows.append([

@@ -10,7 +10,7 @@ Left: MAP@3 on the run's test drawings (the sample's test file, or the generated
 thread, p50), every model. Right: the same MAP@3 against in-browser move -> updated guess p95
 (Chromium, int8 page), for the models timed in the browser, with the 16.7 ms line of 60 guesses a
 second. Marker area is proportional to the int8 ONNX file (the page's download); stroke models,
-which have no ONNX export, are hollow.
+which the frontier does not export (no static int8: it calibrates on images), are hollow.
 """
 
 from __future__ import annotations
