@@ -118,9 +118,10 @@ def server(ckpt: Path, out: Path, runs: int) -> None:
 NETWORK_JS = """async (n) => {
   const q = window.quickdraw, s = q.meta.raster, img = new Uint8Array(s.channels * s.size * s.size);
   for (let i = 0; i < img.length; i += 7) img[i] = 255;
-  for (let i = 0; i < 10; i++) await q.classify(img.slice());
+  const input = () => [{type: "uint8", data: img.slice(), dims: [1, s.channels, s.size, s.size]}];
+  for (let i = 0; i < 10; i++) await q.classify(input());
   const ms = [];
-  for (let i = 0; i < n; i++) { const x = img.slice(), t = performance.now(); await q.classify(x); ms.push(performance.now() - t); }
+  for (let i = 0; i < n; i++) { const x = input(), t = performance.now(); await q.classify(x); ms.push(performance.now() - t); }
   return ms;
 }"""
 

@@ -4,10 +4,12 @@
     python -m benchmarks.frontier --models resnet18,mobilenetv3_small_100,distilled --seeds 42,1,2
     python -m benchmarks.frontier --browser resnet18,mobilenetv3_small_100 --browser-runs 5
 
-Per model: parameters; ONNX size fp32 / int8 (static int8 calibrated on the run's validation
-drawings) and their top-1 agreement with PyTorch on the sample's raw test drawings; native CPU
-time per guess (strokes -> probabilities, one pinned core, one thread, p50/p95; onnxruntime
-int8 for the exportable models, PyTorch for the stroke-sequence ones, which have no ONNX export);
+Per model: parameters; ONNX size fp32 / int8 (image models: static int8 calibrated on the run's
+validation drawings; stroke-sequence models: dynamic int8, weights only, as static int8 calibrates
+on images) and their top-1 agreement with PyTorch on the sample's raw test drawings; native CPU
+time per guess (strokes -> probabilities through the demo's Guesser, one pinned core, one
+thread, p50/p95, onnxruntime int8; PyTorch for a model without an ONNX form: an ensemble of
+several inputs);
 in-browser guesses per second and move -> updated guess p50/p95 while drawing one 60 Hz stroke
 (headless Chromium, onnxruntime-web WASM, int8 page; `--browser-runs` page loads each); top-1,
 MAP@3 and early AUC (`quickdraw.evaluate prefix=strokes`) on `test_simplified.csv`, each seed
@@ -133,7 +135,9 @@ def scored(args, folder: RunDir) -> dict:
 
 
 def exported(args, folder: RunDir, model) -> dict:
-    """fp32 and int8 ONNX of the run (written once): sizes in MB and top-1 agreement with PyTorch."""
+    """fp32 and int8 ONNX of the run (written once): sizes in MB and top-1 agreement with PyTorch
+    on the parity drawings, strokes -> probabilities through the demo's path for both."""
+    from quickdraw.data.sequence import SequenceSpec
     from quickdraw.deploy.onnx import (
         FP32,
         INT8,
@@ -141,6 +145,7 @@ def exported(args, folder: RunDir, model) -> dict:
         Quantization,
         export_checkpoint,
         export_onnx,
+        graph_input,
         quantize_int8,
     )
     from quickdraw.deploy.runtime import load_backend
@@ -148,13 +153,15 @@ def exported(args, folder: RunDir, model) -> dict:
 
     out = folder.path / "onnx"
     torch_guesser = Guesser(model)
+    batches = [torch_guesser.parse_strokes(d) for d in args.raw_drawings]
     try:
-        images = np.concatenate(
-            [torch_guesser.spec(torch_guesser.parse_strokes(d)) for d in args.raw_drawings]
-        )
-        if not (out / INT8).exists() and args.untrained:  # no store of its classes: calibrate on
-            export_onnx(model, out)  # the parity drawings (the agreement then flatters int8)
-            quantize_int8(model, out, "static", images)
+        sequence = isinstance(graph_input(model)[1], SequenceSpec)
+        if not (out / INT8).exists() and (args.untrained or sequence):
+            # No store of its classes (untrained: the agreement then flatters int8), or no images
+            # to calibrate on (pen moves): static int8 on the parity drawings, or dynamic int8.
+            export_onnx(model, out)
+            images = None if sequence else np.concatenate([torch_guesser.spec(b) for b in batches])
+            quantize_int8(model, out, "dynamic" if sequence else "static", images)
         elif not (out / INT8).exists():
             store = args.store or next(Path(args.data_dir).glob("stores/*/manifest.json")).parent
             export_checkpoint(folder.best_link, out, quantize="int8",
@@ -162,14 +169,21 @@ def exported(args, folder: RunDir, model) -> dict:
     except ExportError as e:
         print(f"  no ONNX export: {str(e)[:100]}")
         return {}
-    ref = torch_guesser.probabilities(images).argmax(1)
-    result: dict = {}
+    result: dict = {"int8_mode": "dynamic" if sequence else "static"}
+    ref = top1(model, batches)
     for key, name in (("fp32", FP32), ("int8", INT8)):
         result[f"{key}_mb"] = (out / name).stat().st_size / 1e6
         if not args.untrained:  # an untrained model's near-uniform guesses agree by chance
-            got = load_backend(out / name, "onnx", threads=1).probabilities(images).argmax(1)
+            got = top1(load_backend(out / name, "onnx", threads=1), batches)
             result[f"{key}_agree"] = float((got == ref).mean())
     return result
+
+
+def top1(backend, batches: list) -> np.ndarray:
+    """The top class of each one-drawing batch, through the inference path evaluate and the demo share."""
+    from quickdraw.inference.runner import predict_proba
+
+    return np.array([int(predict_proba(backend, b)[0].argmax()) for b in batches])
 
 
 def native_ms(args, folder: RunDir, model, onnx: bool) -> dict:
@@ -312,7 +326,9 @@ def main() -> None:
     p.add_argument("overrides", nargs="*", help="Hydra overrides added to every training run")
     args = p.parse_args()
     names = [n for n in args.models.split(",") if n]
-    if args.untrained:  # a distilled student is its architecture, an ensemble its members: nothing to time
+    if (
+        args.untrained
+    ):  # a distilled student is its architecture, an ensemble its members: nothing to time
         names = [n for n in names if not MODELS.get(n, ("", [], None))[2] and n != "ensemble"]
     unknown = [n for n in names if n not in MODELS]
     generated = args.source == "generated"

@@ -11,7 +11,7 @@ split; mean over seeds, bars one standard deviation across seeds) against native
 guess (one thread, p50), every model. Right: the same MAP@3 against in-browser move -> updated guess p95
 (Chromium, int8 page), for the models timed in the browser, with the 16.7 ms line of 60 guesses a
 second. Marker area is proportional to the int8 ONNX file (the page's download); stroke models,
-which have no ONNX export, are hollow.
+which the frontier does not export (no static int8: it calibrates on images), are hollow.
 """
 
 from __future__ import annotations

@@ -15,12 +15,20 @@ layer3's 4 x 4 maps at 64 px too was slower, hence `MAX_PIXELS`. Kernel taps tha
 padding are left out: onnxruntime's own kernels skip them, and with them the 32 px network ran
 natively at 4.1 against 2.2 ms. The outputs do not change beyond float rounding (~1e-6; the
 products left out are products with zero; tests/deploy/test_export.py checks parity).
+
+Stroke-sequence networks need a rewrite of another kind: PyTorch's `nn.MultiheadAttention`, traced
+by the TorchScript exporter, fixes the number of points of the example drawing in its reshapes
+(onnxruntime then refuses any other length), and in eval mode its fused kernel
+(`aten::_transformer_encoder_layer_fwd`) has no ONNX form. [`attention_for_onnx`][quickdraw.deploy.graph.attention_for_onnx]
+swaps each for [`SelfAttention`][quickdraw.deploy.graph.SelfAttention], the same products written with shapes read from
+the input.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import math
 
 import torch
 import torch.nn.functional as F
@@ -109,6 +117,52 @@ def for_onnx(module: nn.Module, example: torch.Tensor) -> nn.Module:
             failure = f"the outputs changed (max diff {(got - reference).abs().max().item():.2e})"
     log.warning("convolutions on small maps left as Conv (slower under onnxruntime): rewriting "
                 "%s as MatMul, %s", ", ".join(small), failure)  # fmt: skip
+    return module
+
+
+class SelfAttention(nn.Module):
+    """A batch-first `nn.MultiheadAttention` used as self-attention, for any number of points.
+
+    Takes `(B, T, D)` queries (keys and values the same tensor, as in an encoder layer) and an
+    optional float `key_padding_mask` `(B, T)` (-inf on padding, what `nn.TransformerEncoder`
+    passes its layers); returns `((B, T, D), None)` as the module would with `need_weights=False`.
+    Reads the module's own parameters (no copy).
+    """
+
+    batch_first = True  # read by nn.TransformerEncoder before it picks a path
+
+    def __init__(self, mha: nn.MultiheadAttention) -> None:
+        super().__init__()
+        self.heads, self.in_proj_weight = mha.num_heads, mha.in_proj_weight
+        self.in_proj_bias, self.out_proj = mha.in_proj_bias, mha.out_proj
+
+    def forward(self, query, key, value, key_padding_mask=None, need_weights=False,
+                attn_mask=None, is_causal=False):  # fmt: skip
+        if attn_mask is not None or is_causal:
+            raise ValueError("SelfAttention exports encoder self-attention without attn_mask")
+        q, k, v = F.linear(query, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
+        # (B, T, D) -> (B, heads, T, D / heads); -1 keeps B and T read from the input.
+        q, k, v = (x.unflatten(-1, (self.heads, -1)).transpose(1, 2) for x in (q, k, v))
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+        if key_padding_mask is not None:
+            scores = scores + key_padding_mask[:, None, None, :].to(scores.dtype)
+        out = (scores.softmax(dim=-1) @ v).transpose(1, 2).flatten(2)
+        return self.out_proj(out), None
+
+
+def attention_for_onnx(module: nn.Module) -> nn.Module:
+    """A copy of `module` with every batch-first self-attention (`nn.MultiheadAttention` with one
+    embedding size for queries, keys and values, and biases) a [`SelfAttention`][quickdraw.deploy.graph.SelfAttention]; `module` is
+    returned as it is when it has none. Export it with the fused kernel off
+    (`torch.backends.mha.set_fastpath_enabled(False)`), as `quickdraw.deploy.onnx` does."""
+    names = [n for n, m in module.named_modules() if isinstance(m, nn.MultiheadAttention)
+             and m.batch_first and m._qkv_same_embed_dim and m.in_proj_bias is not None
+             and m.bias_k is None and not m.add_zero_attn]  # fmt: skip
+    if not names:
+        return module
+    module = copy.deepcopy(module).eval()
+    for name in names:
+        _replace(module, name, SelfAttention(module.get_submodule(name)))
     return module
 
 

@@ -119,7 +119,7 @@ def _onnx(model, out: Path) -> dict[str, Any]:
     """The ONNX files, where the model has an ONNX form; their names for config.json."""
     try:
         export_onnx(model, out)
-    except ExportError as e:  # a sequence or mixed model: the weights alone, and why
+    except ExportError as e:  # a mixed model: the weights alone, and why
         log.warning("no ONNX export in the model folder: %s", e)
         return {"onnx": None, "onnx_note": str(e)}
     return {"onnx": FP32, "onnx_sidecar": SIDECAR}

@@ -1,18 +1,24 @@
 """A trained checkpoint as a self-describing ONNX model: graph, JSON sidecar, optional int8 variant.
 
-The graph takes what the training loader gives the network, uint8 images `(B, C, H, W)` with a
-dynamic batch axis, and returns class probabilities `(B, K)`: the /255 scaling and the softmax
-are inside, so every runtime (onnxruntime in Python, onnxruntime-web in a page) needs nothing but
-the rasteriser. An averaging ensemble's forward already returns the log of its members' mean
-probabilities, so the same softmax exports the averaged probabilities.
+The graph takes what the training loader gives the network and returns class probabilities
+`(B, K)`, with a dynamic batch axis. An image model reads uint8 images `(B, C, H, W)` (input
+`image`; the /255 scaling is inside); a stroke-sequence model (the LSTM, the Transformer) reads
+the pen moves of [`quickdraw.data.sequence`][quickdraw.data.sequence], `points` `(B, T, 3)` float32
+and `lengths` `(B,)` int64, T dynamic too. The softmax is inside, so every runtime (onnxruntime
+in Python, onnxruntime-web in a page) needs nothing but the preprocessing the sidecar describes.
+An averaging ensemble's forward already returns the log of its members' mean probabilities, so
+the same softmax exports the averaged probabilities. A model reading several inputs (a mixed
+ensemble) has no export.
 
 The sidecar (`model.json` next to the graph) is the contract between training and every place
-that runs the export: class names in output order, the raster spec with the numbers the
-rasteriser derives from it (thickness, border: computed here, once, by
-[`RasterSpec`][quickdraw.data.raster.RasterSpec]), the input's shape, dtype and encoding, the project
-version, and where the training drawings came from (`data.origin`: `"quickdraw"`,
-`"generated"`, `"mixed"`, or null when the checkpoint predates the record), which the page's
-credit line follows. [`quickdraw.deploy.runtime`][quickdraw.deploy.runtime] and `quickdraw/deploy/page/raster.js` read it.
+that runs the export: class names in output order, the input (`input.kind` `"raster"`: its
+shape, dtype and encoding, and the raster spec with the numbers the rasteriser derives from it
+(thickness, border: computed here, once, by [`RasterSpec`][quickdraw.data.raster.RasterSpec]);
+`"sequence"`: its two tensors, `max_points`, the features and the frame they are scaled by, and
+under `preview` the raster a page draws to show the drawing), the project version, and where the
+training drawings came from (`data.origin`: `"quickdraw"`, `"generated"`, `"mixed"`, or null when
+the checkpoint predates the record), which the page's credit line follows.
+[`quickdraw.deploy.runtime`][quickdraw.deploy.runtime] and `quickdraw/deploy/page/` read it.
 """
 
 from __future__ import annotations
@@ -31,12 +37,13 @@ from quickdraw.core.errors import QuickDrawError
 from quickdraw.core.files import atomic_path, write_json
 from quickdraw.core.outputs import refuse_overwrite
 from quickdraw.data import raster
-from quickdraw.data.inputs import IMAGE
+from quickdraw.data.inputs import IMAGE, InputSpec
 from quickdraw.data.origin import ORIGINS
 from quickdraw.data.raster import RasterSpec
 from quickdraw.data.sampling import fixed_rows
+from quickdraw.data.sequence import FEATURES, FRAME, SequenceSpec
 from quickdraw.data.store import Store
-from quickdraw.deploy.graph import for_onnx
+from quickdraw.deploy.graph import attention_for_onnx, for_onnx
 from quickdraw.deploy.web import ORT_FILES, PAD_FILES, PAGE_FILES, build_page
 from quickdraw.inference.runner import model_inputs, raster_spec
 from quickdraw.models.loading import load_model
@@ -47,6 +54,7 @@ SIDECAR = "model.json"
 FP32, INT8 = "model.onnx", "model.int8.onnx"
 CONV, PREP = "model.conv.onnx", "model.prep.onnx"  # steps of the int8 graph, deleted after
 INPUT, OUTPUT = "image", "probs"
+POINTS, LENGTHS = "points", "lengths"  # a sequence graph's inputs
 OPSET = 18
 FORMATS = ("onnx", "web")
 
@@ -64,6 +72,19 @@ class Probabilities(torch.nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.module(images).softmax(dim=-1)
+
+
+class SequenceProbabilities(torch.nn.Module):
+    """Pen moves `points` (B, T, 3) float32 and `lengths` (B,) int64 -> class probabilities (B, K),
+    given to the module as its input `name` (T >= 1: the runtimes give a blank canvas one zero
+    point, as the networks themselves do)."""
+
+    def __init__(self, module, name: str) -> None:
+        super().__init__()
+        self.module, self.name = module, name
+
+    def forward(self, points: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.module({self.name: (points, lengths)}).softmax(dim=-1)
 
 
 @dataclass(frozen=True)
@@ -101,8 +122,9 @@ def export_checkpoint(
     """What `python -m quickdraw.export` does: returns the folder written.
 
     `model.onnx` + `model.json`; `quantize="int8"` adds `model.int8.onnx`; `format="web"`
-    adds the page ([`quickdraw.deploy.web.build_page`][quickdraw.deploy.web.build_page]). Raises ExportError for bad settings,
-    CheckpointError for a file that is not a project checkpoint, WebBuildError without
+    adds the page ([`quickdraw.deploy.web.build_page`][quickdraw.deploy.web.build_page]). Raises ExportError for bad settings
+    (a model that reads several inputs, static int8 of a stroke-sequence model: both before any
+    file is written), CheckpointError for a file that is not a project checkpoint, WebBuildError without
     onnxruntime-web, OverwriteError (before any work) when a file it writes is one it reads.
     """
 
@@ -126,6 +148,13 @@ def export_checkpoint(
         "Export into another folder (out=DIR).",
     )
     model = load_model(ckpt_path)
+    _, spec = graph_input(model)  # a model with no graph is refused before anything is written
+    if quantize and quantization.mode == "static" and isinstance(spec, SequenceSpec):
+        raise ExportError(
+            "quantization.mode=static calibrates int8 activations on images; this model reads "
+            f"{spec.describe()}: set quantization.mode=dynamic (int8 weights, activation ranges "
+            "per call; top-1 agreement with PyTorch 0.997 on the sample's raw test drawings)"
+        )
     # An int8 page ships the int8 model alone: the fp32 graph would be downloaded for nothing.
     int8_page = format == "web" and web.model == "int8"
     log.info("exporting %s to %s", ckpt_path, out / (INT8 if int8_page else FP32))
@@ -170,7 +199,7 @@ def export_onnx(model, out_dir: str | Path, graph: bool = True) -> Path:
     graph [`quantize_int8`][quickdraw.deploy.onnx.quantize_int8] writes next).
     `model`: a QuickDrawModule from [`quickdraw.models.loading.load_model`][quickdraw.models.loading.load_model] (single or ensemble).
     Returns the graph's path. Raises ExportError when `onnx` is missing, or for a model that
-    reads anything but one raster image (the page and onnxruntime get images only).
+    reads several inputs (a mixed ensemble: [`graph_input`][quickdraw.deploy.onnx.graph_input]).
     """
     if data_origin(model) is None:  # checked before anything is written
         log.warning("%s: the checkpoint does not record where its training drawings came from (it "
@@ -179,7 +208,7 @@ def export_onnx(model, out_dir: str | Path, graph: bool = True) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if not graph:
-        _require_raster_only(model)
+        graph_input(model)
         write_json(out / SIDECAR, {**sidecar(model), "files": {}})
         return out / SIDECAR
     write_graph(model, out / FP32)
@@ -190,33 +219,55 @@ def export_onnx(model, out_dir: str | Path, graph: bool = True) -> Path:
 def write_graph(model, path: Path, rewrite: bool = True) -> None:
     """`model`'s graph alone, as [`export_onnx`][quickdraw.deploy.onnx.export_onnx] writes it. `rewrite=False` keeps every
     convolution a `Conv` (int8 quantises that graph; the benchmark compares the two)."""
-    _require_raster_only(model)
+    name, spec = graph_input(model)
     _require("onnx")
-    spec = raster_spec(model)
-    example = torch.zeros((2, spec.channels, spec.size, spec.size), dtype=torch.uint8)
-    # Convolutions on small maps as matrix products (quickdraw.deploy.graph: 22 -> 16 ms a pass in
-    # onnxruntime-web for ResNet18 at 64 px); the checkpoint's own module is left as it is.
     module = model.cpu().eval()
-    wrapper = Probabilities(for_onnx(module, example) if rewrite else module).eval()
+    if isinstance(spec, SequenceSpec):
+        # Two drawings of different lengths: the padding mask is traced as it is used.
+        example: tuple = (torch.rand(2, 5, FEATURES), torch.tensor([5, 3]))
+        # Self-attention with shapes read from the input (quickdraw.deploy.graph); the fused
+        # kernel it would take in eval mode has no ONNX form.
+        wrapper = SequenceProbabilities(attention_for_onnx(module), name).eval()
+        axes = {POINTS: {0: "batch", 1: "points"}, LENGTHS: {0: "batch"}}
+        names = [POINTS, LENGTHS]
+    else:
+        example = (torch.zeros((2, spec.channels, spec.size, spec.size), dtype=torch.uint8),)
+        # Convolutions on small maps as matrix products (quickdraw.deploy.graph: 22 -> 16 ms a pass
+        # in onnxruntime-web for ResNet18 at 64 px); the checkpoint's own module is left as it is.
+        wrapper = Probabilities(for_onnx(module, example[0]) if rewrite else module).eval()
+        axes, names = {INPUT: {0: "batch"}}, [INPUT]
     # The TorchScript exporter (dynamo=False): ~1 s for ResNet18 on 2 CPU cores against ~30 s for
     # torch.export + onnxscript, with the same outputs (max difference 1e-8 either way).
+    fastpath = torch.backends.mha.get_fastpath_enabled()
     with torch.no_grad(), warnings.catch_warnings():
         # Im2colConv's strided slices: the exporter says it cannot constant-fold them, and there
         # is nothing to fold (they slice activations).
         warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")
-        # Written beside `path` and renamed: a full disk leaves no half graph under its name.
-        with atomic_path(path) as tmp:
-            _export_graph(wrapper, example, tmp)
+        # The networks' guard for a blank canvas (T == 0) is traced as not taken: the runtimes
+        # pad a blank canvas to one zero point instead.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        # The LSTM's: its lengths are a graph input (ONNX LSTM's sequence_lens), and the export
+        # answers any batch size (tests/deploy/test_export.py runs batches of 1 and of 36).
+        warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size")
+        torch.backends.mha.set_fastpath_enabled(False)
+        try:
+            # Written beside `path` and renamed: a full disk leaves no half graph under its name.
+            with atomic_path(path) as tmp:
+                _export_graph(wrapper, example, tmp, names, axes)
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
-def _export_graph(wrapper: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
+def _export_graph(
+    wrapper: torch.nn.Module, example: tuple, path: Path, names: list[str], axes: dict
+) -> None:
     torch.onnx.export(
         wrapper,
-        (example,),
+        example,
         str(path),  # one self-contained file: a static host serves it in one request
-        input_names=[INPUT],
+        input_names=names,
         output_names=[OUTPUT],
-        dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+        dynamic_axes={**axes, OUTPUT: {0: "batch"}},
         opset_version=OPSET,
         dynamo=False,
     )
@@ -224,22 +275,46 @@ def _export_graph(wrapper: torch.nn.Module, example: torch.Tensor, path: Path) -
 
 def sidecar(model) -> dict:
     """The JSON description of an exported model (see the module docstring)."""
-    spec = raster_spec(model)
+    name, spec = graph_input(model)
     net = model.net
     members = getattr(net, "num_members", None)
+    classes = list(model.hparams.classes)
+    if isinstance(spec, SequenceSpec):
+        described = {
+            "input": {
+                "kind": "sequence",
+                "name": name,  # the model's input, which the graph's two tensors make
+                "points": {
+                    "name": POINTS,
+                    "dtype": "float32",
+                    "shape": ["batch", "points", FEATURES],
+                },
+                "lengths": {"name": LENGTHS, "dtype": "int64", "shape": ["batch"]},
+                "max_points": spec.max_points,  # a drawing's first max_points points
+                "features": ["dx", "dy", "pen_up"],  # quickdraw/data/sequence.py
+                "frame": FRAME,  # dx, dy: moves in the simplified 0..255 frame, divided by this
+            },
+            # What a page shows of the drawing (the demo's gray view): not the network's input.
+            "preview": raster_contract(RasterSpec()),
+        }
+    else:
+        described = {
+            "input": {
+                "kind": "raster",
+                "name": INPUT,
+                "dtype": "uint8",
+                "shape": ["batch", spec.channels, spec.size, spec.size],
+                "layout": "NCHW, ink 255 on 0; the graph scales by 1/255",
+            },
+            "raster": raster_contract(spec),
+        }
     return {
         "format": "quickdraw-onnx",
         "quickdraw_version": quickdraw.__version__,
         "arch": f"ensemble of {members} ({net.combine})" if members else type(net).__name__,
-        "classes": list(model.hparams.classes),
-        "input": {
-            "name": INPUT,
-            "dtype": "uint8",
-            "shape": ["batch", spec.channels, spec.size, spec.size],
-            "layout": "NCHW, ink 255 on 0; the graph scales by 1/255",
-        },
-        "output": {"name": OUTPUT, "shape": ["batch", len(model.hparams.classes)]},
-        "raster": raster_contract(spec),
+        "classes": classes,
+        **described,
+        "output": {"name": OUTPUT, "shape": ["batch", len(classes)]},
         "data": {"origin": data_origin(model)},
         "files": {"fp32": FP32},
     }
@@ -299,7 +374,9 @@ def quantize_int8(
 
     `static`: weights and activations int8 (QDQ), activation ranges calibrated on
     `calibration`, uint8 images (N, C, H, W) such as [`calibration_images`][quickdraw.deploy.onnx.calibration_images] returns.
-    `dynamic`: int8 weights, activation ranges computed per call (no calibration data).
+    `dynamic`: int8 weights, activation ranges computed per call (no calibration data); the only
+    mode for stroke-sequence graphs, whose input is no image to calibrate on (the Transformer of
+    the issue's short run: top-1 agreement with PyTorch 0.997 on 300 raw test drawings).
     Raises ExportError for an unknown mode or static without images.
     """
     _require("onnxruntime")
@@ -403,16 +480,23 @@ def calibration_images(
     return spec(index.gather(picked).strokes)
 
 
-def _require_raster_only(model) -> None:
+def graph_input(model) -> tuple[str, InputSpec]:
+    """The one input an exported graph reads, by name: the `image` raster or a pen-move sequence.
+
+    Raises ExportError for a model that reads several inputs (a mixed ensemble), or another kind.
+    """
     inputs = model_inputs(model)
-    other = {name: spec.describe() for name, spec in inputs.items() if name != IMAGE}
-    if other or IMAGE not in inputs:
-        raise ExportError(
-            "ONNX export supports models reading one raster image; this one reads "
-            + ", ".join(f"{name} ({spec.describe()})" for name, spec in inputs.items())
-            + f": unsupported {', '.join(other) or 'input set'}. Serve it with the checkpoint "
-            "(backend=torch) instead"
-        )
+    if len(inputs) == 1:
+        name, spec = next(iter(inputs.items()))
+        if name == IMAGE or isinstance(spec, SequenceSpec):
+            return name, spec
+    raise ExportError(
+        "ONNX export supports models reading one input, a raster image or pen moves; this one "
+        "reads "
+        + ", ".join(f"{name} ({spec.describe()})" for name, spec in inputs.items())
+        + ": the graph, the page and onnxruntime take one. Serve it with the checkpoint "
+        "(backend=torch) instead, or export each member"
+    )
 
 
 def _require(*modules: str) -> None:

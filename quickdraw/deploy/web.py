@@ -2,7 +2,8 @@
 
 `format=web` writes an ONNX export (see [`quickdraw.deploy.onnx`][quickdraw.deploy.onnx]) and then this page beside
 it: `index.html`, `app.js` (the loop), `worker.js` (onnxruntime-web in a Web Worker),
-`raster.js` (the Python preprocessing in JavaScript, bit for bit), `history.js` (the demo's
+`raster.js` (the Python preprocessing in JavaScript, bit for bit), `sequence.js` (the pen moves
+of stroke-sequence models, as [`quickdraw.data.sequence`][quickdraw.data.sequence] builds them), `history.js` (the demo's
 guess history and announcement rule, [`quickdraw.serving.guessing`][quickdraw.serving.guessing], in JavaScript), the demo's
 own sketchpad files, `page.json` (which model, how many guesses, the acceptance threshold, input
 limits) and onnxruntime-web's WASM build copied from the npm package, so the folder runs from any
@@ -19,7 +20,15 @@ from quickdraw.core.files import copy_atomic, write_json
 
 ASSETS = Path(__file__).with_name("page")
 STATIC = Path(__file__).parents[1] / "resources" / "sketchpad"
-PAGE_FILES = ("index.html", "app.js", "worker.js", "raster.js", "history.js", "page.css")
+PAGE_FILES = (
+    "index.html",
+    "app.js",
+    "worker.js",
+    "raster.js",
+    "sequence.js",
+    "history.js",
+    "page.css",
+)
 PAD_FILES = ("sketchpad.html", "sketchpad.js", "sketchpad.css")
 # From the onnxruntime-web package's dist/: the WASM-only ES module bundle (its loader inlined)
 # and the SIMD WASM binary it loads next to itself.
@@ -49,7 +58,7 @@ def build_page(
     """
     out, dist = Path(out_dir), Path(ort_dist)
     meta = json.loads((out / "model.json").read_text())
-    if meta["raster"]["antialias"]:
+    if meta.get("raster", {}).get("antialias"):  # a sequence model's has none
         raise SettingError(
             "the page rasterises without antialiasing (OpenCV LINE_8 only); this model was "
             "trained with data.raster.antialias=true: export it with format=onnx instead"

@@ -32,8 +32,8 @@ IDLE = "!window.quickdraw.state.busy && !window.quickdraw.state.waiting.length"
 RUN_JS = """async (drawings) => {
   const qd = window.quickdraw, out = [];
   for (const d of drawings) {
-    const {image} = qd.preprocess(d);
-    const probs = await qd.classify(image.slice());  // classify hands its argument to a worker
+    const {image, input} = qd.preprocess(d);  // image: what the page shows; input: the graph's
+    const probs = await qd.classify(input);  // classify hands `input` to a worker
     out.push({image: Array.from(image), probs: Array.from(probs)});
   }
   return out;

@@ -11,7 +11,8 @@ import torch
 
 from tests.helpers.checkpoints import save_untrained
 from tests.helpers.commands import run_export
-from tests.helpers.configs import RESNET
+from tests.helpers.configs import OPTIMIZER, RESNET
+from tests.helpers.drawings import DEMO_CLASSES, sequence_edge_drawings
 
 pytest.importorskip(
     "onnxruntime", reason="the export extra is not installed (pip install -e '.[export]')"
@@ -19,6 +20,7 @@ pytest.importorskip(
 
 from quickdraw.core.checkpoints import CheckpointError  # noqa: E402
 from quickdraw.data.raster import RasterSpec  # noqa: E402
+from quickdraw.data.strokes import StrokeBatch  # noqa: E402
 from quickdraw.deploy.onnx import export_onnx  # noqa: E402
 from quickdraw.deploy.runtime import OnnxModel, load_backend  # noqa: E402
 from quickdraw.evaluation.submission import write_submission  # noqa: E402
@@ -159,18 +161,83 @@ def test_bad_exports_and_missing_pieces_are_named_with_the_fix(
         assert stop.value.code == 2 and message in caplog.text, (overrides, caplog.text)
 
 
-def test_models_reading_other_inputs_than_one_image_are_refused_by_name(tmp_path):
-    from quickdraw.deploy.onnx import ExportError
-    from quickdraw.models.module import QuickDrawModule
+RNN = {"_target_": "quickdraw.models.components.lstm.StrokeRNN", "input": "sequence",
+       "conv_channels": [4], "kernel_sizes": [3], "hidden": 4, "layers": 2}  # fmt: skip
+TRANSFORMER = {"_target_": "quickdraw.models.components.transformer.StrokeTransformer",
+               "input": "sequence", "d_model": 16, "heads": 2, "layers": 2, "ff": 32}  # fmt: skip
+SEQUENCE = {"sequence": {"kind": "sequence", "max_points": 16}}
 
-    rnn = {"_target_": "quickdraw.models.components.lstm.StrokeRNN", "input": "sequence",
-           "conv_channels": [4], "kernel_sizes": [3], "hidden": 4, "layers": 1}  # fmt: skip
-    module = QuickDrawModule(
-        net=rnn, optimizer={"_target_": "torch.optim.AdamW", "_partial_": True}, classes=["a", "b"],
-        inputs={"sequence": {"kind": "sequence", "max_points": 16}},
-    )  # fmt: skip
-    path = tmp_path / "rnn.ckpt"
-    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
-    with pytest.raises(ExportError, match="unsupported sequence.*backend=torch"):
+
+def saved(tmp_path: Path, name: str, net: dict, raster: dict | None = None) -> Path:
+    """An untrained checkpoint of `net` on the demo's classes reading SEQUENCE (and `raster`)."""
+    from quickdraw.models.module import QuickDrawModule
+    from quickdraw.testing.checkpoints import save_module
+
+    torch.manual_seed(0)
+    module = QuickDrawModule(net=net, optimizer=OPTIMIZER, classes=list(DEMO_CLASSES),
+                             inputs=SEQUENCE, raster=raster)  # fmt: skip
+    return save_module(module, tmp_path / f"{name}.ckpt")
+
+
+@pytest.mark.parametrize("net", [RNN, TRANSFORMER], ids=["lstm", "transformer"])
+def test_stroke_sequence_models_export_with_parity_at_any_batch_and_length(
+    net, tmp_path, demo_drawings
+):
+    """Points (B, T, 3) and lengths (B,) in, probabilities out, B and T dynamic: batches of one
+    and of many, drawings of one point, past max_points (16: truncated), and the blank canvas."""
+    from quickdraw.data.inputs import empty_drawing
+    from quickdraw.inference.runner import predict_proba
+
+    model = load_model(saved(tmp_path, "seq", net))
+    export_onnx(model, tmp_path / "out")
+    meta = json.loads((tmp_path / "out" / "model.json").read_text())
+    assert meta["input"] == {
+        "kind": "sequence", "name": "sequence", "max_points": 16, "frame": 255.0,
+        "features": ["dx", "dy", "pen_up"],
+        "points": {"name": "points", "dtype": "float32", "shape": ["batch", "points", 3]},
+        "lengths": {"name": "lengths", "dtype": "int64", "shape": ["batch"]},
+    }  # fmt: skip
+    assert "raster" not in meta and meta["preview"]["size"] == RasterSpec().size
+    onnx = OnnxModel(tmp_path / "out" / "model.onnx", threads=1)
+    raw = [d for _, d in demo_drawings] + sequence_edge_drawings(16)
+    batch = StrokeBatch.concat([simplified(d, 5000) for d in raw])
+    for strokes in (batch, *(StrokeBatch.concat([simplified(d, 5000)]) for d in raw[-4:]),
+                    empty_drawing()):  # fmt: skip
+        np.testing.assert_allclose(
+            predict_proba(onnx, strokes), predict_proba(model, strokes), atol=1e-5
+        )
+
+
+def test_a_stroke_sequence_model_quantises_dynamically_not_statically(
+    tmp_path, demo_drawings, caplog
+):
+    ckpt = f"ckpt_path={saved(tmp_path, 'seq', TRANSFORMER)}"
+    with pytest.raises(SystemExit):
+        run_export(tmp_path / "static", ckpt, "quantize=int8")
+    assert "set quantization.mode=dynamic" in caplog.text
+    assert not (tmp_path / "static" / "model.onnx").exists()  # refused before writing
+    out = run_export(tmp_path / "dynamic", ckpt, "quantize=int8", "quantization.mode=dynamic")
+    from quickdraw.data.sequence import SequenceSpec
+
+    points = SequenceSpec(16)(StrokeBatch.concat([simplified(d, 5000) for _, d in demo_drawings]))
+    probs = OnnxModel(out / "model.int8.onnx").probabilities(points)
+    assert probs.shape == (len(demo_drawings), 4) and np.allclose(probs.sum(1), 1, atol=1e-3)
+
+
+def test_models_reading_several_inputs_are_refused_by_name(tmp_path, caplog):
+    """A mixed ensemble (an image member and a pen-move member): no graph takes both."""
+    from quickdraw.deploy.onnx import ExportError
+
+    small = {"_target_": "quickdraw.models.components.timm_net.timm_model",
+             "name": "mobilenetv3_small_050", "input": "image"}  # fmt: skip
+    mixed = {"_target_": "quickdraw.models.components.ensemble.Ensemble", "member": None,
+             "members": [small, RNN]}  # fmt: skip
+    path = saved(tmp_path, "mixed", mixed, raster={"size": 32})
+    with pytest.raises(ExportError, match=r"image \(.*sequence \(pen moves.*backend=torch"):
         export_onnx(load_model(path), tmp_path / "out")
     assert not (tmp_path / "out" / "model.onnx").exists()
+    with pytest.raises(SystemExit):
+        run_export(
+            tmp_path / "cli", f"ckpt_path={path}", "quantize=int8", "quantization.mode=dynamic"
+        )
+    assert "reads image" in caplog.text and not (tmp_path / "cli").exists()

@@ -9,6 +9,7 @@ import csv
 import json
 import math
 import shutil
+from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 from quickdraw.data import synthetic
+from quickdraw.inference.runner import predict_proba
 from quickdraw.models.loading import load_model
 from quickdraw.serving.guesser import Guesser, InputRejected
 from quickdraw.serving.guessing import GuessHistory
@@ -24,13 +26,17 @@ from quickdraw.testing.browser import (
     IDLE,
     RUN_JS,
     WITHOUT_RAW_POINTER_EVENTS,
+    PageSession,
     draw,
     draw_synthetic,
     open_page,
     serve,
 )
+from quickdraw.training.fit import train
 from tests.helpers.commands import run_export
+from tests.helpers.configs import compose_train
 from tests.helpers.drawings import DEMO_CLASSES as CLASSES
+from tests.helpers.drawings import sequence_edge_drawings
 from tests.helpers.guessing_cases import ANNOUNCEMENT_CASES
 from tests.helpers.paths import SAMPLE
 from tests.helpers.sketching import changing_drawing, raw, ring, said_after_each_stroke, top_words
@@ -54,13 +60,16 @@ def session(page_dir):
         yield s
 
 
-def compare(session, demo_checkpoint, drawings: list) -> dict[str, float]:
-    """Page vs Python on raw drawings: pixel agreement, ink IoU, identical images, top-1 agreement."""
-    guesser = Guesser(load_model(demo_checkpoint))
+def compare(session, checkpoint, drawings: list) -> dict[str, float]:
+    """Page vs Python on raw drawings: pixel agreement, ink IoU, identical images (the model's
+    input, or a sequence model's preview), top-1 agreement, max |p_page - p_python|."""
+    guesser = Guesser(load_model(checkpoint))
     page = session.run(drawings)
-    agree, iou, same, top1 = [], [], 0, 0
+    agree, iou, same, top1, dp = [], [], 0, 0, 0.0
     for d, got in zip(drawings, page, strict=True):
         py = guesser.guess_strokes(d)
+        probs = predict_proba(guesser.model, guesser.parse_strokes(d))[0]
+        dp = max(dp, float(np.abs(probs - np.array(got["probs"])).max()))
         mine, theirs = py.image.ravel(), np.array(got["image"], np.uint8)
         agree.append((mine == theirs).mean())
         ink_a, ink_b = mine > 0, theirs > 0
@@ -69,13 +78,9 @@ def compare(session, demo_checkpoint, drawings: list) -> dict[str, float]:
         top1 += py.top[0][0] == guesser.classes[int(np.argmax(got["probs"]))]
     n = len(drawings)
     figures = {"drawings": n, "pixel agreement": float(np.mean(agree)), "IoU": float(np.mean(iou)),
-               "identical images": same / n, "top-1 agreement": top1 / n}  # fmt: skip
-    print(
-        "\n"
-        + ", ".join(
-            f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items()
-        )
-    )
+               "identical images": same / n, "top-1 agreement": top1 / n, "max |dp|": dp}  # fmt: skip
+    shown = (f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items())
+    print("\n" + ", ".join(list(shown)[:-1]) + f", max |dp| {dp:.1e}")
     return figures
 
 
@@ -99,13 +104,57 @@ def test_page_preprocessing_equals_python_on_generated_drawings(session, demo_ch
     assert_parity(figures)
 
 
-def test_page_preprocessing_equals_python_on_real_drawings(session, demo_checkpoint):
+def real_drawings(n: int = 300) -> list:
+    """The first `n` raw test drawings of the real sample, or a skip saying where it was looked for."""
     path = SAMPLE / "test_raw.csv"
     if not path.is_file():
         pytest.skip(f"real Quick, Draw! sample not found at {SAMPLE}")
     with open(path, newline="") as f:
-        drawings = [json.loads(row["drawing"]) for row in islice(csv.DictReader(f), 300)]
-    assert_parity(compare(session, demo_checkpoint, drawings))
+        return [json.loads(row["drawing"]) for row in islice(csv.DictReader(f), n)]
+
+
+def test_page_preprocessing_equals_python_on_real_drawings(session, demo_checkpoint):
+    assert_parity(compare(session, demo_checkpoint, real_drawings()))
+
+
+@pytest.fixture(scope="module")
+def transformer_checkpoint(tiny_store, tmp_path_factory) -> Path:
+    """The stroke Transformer of the issue's short run (one layer, 32 wide), one epoch on the tiny
+    generated store, reading the first 32 points (real drawings are often longer: truncated)."""
+    out = tmp_path_factory.mktemp("transformer")
+    metrics = train(compose_train(
+        out, f"data.store={tiny_store}", "data.test_per_class=8", "experiment=strokes_transformer",
+        "trainer.max_epochs=1", "model.net.layers=1", "model.net.d_model=32", "model.net.ff=64",
+        "data.inputs.sequence.max_points=32",
+    ))  # fmt: skip
+    return Path(metrics["best_ckpt"])
+
+
+def test_a_transformer_page_guesses_as_python_does(session, transformer_checkpoint, tmp_path):
+    """The page of a stroke-sequence export feeds the graph pen moves (sequence.js) equal to
+    Python's: the same probabilities on the sample's raw test drawings (else generated ones) and
+    on drawings of one point, one stroke and past max_points; its int8 page guesses too."""
+    folder = run_export(tmp_path / "fp32", f"ckpt_path={transformer_checkpoint}", "format=web")
+    assert json.loads((folder / "model.json").read_text())["input"]["kind"] == "sequence"
+    try:
+        drawings = real_drawings()
+    except pytest.skip.Exception:
+        path = synthetic.write_raw_ndjson(tmp_path / "raw.ndjson", "circle", 60, seed=11)
+        drawings = [json.loads(line)["drawing"] for line in path.read_text().splitlines()]
+    drawings += sequence_edge_drawings(32)
+    int8 = run_export(tmp_path / "int8", f"ckpt_path={transformer_checkpoint}", "format=web",
+                      "quantize=int8", "quantization.mode=dynamic", "web.model=int8")  # fmt: skip
+    with tab_of(session, folder) as (page, _):
+        figures = compare(PageSession(page), transformer_checkpoint, drawings)
+        about = page.locator("#about").text_content()
+        assert "StrokeTransformer" in about and "pen moves of its first 32 points" in about
+        draw(page, ring())
+        page.wait_for_function(IDLE)
+        assert page.locator("#guesses li").count() == 4
+    (out,), _ = run_in_tab(session, int8, [CIRCLE_DRAWING])
+    assert_parity(figures)
+    assert figures["max |dp|"] <= 1e-4
+    assert abs(sum(out["probs"]) - 1) < 1e-3
 
 
 def test_drawing_with_the_mouse_updates_the_guesses_with_no_request(session):
@@ -150,6 +199,26 @@ def new_tab(session, url: str | None = None, init_script: str | None = None, **o
     page.on("request", lambda r: requests.append(r.url))
     page.goto(url or session.page.url)
     return page, requests
+
+
+@contextmanager
+def tab_of(session, folder: Path):
+    """The page of another export `folder` in a tab of the session's browser (one Playwright per
+    process), ready; yields it and every URL it requests."""
+    with serve(folder) as url:
+        page, requests = new_tab(session, url)
+        try:
+            page.wait_for_function("window.quickdraw && window.quickdraw.ready", timeout=60_000)
+            yield page, requests
+        finally:
+            page.close()
+
+
+def run_in_tab(session, folder: Path, drawings: list) -> tuple[list[dict], list[str]]:
+    """Raw drawings through the page of `folder` (as `PageSession.run`); returns the outputs and
+    every URL the tab requested."""
+    with tab_of(session, folder) as (page, requests):
+        return page.evaluate(RUN_JS, drawings), requests
 
 
 def test_raw_and_frame_aligned_moves_record_the_same_drawing(session):
@@ -384,12 +453,6 @@ def test_an_int8_page_ships_the_int8_model_only(session, demo_checkpoint, tmp_pa
                         "quantize=int8", "quantization.mode=dynamic", "web.model=int8")  # fmt: skip
     assert (folder / "model.int8.onnx").is_file() and not (folder / "model.onnx").exists()
     assert json.loads((folder / "model.json").read_text())["files"] == {"int8": "model.int8.onnx"}
-    with serve(folder) as url:
-        page, requests = new_tab(session, url)
-        try:
-            page.wait_for_function("window.quickdraw && window.quickdraw.ready", timeout=60_000)
-            (out,) = page.evaluate(RUN_JS, [CIRCLE_DRAWING])
-        finally:
-            page.close()
+    (out,), requests = run_in_tab(session, folder, [CIRCLE_DRAWING])
     assert abs(sum(out["probs"]) - 1) < 1e-3
     assert not [r for r in requests if r.endswith("model.onnx")]

@@ -77,3 +77,17 @@ def raw_ndjson(path, n: int = 12):
                    "recognized": True, "key_id": str(10_000 + i), "drawing": strokes}  # fmt: skip
             f.write(json.dumps(obj) + "\n")
     return path
+
+
+def sequence_edge_drawings(max_points: int) -> list[list]:
+    """Raw drawings at the edges of the pen-move input (quickdraw.data.sequence): one point, one
+    two-point stroke, one stroke of many corners and a drawing of many strokes, both far longer
+    than `max_points` once simplified (kept: their first `max_points` points)."""
+    corners = 2 * max_points + 7  # every corner survives the simplification (RDP epsilon 2)
+    zigzag = [
+        [float(10 * i) for i in range(corners)],
+        [float(60 * (i % 2)) for i in range(corners)],
+    ]
+    dashes = [[[float(30 * i), float(30 * i + 20)], [float(15 * (i % 7)), 0.0]]
+              for i in range(max_points)]  # fmt: skip
+    return [[[[100.0], [100.0]]], [[[0.0, 250.0], [40.0, 40.0]]], [zigzag], dashes]

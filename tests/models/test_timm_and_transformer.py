@@ -18,6 +18,7 @@ from quickdraw.models.components.timm_net import timm_model
 from quickdraw.models.components.transformer import StrokeTransformer
 from quickdraw.models.loading import load_model
 from quickdraw.training.fit import train
+from tests.helpers.drawings import sequence_edge_drawings
 from tests.models.test_models import (  # noqa: F401  single_thread: an autouse fixture
     assert_every_trainable_param_has_grad,
     single_thread,
@@ -134,27 +135,42 @@ def sample_or_none(request) -> Path | None:
 def test_a_short_run_evaluates_reloads_and_exports(
     experiment, extra, tiny_config, tmp_path, sample_or_none, demo_drawings
 ):
+    """The issue's parity: PyTorch and onnxruntime on the sample's raw test drawings, through the
+    one inference path (strokes -> the model's input -> probabilities) that evaluate, predict and
+    the demo share; for the Transformer also drawings of one point, one stroke, and past its
+    max_points, and the blank canvas that evaluate's unreadable rows fall back to."""
     pytest.importorskip("onnxruntime", reason="the export extra is not installed")
-    from quickdraw.deploy.onnx import ExportError, export_onnx
+    from quickdraw.data.strokes import StrokeBatch
+    from quickdraw.deploy.onnx import export_onnx
     from quickdraw.deploy.runtime import load_backend
-    from quickdraw.serving.guesser import Guesser
+    from quickdraw.inference.runner import blank_proba, predict_proba
+    from quickdraw.serving.guesser import EmptyDrawing, Guesser
 
     metrics = train(
         tiny_config(tmp_path, f"experiment={experiment}", "trainer.max_epochs=1", *extra)
     )
     assert {"test/acc", "test/map3"} <= set(metrics)
     model = load_model(metrics["best_ckpt"])
-    guesser = Guesser(model)
-    drawings = raw_drawings(sample_or_none, demo_drawings)
-    if experiment == "strokes_transformer":  # like the LSTM: served by the checkpoint, not ONNX
-        guess = guesser.guess_strokes(drawings[0])  # the demo's path: strokes -> pen moves
-        assert len(guess.top) == 4 and abs(sum(p for _, p in guess.top) - 1) < 1e-4
-        with pytest.raises(ExportError, match="backend=torch"):
-            export_onnx(model, tmp_path / "onnx")
-        return
-    images = np.concatenate([guesser.spec(guesser.parse_strokes(d)) for d in drawings])
-    ref = guesser.probabilities(images)
     export_onnx(model, tmp_path / "onnx")
-    got = load_backend(tmp_path / "onnx" / "model.onnx", "onnx").probabilities(images)
-    agree = (got.argmax(1) == ref.argmax(1)).mean()
-    assert np.abs(got - ref).max() <= 1e-4 and agree >= 0.999, agree
+    onnx = load_backend(tmp_path / "onnx" / "model.onnx", "onnx")
+    drawings = raw_drawings(sample_or_none, demo_drawings)
+    guesser, onnx_guesser = Guesser(model), Guesser(onnx)
+    if experiment == "strokes_transformer":
+        max_points = model.hparams.inputs["sequence"]["max_points"]
+        edges = sequence_edge_drawings(max_points)
+        assert [len(guesser.parse_strokes(d).points) for d in edges[:2]] == [1, 2]
+        assert min(len(guesser.parse_strokes(d).points) for d in edges[2:]) > max_points
+        drawings += edges
+        for g in (guesser, onnx_guesser):  # a blank canvas: the image models' message, both ways
+            with pytest.raises(EmptyDrawing):
+                g.guess_strokes([])
+        np.testing.assert_allclose(blank_proba(onnx), blank_proba(model), atol=1e-5)
+        assert onnx_guesser.description.startswith("StrokeTransformer (ONNX fp32")
+    batch = StrokeBatch.concat([guesser.parse_strokes(d) for d in drawings])
+    ref, got = predict_proba(model, batch), predict_proba(onnx, batch)
+    agree, diff = (got.argmax(1) == ref.argmax(1)).mean(), np.abs(got - ref).max()
+    print(f"\n{experiment}: ONNX vs PyTorch on {len(drawings)} drawings: top-1 agreement "
+          f"{agree:.4f}, max |dp| {diff:.1e}")  # fmt: skip
+    assert diff <= 1e-4 and agree >= 0.999, (agree, diff)
+    a, b = guesser.guess_strokes(drawings[0]), onnx_guesser.guess_strokes(drawings[0])
+    assert [c for c, _ in a.top] == [c for c, _ in b.top] and (a.image == b.image).all()

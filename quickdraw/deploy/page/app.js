@@ -14,6 +14,7 @@
 // `window.quickdraw` exposes the pipeline for the tests and the benchmarks.
 import { GuessHistory, announcement } from "./history.js";
 import { DrawingRejected, rasterize, simplifyDrawing } from "./raster.js";
+import { penMoves } from "./sequence.js";
 
 const HINT = "Draw something on the canvas: the model guesses while you draw.";
 const $ = (sel) => document.querySelector(sel);
@@ -40,8 +41,15 @@ const [meta, page, padHtml, padJs] = await Promise.all([
 let [modelBytes, wasmBytes] = await Promise.all([
   get(page.model, "arrayBuffer"), get(page.runtime, "arrayBuffer"),
 ]).catch((e) => failed("load the model", e));
-const spec = meta.raster;
+// The model's input, built as model.json's `input.kind` says: the raster (raster.js) of an image
+// model, or the pen moves (sequence.js) of a stroke-sequence one, whose page still draws the
+// drawing (model.json's `preview`) where an image model's input is shown.
+const sequence = meta.input.kind === "sequence";
+const spec = sequence ? meta.preview : meta.raster;
 const shape = [1, spec.channels, spec.size, spec.size];
+const modelInput = sequence
+  ? (strokes) => penMoves(strokes, meta.input)
+  : (strokes, image) => [{ type: "uint8", data: image.slice(), dims: shape }];
 
 // Workers: two where the device has two cores or more (a guess starts while the previous one
 // finishes, so a move need not wait for it), else one. Even on two cores, where both passes slow
@@ -70,19 +78,22 @@ const pool = await Promise.all(Array.from({ length: WORKERS }, startWorker))
 modelBytes = wasmBytes = null; // the workers hold their copies
 
 function preprocess(drawing) {
-  // Raw strokes [[xs, ys, ts], ...] -> {strokes, image}: null image for an empty drawing.
+  // Raw strokes [[xs, ys, ts], ...] -> {strokes, image, input}: `image` what the page shows (the
+  // model's raster, or the preview), `input` the graph's inputs; both null for an empty drawing.
   const strokes = simplifyDrawing(drawing, page.max_points, page.max_strokes);
-  return { strokes, image: strokes ? rasterize(strokes, spec) : null };
+  if (!strokes) return { strokes, image: null, input: null };
+  const image = rasterize(strokes, spec);
+  return { strokes, image, input: modelInput(strokes, image) };
 }
 
-function classify(image) {
-  // uint8 (C*H*W,) -> Float32Array (K,) probabilities, on the least busy worker. The image's
-  // buffer moves to the worker: the caller must not use it afterwards.
+function classify(input) {
+  // The graph's inputs (preprocess's `input`) -> Float32Array (K,) probabilities, on the least
+  // busy worker. Their buffers move to the worker: the caller must not use them afterwards.
   const slot = pool.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
   const id = slot.next++;
   return new Promise((resolve, reject) => {
     slot.pending.set(id, { resolve, reject });
-    slot.worker.postMessage({ id, image, shape }, [image.buffer]);
+    slot.worker.postMessage({ id, inputs: input }, input.map((x) => x.data.buffer));
   });
 }
 
@@ -171,15 +182,14 @@ async function guess() {
   let view;
   const t = [state.started, state.started, state.started]; // start, preprocessed, network done
   try {
-    const { strokes, image } = preprocess(drawing);
+    const { strokes, image, input } = preprocess(drawing);
     t[1] = t[2] = performance.now();
     if (!image) view = [[], null, HINT];
     else {
-      const shown = image.slice(); // classify hands `image` to a worker
-      const top = topK(await classify(image), page.top_k);
+      const top = topK(await classify(input), page.top_k);
       t[2] = performance.now();
       const n = strokes.length;
-      view = [top, shown, `${n} stroke${n === 1 ? "" : "s"}, ${(t[2] - t[1]).toFixed(0)} ms on this device`];
+      view = [top, image, `${n} stroke${n === 1 ? "" : "s"}, ${(t[2] - t[1]).toFixed(0)} ms on this device`];
     }
   } catch (e) {
     if (!(e instanceof DrawingRejected)) throw e;
@@ -224,7 +234,9 @@ function trainedOn(origin) {
   if (origin == null || origin === "") return "Its training data is not recorded in the checkpoint it was exported from.";
   return Object.hasOwn(TRAINED_ON, origin) ? TRAINED_ON[origin] : `Its training data's origin, "${origin}", is not one this page knows.`;
 }
-$("#about").textContent = `Model: ${meta.arch}, ${meta.classes.length} classes, ${spec.size} px ${spec.encoding} input, `
+const reads = sequence ? `pen moves of its first ${meta.input.max_points} points` : `${spec.size} px ${spec.encoding} input`;
+if (sequence) $("#model-input .qd-caption").textContent = "the drawing (the network reads its pen moves)";
+$("#about").textContent = `Model: ${meta.arch}, ${meta.classes.length} classes, ${reads}, `
   + `${page.model} (quickdraw ${meta.quickdraw_version}). ${trainedOn(meta.data?.origin)}`;
 // -- the guess history, the announcement and "what are you drawing?" (history.js) -----------------
 const history = new GuessHistory(page.accept_threshold ?? null);
@@ -235,9 +247,9 @@ async function topOfPrefixes(d, counts) {
   // The top guess of the first k strokes for each k, each prefix simplified on its own (as the demo).
   const out = [];
   for (const k of counts) {
-    const { image } = preprocess(d.slice(0, k));
-    if (!image) throw new DrawingRejected("an empty prefix"); // the demo's EmptyDrawing: no step
-    const top = topK(await classify(image), 1)[0];
+    const { input } = preprocess(d.slice(0, k));
+    if (!input) throw new DrawingRejected("an empty prefix"); // the demo's EmptyDrawing: no step
+    const top = topK(await classify(input), 1)[0];
     out.push(top);
   }
   return out;

@@ -1,6 +1,7 @@
 // One onnxruntime-web session in a Web Worker, so the page's thread stays free for the pen while
 // the network runs. Messages in: {model: ArrayBuffer (the .onnx file), wasm: ArrayBuffer (the
-// runtime's .wasm), name} once, then {id, image: Uint8Array, shape}; out: {ready},
+// runtime's .wasm), name} once, then {id, inputs: [{type, data, dims}, ...]} (the graph's inputs
+// in order: an image's uint8 pixels, or a sequence model's points and lengths); out: {ready},
 // {id, probs: Float32Array (K,)} or {id, error}. The page fetches the files, once for all workers.
 import * as ort from "./ort/ort.wasm.bundle.min.mjs";
 
@@ -27,8 +28,9 @@ self.onmessage = async ({ data }) => {
     return;
   }
   try {
-    const input = new ort.Tensor("uint8", data.image, data.shape);
-    const out = await session.run({ [session.inputNames[0]]: input });
+    const feeds = Object.fromEntries(data.inputs.map(({ type, data: values, dims }, i) =>
+      [session.inputNames[i], new ort.Tensor(type, values, dims)]));
+    const out = await session.run(feeds);
     const probs = out[session.outputNames[0]].data;
     self.postMessage({ id: data.id, probs }, [probs.buffer]);
   } catch (e) {
