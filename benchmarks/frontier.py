@@ -9,15 +9,15 @@ validation drawings; stroke-sequence models: dynamic int8, weights only, as stat
 on images) and their top-1 agreement with PyTorch on the sample's raw test drawings; native CPU
 time per guess (strokes -> probabilities through the demo's Guesser, one pinned core, one
 thread, p50/p95, onnxruntime int8; PyTorch for a model without an ONNX form: an ensemble of
-several inputs);
-in-browser guesses per second and move -> updated guess p50/p95 while drawing one 60 Hz stroke
-(headless Chromium, onnxruntime-web WASM, int8 page; `--browser-runs` page loads each); top-1,
-MAP@3 and early AUC (`quickdraw.evaluate prefix=strokes`) on `test_simplified.csv`, each seed
+several inputs); in-browser guesses per second and move -> updated guess p50/p95 while drawing
+one 60 Hz stroke (headless Chromium, onnxruntime-web WASM, the int8 page or `--page fp32`;
+`--browser-runs` page loads each); top-1, MAP@3 and early AUC (`quickdraw.evaluate prefix=strokes`) on `test_simplified.csv`, each seed
 trained at the same budget (`--budget` epochs of `--per-class` drawings a class, `--size` px).
 `distilled` is `mobilenetv3_small_100` trained against the same seed's ResNet18 (experiment=distill),
 paired with `mobilenetv3_small_100` trained alone; `ensemble` averages the ResNet18s of all `--seeds`
 (experiment=ensemble_mean from their checkpoints, frozen: one model, scored once), and
-`distilled_ensemble` is `mobilenetv3_small_100` distilled from it, paired by seed. Every run is an ordinary run folder under
+`distilled_ensemble` is `mobilevit_xxs` (the page's network) distilled from it, paired by seed
+with `mobilevit_xxs` trained alone. Every run is an ordinary run folder under
 `--out`; finished runs are reused. Writes `frontier.md` and `frontier.json` there; the figure is
 `python -m benchmarks.figures.frontier`.
 """
@@ -64,12 +64,12 @@ MODELS: dict[str, tuple[str, list[str], str | None]] = {
     "vit_tiny": ("timm_vit", [], None),
     "strokes_lstm": ("strokes_lstm", [], None),
     "strokes_transformer": ("strokes_transformer", [], None),
-    "distilled": ("distill", [], "resnet18"),
+    "distilled": ("distill", ["model.net.name=mobilenetv3_small_100"], "resnet18"),
     "ensemble": ("ensemble_mean", ["model.net.freeze_members=true"], None),
-    "distilled_ensemble": ("distill", [], "ensemble"),
+    "distilled_ensemble": ("distill", ["model.net.name=mobilevit_xxs"], "ensemble"),
 }
 # A distilled student's architecture: its sizes and times are that model's.
-ARCHITECTURE = {"distilled": "mobilenetv3_small_100", "distilled_ensemble": "mobilenetv3_small_100"}
+ARCHITECTURE = {"distilled": "mobilenetv3_small_100", "distilled_ensemble": "mobilevit_xxs"}
 ENSEMBLE_OF = "resnet18"  # `ensemble`: the mean of this model's runs at every --seeds
 ORT_DIST = ROOT / "build" / "web-deps" / "node_modules" / "onnxruntime-web" / "dist"
 
@@ -179,6 +179,27 @@ def exported(args, folder: RunDir, model) -> dict:
     return result
 
 
+def onnx_scored(args, folder: RunDir) -> dict:
+    """Top-1 and MAP@3 of the run's fp32 and int8 ONNX files on the test file (what the page's
+    model scores, next to PyTorch's in `scored`), through evaluate's own scoring; written once."""
+    from quickdraw.deploy.onnx import FP32, INT8
+    from quickdraw.deploy.runtime import load_backend
+    from quickdraw.evaluation.score import evaluate
+
+    result = {}
+    for key, name in (("fp32", FP32), ("int8", INT8)):
+        if not (folder.path / "onnx" / name).exists():
+            continue
+        out = RunDir(folder.path / f"eval-onnx-{key}")
+        if not out.metrics_file.exists():
+            test = ({"store": args.store, "split": "test"} if args.store
+                    else {"input": args.test_input, "labels": args.test_labels})  # fmt: skip
+            evaluate(load_backend(folder.path / "onnx" / name, "onnx"), out.path, **test)
+        m = out.metrics()
+        result.update({f"{key}_acc": m["test/acc"], f"{key}_map3": m["test/map3"]})
+    return result
+
+
 def top1(backend, batches: list) -> np.ndarray:
     """The top class of each one-drawing batch, through the inference path evaluate and the demo share."""
     from quickdraw.inference.runner import predict_proba
@@ -213,13 +234,14 @@ def native_ms(args, folder: RunDir, model, onnx: bool) -> dict:
 
 
 def in_browser(args, folder: RunDir) -> dict:
-    """`--browser-runs` page loads of the int8 page, one 60 Hz stroke of `--moves` moves each:
-    guesses a second over the stroke, move -> updated guess p50/p95 over every run's events."""
+    """`--browser-runs` loads of the page running the `--page` model (int8 or fp32), one 60 Hz
+    stroke of `--moves` moves each: guesses a second over the stroke, move -> updated guess
+    p50/p95 over every run's events."""
     from quickdraw.deploy.web import build_page
     from quickdraw.testing.browser import IDLE, draw, draw_synthetic, open_page
 
     out = folder.path / "onnx"
-    build_page(out, ORT_DIST, "model.int8.onnx")
+    build_page(out, ORT_DIST, "model.onnx" if args.page == "fp32" else "model.int8.onnx")
     moves = args.moves
     spiral = [(0.5 + 0.4 * (i / moves) * math.cos(i / 8), 0.5 + 0.4 * (i / moves) * math.sin(i / 8))
               for i in range(moves + 1)]  # fmt: skip
@@ -236,7 +258,7 @@ def in_browser(args, folder: RunDir) -> dict:
             latencies += lat
             p95s.append(percentiles(lat)[1])
     p50, p95 = percentiles(latencies)
-    return {"browser_rate": float(np.median(rates)), "browser_rate_min": float(min(rates)),
+    return {"browser_model": args.page, "browser_rate": float(np.median(rates)), "browser_rate_min": float(min(rates)),
             "browser_p50": p50, "browser_p95": p95, "browser_p95_runs": p95s}  # fmt: skip
 
 
@@ -258,6 +280,8 @@ def measure(args, name: str) -> dict:
     if pooled:
         row["ensemble"] = pooled
     row.update(exported(args, first, model))
+    if not args.untrained:
+        row.update(onnx_scored(args, first))
     if "native" not in args.skip:
         row.update(native_ms(args, first, model, onnx="int8_mb" in row))
     if name in args.browser and "int8_mb" in row:
@@ -274,27 +298,53 @@ def mean_sd(values: list[float]) -> str:
 
 
 def table(results: dict, seeds: list[int]) -> str:
-    header = ["model", "params (M)", "ONNX fp32 / int8 (MB)", "int8 top-1 agreement",
-              "native ms/guess p50 / p95", "browser guesses/s (min)", "browser move -> guess p50 / p95 (ms)",
-              "top-1", "MAP@3", "early AUC top-1", "top-1 per seed"]  # fmt: skip
-    rows = []
-    for name, r in results.items():
-        per_seed = [r["seeds"][s] for s in seeds if s in r["seeds"]] or [r.get("ensemble", {})]
-        size = f"{r['fp32_mb']:.1f} / {r['int8_mb']:.1f}" if "int8_mb" in r else "- (no ONNX)"
-        native = (f"{r['native_p50']:.1f} / {r['native_p95']:.1f} ({r['native_backend']})"
-                  if "native_p50" in r else "-")  # fmt: skip
-        rows.append([
-            name, f"{r['params_m']:.2f}", size, f"{r['int8_agree']:.3f}" if "int8_agree" in r else "-",
-            native,
-            f"{r['browser_rate']:.0f} ({r['browser_rate_min']:.0f})" if "browser_rate" in r else "-",
-            (f"{r['browser_p50']:.1f} / {r['browser_p95']:.1f} (p95 per run "
-             f"{min(r['browser_p95_runs']):.1f}-{max(r['browser_p95_runs']):.1f})")
-            if "browser_p50" in r else "-",
-            *(mean_sd([m[k] for m in per_seed if k in m]) for k in ("test/acc", "test/map3", "early/auc_top1")),
-            f"one ensemble of {r['ensemble']['of']}" if "ensemble" in r
-            else ", ".join(f"{m['test/acc']:.3f}" for m in per_seed if "test/acc" in m),
-        ])  # fmt: skip
-    return markdown_table(header, rows)
+    """One row a model; a column no row has a figure for (times of accuracy runs, accuracy of
+    --untrained ones) is left out."""
+
+    def ranged(r: dict) -> str:
+        runs = r["browser_p95_runs"]
+        return (f"{r['browser_p50']:.1f} / {r['browser_p95']:.1f} (p95 per load "
+                f"{min(runs):.1f}-{max(runs):.1f})")  # fmt: skip
+
+    def onnx_map3(r: dict) -> str:
+        return f"{r['fp32_map3']:.3f} / {r['int8_map3']:.3f}" if "int8_map3" in r else "-"
+
+    def per_seed(r: dict) -> list[dict]:
+        return [r["seeds"][s] for s in seeds if s in r["seeds"]] or (
+            [r["ensemble"]] if "ensemble" in r else []
+        )
+
+    def stat(key: str):
+        return lambda r: mean_sd([m[key] for m in per_seed(r) if key in m])
+
+    columns = {
+        "params (M)": lambda r: f"{r['params_m']:.2f}",
+        "ONNX fp32 / int8 (MB)": lambda r: (
+            f"{r['fp32_mb']:.1f} / {r['int8_mb']:.1f}" if "int8_mb" in r else "- (no ONNX)"
+        ),
+        "native ms/guess p50 / p95": lambda r: (
+            f"{r['native_p50']:.1f} / {r['native_p95']:.1f} ({r['native_backend']})"
+            if "native_p50" in r else "-"
+        ),
+        "browser guesses/s (min)": lambda r: (
+            f"{r['browser_rate']:.0f} ({r['browser_rate_min']:.0f})" if "browser_rate" in r else "-"
+        ),
+        "browser move -> guess p50 / p95 (ms)": lambda r: ranged(r) if "browser_p50" in r else "-",
+        "top-1": stat("test/acc"),
+        "MAP@3": stat("test/map3"),
+        "early AUC top-1": stat("early/auc_top1"),
+        "MAP@3 per seed": lambda r: (
+            f"{r['ensemble']['test/map3']:.3f} (one ensemble of {r['ensemble']['of']})"
+            if "ensemble" in r
+            else ", ".join(f"{m['test/map3']:.3f}" for m in per_seed(r) if "test/map3" in m) or "-"
+        ),
+        "int8 top-1 agreement": lambda r: f"{r['int8_agree']:.3f}" if "int8_agree" in r else "-",
+        "first seed's ONNX MAP@3 fp32 / int8": onnx_map3,
+    }  # fmt: skip
+    cells = {h: [f(r) for r in results.values()] for h, f in columns.items()}
+    kept = [h for h, v in cells.items() if any(c not in ("-", "") for c in v)]
+    rows = [[name, *(cells[h][i] for h in kept)] for i, name in enumerate(results)]
+    return markdown_table(["model", *kept], rows)
 
 
 def main() -> None:
@@ -306,6 +356,8 @@ def main() -> None:
     p.add_argument("--size", type=int, default=32, help="raster side, px")
     p.add_argument("--browser", default="", help="comma-separated models timed in Chromium")
     p.add_argument("--browser-runs", type=int, default=5, help="page loads per browser model")
+    p.add_argument("--page", choices=("int8", "fp32"), default="int8",
+                   help="the model the timed page runs")  # fmt: skip
     p.add_argument("--moves", type=int, default=300, help="moves of the browser's stroke (60 Hz)")
     p.add_argument("--native-runs", type=int, default=200)
     p.add_argument("--skip", default="", help="comma-separated: native")

@@ -153,7 +153,7 @@ def export_checkpoint(
         raise ExportError(
             "quantization.mode=static calibrates int8 activations on images; this model reads "
             f"{spec.describe()}: set quantization.mode=dynamic (int8 weights, activation ranges "
-            "per call; top-1 agreement with PyTorch 0.997 on the sample's raw test drawings)"
+            "computed per call)"
         )
     # An int8 page ships the int8 model alone: the fp32 graph would be downloaded for nothing.
     int8_page = format == "web" and web.model == "int8"
@@ -375,8 +375,9 @@ def quantize_int8(
     `static`: weights and activations int8 (QDQ), activation ranges calibrated on
     `calibration`, uint8 images (N, C, H, W) such as [`calibration_images`][quickdraw.deploy.onnx.calibration_images] returns.
     `dynamic`: int8 weights, activation ranges computed per call (no calibration data); the only
-    mode for stroke-sequence graphs, whose input is no image to calibrate on (the Transformer of
-    the issue's short run: top-1 agreement with PyTorch 0.997 on 300 raw test drawings).
+    mode for stroke-sequence graphs, whose input is no image to calibrate on (the frontier's
+    trained Transformer: top-1 agreement with PyTorch 0.988 on 500 raw test drawings,
+    docs/results/frontier.md).
     Raises ExportError for an unknown mode or static without images.
     """
     _require("onnxruntime")

@@ -44,7 +44,7 @@ def test_the_page_model_exports_int8_within_the_download_budget(tmp_path):
 
 def test_the_documented_full_data_commands_compose():
     # docs/full-data.md: the page's model, alone and distilled, with the full-data recipe.
-    page = ["experiment=kaggle_full", "model=timm", "model.net.name=mobilenetv3_small_100"]
+    page = ["experiment=kaggle_full", "model=timm", "model.net.name=mobilevit_xxs"]
     distil = "+model.objective={_target_:quickdraw.models.distill.Distill,teacher:E.ckpt,alpha:0.5,temperature:4.0}"
     for overrides in (page, [*page, distil]):
         cfg = compose_config("train", overrides)
