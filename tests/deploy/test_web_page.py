@@ -157,6 +157,57 @@ def test_a_transformer_page_guesses_as_python_does(session, transformer_checkpoi
     assert abs(sum(out["probs"]) - 1) < 1e-3
 
 
+@pytest.fixture(scope="module")
+def page_model_checkpoint(tiny_store, tmp_path_factory) -> Path:
+    """experiment=page_model (the page's timm network), one short run on the tiny generated store."""
+    out = tmp_path_factory.mktemp("page-model")
+    metrics = train(compose_train(
+        out, f"data.store={tiny_store}", "data.test_per_class=8", "experiment=page_model",
+        "trainer.max_epochs=1", "data.raster.size=64",
+    ))  # fmt: skip
+    return Path(metrics["best_ckpt"])
+
+
+@pytest.fixture(scope="module")
+def distilled_checkpoint(tiny_store, page_model_checkpoint, tmp_path_factory) -> Path:
+    """A student (MobileNetV3-Small-050) of experiment=distill against the page model's run."""
+    out = tmp_path_factory.mktemp("distilled")
+    metrics = train(compose_train(
+        out, f"data.store={tiny_store}", "data.test_per_class=8", "experiment=distill",
+        f"model.objective.teacher={page_model_checkpoint}", "model.net.name=mobilenetv3_small_050",
+        "trainer.max_epochs=1", "data.raster.size=64",
+    ))  # fmt: skip
+    return Path(metrics["best_ckpt"])
+
+
+@pytest.mark.parametrize("which", ["page_model_checkpoint", "distilled_checkpoint"])
+def test_a_timm_page_and_a_distilled_students_page_guess_as_python_does(
+    session, which, request, tmp_path
+):
+    """Issue 29's short runs of a timm network (the page's) and of a distilled student: their
+    ONNX export agrees with PyTorch (onnxruntime, top-1 >= 0.999 on the sample's raw test
+    drawings, else generated ones) and their page guesses in Chromium as Python does."""
+    from quickdraw.deploy.runtime import load_backend
+
+    checkpoint = request.getfixturevalue(which)
+    folder = run_export(tmp_path / "page", f"ckpt_path={checkpoint}", "format=web")
+    try:
+        drawings = real_drawings()
+    except pytest.skip.Exception:
+        path = synthetic.write_raw_ndjson(tmp_path / "raw.ndjson", "circle", 60, seed=11)
+        drawings = [json.loads(line)["drawing"] for line in path.read_text().splitlines()]
+    guesser = Guesser(load_model(checkpoint))
+    onnx = load_backend(folder / "model.onnx", "onnx")
+    batches = [guesser.parse_strokes(d) for d in drawings]
+    ref = np.concatenate([predict_proba(guesser.model, b) for b in batches])
+    got = np.concatenate([predict_proba(onnx, b) for b in batches])
+    assert (got.argmax(1) == ref.argmax(1)).mean() >= 0.999 and np.abs(got - ref).max() <= 1e-4
+    with tab_of(session, folder) as (page, _):
+        figures = compare(PageSession(page), checkpoint, drawings)
+    assert_parity(figures)
+    assert figures["top-1 agreement"] >= 0.999 and figures["max |dp|"] <= 1e-4
+
+
 def test_drawing_with_the_mouse_updates_the_guesses_with_no_request(session):
     page = session.page
     session.requests.clear()
